@@ -1,0 +1,1 @@
+"""Built-in behaviour, written as plugins and registered at start-up."""

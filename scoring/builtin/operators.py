@@ -1,0 +1,106 @@
+"""The built-in condition operators."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..conditions import Operator
+from ..hookspecs import hookimpl
+
+NUMERIC = ("integer", "number", "date")
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ValueError(f"needs a number or date, not {v!r}")
+    return v
+
+
+def _cmp(fn):  # comparisons tolerate mixed int/float but not str-vs-number
+    def compile_(v: Any):
+        v = _num(v)
+
+        def test(x: Any) -> bool:
+            try:
+                return fn(x, v)
+            except TypeError:
+                return False
+
+        return test
+
+    return compile_
+
+
+def _in(v: Any):
+    if not isinstance(v, list):
+        raise ValueError("needs a list of values, e.g. in: [minor, general]")
+    s = frozenset(v)
+    return lambda x: x in s
+
+
+def _not_in(v: Any):
+    test = _in(v)
+    return lambda x: not test(x)
+
+
+def _between(v: Any):
+    if not (isinstance(v, list) and len(v) == 2):
+        raise ValueError("needs two values [low, high], e.g. between: [1, 5]")
+    lo, hi = _num(v[0]), _num(v[1])
+
+    def test(x: Any) -> bool:
+        try:
+            return lo <= x <= hi
+        except TypeError:
+            return False
+
+    return test
+
+
+def _exists(v: Any):
+    if not isinstance(v, bool):
+        raise ValueError("needs true or false")
+    return lambda x: v  # only reached when the field is present
+
+
+def _contains(v: Any):
+    def test(x: Any) -> bool:
+        try:
+            return v in x
+        except TypeError:
+            return False
+
+    return test
+
+
+def _matches(v: Any):
+    if not isinstance(v, str):
+        raise ValueError("needs a pattern text")
+    try:
+        rx = re.compile(v)
+    except re.error as e:
+        raise ValueError(f"pattern {v!r} does not compile: {e}") from None
+    return lambda x: isinstance(x, str) and rx.search(x) is not None
+
+
+BUILTIN_OPERATORS = [
+    Operator("eq", lambda v: lambda x: x == v, description="等于"),
+    Operator("ne", lambda v: lambda x: x != v, on_missing=True, description="不等于"),
+    Operator("in", _in, description="属于"),
+    Operator("not_in", _not_in, on_missing=True, description="不属于"),
+    Operator("gt", _cmp(lambda x, v: x > v), NUMERIC, description="大于"),
+    Operator("gte", _cmp(lambda x, v: x >= v), NUMERIC, description="不少于"),
+    Operator("lt", _cmp(lambda x, v: x < v), NUMERIC, description="小于"),
+    Operator("lte", _cmp(lambda x, v: x <= v), NUMERIC, description="不超过"),
+    Operator("between", _between, NUMERIC, description="介于"),
+    Operator("contains", _contains, ("string", "tags"), description="包含"),
+    Operator("matches", _matches, ("string",), description="符合模式"),
+    # exists: false holds exactly when the field is missing
+    Operator("exists", _exists, on_missing=lambda v: not v, description="存在"),
+]
+
+
+@hookimpl
+def register_operators() -> list[Operator]:
+    return list(BUILTIN_OPERATORS)

@@ -1,0 +1,133 @@
+"""Compile rules once into fast closures: a predicate, a points function, caps.
+
+Compilation is where plugins are consulted (operators, points forms); the
+evaluator then runs plain closures per event with no hook calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .conditions import Condition, Operator, compile_condition, operator_table
+from .durations import Duration, parse_duration
+from .model import Rule, Scheme
+
+PointsFn = Callable[[dict], "int | None"]
+
+
+@dataclass(frozen=True)
+class PointsForm:
+    """A way to write ``points``: selected by ``key`` in the points mapping."""
+
+    key: str
+    compile: Callable[[dict[str, Any]], PointsFn]
+
+
+@dataclass
+class CompiledRule:
+    rule: Rule
+    id: str
+    group: str
+    test: Condition
+    points: PointsFn | None  # None when escalate gives the points
+    trial: bool
+    start: int  # effective from (epoch, inclusive); -inf when open
+    end: int  # effective until (epoch, exclusive); +inf when open
+    cap_per: str | None = None
+    max_points: int | None = None
+    max_count: int | None = None
+    esc_within: Duration | None = None
+    esc_steps: list[int] = field(default_factory=list)
+    expires: Duration | None = None
+    wallet: bool | None = None
+    grade_to: str | None = None
+    grade_for: Duration | None = None
+    also: list[dict[str, Any]] = field(default_factory=list)
+    repair: dict[str, Any] | None = None
+
+
+FAR_PAST = -(2**62)
+FAR_FUTURE = 2**62
+
+
+def points_table() -> dict[str, PointsForm]:
+    from .plugins import get_plugin_manager
+
+    table: dict[str, PointsForm] = {}
+    for forms in get_plugin_manager().hook.register_points_forms():
+        for f in forms or []:
+            table[f.key] = f
+    return table
+
+
+def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
+    if spec is None:
+        return None
+    if isinstance(spec, bool):
+        raise ValueError("points must be a whole number or a mapping")
+    if isinstance(spec, int):
+        return lambda attrs, n=spec: n
+    if isinstance(spec, dict):
+        for key, form in forms.items():
+            if key in spec:
+                return form.compile(spec)
+        raise ValueError(
+            f"points mapping needs one of the keys {', '.join(sorted(forms))} (e.g. per: hours)"
+        )
+    raise ValueError("points must be a whole number or a mapping")
+
+
+def compile_rule(
+    rule: Rule, operators: dict[str, Operator], forms: dict[str, PointsForm]
+) -> CompiledRule:
+    limit = rule.limit or {}
+    esc = rule.escalate or {}
+    grade = rule.grade or {}
+    within = esc.get("within")
+    if isinstance(within, str):
+        within = parse_duration(within)
+    return CompiledRule(
+        rule=rule,
+        id=rule.id,
+        group=rule.group,
+        test=compile_condition(rule.when, operators),
+        points=None if esc else compile_points(rule.points if rule.points is not None else 0, forms),
+        trial=rule.status == "trial",
+        start=rule.effective_from if rule.effective_from is not None else FAR_PAST,
+        end=rule.effective_until if rule.effective_until is not None else FAR_FUTURE,
+        cap_per=limit.get("per") if limit else None,
+        max_points=limit.get("max_points"),
+        max_count=limit.get("max_count"),
+        esc_within=within,
+        esc_steps=list(esc.get("steps", [])),
+        expires=rule.expires,
+        wallet=rule.wallet,
+        grade_to=grade.get("to"),
+        grade_for=grade.get("for"),
+        also=list(rule.also),
+        repair=rule.repair,
+    )
+
+
+@dataclass
+class CompiledScheme:
+    """Rules by event type, ready for the evaluator."""
+
+    scheme: Scheme
+    by_type: dict[str, list[CompiledRule]]
+    rules: list[CompiledRule]
+
+
+def compile_scheme(scheme: Scheme) -> CompiledScheme:
+    operators = operator_table()
+    forms = points_table()
+    compiled = [
+        compile_rule(r, operators, forms) for r in scheme.rules if r.status != "retired"
+    ]
+    by_type: dict[str, list[CompiledRule]] = {}
+    for c in compiled:
+        for t in c.rule.on:
+            by_type.setdefault(t, []).append(c)
+    return CompiledScheme(scheme=scheme, by_type=by_type, rules=compiled)

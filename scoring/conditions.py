@@ -1,0 +1,183 @@
+"""Compile ``when`` conditions into plain Python closures, once per rule.
+
+A compiled condition is ``test(attrs, subject, group, etype) -> bool``;
+nothing is parsed or looked up per event beyond the dict reads it needs.
+Operators come from plugins (``register_operators``); the built-ins live in
+``scoring.builtin.operators``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MISSING = object()
+
+Test = Callable[[Any], bool]
+Condition = Callable[[dict, Any, str, str], bool]
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A condition operator: ``compile(value)`` returns ``test(x) -> bool``.
+
+    ``types`` lists the attribute types it applies to (for ``validate``);
+    ``on_missing`` is the result when the field is absent (or a function of
+    the operator's value giving it).
+    """
+
+    name: str
+    compile: Callable[[Any], Test]
+    types: tuple[str, ...] = ("integer", "number", "string", "boolean", "date")
+    on_missing: bool | Callable[[Any], bool] = False
+    description: str = ""
+
+
+@dataclass
+class SubjectView:
+    """What a condition may read of a subject (``subject.*``)."""
+
+    id: str
+    grid: str = ""
+    community: str = ""
+    street: str = ""
+    tags: frozenset[str] = field(default_factory=frozenset)
+    links: dict[str, str] = field(default_factory=dict)
+
+
+class ConditionError(ValueError):
+    """A condition cannot be compiled; ``path`` locates it inside the ``when`` data."""
+
+    def __init__(self, message: str, path: tuple[Any, ...] = ()):
+        super().__init__(message)
+        self.path = path
+
+
+COMBINATORS = ("all", "any", "not")
+
+
+def _getter(field_name: str) -> Callable[[dict, Any, str, str], Any]:
+    if field_name.startswith("attrs."):
+        key = field_name[6:]
+        return lambda a, s, g, t: a.get(key, MISSING)
+    simple: dict[str, Callable[[dict, Any, str, str], Any]] = {
+        "type": lambda a, s, g, t: t,
+        "subject": lambda a, s, g, t: s.id,
+        "subject.id": lambda a, s, g, t: s.id,
+        "subject.group": lambda a, s, g, t: g,
+        "subject.grid": lambda a, s, g, t: s.grid,
+        "subject.community": lambda a, s, g, t: s.community,
+        "subject.street": lambda a, s, g, t: s.street,
+        "subject.tags": lambda a, s, g, t: s.tags,
+    }
+    if field_name in simple:
+        return simple[field_name]
+    raise ConditionError(
+        f"unknown field '{field_name}': use attrs.<name>, type, subject, subject.group,"
+        " subject.grid, subject.community, subject.street or subject.tags"
+    )
+
+
+def compile_condition(
+    cond: Any, operators: dict[str, Operator], path: tuple[Any, ...] = ()
+) -> Condition:
+    """Compile condition data (see docs/design.md) into one closure."""
+    if cond is None:
+        return lambda a, s, g, t: True
+    if not isinstance(cond, dict):
+        raise ConditionError("a condition must be a mapping of field: test", path)
+    parts: list[Condition] = []
+    for key, value in cond.items():
+        here = (*path, key)
+        if key == "all" or key == "any":
+            if not isinstance(value, list):
+                raise ConditionError(f"'{key}' takes a list of conditions", here)
+            subs = [compile_condition(c, operators, (*here, i)) for i, c in enumerate(value)]
+            if key == "all":
+                parts.append(lambda a, s, g, t, subs=subs: all(f(a, s, g, t) for f in subs))
+            else:
+                parts.append(lambda a, s, g, t, subs=subs: any(f(a, s, g, t) for f in subs))
+        elif key == "not":
+            sub = compile_condition(value, operators, here)
+            parts.append(lambda a, s, g, t, sub=sub: not sub(a, s, g, t))
+        else:
+            parts.append(_field_test(str(key), value, operators, here))
+    if len(parts) == 1:
+        return parts[0]
+    return lambda a, s, g, t: all(f(a, s, g, t) for f in parts)
+
+
+def _field_test(
+    name: str, spec: Any, operators: dict[str, Operator], path: tuple[Any, ...]
+) -> Condition:
+    try:
+        get = _getter(name)
+    except ConditionError as e:
+        raise ConditionError(str(e), path) from None
+    if not isinstance(spec, dict):
+        spec = {"eq": spec}
+    tests: list[tuple[Test, bool]] = []
+    for op_name, value in spec.items():
+        op = operators.get(op_name)
+        if op is None:
+            raise ConditionError(
+                f"unknown operator '{op_name}'; known: {', '.join(sorted(operators))}",
+                (*path, op_name),
+            )
+        try:
+            miss = op.on_missing(value) if callable(op.on_missing) else op.on_missing
+            tests.append((op.compile(value), bool(miss)))
+        except (ValueError, TypeError) as e:
+            raise ConditionError(f"operator '{op_name}': {e}", (*path, op_name)) from None
+    if len(tests) == 1:
+        test, miss = tests[0]
+
+        def one(a: dict, s: Any, g: str, t: str) -> bool:
+            x = get(a, s, g, t)
+            if x is MISSING or x is None:
+                return miss
+            return test(x)
+
+        return one
+
+    def many(a: dict, s: Any, g: str, t: str) -> bool:
+        x = get(a, s, g, t)
+        if x is MISSING or x is None:
+            return all(miss for _, miss in tests)
+        return all(test(x) for test, _ in tests)
+
+    return many
+
+
+def condition_fields(cond: Any) -> list[tuple[str, str, Any, tuple[Any, ...]]]:
+    """Every (field, operator, value, path) in a condition, for static checks."""
+    out: list[tuple[str, str, Any, tuple[Any, ...]]] = []
+
+    def walk(c: Any, path: tuple[Any, ...]) -> None:
+        if not isinstance(c, dict):
+            return
+        for key, value in c.items():
+            if key in ("all", "any") and isinstance(value, list):
+                for i, sub in enumerate(value):
+                    walk(sub, (*path, key, i))
+            elif key == "not":
+                walk(value, (*path, key))
+            elif isinstance(value, dict):
+                for op, v in value.items():
+                    out.append((str(key), str(op), v, (*path, key, op)))
+            else:
+                out.append((str(key), "eq", value, (*path, key)))
+
+    walk(cond, ())
+    return out
+
+
+def operator_table() -> dict[str, Operator]:
+    from .plugins import get_plugin_manager
+
+    table: dict[str, Operator] = {}
+    for ops in get_plugin_manager().hook.register_operators():
+        for op in ops or []:
+            table[op.name] = op
+    return table

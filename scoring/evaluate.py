@@ -1,0 +1,595 @@
+"""The scorer: unscored events → ledger entries, in (event time, event id) order.
+
+One ``score`` run is one transaction: killed at any moment, the database is
+as before the run, and the next run does the same work with the same result.
+
+Incremental runs append when every new event sorts after the last one scored.
+When an event arrives that sorts earlier (a late record for an open month),
+the run rewinds: it deletes the entries, redemptions and objection states of
+every event from that point on in open months and scores them again in order,
+so the ledger never depends on how events were split into files or in which
+order the files came. Closed months are never rewound; a late event for one
+posts to the first open month.
+
+See docs/design.md for the entry columns and SPEC §4 for the semantics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from .compile import CompiledRule, CompiledScheme, compile_scheme
+from .conditions import SubjectView
+from .ledger import ENTRY_COLUMNS, capped_tier, get_state, set_state
+from .model import Scheme
+
+REDEEM, WITHDRAW, OBJECTION = "redeem", "withdraw", "objection"
+
+_INSERT_ENTRY = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
+_INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
+FLUSH_EVERY = 20_000
+
+
+@dataclass
+class ScoreSummary:
+    events: int = 0
+    entries: int = 0
+    trial_entries: int = 0
+    capped: int = 0
+    reversals: int = 0
+    redemptions_granted: int = 0
+    redemptions_rejected: int = 0
+    late: int = 0
+    unknown_subject: int = 0
+    rewound_from: str | None = None
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        s = (
+            f"scored {self.events:,} events → {self.entries:,} entries"
+            f" ({self.capped:,} capped, {self.reversals:,} reversals),"
+            f" {self.trial_entries:,} trial entries,"
+            f" redemptions {self.redemptions_granted:,} granted / {self.redemptions_rejected:,} rejected"
+        )
+        if self.late:
+            s += f", {self.late:,} late events posted to the first open month"
+        if self.unknown_subject:
+            s += f"; {self.unknown_subject:,} events name no known subject (see rejects)"
+        return s
+
+
+@dataclass
+class _Subject:
+    view: SubjectView
+    groups: tuple[str, ...]
+    kind: str
+
+
+class Engine:
+    """Holds the running state of one score run."""
+
+    def __init__(self, db: sqlite_utils.Database, scheme: Scheme, compiled: CompiledScheme | None = None):
+        self.db = db
+        self.conn = db.conn
+        self.scheme = scheme
+        self.clock = scheme.clock
+        self.compiled = compiled or compile_scheme(scheme)
+        self.summary = ScoreSummary()
+        self.buf: list[tuple] = []
+        self.trial_buf: list[tuple] = []
+        self._period_cache: dict[tuple[str, int], str] = {}
+        self.group_order = {g: i for i, g in enumerate(scheme.groups)}
+
+    # --- loading -----------------------------------------------------------
+
+    def _load_subjects(self) -> None:
+        grids = {
+            gid: (g.community, g.street) for gid, g in self.scheme.grids.items()
+        }
+        for gid, comm, street in self.conn.execute("SELECT id, community, street FROM grids"):
+            grids.setdefault(gid, (comm, street))
+        groups: dict[str, list[str]] = defaultdict(list)
+        for s, g in self.conn.execute("SELECT subject, grp FROM memberships"):
+            groups[s].append(g)
+        order = self.group_order
+        self.subjects: dict[str, _Subject] = {}
+        for sid, kind, grid, tags, links in self.conn.execute(
+            "SELECT id, kind, grid, tags, links FROM subjects"
+        ):
+            comm, street = grids.get(grid or "", ("", ""))
+            view = SubjectView(
+                id=sid,
+                grid=grid or "",
+                community=comm,
+                street=street,
+                tags=frozenset(orjson.loads(tags)) if tags else frozenset(),
+                links=orjson.loads(links) if links else {},
+            )
+            gs = tuple(sorted(groups.get(sid, []), key=lambda g: order.get(g, 999)))
+            self.subjects[sid] = _Subject(view, gs, kind or "person")
+
+    def _load_state(self, since: int) -> None:
+        """Rebuild caps, escalation windows, wallets and stock from the ledger."""
+        q = self.conn.execute
+        self.wallet: dict[tuple[str, str], int] = defaultdict(int)
+        for s, g, w in q("SELECT subject, grp, SUM(wallet) FROM entries GROUP BY subject, grp"):
+            self.wallet[(s, g)] = w or 0
+        self.usage: dict[tuple, list[int]] = {}
+        self.matches: dict[tuple, list[int]] = defaultdict(list)
+        capped_rules = {c.id: c for c in self.compiled.rules if c.cap_per}
+        esc_rules = {c.id: c for c in self.compiled.rules if c.esc_steps}
+        if capped_rules or esc_rules:
+            # a year back covers every cap period; escalation windows say how far they look
+            horizon = since - 366 * 86400
+            for c in esc_rules.values():
+                if c.esc_within is not None:
+                    horizon = min(horizon, self.clock.sub(since, c.esc_within) - 86400)
+            for table, trial in (("entries", False), ("trial_entries", True)):
+                for rule, s, g, at, pts, reason in q(
+                    f"SELECT rule, subject, grp, at, points, reason FROM {table}"
+                    " WHERE at >= ? AND reason IN ('match', 'capped', 'reversal') ORDER BY at, id",
+                    [horizon],
+                ):
+                    c = capped_rules.get(rule)
+                    if c is not None:
+                        key = (trial, rule, s, g, self._period(at, c.cap_per))
+                        u = self.usage.setdefault(key, [0, 0])
+                        if reason == "match":
+                            u[0] += abs(pts)
+                            u[1] += 1
+                        elif reason == "reversal":
+                            u[0] -= abs(pts)
+                            u[1] -= 1
+                    if rule in esc_rules and reason in ("match", "capped"):
+                        self.matches[(trial, rule, s, g)].append(at)
+                    elif rule in esc_rules and reason == "reversal":
+                        times = self.matches.get((trial, rule, s, g))
+                        if times:
+                            times.pop()
+        self.stock_used: dict[str, int] = defaultdict(int)
+        self.item_usage: dict[tuple, int] = defaultdict(int)
+        for item, s, qty, at in q(
+            "SELECT item, subject, quantity, at FROM redemptions WHERE outcome = 'granted'"
+        ):
+            self.stock_used[item] += qty
+            it = self.scheme.catalog.get(item)
+            if it and it.limit:
+                self.item_usage[(item, s, self._period(at, it.limit.get("per", "month")))] += qty
+        self.closed = {m for (m,) in q("SELECT month FROM periods WHERE closed = 1")}
+
+    # --- helpers -----------------------------------------------------------
+
+    def _period(self, at: int, kind: str) -> str:
+        key = (kind, at // 900)
+        p = self._period_cache.get(key)
+        if p is None:
+            p = self._period_cache[key] = self.clock.period(at, kind)
+        return p
+
+    def _posting(self, at: int) -> str:
+        month = self.clock.month(at)
+        if month not in self.closed:
+            return month
+        from .durations import next_month
+
+        m = month
+        while m in self.closed:
+            m = next_month(m)
+        self.summary.late += 1
+        self.late_by_month[m] += 1
+        return m
+
+    def _flush(self) -> None:
+        if self.buf:
+            self.conn.executemany(_INSERT_ENTRY, self.buf)
+            self.summary.entries += len(self.buf)
+            self.buf.clear()
+        if self.trial_buf:
+            self.conn.executemany(_INSERT_TRIAL, self.trial_buf)
+            self.summary.trial_entries += len(self.trial_buf)
+            self.trial_buf.clear()
+
+    def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
+        """Score and tier of one account at ``at`` (for redemptions and grading)."""
+        from .ledger import balances
+
+        self._flush()
+        rows = balances(self.db, self.scheme, as_of=at, group=grp, subject=subject)
+        if rows:
+            return rows[0].score, rows[0].tier
+        g = self.scheme.groups[grp]
+        return g.base_score, g.tier_of(g.base_score)
+
+    # --- the run -----------------------------------------------------------
+
+    def run(self) -> ScoreSummary:
+        t0 = time.perf_counter()
+        conn = self.conn
+        done = int(get_state(self.db, "scored_seq", "0") or 0)
+        (top,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        if top <= done:
+            self.summary.seconds = time.perf_counter() - t0
+            return self.summary
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._run(done, top)
+            set_state(self.db, "scored_seq", top)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.summary.seconds = time.perf_counter() - t0
+        return self.summary
+
+    def _run(self, done: int, top: int) -> None:
+        conn = self.conn
+        first = conn.execute(
+            "SELECT at, id FROM events WHERE seq > ? ORDER BY at, id LIMIT 1", [done]
+        ).fetchone()
+        last = get_state(self.db, "last_scored")
+        last_key = tuple(orjson.loads(last)) if last else None
+        self.late_by_month: dict[str, int] = defaultdict(int)
+        closed = {m for (m,) in conn.execute("SELECT month FROM periods WHERE closed = 1")}
+        open_start = self._open_start(closed)
+        if last_key is not None and tuple(first) <= last_key:
+            # an event sorts before work already done: rewind open months from there
+            rewind_at, rewind_id = first
+            self.summary.rewound_from = rewind_id
+            conn.execute("DROP TABLE IF EXISTS temp.redo")
+            conn.execute(
+                "CREATE TEMP TABLE redo AS SELECT id FROM events WHERE (at > ? OR (at = ? AND id >= ?))"
+                " AND (seq > ? OR at >= ?)",
+                [rewind_at, rewind_at, rewind_id, done, open_start],
+            )
+            conn.execute("CREATE INDEX temp.redo_id ON redo (id)")
+            for table in ("entries", "trial_entries"):
+                conn.execute(f"DELETE FROM {table} WHERE event IN (SELECT id FROM temp.redo)")
+            conn.execute("DELETE FROM redemptions WHERE event IN (SELECT id FROM temp.redo)")
+            conn.execute("DELETE FROM objections WHERE event IN (SELECT id FROM temp.redo)")
+            where = "id IN (SELECT id FROM temp.redo)"
+            params: list[Any] = []
+            since = rewind_at
+        else:
+            where = "seq > ?"
+            params = [done]
+            since = first[0]
+        self._load_subjects()
+        self._load_state(since)
+        # Events usually arrive in time order; then the rowid scan is the sorted order.
+        in_order = where == "seq > ?" and self._ingested_in_order(done)
+        order = "seq" if in_order else "at, id"
+        cur = conn.cursor()
+        cur.execute(
+            f"SELECT id, type, subject, at, attrs, amends FROM events WHERE {where} ORDER BY {order}",
+            params,
+        )
+        last_row = None
+        while True:
+            rows = cur.fetchmany(5000)
+            if not rows:
+                break
+            self._score_rows(rows)
+            last_row = rows[-1]
+            if len(self.buf) >= FLUSH_EVERY:
+                self._flush()
+        self._flush()
+        if last_row is not None:
+            new_last = (last_row[3], last_row[0])
+            if last_key is None or new_last > last_key:
+                set_state(self.db, "last_scored", orjson.dumps(list(new_last)).decode())
+        for month, n in self.late_by_month.items():
+            conn.execute(
+                "INSERT INTO periods (month, late_events) VALUES (?, ?)"
+                " ON CONFLICT(month) DO UPDATE SET late_events = late_events + excluded.late_events",
+                [month, n],
+            )
+        conn.execute("DROP TABLE IF EXISTS temp.redo")
+
+    def _open_start(self, closed: set[str]) -> int:
+        if not closed:
+            return -(2**62)
+        from .durations import next_month
+
+        start, _ = self.clock.period_bounds(next_month(max(closed)))
+        return start
+
+    def _ingested_in_order(self, done: int) -> bool:
+        prev = None
+        for key in self.conn.execute("SELECT at, id FROM events WHERE seq > ? ORDER BY seq", [done]):
+            if prev is not None and key < prev:
+                return False
+            prev = key
+        return True
+
+    def _score_rows(self, rows: Iterable[tuple]) -> None:
+        by_type = self.compiled.by_type
+        subjects = self.subjects
+        loads = orjson.loads
+        for eid, etype, sid, at, attrs_json, amends in rows:
+            self.summary.events += 1
+            if amends:
+                self._reverse_event(amends, eid, at)
+            if etype == REDEEM:
+                self._redeem(eid, sid, at, loads(attrs_json))
+                continue
+            if etype == WITHDRAW or etype == OBJECTION:
+                self._correction(eid, etype, at, loads(attrs_json))
+                continue
+            rules = by_type.get(etype)
+            if not rules:
+                continue
+            subj = subjects.get(sid)
+            if subj is None:
+                self._unknown_subject(eid, sid)
+                continue
+            attrs = loads(attrs_json)
+            period = None
+            for c in rules:
+                if c.group not in subj.groups or not (c.start <= at < c.end):
+                    continue
+                if not c.test(attrs, subj.view, c.group, etype):
+                    continue
+                if period is None:
+                    period = self._posting(at)
+                self._apply(c, eid, sid, subj, at, attrs, period)
+
+    def _apply(
+        self, c: CompiledRule, eid: str, sid: str, subj: _Subject, at: int, attrs: dict, period: str
+    ) -> None:
+        grp = c.group
+        trial = c.trial
+        if c.esc_steps:
+            times = self.matches[(trial, c.id, sid, grp)]
+            floor = self.clock.sub(at, c.esc_within) if c.esc_within else -(2**62)
+            n = 1 + sum(1 for t in times if t > floor)
+            times.append(at)
+            pts = c.esc_steps[min(n, len(c.esc_steps)) - 1]
+        else:
+            pts = c.points(attrs) if c.points is not None else 0
+            if pts is None:
+                return
+        capped = False
+        note = None
+        if c.cap_per:
+            key = (trial, c.id, sid, grp, self._period(at, c.cap_per))
+            u = self.usage.get(key)
+            if u is None:
+                u = self.usage[key] = [0, 0]
+            if c.max_count is not None and u[1] >= c.max_count:
+                capped, note = True, f"max_count {c.max_count} per {c.cap_per} reached"
+            elif c.max_points is not None:
+                left = c.max_points - u[0]
+                if left <= 0:
+                    capped, note = True, f"max_points {c.max_points} per {c.cap_per} reached"
+                elif abs(pts) > left:
+                    note = f"cut from {pts} to {left if pts > 0 else -left} by max_points {c.max_points} per {c.cap_per}"
+                    pts = left if pts > 0 else -left
+            if not capped:
+                u[0] += abs(pts)
+                u[1] += 1
+        if capped:
+            self.summary.capped += 1
+            row = (sid, grp, "score", 0, 0, c.id, c.rule.pack_hash, eid, at, period, "capped",
+                   None, None, None, None, note)  # fmt: skip
+            (self.trial_buf if trial else self.buf).append(row)
+            return
+        if pts == 0 and c.repair is None:
+            return
+        if c.repair is not None:
+            self._repair(c, eid, sid, grp, at, period, trial)
+            if pts == 0:
+                return
+        wallet_moves = c.wallet if c.wallet is not None else pts > 0
+        w = 0
+        if wallet_moves:
+            if trial:
+                w = pts if pts > 0 else 0
+            else:
+                key = (sid, grp)
+                cur = self.wallet[key]
+                w = pts if pts > 0 else -min(-pts, cur)
+                self.wallet[key] = cur + w
+        expires_at = self.clock.add(at, c.expires) if c.expires else None
+        grade = grade_until = None
+        if c.grade_to:
+            grade, grade_until = c.grade_to, self.clock.add(at, c.grade_for)
+        account = "score+wallet" if w else "score"
+        row = (sid, grp, account, pts, w, c.id, c.rule.pack_hash, eid, at, period, "match",
+               None, expires_at, grade, grade_until, note)  # fmt: skip
+        (self.trial_buf if trial else self.buf).append(row)
+        for link in c.also:
+            self._linked(c, link, eid, subj, at, period, pts, expires_at, trial)
+
+    def _linked(
+        self, c: CompiledRule, link: dict, eid: str, subj: _Subject, at: int, period: str,
+        pts: int, expires_at: int | None, trial: bool,
+    ) -> None:  # fmt: skip
+        target = subj.view.links.get(link.get("link", ""))
+        tsubj = self.subjects.get(target) if target else None
+        if tsubj is None:
+            return
+        grp = link.get("group") or c.group
+        if grp not in tsubj.groups:
+            return
+        lp = link.get("points", "same")
+        p = pts if lp == "same" else int(lp)
+        if p == 0:
+            return
+        w = 0
+        if p > 0 and not trial:
+            w = p
+            self.wallet[(target, grp)] += p
+        row = (target, grp, "score+wallet" if w else "score", p, w, c.id, c.rule.pack_hash, eid, at,
+               period, "linked", None, expires_at, None, None, f"linked from {subj.view.id}")  # fmt: skip
+        (self.trial_buf if trial else self.buf).append(row)
+
+    def _repair(
+        self, c: CompiledRule, eid: str, sid: str, grp: str, at: int, period: str, trial: bool
+    ) -> None:
+        spec = c.repair or {}
+        rules = list(spec.get("rules", []))
+        if not rules or trial:
+            return
+        self._flush()
+        floor = self.clock.sub(at, spec["within"])
+        marks = ",".join("?" * len(rules))
+        row = self.conn.execute(
+            f"""SELECT id, points, rule, pack_hash, expires_at FROM entries
+                WHERE subject = ? AND grp = ? AND rule IN ({marks}) AND points < 0
+                  AND reason IN ('match', 'linked') AND at >= ? AND at <= ?
+                  AND id NOT IN (SELECT ref FROM entries WHERE ref IS NOT NULL)
+                ORDER BY at DESC, id DESC LIMIT 1""",
+            [sid, grp, *rules, floor, at],
+        ).fetchone()
+        if row is None:
+            return
+        ref, orig, rule, pack_hash, expires_at = row
+        back = -orig if spec.get("restore", "all") == "all" else (-orig) // 2
+        self.buf.append(
+            (sid, grp, "score", back, 0, rule, pack_hash, eid, at, period, "repair", ref,
+             expires_at, None, None, f"credit repair by {c.id}")  # fmt: skip
+        )
+
+    def _reverse_event(self, target: str, eid: str, at: int) -> None:
+        """Undo every live entry of ``target`` with new opposite entries."""
+        self._flush()
+        period = self._posting(at)
+        rows = self.conn.execute(
+            """SELECT id, subject, grp, account, points, wallet, rule, pack_hash, at, expires_at, reason
+               FROM entries WHERE event = ? AND reason IN ('match', 'capped', 'linked', 'repair')
+                 AND id NOT IN (SELECT ref FROM entries WHERE ref IS NOT NULL AND reason = 'reversal')
+               ORDER BY id""",
+            [target],
+        ).fetchall()
+        rules = {c.id: c for c in self.compiled.rules}
+        for ref, s, g, account, pts, w, rule, pack_hash, oat, expires_at, reason in rows:
+            c = rules.get(rule)
+            if reason in ("match", "capped") and c is not None:
+                if c.cap_per and reason == "match":
+                    u = self.usage.get((False, rule, s, g, self._period(oat, c.cap_per)))
+                    if u:
+                        u[0] -= abs(pts)
+                        u[1] -= 1
+                if c.esc_steps:
+                    times = self.matches.get((False, rule, s, g))
+                    if times and oat in times:
+                        times.remove(oat)
+            if reason == "capped":
+                continue
+            back_w = 0
+            if w:
+                cur = self.wallet[(s, g)]
+                back_w = -w if w < 0 else -min(w, cur)
+                self.wallet[(s, g)] = cur + back_w
+            self.buf.append(
+                (s, g, account, -pts, back_w, rule, pack_hash, eid, at, period, "reversal", ref,
+                 expires_at, None, None, f"reverses entry {ref} of event {target}")  # fmt: skip
+            )
+            self.summary.reversals += 1
+
+    def _correction(self, eid: str, etype: str, at: int, attrs: dict) -> None:
+        target = attrs.get("target")
+        if not target:
+            return
+        if etype == WITHDRAW:
+            self._reverse_event(target, eid, at)
+            return
+        status = attrs.get("status", "open")
+        self.conn.execute(
+            "INSERT INTO objections (target, event, status, opened_at, decided_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(target) DO UPDATE SET event = excluded.event, status = excluded.status,"
+            " decided_at = excluded.decided_at",
+            [target, eid, status, at, None if status == "open" else at],
+        )
+        if status == "upheld":
+            self._reverse_event(target, eid, at)
+
+    def _unknown_subject(self, eid: str, sid: str) -> None:
+        self.summary.unknown_subject += 1
+        self.conn.execute(
+            "INSERT INTO rejects (batch, file, line, record_id, reason, raw) VALUES (0, 'score', 0, ?, ?, NULL)",
+            [eid, f"event names subject '{sid}', which is not in the subjects file; ingest the subject"],
+        )
+
+    # --- redemptions ------------------------------------------------------
+
+    def _redeem(self, eid: str, sid: str, at: int, attrs: dict) -> None:
+        item_id = str(attrs.get("item", ""))
+        qty = int(attrs.get("quantity", 1) or 1)
+        subj = self.subjects.get(sid)
+        item = self.scheme.catalog.get(item_id)
+        grp = attrs.get("group")
+        if subj is not None and grp is None:
+            allowed = [g for g in subj.groups if item is None or item.groups is None or g in item.groups]
+            grp = allowed[0] if allowed else (subj.groups[0] if subj.groups else "")
+        period = self._posting(at)
+        code = None
+        cost = item.cost * qty if item else 0
+        if subj is None:
+            self._unknown_subject(eid, sid)
+            return
+        if item is None:
+            code = "unknown_item"
+        elif (
+            (item.available_from is not None and at < item.available_from)
+            or (item.available_until is not None and at >= item.available_until)
+            or (item.groups is not None and grp not in item.groups)
+            or grp not in subj.groups
+        ):
+            code = "not_available"
+        else:
+            group = self.scheme.groups[grp]
+            if item.min_tier is not None:
+                _, tier = self._score_at(sid, grp, at)
+                if group.tier_rank(tier) > group.tier_rank(item.min_tier):
+                    code = "tier_too_low"
+            limit_key = None
+            if code is None and item.limit:
+                limit_key = (item_id, sid, self._period(at, item.limit.get("per", "month")))
+                if self.item_usage[limit_key] + qty > item.limit.get("max_count", 1):
+                    code = "limit_reached"
+            if code is None and item.stock is not None and self.stock_used[item_id] + qty > item.stock:
+                code = "out_of_stock"
+            if code is None and self.wallet[(sid, grp)] < cost:
+                code = "insufficient_points"
+            if code is None:
+                self.wallet[(sid, grp)] -= cost
+                self.stock_used[item_id] += qty
+                if limit_key is not None:
+                    self.item_usage[limit_key] += qty
+                self.buf.append(
+                    (sid, grp, "wallet", 0, -cost, item_id, None, eid, at, period, "redeem", None,
+                     None, None, None, f"redeemed {qty} × {item.title}")  # fmt: skip
+                )
+        outcome = "granted" if code is None else "rejected"
+        if code is None:
+            self.summary.redemptions_granted += 1
+        else:
+            self.summary.redemptions_rejected += 1
+        self.conn.execute(
+            "INSERT OR REPLACE INTO redemptions (event, subject, grp, item, quantity, cost, outcome,"
+            " reason_code, at, period, partner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [eid, sid, grp, item_id, qty, cost, outcome, code, at, period, item.partner if item else None],
+        )
+
+
+def score(db: sqlite_utils.Database, scheme: Scheme, compiled: CompiledScheme | None = None) -> ScoreSummary:
+    """Evaluate every unscored event into the ledger (one transaction)."""
+    from .plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    pm.hook.before_score(db=db, scheme=scheme)
+    summary = Engine(db, scheme, compiled).run()
+    pm.hook.after_score(db=db, scheme=scheme, summary=summary)
+    return summary
+
+
+__all__ = ["Engine", "ScoreSummary", "score", "capped_tier"]

@@ -1,0 +1,311 @@
+"""The SQLite ledger: schema (explicit migrations) and the read API.
+
+The ledger is append-only for closed months. Every balance is base score plus
+entries, so any number can be explained entry by entry.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .model import Scheme
+
+migrations = Migrations("gridcredit")
+
+ENTRY_COLUMNS = (
+    "subject", "grp", "account", "points", "wallet", "rule", "pack_hash", "event", "at",
+    "period", "reason", "ref", "expires_at", "grade", "grade_until", "note",
+)  # fmt: skip
+
+_ENTRY_DDL = """
+    id INTEGER PRIMARY KEY,
+    subject TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    account TEXT NOT NULL,          -- score | wallet | score+wallet
+    points INTEGER NOT NULL,        -- move of the credit score
+    wallet INTEGER NOT NULL,        -- move of the spendable wallet
+    rule TEXT,                      -- rule id, assessment id, or catalog item
+    pack_hash TEXT,                 -- content hash of the rule pack that scored it
+    event TEXT,                     -- event id
+    at INTEGER NOT NULL,            -- event time, UTC epoch seconds
+    period TEXT NOT NULL,           -- posting month YYYY-MM
+    reason TEXT NOT NULL,           -- match | capped | reversal | linked | repair | assessment | redeem
+    ref INTEGER,                    -- entry undone by a reversal or repair
+    expires_at INTEGER,
+    grade TEXT,
+    grade_until INTEGER,
+    note TEXT
+"""
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        f"""
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY, file TEXT, kind TEXT,
+            read INTEGER, accepted INTEGER, duplicates INTEGER,
+            conflicting INTEGER, rejected INTEGER
+        );
+        CREATE TABLE rejects (
+            batch INTEGER, file TEXT, line INTEGER, record_id TEXT, reason TEXT, raw TEXT
+        );
+        CREATE TABLE grids (
+            id TEXT PRIMARY KEY, name TEXT, community TEXT, community_name TEXT,
+            street TEXT, street_name TEXT
+        );
+        CREATE TABLE subjects (
+            id TEXT PRIMARY KEY, kind TEXT, name TEXT, grid TEXT, tags TEXT, code TEXT,
+            links TEXT, hash TEXT
+        );
+        CREATE TABLE memberships (
+            subject TEXT NOT NULL, grp TEXT NOT NULL, PRIMARY KEY (subject, grp)
+        ) WITHOUT ROWID;
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            attrs TEXT NOT NULL,
+            amends TEXT,
+            hash TEXT NOT NULL,
+            batch INTEGER,
+            line INTEGER
+        );
+        CREATE TABLE entries ({_ENTRY_DDL});
+        CREATE INDEX entries_subject ON entries (subject, grp);
+        CREATE INDEX entries_event ON entries (event);
+        CREATE INDEX entries_ref ON entries (ref) WHERE ref IS NOT NULL;
+        CREATE TABLE trial_entries ({_ENTRY_DDL});
+        CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT);
+        CREATE TABLE objections (
+            target TEXT PRIMARY KEY, event TEXT, status TEXT, opened_at INTEGER, decided_at INTEGER
+        );
+        CREATE TABLE periods (
+            month TEXT PRIMARY KEY, closed INTEGER NOT NULL DEFAULT 0, ledger_hash TEXT,
+            late_events INTEGER NOT NULL DEFAULT 0, closed_at_seq INTEGER
+        );
+        CREATE TABLE month_balances (
+            month TEXT, subject TEXT, grp TEXT, score INTEGER, wallet INTEGER, tier TEXT,
+            earned INTEGER, PRIMARY KEY (month, subject, grp)
+        ) WITHOUT ROWID;
+        CREATE TABLE assessment_results (
+            assessment TEXT, period TEXT, scope_id TEXT, value REAL, rank INTEGER,
+            selected INTEGER, badge TEXT, PRIMARY KEY (assessment, period, scope_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE redemptions (
+            event TEXT PRIMARY KEY, subject TEXT, grp TEXT, item TEXT, quantity INTEGER,
+            cost INTEGER, outcome TEXT, reason_code TEXT, at INTEGER, period TEXT,
+            partner TEXT
+        );
+        """
+    )
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (and migrate) a ledger database. WAL, so readers never block the writer."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA cache_size=-200000")
+    db = sqlite_utils.Database(conn)
+    migrations.apply(db)
+    return db
+
+
+def memory_db() -> sqlite_utils.Database:
+    db = sqlite_utils.Database(memory=True)
+    db.conn.isolation_level = None
+    migrations.apply(db)
+    return db
+
+
+def get_state(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
+    row = db.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+    return row[0] if row else default
+
+
+def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
+    db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", [key, str(value)])
+
+
+@dataclass
+class Balance:
+    subject: str
+    group: str
+    score: int
+    wallet: int
+    tier: str
+    graded: str | None = None  # tier cap from direct grading, if any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "group": self.group,
+            "score": self.score,
+            "wallet": self.wallet,
+            "tier": self.tier,
+        }
+
+
+def capped_tier(group: Any, tier: str, grade: str | None) -> str:
+    """The worse of a score's tier and a direct grading cap."""
+    if grade is None:
+        return tier
+    return grade if group.tier_rank(grade) > group.tier_rank(tier) else tier
+
+
+def default_as_of(db: sqlite_utils.Database, scheme: Scheme) -> int:
+    """End of the local day of the latest event or entry: "now" as far as the data knows."""
+    row = db.execute(
+        "SELECT MAX(m) FROM (SELECT MAX(at) AS m FROM events UNION ALL SELECT MAX(at) FROM entries)"
+    ).fetchone()
+    if not row or row[0] is None:
+        return 2**62
+    clock = scheme.clock
+    return clock.end_of_day(clock.local(row[0]).date())
+
+
+def balances(
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    *,
+    as_of: int | None = None,
+    group: str | None = None,
+    subject: str | None = None,
+) -> list[Balance]:
+    """Score, wallet and tier of every subject-group, sorted by group then subject.
+
+    ``as_of`` (epoch seconds, inclusive) counts entries of events up to then
+    that have not expired by then; ``None`` means the end of the local day of
+    the latest event in the ledger (not the wall clock, so the answer depends
+    only on the data).
+    """
+    t = as_of if as_of is not None else default_as_of(db, scheme)
+    where, params = ["1=1"], []
+    if group:
+        where.append("m.grp = ?")
+        params.append(group)
+    if subject:
+        where.append("m.subject = ?")
+        params.append(subject)
+    sql = f"""
+        SELECT m.subject, m.grp,
+               COALESCE(SUM(CASE WHEN e.expires_at IS NULL OR e.expires_at > :t THEN e.points END), 0),
+               COALESCE(SUM(e.wallet), 0)
+        FROM memberships m
+        LEFT JOIN entries e ON e.subject = m.subject AND e.grp = m.grp AND e.at <= :t
+        WHERE {" AND ".join(where)}
+        GROUP BY m.subject, m.grp
+        ORDER BY m.grp, m.subject
+    """
+    named = {"t": t}
+    named.update({f"p{i}": v for i, v in enumerate(params)})
+    sql = sql.replace("?", "{}").format(*[f":p{i}" for i in range(len(params))])
+    # several gradings at once: the worst holds; a reversed or repaired penalty lifts its grading
+    worst: dict[tuple[str, str], str] = {}
+    for s, g, tier in db.execute(
+        "SELECT subject, grp, grade FROM entries g WHERE grade IS NOT NULL AND at <= ?"
+        " AND grade_until > ? AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = g.id"
+        " AND r.reason IN ('reversal', 'repair') AND r.at <= ?)",
+        [t, t, t],
+    ).fetchall():
+        grp = scheme.groups.get(g)
+        if grp is not None:
+            prev = worst.get((s, g))
+            worst[(s, g)] = tier if prev is None else capped_tier(grp, prev, tier)
+    out = []
+    for s, g, pts, wal in db.execute(sql, named).fetchall():
+        grp = scheme.groups.get(g)
+        if grp is None:
+            continue
+        score = grp.base_score + pts
+        graded = worst.get((s, g))
+        out.append(Balance(s, g, score, wal, capped_tier(grp, grp.tier_of(score), graded), graded))
+    return out
+
+
+@dataclass
+class ExplainLine:
+    id: int
+    date: str
+    group: str
+    rule: str
+    title: str
+    points: int
+    wallet: int
+    running_score: int
+    running_wallet: int
+    reason: str
+    event: str
+    period: str
+    note: str
+    trial: bool = False
+    expired: bool = False
+    objection: bool = False
+
+
+def explain(
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    subject: str,
+    *,
+    group: str | None = None,
+    as_of: int | None = None,
+    include_trial: bool = True,
+) -> list[ExplainLine]:
+    """Every entry behind a subject's balances, in time order, with running totals.
+
+    Capped matches, reversals and repairs appear as entries of their own;
+    trial-rule entries (shadow ledger) follow, marked, and never count.
+    """
+    titles = scheme.rule_titles()
+    titles.update({a.id: a.title for a in scheme.assessments})
+    titles.update({i.id: f"兑换：{i.title}" for i in scheme.catalog.values()})
+    t = as_of if as_of is not None else default_as_of(db, scheme)
+    clock = scheme.clock
+    disputed = {
+        r[0] for r in db.execute("SELECT target FROM objections WHERE status = 'open'").fetchall()
+    }
+    out: list[ExplainLine] = []
+    running: dict[str, list[int]] = {}
+    for table, trial in (("entries", False), ("trial_entries", True)):
+        if trial and not include_trial:
+            continue
+        sql = (
+            f"SELECT id, grp, rule, points, wallet, reason, event, period, note, at, expires_at"
+            f" FROM {table} WHERE subject = ? AND at <= ?"
+        )
+        params: list[Any] = [subject, t]
+        if group:
+            sql += " AND grp = ?"
+            params.append(group)
+        for eid, grp, rule, pts, wal, reason, event, period, note, at, exp in db.execute(
+            sql + " ORDER BY at, id", params
+        ).fetchall():
+            g = scheme.groups.get(grp)
+            base = g.base_score if g else 0
+            expired = exp is not None and exp <= t
+            run = running.setdefault(grp, [base, 0])
+            if not trial:
+                if not expired:
+                    run[0] += pts
+                run[1] += wal
+            out.append(
+                ExplainLine(
+                    id=eid, date=clock.local(at).strftime("%Y-%m-%d"), group=grp, rule=rule or "",
+                    title=titles.get(rule or "", rule or ""), points=pts, wallet=wal,
+                    running_score=run[0], running_wallet=run[1], reason=reason,
+                    event=event or "", period=period, note=note or "", trial=trial,
+                    expired=expired, objection=(event or "") in disputed,
+                )  # fmt: skip
+            )
+    return out

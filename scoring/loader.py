@@ -1,0 +1,392 @@
+"""Load a scheme's ``rules/`` folder into the model.
+
+``read_scheme`` parses every file safely (keeping positions), ``validate``
+checks the raw data, and ``build_scheme`` turns valid data into ``model``
+objects. ``load_scheme`` does all three and raises ``SchemeError`` listing
+every problem found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from .durations import Clock, parse_duration
+from .errors import Problem, SchemeError
+from .model import (
+    Adopted,
+    Assessment,
+    AttrSpec,
+    CatalogItem,
+    EventType,
+    Grid,
+    Group,
+    ListDef,
+    ListReason,
+    Pack,
+    Rule,
+    Scheme,
+    Tier,
+)
+from .yamlsafe import YamlProblem, load_yaml
+
+SCHEME_FILE = "scheme.yaml"
+OPTIONAL_FILES = ("events.yaml", "assessments.yaml", "catalog.yaml")
+
+
+@dataclass
+class RawScheme:
+    """Every rules file as loaded, keyed by its display path (relative to the repo)."""
+
+    root: Path  # the rules folder
+    files: dict[str, Any] = field(default_factory=dict)  # display path → data
+    hashes: dict[str, str] = field(default_factory=dict)  # display path → sha256 hex
+    relnames: dict[str, str] = field(default_factory=dict)  # display path → path inside rules/
+    problems: list[Problem] = field(default_factory=list)
+
+    def display(self, name: str) -> str:
+        return _display(self.root / name)
+
+    def get(self, name: str) -> Any:
+        return self.files.get(self.display(name))
+
+    @property
+    def scheme_file(self) -> str:
+        return self.display(SCHEME_FILE)
+
+    def pack_files(self) -> list[str]:
+        prefix = self.display("packs") + "/"
+        return sorted(k for k in self.files if k.startswith(prefix))
+
+    def jurisdictions_file(self) -> str | None:
+        scheme = self.get(SCHEME_FILE)
+        name = scheme.get("jurisdictions") if isinstance(scheme, dict) else None
+        return self.display(name) if isinstance(name, str) else None
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def find_rules_dir(path: str | Path) -> Path:
+    """Accept a scheme repository (with ``rules/``) or the rules folder itself."""
+    p = Path(path)
+    if (p / "rules" / SCHEME_FILE).is_file():
+        return p / "rules"
+    if (p / SCHEME_FILE).is_file():
+        return p
+    raise SchemeError(
+        [
+            Problem(
+                str(p),
+                0,
+                0,
+                f"no {SCHEME_FILE} here or in {p / 'rules'}; run in a scheme repository or pass"
+                " --scheme DIR",
+            )
+        ]
+    )
+
+
+def read_scheme(path: str | Path) -> RawScheme:
+    root = find_rules_dir(path)
+    raw = RawScheme(root=root)
+    names = [SCHEME_FILE, *OPTIONAL_FILES]
+    paths = [root / n for n in names if (root / n).is_file()]
+    paths += sorted((root / "packs").glob("*.yaml")) + sorted((root / "packs").glob("*.yml"))
+    scheme_data = _read(raw, root / SCHEME_FILE)
+    if isinstance(scheme_data, dict) and isinstance(scheme_data.get("jurisdictions"), str):
+        jpath = root / scheme_data["jurisdictions"]
+        if jpath.is_file():
+            paths.append(jpath)
+        else:
+            from .yamlsafe import position
+
+            line, col = position(scheme_data, ["jurisdictions"])
+            raw.problems.append(
+                Problem(raw.scheme_file, line, col, f"jurisdictions file {jpath.name} not found")
+            )
+    for p in paths[1:]:
+        _read(raw, p)
+    return raw
+
+
+def _read(raw: RawScheme, path: Path) -> Any:
+    display = _display(path)
+    try:
+        raw.hashes[display] = hashlib.sha256(path.read_bytes()).hexdigest()
+        raw.relnames[display] = path.relative_to(raw.root).as_posix()
+        data = load_yaml(path, display)
+    except YamlProblem as e:
+        raw.problems.append(e.problem)
+        return None
+    except OSError as e:
+        raw.problems.append(Problem(display, 0, 0, f"cannot read file: {e.strerror}"))
+        return None
+    raw.files[display] = data
+    return data
+
+
+def load_scheme(path: str | Path, *, check: bool = True) -> Scheme:
+    """Read, validate and build the scheme; raise ``SchemeError`` with every error."""
+    raw = read_scheme(path)
+    problems = list(raw.problems)
+    if check and not problems:
+        from .validate import check_scheme
+
+        problems += check_scheme(raw)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise SchemeError(errors)
+    scheme = build_scheme(raw)
+    from .plugins import get_plugin_manager
+
+    get_plugin_manager().hook.scheme_loaded(scheme=scheme)
+    return scheme
+
+
+def _src(data: Any, file: str) -> tuple[str, int, int]:
+    line, col = getattr(data, "pos", (0, 0))
+    return (file, line, col)
+
+
+def _adopted(data: Any) -> Adopted | None:
+    if not isinstance(data, dict):
+        return None
+    return Adopted(by=str(data.get("by", "")), on=str(data.get("on", "")), ref=str(data.get("ref", "")))
+
+
+def _day(clock: Clock, text: Any, *, after: bool = False) -> int | None:
+    if text is None:
+        return None
+    d = date.fromisoformat(str(text)[:10])
+    return clock.day_start(d + timedelta(days=1) if after else d)
+
+
+def build_scheme(raw: RawScheme) -> Scheme:
+    """Build model objects from raw data that has passed validation."""
+    sfile = raw.scheme_file
+    s = raw.get(SCHEME_FILE) or {}
+    clock = Clock(s.get("timezone", "Asia/Shanghai"))
+
+    tier_sets: dict[str, list[Tier]] = {}
+    for name, tiers in (s.get("tier_sets") or {}).items():
+        tier_sets[name] = [
+            Tier(
+                id=str(t["id"]),
+                title=str(t.get("title", t["id"])),
+                min=t.get("min"),
+                max=t.get("max"),
+                src=_src(t, sfile),
+            )
+            for t in tiers
+        ]
+    groups: dict[str, Group] = {}
+    for gid, g in (s.get("groups") or {}).items():
+        tiers = g.get("tiers")
+        tier_list = tier_sets.get(tiers, []) if isinstance(tiers, str) else [
+            Tier(str(t["id"]), str(t.get("title", t["id"])), t.get("min"), t.get("max"), _src(t, sfile))
+            for t in (tiers or [])
+        ]
+        groups[gid] = Group(
+            id=gid,
+            title=str(g.get("title", gid)),
+            kind=g.get("kind", "person"),
+            base_score=int(g.get("base_score", 0)),
+            tiers=tier_list,
+            tier_set=tiers if isinstance(tiers, str) else "",
+            src=_src(g, sfile),
+        )
+
+    grids: dict[str, Grid] = {}
+    jfile = raw.jurisdictions_file()
+    jdata = raw.files.get(jfile) if jfile else None
+    for street in (jdata or {}).get("streets", []) or []:
+        for comm in street.get("communities", []) or []:
+            for grid in comm.get("grids", []) or []:
+                grids[str(grid["id"])] = Grid(
+                    id=str(grid["id"]),
+                    name=str(grid.get("name", grid["id"])),
+                    community=str(comm["id"]),
+                    community_name=str(comm.get("name", comm["id"])),
+                    street=str(street["id"]),
+                    street_name=str(street.get("name", street["id"])),
+                )
+
+    efile = raw.display("events.yaml")
+    event_types: dict[str, EventType] = {}
+    for tid, t in ((raw.get("events.yaml") or {}).get("types") or {}).items():
+        attrs = {
+            name: AttrSpec(
+                name=name,
+                type=a.get("type", "string"),
+                title=str(a.get("title", "")),
+                unit=str(a.get("unit", "")),
+                min=a.get("min"),
+                max=a.get("max"),
+                values=list(a["values"]) if a.get("values") is not None else None,
+                required=bool(a.get("required", False)),
+                src=_src(a, efile),
+            )
+            for name, a in (t.get("attrs") or {}).items()
+        }
+        event_types[tid] = EventType(id=tid, title=str(t.get("title", tid)), attrs=attrs, src=_src(t, efile))
+
+    packs: list[Pack] = []
+    for pfile in raw.pack_files():
+        p = raw.files[pfile]
+        if not isinstance(p, dict):
+            continue
+        phash = raw.hashes[pfile][:12]
+        pack_adopted = _adopted(p.get("adopted"))
+        peff = p.get("effective") or {}
+        rules = []
+        for r in p.get("rules") or []:
+            eff = r.get("effective") or peff
+            on = r.get("on")
+            expires = r.get("expires")
+            grade = r.get("grade")
+            if isinstance(grade, dict):
+                grade = {"to": grade["to"], "for": parse_duration(grade["for"])}
+            escalate = r.get("escalate")
+            if isinstance(escalate, dict):
+                escalate = {"within": parse_duration(escalate["within"]), "steps": list(escalate["steps"])}
+            repair = r.get("repair")
+            if isinstance(repair, dict):
+                repair = {
+                    "rules": list(repair.get("rules", [])),
+                    "within": parse_duration(repair.get("within", "12 months")),
+                    "restore": repair.get("restore", "all"),
+                }
+            rules.append(
+                Rule(
+                    id=str(r["id"]),
+                    title=str(r.get("title", r["id"])),
+                    on=[on] if isinstance(on, str) else list(on or []),
+                    group=str(p.get("group")),
+                    pack=str(p.get("pack")),
+                    pack_version=str(p.get("version", "")),
+                    pack_hash=phash,
+                    when=r.get("when"),
+                    points=r.get("points"),
+                    limit=dict(r["limit"]) if r.get("limit") else None,
+                    escalate=escalate,
+                    expires=parse_duration(expires["after"]) if isinstance(expires, dict) else None,
+                    effective_from=_day(clock, eff.get("from")),
+                    effective_until=_day(clock, eff.get("until"), after=True),
+                    effective_text=(str(eff.get("from") or ""), str(eff.get("until") or "")),
+                    wallet=r.get("wallet"),
+                    grade=grade,
+                    also=list(r.get("also") or []),
+                    repair=repair,
+                    status=r.get("status", p.get("status", "active")),
+                    severity=str(r.get("severity", "")),
+                    adopted=_adopted(r.get("adopted")) or pack_adopted,
+                    note=str(r.get("note", "")),
+                    src=_src(r, pfile),
+                    key_src={k: (pfile, *r.val_pos[k]) for k in r} if hasattr(r, "val_pos") else {},
+                )
+            )
+        packs.append(
+            Pack(
+                id=str(p.get("pack")),
+                version=str(p.get("version", "")),
+                group=str(p.get("group")),
+                title=str(p.get("title", p.get("pack"))),
+                file=pfile,
+                hash=phash,
+                adopted=pack_adopted,
+                rules=rules,
+                src=_src(p, pfile),
+            )
+        )
+
+    lists = []
+    for ld in s.get("lists") or []:
+        reasons = []
+        for rs in ld.get("reasons") or []:
+            tiers = rs.get("tier")
+            reasons.append(
+                ListReason(
+                    tiers=[tiers] if isinstance(tiers, str) else (list(tiers) if tiers else None),
+                    min_score=rs.get("min_score"),
+                    max_score=rs.get("max_score"),
+                    rules=list(rs["rules"]) if rs.get("rules") else None,
+                    severity=rs.get("severity"),
+                    within=parse_duration(rs["within"]) if rs.get("within") else None,
+                    text=str(rs.get("text", "")),
+                    src=_src(rs, sfile),
+                )
+            )
+        lists.append(
+            ListDef(
+                id=str(ld["id"]),
+                title=str(ld.get("title", ld["id"])),
+                groups=list(ld.get("groups") or []),
+                reasons=reasons,
+                description=str(ld.get("description", "")),
+                src=_src(ld, sfile),
+            )
+        )
+
+    afile = raw.display("assessments.yaml")
+    assessments = [
+        Assessment(
+            id=str(a["id"]),
+            title=str(a.get("title", a["id"])),
+            period=a.get("period", "quarter"),
+            scope=a.get("scope", "subject"),
+            group=str(a.get("group", "")),
+            metric=a.get("metric") or {},
+            select=a.get("select") or {},
+            rank_within=a.get("rank_within", "scheme"),
+            award=a.get("award"),
+            badge=str(a.get("badge", "")),
+            src=_src(a, afile),
+        )
+        for a in (raw.get("assessments.yaml") or {}).get("assessments") or []
+    ]
+
+    cfile = raw.display("catalog.yaml")
+    catalog: dict[str, CatalogItem] = {}
+    for it in (raw.get("catalog.yaml") or {}).get("items") or []:
+        av = it.get("available") or {}
+        catalog[str(it["id"])] = CatalogItem(
+            id=str(it["id"]),
+            title=str(it.get("title", it["id"])),
+            cost=int(it["cost"]),
+            min_tier=it.get("min_tier"),
+            groups=list(it["groups"]) if it.get("groups") else None,
+            stock=it.get("stock"),
+            limit=dict(it["limit"]) if it.get("limit") else None,
+            available_from=_day(clock, av.get("from")),
+            available_until=_day(clock, av.get("until"), after=True),
+            partner=it.get("partner"),
+            description=str(it.get("description", "")),
+            src=_src(it, cfile),
+        )
+
+    whole = hashlib.sha256(
+        "".join(f"{raw.relnames[k]}:{v}\n" for k, v in sorted(raw.hashes.items())).encode()
+    )
+    return Scheme(
+        id=str(s.get("scheme", "scheme")),
+        title=str(s.get("title", s.get("scheme", ""))),
+        timezone=clock.tzname,
+        root=str(raw.root),
+        groups=groups,
+        grids=grids,
+        event_types=event_types,
+        packs=packs,
+        lists=lists,
+        assessments=assessments,
+        catalog=catalog,
+        hash=whole.hexdigest()[:16],
+        raw=dict(s),
+    )

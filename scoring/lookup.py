@@ -1,0 +1,181 @@
+"""Personal look-up: codes, hashed file names, encrypted per-person files.
+
+How it fits together (SPEC §9):
+
+* Every subject has a **personal code** derived from the scheme secret:
+  ``base32(HMAC-SHA256(secret, "gridcredit-code:" + subject id))`` cut to 80
+  bits and shown as ``XXXX-XXXX-XXXX-XXXX``. The same secret always gives the
+  same code, so a code handed out once stays valid month after month.
+  Codes are written only to a private CSV outside the site
+  (:func:`write_private_codes`) for distribution to residents.
+* The site publishes one **global salt** (derived from the secret) and the
+  PBKDF2 iteration count. From a code alone the browser derives
+  ``master = PBKDF2-HMAC-SHA256(normalised code, salt, iterations)`` with Web
+  Crypto, then ``file = HMAC(master, "file")`` (first 16 bytes, hex) names the
+  person's data file ``lookup/<file>.js`` and ``HMAC(master, "enc")`` /
+  ``HMAC(master, "mac")`` are the keys that decrypt and authenticate it.
+* The data file is JSONP-style (``gridcreditLookup("<file>", "<base64>")``) so
+  that a ``<script>`` tag loads it from any static host and from ``file://``,
+  where ``fetch()`` is refused.
+* The payload is encrypted with HMAC-SHA256 in counter mode plus an HMAC tag
+  (encrypt-then-MAC); only the standard library is needed here and only
+  ``crypto.subtle`` HMAC/PBKDF2 in the browser. The nonce is derived from the
+  key and the plaintext, so the same data gives the same file (publishing is
+  deterministic) and nothing but equality of two identical payloads leaks.
+
+Security: 80 random bits times the PBKDF2 work factor puts guessing far out
+of reach even with a modest iteration count; without a code the published
+files reveal neither who they belong to nor what they hold.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ITERATIONS = 10_000
+CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_CONFUSABLE = str.maketrans({"0": "O", "1": "I", "8": "B"})
+
+
+def person_code(secret: bytes, subject_id: str) -> str:
+    """The subject's personal look-up code, ``XXXX-XXXX-XXXX-XXXX`` (80 bits)."""
+    digest = hmac.new(secret, b"gridcredit-code:" + subject_id.encode("utf-8"), "sha256").digest()
+    text = base64.b32encode(digest[:10]).decode("ascii")  # 10 bytes = 80 bits = 16 chars
+    return "-".join(text[i : i + 4] for i in range(0, 16, 4))
+
+
+def normalize_code(code: str) -> str:
+    """Upper-case, drop spaces and dashes, map look-alike digits (0→O, 1→I, 8→B)."""
+    return "".join(c for c in code.upper().translate(_CONFUSABLE) if c in CODE_ALPHABET)
+
+
+def lookup_salt(secret: bytes) -> str:
+    """The scheme-wide salt the look-up page publishes (hex, 128 bits)."""
+    return hmac.new(secret, b"gridcredit-lookup-salt", "sha256").hexdigest()[:32]
+
+
+def derive_keys(code: str, salt: str, iterations: int = ITERATIONS) -> tuple[str, bytes, bytes]:
+    """``(file id, encryption key, MAC key)`` for a code; mirrors ``lookup.js``."""
+    master = hashlib.pbkdf2_hmac(
+        "sha256", normalize_code(code).encode("ascii"), salt.encode("ascii"), iterations, 32
+    )
+    file_id = hmac.new(master, b"file", "sha256").hexdigest()[:32]
+    return (
+        file_id,
+        hmac.new(master, b"enc", "sha256").digest(),
+        hmac.new(master, b"mac", "sha256").digest(),
+    )
+
+
+def _keystream(key: bytes, nonce: bytes, length: int) -> bytes:
+    out = bytearray()
+    counter = 0
+    while len(out) < length:
+        out += hmac.new(key, nonce + counter.to_bytes(4, "big"), "sha256").digest()
+        counter += 1
+    return bytes(out[:length])
+
+
+def encrypt(enc_key: bytes, mac_key: bytes, plaintext: bytes) -> str:
+    """``base64(nonce[16] || ciphertext || tag[16])``; deterministic for equal input."""
+    nonce = hmac.new(enc_key, b"nonce" + plaintext, "sha256").digest()[:16]
+    ct = bytes(a ^ b for a, b in zip(plaintext, _keystream(enc_key, nonce, len(plaintext))))
+    tag = hmac.new(mac_key, nonce + ct, "sha256").digest()[:16]
+    return base64.b64encode(nonce + ct + tag).decode("ascii")
+
+
+def decrypt(enc_key: bytes, mac_key: bytes, payload: str) -> bytes:
+    """Inverse of :func:`encrypt`; raises ``ValueError`` on a wrong key or damaged data."""
+    raw = base64.b64decode(payload)
+    nonce, ct, tag = raw[:16], raw[16:-16], raw[-16:]
+    if not hmac.compare_digest(tag, hmac.new(mac_key, nonce + ct, "sha256").digest()[:16]):
+        raise ValueError("look-up payload does not match this code")
+    return bytes(a ^ b for a, b in zip(ct, _keystream(enc_key, nonce, len(ct))))
+
+
+def _derive_many(
+    secret: bytes, subjects: list[str], salt: str, iterations: int
+) -> dict[str, tuple[str, bytes, bytes]]:
+    # hashlib's PBKDF2 releases the GIL, so threads use every core.
+    def one(sid: str) -> tuple[str, tuple[str, bytes, bytes]]:
+        return sid, derive_keys(person_code(secret, sid), salt, iterations)
+
+    if len(subjects) < 64:
+        return dict(map(one, subjects))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(pool.map(one, subjects, chunksize=64))
+
+
+def write_lookup_files(
+    lookup_dir: Path,
+    people: dict[str, dict],
+    *,
+    secret: bytes,
+    iterations: int = ITERATIONS,
+) -> list[Path]:
+    """Write ``lookup_dir/<file id>.js`` per subject and remove stale ones.
+
+    ``people`` maps subject id → the JSON-able record the page shows. The
+    subject id itself is never written.
+    """
+    lookup_dir.mkdir(parents=True, exist_ok=True)
+    salt = lookup_salt(secret)
+    keys = _derive_many(secret, sorted(people), salt, iterations)
+    written: list[Path] = []
+    for sid in sorted(people):
+        file_id, enc_key, mac_key = keys[sid]
+        plain = json.dumps(people[sid], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        payload = encrypt(enc_key, mac_key, plain.encode("utf-8"))
+        path = lookup_dir / f"{file_id}.js"
+        data = f'gridcreditLookup("{file_id}","{payload}");\n'.encode("ascii")
+        if not path.exists() or path.read_bytes() != data:
+            path.write_bytes(data)
+        written.append(path)
+    keep = {p.name for p in written}
+    for old in lookup_dir.glob("*.js"):
+        if old.name not in keep:
+            old.unlink()
+    return written
+
+
+def private_codes_path(db_path: Path, month: str) -> Path:
+    """Where the codes for ``month`` go: ``<db dir>/private/codes-<month>.csv``."""
+    return Path(db_path).resolve().parent / "private" / f"codes-{month}.csv"
+
+
+def write_private_codes(
+    path: Path,
+    secret: bytes,
+    subjects: Iterable[tuple[str, str]],
+    *,
+    site_dir: Path | None = None,
+) -> Path:
+    """Write ``subject,name,code`` rows for distribution to residents.
+
+    This file holds what the site must never hold; it refuses to write inside
+    ``site_dir``.
+    """
+    path = Path(path).resolve()
+    if site_dir is not None:
+        site = Path(site_dir).resolve()
+        if path == site or site in path.parents:
+            raise ValueError(f"refusing to write personal codes inside the site folder {site}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["subject", "name", "code"])
+        for sid, name in sorted(subjects):
+            w.writerow([sid, name, person_code(secret, sid)])
+    try:
+        path.chmod(0o600)
+    except OSError:  # pragma: no cover - e.g. some network file systems
+        pass
+    return path

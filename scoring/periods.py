@@ -1,0 +1,285 @@
+"""Months: posting calendar, month close (publication) and month figures.
+
+A month is *closed* when it is published; its figures never change after
+that. The rules this module enforces:
+
+* ``close_month(M)`` freezes M only. It refuses while an earlier month that
+  has entries posted to it is still open (naming that month), so published
+  months always form an unbroken history; months without entries may be
+  skipped.
+* An event whose own (local) month is closed is *late*: its entries post to
+  the first open month after it (:class:`PostingCalendar`), and
+  ``record_late`` counts it against that month so the site can note it.
+* Figures of a month (score, wallet, tier at the month's end, points earned
+  in it) come from ``month_balances`` once the month is closed, else they are
+  computed from the ledger: :func:`month_figures`.
+
+"Earned in a month" is the net sum of score moves (``entries.points``) whose
+posting period is that month, whatever their reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlite_utils
+
+from .durations import next_month, period_kind
+from .errors import PeriodClosedError, UsageError
+from .ledger import ENTRY_COLUMNS, balances
+from .model import Scheme
+
+
+@dataclass
+class MonthFigure:
+    """One subject-group at the end of a month."""
+
+    month: str
+    subject: str
+    group: str
+    score: int
+    wallet: int
+    tier: str
+    earned: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def savepoint(db: sqlite_utils.Database, name: str) -> Iterator[None]:
+    """All-or-nothing block that works inside or outside a caller's transaction."""
+    db.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        db.execute(f"ROLLBACK TO {name}")
+        db.execute(f"RELEASE {name}")
+        raise
+    db.execute(f"RELEASE {name}")
+
+
+def check_month(month: str) -> str:
+    """Return ``month`` if it is a month key ``YYYY-MM``; else a UsageError with a hint."""
+    try:
+        ok = period_kind(month) == "month"
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(f"'{month}' is not a month: write it as YYYY-MM, e.g. 2024-03")
+    return month
+
+
+def month_end(scheme: Scheme, month: str) -> int:
+    """Last second (inclusive as-of time) of a local month."""
+    return scheme.clock.period_bounds(check_month(month))[1] - 1
+
+
+def closed_months(db: sqlite_utils.Database) -> set[str]:
+    return {r[0] for r in db.execute("SELECT month FROM periods WHERE closed = 1").fetchall()}
+
+
+def is_closed(db: sqlite_utils.Database, month: str) -> bool:
+    row = db.execute("SELECT closed FROM periods WHERE month = ?", [month]).fetchone()
+    return bool(row and row[0])
+
+
+def last_closed_before(db: sqlite_utils.Database, month: str) -> str | None:
+    """The latest published month before ``month`` (``None`` if there is none)."""
+    row = db.execute(
+        "SELECT MAX(month) FROM periods WHERE closed = 1 AND month < ?", [month]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def month_record(db: sqlite_utils.Database, month: str) -> dict[str, Any]:
+    """``{month, closed, hash, late_events, closed_at_seq}`` of a month (open if unknown)."""
+    row = db.execute(
+        "SELECT closed, ledger_hash, late_events, closed_at_seq FROM periods WHERE month = ?",
+        [month],
+    ).fetchone()
+    if row is None:
+        return {"month": month, "closed": False, "hash": None, "late_events": 0, "closed_at_seq": None}
+    return {
+        "month": month,
+        "closed": bool(row[0]),
+        "hash": row[1],
+        "late_events": row[2] or 0,
+        "closed_at_seq": row[3],
+    }
+
+
+def ledger_hash(db: sqlite_utils.Database, month: str) -> str:
+    """sha256 over the entries posted to ``month``, in id order (id and every column)."""
+    h = hashlib.sha256()
+    cols = ", ".join(("id",) + ENTRY_COLUMNS)
+    for row in db.execute(f"SELECT {cols} FROM entries WHERE period = ? ORDER BY id", [month]):
+        h.update(json.dumps(list(row), ensure_ascii=False, separators=(",", ":")).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+class PostingCalendar:
+    """Which month an event's entries post to.
+
+    An event posts to its own local month unless that month is closed; then
+    to the first open month after it. Closed months are read once and kept
+    in a set, so ``posting_month`` is cheap on the scorer's hot path. Call
+    :meth:`refresh` after closing a month with the same calendar alive.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, scheme: Scheme):
+        self.db = db
+        self.clock = scheme.clock
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.closed = closed_months(self.db)
+        self._posting: dict[str, str] = {}
+
+    def posting_month(self, at: int) -> str:
+        own = self.clock.month(at)
+        if own not in self.closed:
+            return own
+        m = self._posting.get(own)
+        if m is None:
+            m = own
+            while m in self.closed:
+                m = next_month(m)
+            self._posting[own] = m
+        return m
+
+    def late(self, at: int) -> bool:
+        """True if the event's own month is closed already."""
+        return self.clock.month(at) in self.closed
+
+
+def first_open_month(db: sqlite_utils.Database, scheme: Scheme, at: int) -> str:
+    """Posting month of an event at ``at`` (see :class:`PostingCalendar`)."""
+    return PostingCalendar(db, scheme).posting_month(at)
+
+
+def record_late(db: sqlite_utils.Database, month: str, n: int) -> None:
+    """Count ``n`` late events absorbed by the open month ``month``."""
+    if n <= 0:
+        return
+    if is_closed(db, month):
+        raise PeriodClosedError(
+            f"{month} was closed (published) already; late events post to the first open"
+            " month after it, not to it"
+        )
+    db.execute(
+        "INSERT INTO periods (month, closed, late_events) VALUES (?, 0, ?)"
+        " ON CONFLICT(month) DO UPDATE SET late_events = late_events + excluded.late_events",
+        [month, n],
+    )
+
+
+def late_entries(db: sqlite_utils.Database, scheme: Scheme, month: str) -> list[dict[str, Any]]:
+    """Entries posted to ``month`` whose event belongs to an earlier (closed) month."""
+    start = scheme.clock.period_bounds(check_month(month))[0]
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT * FROM entries WHERE period = ? AND at < ? ORDER BY at, id", [month, start]
+        )
+    ]
+
+
+def _earned(db: sqlite_utils.Database, months: list[str]) -> dict[tuple[str, str], int]:
+    marks = ",".join("?" * len(months))
+    return {
+        (s, g): int(p)
+        for s, g, p in db.execute(
+            f"SELECT subject, grp, SUM(points) FROM entries WHERE period IN ({marks})"
+            " GROUP BY subject, grp",
+            months,
+        ).fetchall()
+    }
+
+
+def compute_month_figures(
+    db: sqlite_utils.Database, scheme: Scheme, month: str, *, group: str | None = None
+) -> list[MonthFigure]:
+    """Figures of ``month`` computed from the ledger (what closing would freeze)."""
+    end = month_end(scheme, month)
+    earned = _earned(db, [month])
+    return [
+        MonthFigure(
+            month, b.subject, b.group, b.score, b.wallet, b.tier, earned.get((b.subject, b.group), 0)
+        )
+        for b in balances(db, scheme, as_of=end, group=group)
+    ]
+
+
+def stored_month_figures(
+    db: sqlite_utils.Database, month: str, *, group: str | None = None
+) -> list[MonthFigure]:
+    """Frozen figures of a closed month from ``month_balances``."""
+    sql = "SELECT month, subject, grp, score, wallet, tier, earned FROM month_balances WHERE month = ?"
+    params: list[Any] = [month]
+    if group:
+        sql += " AND grp = ?"
+        params.append(group)
+    sql += " ORDER BY grp, subject"
+    return [MonthFigure(*row) for row in db.execute(sql, params).fetchall()]
+
+
+def month_figures(
+    db: sqlite_utils.Database, scheme: Scheme, month: str, *, group: str | None = None
+) -> list[MonthFigure]:
+    """Figures of ``month``: frozen ones if it is closed, else computed now."""
+    if is_closed(db, check_month(month)):
+        return stored_month_figures(db, month, group=group)
+    return compute_month_figures(db, scheme, month, group=group)
+
+
+def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[str, Any]:
+    """Freeze ``month``: write its figures, hash its entries and mark it closed.
+
+    Returns :func:`month_record` of the closed month. Raises
+    :class:`PeriodClosedError` if it is closed already or if an earlier month
+    with entries is still open.
+    """
+    check_month(month)
+    if is_closed(db, month):
+        raise PeriodClosedError(
+            f"{month} was closed (published) already; its figures never change."
+            f" Publish the next month instead ({next_month(month)})"
+        )
+    closed = closed_months(db)
+    earlier = [
+        m
+        for (m,) in db.execute(
+            "SELECT DISTINCT period FROM entries WHERE period < ? ORDER BY period", [month]
+        ).fetchall()
+        if m not in closed
+    ]
+    if earlier:
+        raise PeriodClosedError(
+            f"cannot close {month}: the earlier month {earlier[0]} has entries and is still open."
+            f" Publish {earlier[0]} first"
+        )
+    figures = compute_month_figures(db, scheme, month)
+    digest = ledger_hash(db, month)
+    seq = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    with savepoint(db, "close_month"):
+        db.execute("DELETE FROM month_balances WHERE month = ?", [month])
+        db.conn.executemany(
+            "INSERT INTO month_balances (month, subject, grp, score, wallet, tier, earned)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(f.month, f.subject, f.group, f.score, f.wallet, f.tier, f.earned) for f in figures],
+        )
+        db.execute(
+            "INSERT INTO periods (month, closed, ledger_hash, late_events, closed_at_seq)"
+            " VALUES (?, 1, ?, 0, ?)"
+            " ON CONFLICT(month) DO UPDATE SET closed = 1, ledger_hash = excluded.ledger_hash,"
+            " closed_at_seq = excluded.closed_at_seq",
+            [month, digest, seq],
+        )
+    return month_record(db, month)

@@ -1,0 +1,1084 @@
+"""Monthly site pages and open data (SPEC §9).
+
+The publisher is the last pipeline stage. It takes one month's figures as a
+:class:`MonthData` (filled from the ledger by the driver) and writes
+
+* ``site/months/<YYYY-MM>/``: the month at a glance, rankings per group,
+  per community (with in-grid ranks), grid rankings, assessment results,
+  the public lists, the rules in plain Chinese, the catalog, open-data page;
+* ``site/data/<YYYY-MM>/``: CSV and JSON downloads and ``manifest.json``
+  with the month's content hash;
+* ``site/months/index.md`` (archive), ``site/index.md`` (home, when this is
+  the latest month), ``site/lookup/`` (look-up page and encrypted files),
+  ``site/assets/`` (CSS and JS shipped with the package).
+
+Rules of the output:
+
+* **Deterministic**: the same input gives byte-identical files: no
+  timestamps, sorted keys, stable ordering, fixed number formats.
+* **Escaped**: every string that comes from input goes through :func:`md`
+  (Markdown context) or :func:`h` (HTML/SVG context). A subject called
+  ``<script>`` or ``*x*`` shows as that text.
+* **Private**: person names are masked (:func:`mask_name`, overridable via
+  the ``mask_name`` hook), organisation credit codes are masked
+  (:func:`mask_code`); subject ids, phone numbers and look-up codes are never
+  written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from scoring import charts
+from scoring.errors import InputError
+from scoring.lookup import ITERATIONS, lookup_salt, write_lookup_files
+
+TOP_N = 100  # rows on a group ranking page; the CSV has everyone
+ASSETS = ("gridcredit.css", "lookup.js")
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+# --------------------------------------------------------------------------
+# The data contract
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class TierInfo:
+    id: str
+    title: str
+    min: int | None = None
+    max: int | None = None
+
+
+@dataclass
+class GroupInfo:
+    id: str
+    title: str
+    kind: str = "person"  # person | organization
+    tiers: list[TierInfo] = field(default_factory=list)  # ordered high → low
+
+
+@dataclass
+class GridInfo:
+    id: str
+    name: str
+    community: str
+    community_name: str
+    street: str
+    street_name: str
+
+
+@dataclass
+class RankRow:
+    """One subject-group account in the month's ranking of its group."""
+
+    subject: str  # never published; used only to join look-up data
+    name: str
+    grid: str
+    score: int
+    tier: str
+    rank: int  # competition ranking within the group ("1224")
+    previous_rank: int | None = None  # None: not ranked last month (新)
+    earned: int = 0  # points earned in the month
+    wallet: int = 0
+    kind: str = "person"
+    code: str | None = None  # unified social credit code (organisations)
+    community: str = ""  # filled from the grid when empty
+    street: str = ""
+    note: str = ""  # e.g. 直接判级 (grade held), shown beside the tier
+
+
+@dataclass
+class GridRank:
+    grid: str
+    name: str
+    community: str
+    mean_score: float
+    residents: int
+    rank: int
+    previous_rank: int | None = None
+
+
+@dataclass
+class Selection:
+    scope: str  # grid / community / subject id
+    name: str
+    value: float
+    rank: int
+    kind: str = "grid"  # grid | community | person | organization
+
+
+@dataclass
+class AssessmentResult:
+    id: str
+    title: str
+    badge: str
+    period: str  # e.g. 2024-Q1
+    selected: list[Selection] = field(default_factory=list)
+    metric: str = ""  # plain Chinese description of the metric
+
+
+@dataclass
+class ListReason:
+    text: str
+    since: str | None = None  # YYYY-MM-DD
+    until: str | None = None
+    objection: bool = False  # 异议标注: an objection is under review
+
+
+@dataclass
+class ListMember:
+    subject: str
+    name: str
+    group: str
+    reasons: list[ListReason] = field(default_factory=list)
+    kind: str = "organization"
+    code: str | None = None
+    grid: str = ""
+
+
+@dataclass
+class PublicList:
+    id: str
+    title: str
+    members: list[ListMember] = field(default_factory=list)
+    description: str = ""
+
+
+@dataclass
+class RuleText:
+    id: str
+    title: str
+    text: str  # plain Chinese from render.py; lines are kept
+    adopted: str = ""
+
+
+@dataclass
+class RulePackText:
+    title: str
+    group: str
+    rules: list[RuleText] = field(default_factory=list)
+    adopted: str = ""
+    version: str = ""
+
+
+@dataclass
+class CatalogItem:
+    id: str
+    title: str
+    cost: int
+    min_tier: str | None = None
+    groups: list[str] = field(default_factory=list)  # group titles
+    stock: int | None = None
+    available: str = ""
+    partner: str = ""
+
+
+@dataclass
+class TrendPoint:
+    month: str
+    group: str
+    mean_score: float
+    subjects: int = 0
+    tier_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LookupEntry:
+    date: str  # YYYY-MM-DD
+    rule: str  # rule title
+    points: int
+    wallet: int = 0
+    flag: str = ""  # e.g. 异议审核中
+
+
+@dataclass
+class LookupAccount:
+    subject: str
+    group: str
+    score: int
+    wallet: int
+    tier: str
+    entries: list[LookupEntry] = field(default_factory=list)
+    name: str = ""
+    kind: str = "person"
+    note: str = ""
+
+
+@dataclass
+class ArchiveMonth:
+    month: str
+    content_hash: str
+
+
+@dataclass
+class MonthData:
+    title: str  # scheme title
+    month: str  # YYYY-MM
+    groups: list[GroupInfo]
+    grids: list[GridInfo]
+    rankings: dict[str, list[RankRow]]  # group id → all rows
+    grid_rankings: list[GridRank] = field(default_factory=list)
+    assessments: list[AssessmentResult] = field(default_factory=list)
+    lists: list[PublicList] = field(default_factory=list)
+    rules: list[RulePackText] = field(default_factory=list)
+    catalog: list[CatalogItem] = field(default_factory=list)
+    trends: list[TrendPoint] = field(default_factory=list)
+    lookup: list[LookupAccount] = field(default_factory=list)
+    archive: list[ArchiveMonth] = field(default_factory=list)
+    late_events: int = 0  # late events posted into this month
+
+
+class Publisher(Protocol):
+    """A page writer contributed by a plugin through ``register_publishers``."""
+
+    name: str
+
+    def write(self, month: str, data: MonthData, site_dir: Path) -> list[Path]: ...
+
+
+# --------------------------------------------------------------------------
+# Escaping and masking
+# --------------------------------------------------------------------------
+
+_MD_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>&\"'~=:^$@%")
+
+
+def md(text: object) -> str:
+    """Escape input text for Markdown (also safe inside HTML and table cells).
+
+    Whitespace collapses to single spaces, and every character Markdown or
+    HTML could give meaning to becomes a numeric character reference.
+    """
+    flat = " ".join(str(text).split())
+    return "".join(f"&#{ord(c)};" if c in _MD_SPECIAL else c for c in flat)
+
+
+def h(text: object) -> str:
+    """Escape input text for HTML and SVG."""
+    return escape(str(text), quote=True)
+
+
+def mask_name(name: str, kind: str) -> str:
+    """Public form of a name: persons as 张*明 (张* for two characters).
+
+    Organisations are shown by name. The ``mask_name`` plugin hook overrides
+    this; pass its caller as ``mask=`` to :func:`publish_month`.
+    """
+    name = " ".join(str(name).split())
+    if kind != "person":
+        return name
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_code(code: str | None) -> str:
+    """A unified social credit code as ``913703******1234`` style (first 6, last 4)."""
+    if not code:
+        return ""
+    code = str(code).strip()
+    if len(code) <= 10:
+        return "*" * len(code)
+    return code[:6] + "*" * (len(code) - 10) + code[-4:]
+
+
+def month_label(month: str) -> str:
+    m = MONTH_RE.match(month)
+    return f"{m.group(1)}年{int(m.group(2))}月" if m else month
+
+
+def _slug(value: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", value):
+        return value
+    return "x" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------
+# Output collection
+# --------------------------------------------------------------------------
+
+
+class _Output:
+    """Collects files, writes only changed bytes, removes stale files."""
+
+    def __init__(self, site_dir: Path):
+        self.site_dir = site_dir
+        self.files: dict[Path, bytes] = {}
+
+    def text(self, rel: str, content: str) -> None:
+        if not content.endswith("\n"):
+            content += "\n"
+        self.files[self.site_dir / rel] = content.encode("utf-8")
+
+    def json(self, rel: str, obj: Any) -> None:
+        self.text(rel, json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1))
+
+    def csv(self, rel: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(["" if v is None else v for v in row] for row in rows)
+        # BOM: spreadsheet programs then read the Chinese text as UTF-8
+        self.files[self.site_dir / rel] = b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
+
+    def flush(self, clean: Sequence[Path]) -> list[Path]:
+        for path, data in sorted(self.files.items()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() or path.read_bytes() != data:
+                path.write_bytes(data)
+        for folder in clean:
+            if folder.is_dir():
+                for old in sorted(folder.rglob("*"), reverse=True):
+                    if old.is_file() and old not in self.files:
+                        old.unlink()
+                    elif old.is_dir() and not any(old.iterdir()):
+                        old.rmdir()
+        return sorted(self.files)
+
+
+# --------------------------------------------------------------------------
+# Page pieces
+# --------------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _rank_cell(rank: int, tied: bool) -> str:
+    return f'{rank}<span class="gc-tie">并列</span>' if tied else str(rank)
+
+
+def _movement(rank: int, previous: int | None) -> str:
+    if previous is None:
+        return '<span class="gc-new" title="上月未参与排名">新</span>'
+    if previous > rank:
+        return f'<span class="gc-up" title="较上月上升{previous - rank}名">↑{previous - rank}</span>'
+    if previous < rank:
+        return f'<span class="gc-down" title="较上月下降{rank - previous}名">↓{rank - previous}</span>'
+    return '<span class="gc-muted" title="与上月持平">—</span>'
+
+
+def competition_ranks(scores: Sequence[float]) -> list[int]:
+    """Competition ranks ("1224") for scores in any order, highest first."""
+    order = sorted(scores, reverse=True)
+    first: dict[float, int] = {}
+    for i, s in enumerate(order):
+        first.setdefault(s, i + 1)
+    return [first[s] for s in scores]
+
+
+def _chart(svg: str) -> str:
+    return f'<div class="gc-figure">\n{svg}\n</div>'
+
+
+def _stats_cards(pairs: Sequence[tuple[str, object]]) -> str:
+    cells = "".join(
+        f'<div class="gc-stat"><span class="gc-stat-label">{label}</span>'
+        f'<span class="gc-stat-value">{value}</span></div>'
+        for label, value in pairs
+    )
+    return f'<div class="gc-stats">{cells}</div>'
+
+
+def _links(pairs: Sequence[tuple[str, str]]) -> str:
+    """Link buttons; Markdown links inside (md_in_html) so MkDocs checks them."""
+    return '<div class="gc-links" markdown>\n' + "\n".join(
+        f"[{text}]({href})" for text, href in pairs
+    ) + "\n</div>"
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+# --------------------------------------------------------------------------
+# The publisher
+# --------------------------------------------------------------------------
+
+
+class _MonthSite:
+    def __init__(self, month: str, data: MonthData, out: _Output, mask: Callable[[str, str], str]):
+        self.month = month
+        self.d = data
+        self.out = out
+        self.mask = mask
+        self.label = month_label(month)
+        self.base = f"months/{month}"
+        self.data_base = f"data/{month}"
+        self.grids = {g.id: g for g in data.grids}
+        self.groups = {g.id: g for g in data.groups}
+        self.group_order = [g.id for g in data.groups if g.id in data.rankings]
+        self.group_order += sorted(k for k in data.rankings if k not in self.groups)
+        self.rows: dict[str, list[RankRow]] = {}
+        for gid in self.group_order:
+            rows = [self._fill(r) for r in data.rankings[gid]]
+            rows.sort(key=lambda r: (r.rank, -r.score, self._name(r), r.grid, r.subject))
+            self.rows[gid] = rows
+        self.communities: dict[str, tuple[str, str, str]] = {}
+        for g in data.grids:
+            self.communities[g.community] = (g.community_name, g.street, g.street_name)
+
+    # helpers ------------------------------------------------------------
+    def _fill(self, r: RankRow) -> RankRow:
+        g = self.grids.get(r.grid)
+        if g and (not r.community or not r.street):
+            r = RankRow(**{**asdict(r), "community": r.community or g.community,
+                           "street": r.street or g.street})
+        return r
+
+    def _group(self, gid: str) -> GroupInfo:
+        return self.groups.get(gid) or GroupInfo(id=gid, title=gid)
+
+    def _name(self, r: RankRow | ListMember) -> str:
+        return self.mask(r.name, r.kind)
+
+    def grid_name(self, gid: str) -> str:
+        g = self.grids.get(gid)
+        return g.name if g else gid
+
+    def community_name(self, cid: str) -> str:
+        c = self.communities.get(cid)
+        return c[0] if c else cid
+
+    def tier_title(self, gid: str, tier: str) -> str:
+        for t in self._group(gid).tiers:
+            if t.id == tier:
+                return t.title
+        return ""
+
+    def tier_cell(self, gid: str, r: RankRow) -> str:
+        title = self.tier_title(gid, r.tier)
+        text = md(r.tier) + (f" {md(title)}" if title else "")
+        if r.note:
+            text += f'<span class="gc-flag">{md(r.note)}</span>'
+        return text
+
+    def tier_counts(self, gid: str) -> list[tuple[str, int]]:
+        counts = Counter(r.tier for r in self.rows[gid])
+        order = [t.id for t in self._group(gid).tiers]
+        order += sorted(t for t in counts if t not in order)
+        return [(t, counts.get(t, 0)) for t in order]
+
+    def trend(self, gid: str) -> tuple[list[str], list[float | None]]:
+        points = {p.month: p.mean_score for p in self.d.trends if p.group == gid}
+        if self.rows[gid]:
+            points.setdefault(self.month, _mean([r.score for r in self.rows[gid]]))
+        months = sorted(m for m in points if m <= self.month)[-12:]
+        return months, [points[m] for m in months]
+
+    def page(self, rel: str, body: str, *, search: bool = True) -> None:
+        front = "" if search else "---\nsearch:\n  exclude: true\n---\n\n"
+        self.out.text(f"{self.base}/{rel}", front + body)
+
+    # pages --------------------------------------------------------------
+    def group_page(self, gid: str) -> None:
+        g = self._group(gid)
+        rows = self.rows[gid]
+        org = g.kind == "organization"
+        scores = [r.score for r in rows]
+        rank_count = Counter(r.rank for r in rows)
+        tiers = self.tier_counts(gid)
+        months, means = self.trend(gid)
+        parts = [
+            f"# {md(g.title)}信用积分排名",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · 共 {len(rows)} 个{"单位" if org else "人"}参与排名</p>',
+            "",
+            _stats_cards([
+                ("参与排名", len(rows)),
+                ("平均分", f"{_mean(scores):.1f}"),
+                ("最高分", max(scores) if scores else "—"),
+                ("最低分", min(scores) if scores else "—"),
+            ]),
+            "",
+            "名次为并列排名：同分同名次，其后名次顺延（如 1、2、2、4）。"
+            "“变化”为与上月名次相比：↑ 上升，↓ 下降，— 持平，新 表示上月未参与排名。",
+            "",
+            f"## 前 {TOP_N} 名" if len(rows) > TOP_N else "## 排名",
+            "",
+        ]
+        if len(rows) > TOP_N:
+            parts += [
+                f"下表列出前 {TOP_N} 名（含并列）。完整名单见"
+                f"[开放数据：rankings-{_slug(gid)}.csv](../../../{self.data_base}/rankings-{_slug(gid)}.csv)，"
+                "各社区全部名单见本月各社区排名页。",
+                "",
+            ]
+        header = ["名次", "变化", "名称" if org else "姓名"] + (["信用代码"] if org else [])
+        header += ["网格", "信用积分", "等级", "本月获得"]
+        table_rows = []
+        for r in rows:
+            if r.rank > TOP_N:
+                break
+            cells = [_rank_cell(r.rank, rank_count[r.rank] > 1), _movement(r.rank, r.previous_rank),
+                     md(self._name(r))]
+            if org:
+                cells.append(md(mask_code(r.code)))
+            cells += [md(self.grid_name(r.grid)), f"**{r.score}**", self.tier_cell(gid, r),
+                      f"{r.earned:+d}" if r.earned else "0"]
+            table_rows.append(cells)
+        parts += [_table(header, table_rows) if table_rows else "本月暂无排名数据。", ""]
+        parts += [
+            "## 等级分布",
+            "",
+            _chart(charts.bar_chart(
+                f"{g.title}等级分布（{self.label}）",
+                [f"{t} {self.tier_title(gid, t)}".strip() for t, _ in tiers],
+                [c for _, c in tiers], unit="")),
+            "",
+            "## 积分分布",
+            "",
+            _chart(charts.histogram(f"{g.title}信用积分分布（{self.label}）", scores)),
+            "",
+            "## 平均分走势",
+            "",
+            _chart(charts.line_chart(f"{g.title}平均分走势", [m[2:] for m in months],
+                                     [(g.title, means)])),
+            "",
+        ]
+        self.page(f"rankings/{_slug(gid)}.md", "\n".join(parts))
+
+    def community_page(self, cid: str, members: dict[str, list[RankRow]]) -> None:
+        cname, _, street_name = self.communities.get(cid, (cid, "", ""))
+        parts = [
+            f"# {md(cname)}排名",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · {md(street_name)}</p>',
+            "",
+            "本页按信用积分列出本社区参与排名的全部主体。“社区名次”“网格名次”为本社区、"
+            "本网格内的并列排名；全县名次见各群体排名页。",
+            "",
+        ]
+        for gid in self.group_order:
+            rows = members.get(gid)
+            if not rows:
+                continue
+            g = self._group(gid)
+            org = g.kind == "organization"
+            comm_rank = competition_ranks([r.score for r in rows])
+            tie = Counter(comm_rank)
+            by_grid: dict[str, list[int]] = defaultdict(list)
+            for i, r in enumerate(rows):
+                by_grid[r.grid].append(i)
+            grid_rank: dict[int, tuple[int, bool]] = {}
+            for idxs in by_grid.values():
+                ranks = competition_ranks([rows[i].score for i in idxs])
+                c = Counter(ranks)
+                for i, rk in zip(idxs, ranks):
+                    grid_rank[i] = (rk, c[rk] > 1)
+            header = ["社区名次", "名称" if org else "姓名", "网格", "网格名次", "信用积分", "等级"]
+            table_rows = [
+                [_rank_cell(comm_rank[i], tie[comm_rank[i]] > 1), md(self._name(r)),
+                 md(self.grid_name(r.grid)), _rank_cell(*grid_rank[i]), str(r.score),
+                 self.tier_cell(gid, r)]
+                for i, r in enumerate(rows)
+            ]
+            parts += [f"## {md(g.title)}", "", f"共 {len(rows)} 个。", "", _table(header, table_rows), ""]
+        self.page(f"communities/{_slug(cid)}.md", "\n".join(parts), search=False)
+
+    def communities_pages(self) -> list[tuple[str, int]]:
+        per: dict[str, dict[str, list[RankRow]]] = defaultdict(lambda: defaultdict(list))
+        for gid in self.group_order:
+            for r in self.rows[gid]:
+                per[r.community or "-"][gid].append(r)
+        for members in per.values():
+            for rows in members.values():
+                rows.sort(key=lambda r: (-r.score, self._name(r), r.grid, r.subject))
+        order = sorted(per, key=lambda c: (self.communities.get(c, ("", "", ""))[1], c))
+        for cid in order:
+            self.community_page(cid, per[cid])
+        return [(cid, sum(len(v) for v in per[cid].values())) for cid in order]
+
+    def grids_page(self) -> None:
+        rows = sorted(self.d.grid_rankings, key=lambda r: (r.rank, -r.mean_score, r.grid))
+        tie = Counter(r.rank for r in rows)
+        parts = [
+            "# 网格排名",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · 按网格内居民平均信用积分排名</p>',
+            "",
+            "平均分为网格内全部居民信用积分的算术平均，保留一位小数；名次为并列排名。",
+            "",
+            _table(
+                ["名次", "变化", "网格", "社区", "平均分", "居民人数"],
+                [[_rank_cell(r.rank, tie[r.rank] > 1), _movement(r.rank, r.previous_rank),
+                  md(r.name or self.grid_name(r.grid)), md(self.community_name(r.community)),
+                  f"{r.mean_score:.1f}", str(r.residents)] for r in rows],
+            ) if rows else "本月暂无网格排名。",
+            "",
+        ]
+        if rows:
+            parts += [
+                "## 各网格平均分",
+                "",
+                _chart(charts.bar_chart("各网格居民平均信用积分", [r.name for r in rows],
+                                        [r.mean_score for r in rows], decimals=1)),
+                "",
+            ]
+        self.page("grids.md", "\n".join(parts))
+
+    def assessments_page(self) -> None:
+        parts = ["# 考评结果", "", f'<p class="gc-muted">{self.label}公示</p>', ""]
+        if not self.d.assessments:
+            parts.append("本月没有考评结果。")
+        for a in sorted(self.d.assessments, key=lambda a: (a.period, a.id)):
+            parts += [f"## {md(a.title)}", "",
+                      f'<span class="gc-badge">{md(a.badge)}</span> 考评期：{md(a.period)}', ""]
+            if a.metric:
+                parts += [f"考评指标：{md(a.metric)}", ""]
+            if a.selected:
+                sel = sorted(a.selected, key=lambda s: (s.rank, s.scope))
+                parts += [_table(["名次", "获评对象", "指标值"], [
+                    [str(s.rank), md(self.mask(s.name, s.kind) if s.kind in ("person", "organization")
+                                     else s.name), f"{s.value:.1f}"] for s in sel]), ""]
+            else:
+                parts += ["本期无获评对象。", ""]
+        self.page("assessments.md", "\n".join(parts))
+
+    def list_page(self, lst: PublicList) -> None:
+        parts = [f"# {md(lst.title)}", "", f'<p class="gc-muted">{self.label}公示 · 共 {len(lst.members)} 个</p>', ""]
+        if lst.description:
+            parts += [md(lst.description), ""]
+        parts += [
+            "每个上榜对象列出上榜原因及公示期限。标注“异议审核中”的记录，当事人已提出异议，"
+            "正在复核，结果以复核结论为准。",
+            "",
+        ]
+        members = sorted(lst.members, key=lambda m: (m.group, self._name(m), m.subject))
+        if not members:
+            parts.append("本月无上榜对象。")
+        else:
+            rows = []
+            for m in members:
+                reasons = []
+                for r in m.reasons:
+                    text = md(r.text)
+                    window = ""
+                    if r.since and r.until:
+                        window = f"（{md(r.since)} 至 {md(r.until)}）"
+                    elif r.since:
+                        window = f"（自 {md(r.since)} 起）"
+                    elif r.until:
+                        window = f"（公示至 {md(r.until)}）"
+                    flag = '<span class="gc-flag">异议审核中</span>' if r.objection else ""
+                    reasons.append(text + window + flag)
+                name = md(self._name(m))
+                if m.code:
+                    name += f'<br><span class="gc-muted">{md(mask_code(m.code))}</span>'
+                rows.append([name, md(self._group(m.group).title), "<br>".join(reasons) or "—"])
+            parts.append(_table(["名称", "类别", "上榜原因"], rows))
+        self.page(f"lists/{_slug(lst.id)}.md", "\n".join(parts) + "\n")
+
+    def rules_page(self) -> None:
+        parts = ["# 积分规则", "", f'<p class="gc-muted">{self.label}起执行的规则（试行规则不计入积分，不在此列出）</p>', ""]
+        if not self.d.rules:
+            parts.append("暂无规则。")
+        for pack in self.d.rules:
+            parts += [f"## {md(pack.title)}", ""]
+            meta = [f"适用群体：{md(self._group(pack.group).title)}"]
+            if pack.version:
+                meta.append(f"版本：{md(pack.version)}")
+            if pack.adopted:
+                meta.append(f"通过：{md(pack.adopted)}")
+            parts += ["　".join(meta), ""]
+            for rule in pack.rules:
+                parts += [f"### {md(rule.title)} {{#rule-{_slug(rule.id)}}}", ""]
+                lines = [md(line) for line in rule.text.splitlines() if line.strip()]
+                parts += ["<br>\n".join(lines) if lines else "", ""]
+                foot = f'<span class="gc-muted">规则编号 {md(rule.id)}'
+                if rule.adopted:
+                    foot += f"　通过：{md(rule.adopted)}"
+                parts += [foot + "</span>", ""]
+        self.page("rules.md", "\n".join(parts))
+
+    def catalog_page(self) -> None:
+        parts = ["# 积分兑换目录", "", f'<p class="gc-muted">{self.label}公示 · 兑换使用“可用积分”，不影响信用积分和等级</p>', ""]
+        if not self.d.catalog:
+            parts.append("暂无可兑换物品。")
+        else:
+            parts.append(_table(
+                ["物品", "所需积分", "最低等级", "适用群体", "库存", "兑换时间", "合作商户"],
+                [[md(c.title), str(c.cost), md(c.min_tier or "不限"),
+                  md("、".join(c.groups) or "全部个人"), "不限" if c.stock is None else str(c.stock),
+                  md(c.available or "长期"), md(c.partner or "—")]
+                 for c in sorted(self.d.catalog, key=lambda c: (c.cost, c.id))]))
+        self.page("catalog.md", "\n".join(parts))
+
+    # open data ------------------------------------------------------------
+    def open_data(self) -> list[tuple[str, str]]:
+        files: list[tuple[str, str]] = []
+        for gid in self.group_order:
+            g = self._group(gid)
+            org = g.kind == "organization"
+            name = f"rankings-{_slug(gid)}.csv"
+            self.out.csv(
+                f"{self.data_base}/{name}",
+                ["名次", "上月名次", "名称" if org else "姓名（已脱敏）", "统一社会信用代码（已脱敏）",
+                 "网格编号", "网格", "社区", "街道", "信用积分", "等级", "本月获得积分"],
+                ([r.rank, r.previous_rank, self._name(r), mask_code(r.code) if org else "",
+                  r.grid, self.grid_name(r.grid), self.community_name(r.community),
+                  self.communities.get(r.community, ("", "", ""))[2], r.score, r.tier, r.earned]
+                 for r in self.rows[gid]),
+            )
+            files.append((name, f"{g.title}排名（全部）"))
+        self.out.csv(
+            f"{self.data_base}/grids.csv",
+            ["名次", "上月名次", "网格编号", "网格", "社区", "居民平均信用积分", "居民人数"],
+            ([r.rank, r.previous_rank, r.grid, r.name, self.community_name(r.community),
+              f"{r.mean_score:.1f}", r.residents]
+             for r in sorted(self.d.grid_rankings, key=lambda r: (r.rank, r.grid))),
+        )
+        files.append(("grids.csv", "网格排名"))
+        summary = {
+            "scheme": self.d.title,
+            "month": self.month,
+            "late_events": self.d.late_events,
+            "groups": [
+                {"id": gid, "title": self._group(gid).title, "kind": self._group(gid).kind,
+                 "subjects": len(self.rows[gid]),
+                 "mean_score": round(_mean([r.score for r in self.rows[gid]]), 1),
+                 "tier_counts": dict(self.tier_counts(gid))}
+                for gid in self.group_order
+            ],
+        }
+        self.out.json(f"{self.data_base}/summary.json", summary)
+        files.append(("summary.json", "本月概况（人数、平均分、等级分布）"))
+        self.out.json(f"{self.data_base}/lists.json", [
+            {"id": lst.id, "title": lst.title, "members": [
+                {"name": self._name(m), "code": mask_code(m.code), "group": m.group,
+                 "reasons": [asdict(r) for r in m.reasons]}
+                for m in sorted(lst.members, key=lambda m: (m.group, self._name(m), m.subject))]}
+            for lst in self.d.lists])
+        files.append(("lists.json", "红灰榜及上榜原因"))
+        self.out.json(f"{self.data_base}/assessments.json", [
+            {"id": a.id, "title": a.title, "badge": a.badge, "period": a.period, "selected": [
+                {"name": self.mask(s.name, s.kind) if s.kind in ("person", "organization") else s.name,
+                 "scope": s.scope if s.kind not in ("person", "organization") else "",
+                 "value": round(s.value, 3), "rank": s.rank}
+                for s in sorted(a.selected, key=lambda s: (s.rank, s.scope))]}
+            for a in sorted(self.d.assessments, key=lambda a: (a.period, a.id))])
+        files.append(("assessments.json", "考评结果"))
+        self.out.json(f"{self.data_base}/rules.json", [asdict(p) for p in self.d.rules])
+        files.append(("rules.json", "积分规则"))
+        self.out.json(f"{self.data_base}/catalog.json", [asdict(c) for c in self.d.catalog])
+        files.append(("catalog.json", "兑换目录"))
+        return files
+
+    def data_page(self, files: list[tuple[str, str]]) -> None:
+        parts = [
+            "# 开放数据",
+            "",
+            f'<p class="gc-muted">{self.label} · CSV 为 UTF-8 编码，可用 WPS、Excel 直接打开</p>',
+            "",
+            "开放数据不含身份证号、手机号、主体编号和个人查询码；个人姓名已脱敏，"
+            "单位统一社会信用代码仅显示前6位和后4位。",
+            "",
+            _table(["文件", "内容"], [[f"[{n}](../../{self.data_base}/{n})", t] for n, t in files]
+                   + [[f"[manifest.json](../../{self.data_base}/manifest.json)",
+                       "各文件 SHA-256 校验值及本月内容校验值"]]),
+            "",
+        ]
+        self.page("data.md", "\n".join(parts))
+
+    def index_page(self, communities: list[tuple[str, int]]) -> None:
+        d = self.d
+        parts = [f"# {self.label}信用积分公示", "", f'<p class="gc-muted">{md(d.title)}</p>', ""]
+        total = sum(len(self.rows[g]) for g in self.group_order)
+        listed = {lst.title: len(lst.members) for lst in d.lists}
+        parts += [_stats_cards([("参与排名", total), ("网格", len(d.grid_rankings) or len(d.grids))]
+                               + [(md(k), v) for k, v in listed.items()]), ""]
+        if d.late_events:
+            parts += [f'!!! note "迟到事件"\n    本月有 {d.late_events} 条属于已公示月份的事件迟到上报，'
+                      "按规定计入本月，已公示月份的数据不作更改。", ""]
+        links = [(f"{md(self._group(g).title)}排名", f"rankings/{_slug(g)}.md") for g in self.group_order]
+        links += [("网格排名", "grids.md"), ("考评结果", "assessments.md")]
+        links += [(md(lst.title), f"lists/{_slug(lst.id)}.md") for lst in d.lists]
+        links += [("积分规则", "rules.md"), ("兑换目录", "catalog.md"), ("开放数据", "data.md")]
+        parts += ["## 本月公示内容", "", _links(links), ""]
+        parts += ["## 各群体概况", "",
+                  _table(["群体", "人数", "平均分", "最高分"],
+                         [[f"[{md(self._group(g).title)}](rankings/{_slug(g)}.md)", len(self.rows[g]),
+                           f"{_mean([r.score for r in self.rows[g]]):.1f}",
+                           max((r.score for r in self.rows[g]), default="—")]
+                          for g in self.group_order]), ""]
+        if self.group_order:
+            first = self.group_order[0]
+            g = self._group(first)
+            tiers = self.tier_counts(first)
+            months, means = self.trend(first)
+            parts += [
+                f"## {md(g.title)}等级分布", "",
+                _chart(charts.bar_chart(f"{g.title}等级分布（{self.label}）",
+                                        [f"{t} {self.tier_title(first, t)}".strip() for t, _ in tiers],
+                                        [c for _, c in tiers])), "",
+                f"## {md(g.title)}平均分走势", "",
+                _chart(charts.line_chart(f"{g.title}平均分走势", [m[2:] for m in months],
+                                         [(g.title, means)])), "",
+            ]
+        if communities:
+            parts += ["## 各社区排名", "",
+                      _table(["社区", "街道", "参与排名"],
+                             [[f"[{md(self.community_name(c))}](communities/{_slug(c)}.md)",
+                               md(self.communities.get(c, ("", "", c))[2]), n]
+                              for c, n in communities]), ""]
+        self.page("index.md", "\n".join(parts))
+
+
+def _content_hash(files: dict[Path, bytes], roots: Sequence[Path]) -> tuple[str, dict[str, str]]:
+    listing: dict[str, str] = {}
+    for path, data in files.items():
+        for root in roots:
+            if root in path.parents:
+                listing[path.relative_to(root.parent.parent).as_posix()] = hashlib.sha256(data).hexdigest()
+    text = "".join(f"{k}\0{v}\n" for k, v in sorted(listing.items()))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest(), listing
+
+
+def _archive_months(site_dir: Path, data: MonthData, current: tuple[str, str]) -> list[tuple[str, str]]:
+    months = {a.month: a.content_hash for a in data.archive}
+    data_root = site_dir / "data"
+    if data_root.is_dir():
+        for manifest in sorted(data_root.glob("*/manifest.json")):
+            m = manifest.parent.name
+            if MONTH_RE.match(m) and m not in months:
+                try:
+                    months[m] = json.loads(manifest.read_text("utf-8"))["content_hash"]
+                except (ValueError, KeyError):
+                    continue
+    months[current[0]] = current[1]
+    return sorted(months.items(), reverse=True)
+
+
+def _archive_page(site_dir: Path, months: list[tuple[str, str]], title: str) -> str:
+    rows = []
+    for m, digest in months:
+        page = site_dir / "months" / m / "index.md"
+        link = f"[{month_label(m)}]({m}/index.md)" if page.exists() else month_label(m)
+        data = f"[下载]({m}/data.md)" if (site_dir / "months" / m / "data.md").exists() else "—"
+        rows.append([link, data, f'<span class="gc-hash">{md(digest)}</span>'])
+    return "\n".join([
+        "# 往期公示", "", f'<p class="gc-muted">{md(title)}</p>', "",
+        "每月公示后即结账，已公示月份的数据不再更改。“内容校验值”是该月全部公示页面和开放数据的 "
+        "SHA-256 校验值，可用于核对下载的数据是否与公示一致（见各月开放数据中的 manifest.json）。",
+        "", _table(["月份", "开放数据", "内容校验值"], rows), "",
+    ])
+
+
+def _home_page(site: _MonthSite) -> str:
+    d = site.d
+    m = site.base
+    links = [("本月公示", f"{m}/index.md"), ("个人查询", "lookup/index.md")]
+    links += [(md(lst.title), f"{m}/lists/{_slug(lst.id)}.md") for lst in d.lists]
+    links += [("网格排名", f"{m}/grids.md"), ("积分规则", f"{m}/rules.md"), ("往期公示", "months/index.md")]
+    parts = [
+        f"# {md(d.title)}", "",
+        f"最新公示：**{site.label}**。积分每月公示一次（一月一公示），公示内容包括各群体排名、"
+        "网格排名、考评结果、红灰榜、积分规则和兑换目录。", "",
+        _links(links), "",
+        "## 本月概况", "",
+        _table(["群体", "人数", "平均分"],
+               [[f"[{md(site._group(g).title)}]({m}/rankings/{_slug(g)}.md)", len(site.rows[g]),
+                 f"{_mean([r.score for r in site.rows[g]]):.1f}"] for g in site.group_order]), "",
+    ]
+    if d.grid_rankings:
+        top = sorted(d.grid_rankings, key=lambda r: (r.rank, r.grid))[:3]
+        parts += ["## 网格排名前三", "",
+                  _table(["名次", "网格", "平均分"],
+                         [[str(r.rank), md(r.name), f"{r.mean_score:.1f}"] for r in top]), ""]
+    parts += ["查询本人积分请使用[个人查询](lookup/index.md)，输入网格员发放的查询码。"
+              "了解积分规则如何制定和修改，见[政策人员指南](guide/index.md)；"
+              "个人信息如何保护，见[关于与隐私](about.md)。", ""]
+    return "\n".join(parts)
+
+
+def _lookup_page(secret: bytes, iterations: int, month: str) -> str:
+    return "\n".join([
+        "# 个人积分查询", "",
+        "输入网格员发放的16位查询码，查看本人的信用积分、等级、可用积分和积分明细。", "",
+        f'<div id="gc-lookup" class="gc-lookup" data-salt="{h(lookup_salt(secret))}" '
+        f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./">',
+        '<form autocomplete="off">',
+        '<input name="code" type="text" inputmode="text" autocapitalize="characters" spellcheck="false" '
+        'placeholder="XXXX-XXXX-XXXX-XXXX" aria-label="查询码" maxlength="24">',
+        '<button type="submit">查询</button>',
+        "</form>",
+        '<div class="gc-lookup-result" aria-live="polite"></div>',
+        "</div>", "",
+        '!!! info "查询在您的手机上完成"',
+        "    查询码不会发送到任何服务器：页面在本机根据查询码算出数据文件名并解密。"
+        "网站上只有加密文件，没有查询码，也没有姓名与文件的对应关系。"
+        "查询码请妥善保管，不要告诉他人；遗失可向所在网格员申请补发。", "",
+        f"数据截至{month_label(month)}末。对积分有异议的，可在公示期内向所在社区提出异议申请。", "",
+    ])
+
+
+def _lookup_records(site: _MonthSite) -> dict[str, dict]:
+    people: dict[str, dict] = {}
+    for acc in sorted(site.d.lookup, key=lambda a: (a.subject, site.group_order.index(a.group)
+                                                     if a.group in site.group_order else 99, a.group)):
+        rec = people.setdefault(acc.subject, {"name": site.mask(acc.name, acc.kind) if acc.name else "",
+                                              "month": site.month, "accounts": []})
+        rec["accounts"].append({
+            "group": site._group(acc.group).title,
+            "score": acc.score, "wallet": acc.wallet, "tier": acc.tier,
+            "tier_title": site.tier_title(acc.group, acc.tier), "note": acc.note,
+            "entries": [asdict(e) for e in sorted(acc.entries, key=lambda e: e.date, reverse=True)],
+        })
+    return people
+
+
+def write_assets(site_dir: Path) -> list[Path]:
+    """Copy the package's CSS and JS into ``site_dir/assets``."""
+    target = site_dir / "assets"
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in ASSETS:
+        data = resources.files("scoring").joinpath("assets", name).read_bytes()
+        path = target / name
+        if not path.exists() or path.read_bytes() != data:
+            path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+def publish_month(
+    month: str,
+    data: MonthData,
+    site_dir: Path,
+    *,
+    secret: bytes,
+    mask: Callable[[str, str], str] | None = None,
+    iterations: int = ITERATIONS,
+    publishers: Sequence[Publisher] = (),
+) -> list[Path]:
+    """Write the site pages and open data of ``month`` into ``site_dir``.
+
+    Returns every path written (sorted). ``mask`` replaces :func:`mask_name`
+    (pass the ``mask_name`` hook caller); ``publishers`` come from the
+    ``register_publishers`` hook and run after the built-in pages.
+    """
+    if not MONTH_RE.match(month):
+        raise InputError(f"publish: month {month!r} is not of the form YYYY-MM (e.g. 2024-03)")
+    if data.month != month:
+        raise InputError(f"publish: the data is for {data.month}, not for {month}")
+    if not secret:
+        raise InputError("publish: the look-up secret is empty; set one for the scheme")
+    site_dir = Path(site_dir)
+    mask_fn = mask or mask_name
+    out = _Output(site_dir)
+    site = _MonthSite(month, data, out, lambda name, kind: mask_fn(name, kind) or mask_name(name, kind))
+
+    for gid in site.group_order:
+        site.group_page(gid)
+    communities = site.communities_pages()
+    site.grids_page()
+    site.assessments_page()
+    for lst in data.lists:
+        site.list_page(lst)
+    site.rules_page()
+    site.catalog_page()
+    files = site.open_data()
+    site.data_page(files)
+    site.index_page(communities)
+
+    month_dir, data_dir = site_dir / "months" / month, site_dir / "data" / month
+    digest, listing = _content_hash(out.files, [month_dir, data_dir])
+    out.json(f"data/{month}/manifest.json", {"month": month, "content_hash": digest, "files": listing})
+
+    months = _archive_months(site_dir, data, (month, digest))
+    latest = months[0][0] == month
+    if latest:
+        out.text("index.md", _home_page(site))
+        out.text("lookup/index.md", _lookup_page(secret, iterations, month))
+
+    written = out.flush([month_dir, data_dir])
+    # The archive links only to pages that exist, so write it after the month.
+    archive = site_dir / "months" / "index.md"
+    archive.write_text(_archive_page(site_dir, months, data.title), encoding="utf-8")
+    written += write_assets(site_dir)
+    if latest:
+        people = _lookup_records(site)
+        written += write_lookup_files(site_dir / "lookup", people, secret=secret, iterations=iterations)
+
+    root = site_dir.resolve()
+    for pub in publishers:
+        for path in pub.write(month, data, site_dir):
+            resolved = Path(path).resolve()
+            if root not in resolved.parents:
+                raise InputError(f"publisher {pub.name!r} wrote {path} outside the site folder {root}")
+            written.append(Path(path))
+    return sorted(set(written))
+
+
+# --------------------------------------------------------------------------
+# Navigation (called from the MkDocs hook site/overrides/hooks.py)
+# --------------------------------------------------------------------------
+
+
+def site_nav(docs_dir: Path) -> list[Any]:
+    """The site navigation: home, latest month, archive, look-up, guide, about.
+
+    Built from what exists in ``docs_dir`` so a fresh site (no month
+    published yet) and a site with years of months both build in strict mode.
+    Older months stay reachable from the archive page.
+    """
+    docs = Path(docs_dir)
+    nav: list[Any] = []
+
+    def have(rel: str) -> bool:
+        return (docs / rel).is_file()
+
+    if have("index.md"):
+        nav.append({"首页": "index.md"})
+    months = sorted((p.name for p in (docs / "months").glob("*") if p.is_dir() and MONTH_RE.match(p.name)),
+                    reverse=True) if (docs / "months").is_dir() else []
+    months = [m for m in months if have(f"months/{m}/index.md")]
+    if months:
+        m = months[0]
+        base = f"months/{m}"
+        section: list[Any] = [{"本月概览": f"{base}/index.md"}]
+        ranks = sorted((docs / base / "rankings").glob("*.md"))
+        if ranks:
+            section.append({"群体排名": [f"{base}/rankings/{p.name}" for p in ranks]})
+        for rel, title in (("grids.md", "网格排名"), ("assessments.md", "考评结果")):
+            if have(f"{base}/{rel}"):
+                section.append({title: f"{base}/{rel}"})
+        lists = sorted((docs / base / "lists").glob("*.md"))
+        if lists:
+            section.append({"红灰榜": [f"{base}/lists/{p.name}" for p in lists]})
+        comms = sorted((docs / base / "communities").glob("*.md"))
+        if comms:
+            section.append({"社区排名": [f"{base}/communities/{p.name}" for p in comms]})
+        for rel, title in (("rules.md", "积分规则"), ("catalog.md", "兑换目录"), ("data.md", "开放数据")):
+            if have(f"{base}/{rel}"):
+                section.append({title: f"{base}/{rel}"})
+        nav.append({f"{month_label(m)}公示": section})
+    if have("months/index.md"):
+        nav.append({"往期公示": "months/index.md"})
+    if have("lookup/index.md"):
+        nav.append({"个人查询": "lookup/index.md"})
+    guide = sorted((docs / "guide").glob("*.md")) if (docs / "guide").is_dir() else []
+    if guide:
+        pages = [f"guide/{p.name}" for p in guide if p.name == "index.md"]
+        pages += [f"guide/{p.name}" for p in guide if p.name != "index.md"]
+        nav.append({"政策人员指南": pages})
+    if have("about.md"):
+        nav.append({"关于与隐私": "about.md"})
+    return nav

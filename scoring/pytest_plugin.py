@@ -1,0 +1,1 @@
+"""pytest plugin: collects rule regression scenarios (``tests/scenarios/*.yaml``)."""

@@ -1,0 +1,280 @@
+"""Safe YAML loading that remembers where every value came from.
+
+Rules are data, written by people: the loader only builds plain mappings,
+lists and scalars (PyYAML's safe constructors), refuses tags that would build
+objects, refuses alias bombs, deep nesting and huge files before they cost
+anything, and keeps each node's line and column so a later check can say
+``rules/packs/residents.yaml:12:7: ...``.
+
+Booleans follow YAML 1.2 (only ``true``/``false``): in YAML 1.1 the rule key
+``on`` would silently become ``True``. Dates stay strings.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
+
+from .errors import Problem
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 50
+MAX_NODES = 200_000  # after expanding aliases
+
+
+class PosDict(dict):
+    """A mapping that knows the position of itself, its keys and its values."""
+
+    pos: tuple[int, int] = (0, 0)
+    key_pos: dict[Any, tuple[int, int]]
+    val_pos: dict[Any, tuple[int, int]]
+
+
+class PosList(list):
+    pos: tuple[int, int] = (0, 0)
+    item_pos: list[tuple[int, int]]
+
+
+class _Resolver(Resolver):
+    pass
+
+
+# YAML 1.2 core booleans only.
+_Resolver.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in Resolver.yaml_implicit_resolvers.items()
+}
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class _TooBig(Exception):
+    def __init__(self, message: str, mark: Any):
+        super().__init__(message)
+        self.mark = mark
+
+
+class _Composer(Composer):
+    depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooBig(
+                    f"nested more than {MAX_DEPTH} levels deep; rule files never need that,"
+                    " check for a runaway indentation or bracket",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _Constructor(SafeConstructor):
+    def construct_yaml_timestamp(self, node: ScalarNode) -> str:  # type: ignore[override]
+        return str(node.value)
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> PosDict:  # type: ignore[override]
+        out = PosDict()
+        out.pos = _pos(node)
+        out.key_pos, out.val_pos = {}, {}
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                ) from None
+            if key in out:
+                raise ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in this mapping (first at line {out.key_pos[key][0]})",
+                    key_node.start_mark,
+                )
+            out[key] = self.construct_object(value_node, deep=True)
+            out.key_pos[key] = _pos(key_node)
+            out.val_pos[key] = _pos(value_node)
+        return out
+
+    def construct_sequence(self, node: SequenceNode, deep: bool = False) -> PosList:  # type: ignore[override]
+        out = PosList(self.construct_object(child, deep=True) for child in node.value)
+        out.pos = _pos(node)
+        out.item_pos = [_pos(child) for child in node.value]
+        return out
+
+    def construct_yaml_map(self, node: MappingNode):  # type: ignore[override]
+        yield self.construct_mapping(node)
+
+    def construct_yaml_seq(self, node: SequenceNode):  # type: ignore[override]
+        yield self.construct_sequence(node)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_timestamp)
+_Constructor.add_constructor("tag:yaml.org,2002:map", _Constructor.construct_yaml_map)
+_Constructor.add_constructor("tag:yaml.org,2002:seq", _Constructor.construct_yaml_seq)
+
+
+class _Loader(Reader, Scanner, Parser, _Composer, _Constructor, _Resolver):
+    def __init__(self, stream: str):
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        _Composer.__init__(self)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+
+
+def _pos(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _expanded_size(root: Node) -> int:
+    """Node count with every alias expanded, computed on the DAG without expanding it."""
+    memo: dict[int, int] = {}
+
+    def size(node: Node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        memo[key] = 1  # cycles (recursive aliases) count once
+        if isinstance(node, SequenceNode):
+            n = 1 + sum(size(c) for c in node.value)
+        elif isinstance(node, MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        memo[key] = min(n, MAX_NODES + 1)
+        return memo[key]
+
+    return size(root)
+
+
+def _size_mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def load_yaml_text(text: str, file: str = "<string>") -> Any:
+    """Parse YAML text safely; raise ``YamlProblem`` with the position on any failure."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node) > MAX_NODES:
+            raise _TooBig(
+                f"expands to more than {MAX_NODES:,} values through aliases (&anchor/*alias);"
+                " write the values out or use fewer aliases",
+                node.start_mark,
+            )
+        return loader.construct_document(node)
+    except _TooBig as e:
+        raise YamlProblem(_problem(file, e.mark, str(e))) from None
+    except ConstructorError as e:
+        mark = e.problem_mark or e.context_mark
+        msg = e.problem or "cannot build this value"
+        if "could not determine a constructor" in msg:
+            tag = msg.split("the tag", 1)[-1].strip(" '")
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            msg = (
+                f"the tag '{tag}' is not allowed: rule files hold plain text, numbers, lists"
+                " and mappings only, never objects or code; remove the tag"
+            )
+        raise YamlProblem(_problem(file, mark, msg)) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        msg = (e.problem or "invalid YAML").strip()
+        if e.context:
+            msg = f"{msg} ({e.context.strip()})"
+        raise YamlProblem(_problem(file, mark, f"YAML syntax error: {msg}")) from None
+    except yaml.YAMLError as e:  # reader errors: bad characters
+        raise YamlProblem(Problem(file, 1, 1, f"not readable as YAML text: {e}")) from None
+    except RecursionError:
+        raise YamlProblem(Problem(file, 1, 1, "nested too deeply to read")) from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml(path: str | Path, display: str | None = None) -> Any:
+    """Load one YAML file safely, refusing files over ``MAX_FILE_BYTES``."""
+    path = Path(path)
+    file = display or str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise YamlProblem(Problem(file, 1, 1, f"cannot read file: {e.strerror}")) from None
+    if size > MAX_FILE_BYTES:
+        raise YamlProblem(
+            Problem(
+                file,
+                1,
+                1,
+                f"file is {_size_mb(size)}; rule files are limited to {_size_mb(MAX_FILE_BYTES)}."
+                " Split it or remove the oversized value",
+            )
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise YamlProblem(
+            Problem(file, 1, 1, f"not UTF-8 text (byte {e.start}); save the file as UTF-8")
+        ) from None
+    return load_yaml_text(text, file)
+
+
+class YamlProblem(Exception):
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _problem(file: str, mark: Any, message: str) -> Problem:
+    if mark is None:
+        return Problem(file, 1, 1, message)
+    return Problem(file, mark.line + 1, mark.column + 1, message)
+
+
+def position(data: Any, path: list[Any] | tuple[Any, ...]) -> tuple[int, int]:
+    """Line and column of the node at ``path`` (keys and indices) inside loaded data.
+
+    Falls back to the nearest enclosing node that has a position.
+    """
+    best = getattr(data, "pos", (1, 1))
+    node = data
+    for step in path:
+        if isinstance(node, PosDict) and step in node:
+            best = node.val_pos.get(step, best)
+            node = node[step]
+        elif isinstance(node, PosList) and isinstance(step, int) and 0 <= step < len(node):
+            best = node.item_pos[step]
+            node = node[step]
+        else:
+            break
+    return best
+
+
+def key_position(data: Any, path: list[Any] | tuple[Any, ...], key: Any) -> tuple[int, int]:
+    """Line and column of ``key`` itself in the mapping at ``path``."""
+    node = data
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return position(data, path)
+    if isinstance(node, PosDict) and key in node.key_pos:
+        return node.key_pos[key]
+    return position(data, path)

@@ -1,0 +1,387 @@
+"""The monthly site: pages, open data, privacy, escaping, determinism.
+
+``month_data()`` builds a small county by hand (no ledger needed) with the
+awkward cases in it: ties, new entrants, hostile names, organisations with
+credit codes, objections on the grey list. ``test_site_browser.py`` reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scoring import charts, lookup
+from scoring.errors import InputError
+from scoring.publish import (
+    ArchiveMonth,
+    AssessmentResult,
+    CatalogItem,
+    GridInfo,
+    GridRank,
+    GroupInfo,
+    ListMember,
+    ListReason,
+    LookupAccount,
+    LookupEntry,
+    MonthData,
+    PublicList,
+    RankRow,
+    RulePackText,
+    RuleText,
+    Selection,
+    TierInfo,
+    TrendPoint,
+    competition_ranks,
+    mask_code,
+    mask_name,
+    md,
+    publish_month,
+    site_nav,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = b"test-secret-do-not-use"
+HOSTILE = "<script>alert(1)</script>"
+STARRY = "*x*"
+SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英"
+
+TIERS = [
+    TierInfo("AAA", "诚信模范", 1050, None),
+    TierInfo("AA", "诚信先进", 1030, 1049),
+    TierInfo("A", "诚信", 960, 1029),
+    TierInfo("B", "基本诚信", 850, 959),
+    TierInfo("C", "诚信警示", 600, 849),
+    TierInfo("D", "失信", None, 599),
+]
+GRIDS = [
+    GridInfo("S01C01G01", "世纪社区第一网格", "S01C01", "世纪社区", "S01", "索镇街道"),
+    GridInfo("S01C01G02", "世纪社区第二网格", "S01C01", "世纪社区", "S01", "索镇街道"),
+    GridInfo("S01C02G01", "宝发社区第一网格", "S01C02", "宝发社区", "S01", "索镇街道"),
+    GridInfo("S01C02G02", "宝发社区第二网格", "S01C02", "宝发社区", "S01", "索镇街道"),
+    GridInfo("S02C01G01", "金鼎社区第一网格", "S02C01", "金鼎社区", "S02", "少海街道"),
+    GridInfo("S02C01G02", "金鼎社区第二网格", "S02C01", "金鼎社区", "S02", "少海街道"),
+]
+
+
+def tier_of(score: int) -> str:
+    for t in TIERS:
+        if (t.min is None or score >= t.min) and (t.max is None or score <= t.max):
+            return t.id
+    return "D"
+
+
+def subjects(n: int = 40) -> list[dict]:
+    """Source records, with the identifiers that must never be published."""
+    rnd = random.Random(7)
+    people = []
+    for i in range(n):
+        name = rnd.choice(SURNAMES) + "".join(rnd.choice(GIVEN) for _ in range(rnd.choice((1, 2, 2))))
+        people.append({
+            "id": f"SUBJ-R-{i:04d}",
+            "name": name,
+            "phone": f"138{i:04d}{7000 + i:04d}",
+            "grid": GRIDS[i % len(GRIDS)].id,
+            "score": rnd.choice([1060, 1040, 1040, 1000, 990, 980, 975, 940, 900, 820, 700]) + rnd.randint(0, 3),
+        })
+    # fixed top three, a tie at rank 2, and hostile names
+    people[0].update(name="欧阳小明", score=1200)
+    people[1].update(name=HOSTILE, score=1150)
+    people[2].update(name=STARRY, score=1150)
+    people[3].update(name="张三", score=1149)
+    return people
+
+
+MERCHANTS = [
+    {"id": "SUBJ-M-0001", "name": "桓台县鲜果超市", "code": "91370321MA3C8QWE7X", "grid": "S01C01G01", "score": 1055},
+    {"id": "SUBJ-M-0002", "name": "索镇老王烧烤 & <b>店</b>", "code": "92370321MA3D1ABC2Y", "grid": "S01C02G01", "score": 820},
+    {"id": "SUBJ-M-0003", "name": "金鼎便利店", "code": "92370321MA3E9XYZ5K", "grid": "S02C01G01", "score": 990},
+]
+
+
+def month_data(month: str = "2024-03") -> MonthData:
+    people = subjects()
+    res_scores = [p["score"] for p in people]
+    ranks = competition_ranks(res_scores)
+    rows = []
+    for i, (p, rk) in enumerate(zip(people, ranks)):
+        rows.append(RankRow(
+            subject=p["id"], name=p["name"], grid=p["grid"], score=p["score"], tier=tier_of(p["score"]),
+            rank=rk, previous_rank=None if i % 9 == 5 else max(1, rk + (i % 5) - 2),
+            earned=(i * 7) % 23 - 5, wallet=(i * 11) % 60, kind="person",
+            note="直接判级" if i == 10 else "",
+        ))
+    m_ranks = competition_ranks([m["score"] for m in MERCHANTS])
+    mrows = [RankRow(subject=m["id"], name=m["name"], grid=m["grid"], score=m["score"], tier=tier_of(m["score"]),
+                     rank=rk, previous_rank=rk, kind="organization", code=m["code"])
+             for m, rk in zip(MERCHANTS, m_ranks)]
+    grid_means = []
+    for g in GRIDS:
+        scores = [p["score"] for p in people if p["grid"] == g.id]
+        grid_means.append((g, sum(scores) / len(scores), len(scores)))
+    g_ranks = competition_ranks([round(m, 1) for _, m, _ in grid_means])
+    grid_rankings = [GridRank(grid=g.id, name=g.name, community=g.community, mean_score=mean, residents=n,
+                              rank=rk, previous_rank=(rk + 1 if rk % 2 else None))
+                     for (g, mean, n), rk in zip(grid_means, g_ranks)]
+    lookup_accounts = [
+        LookupAccount(subject=p["id"], group="residents", score=p["score"], wallet=(i * 11) % 60,
+                      tier=tier_of(p["score"]), name=p["name"], entries=[
+                          LookupEntry("2024-03-02", "参加志愿服务", 4, 4),
+                          LookupEntry("2024-03-15", "垃圾分类不规范", -2, 0, flag="异议审核中" if i == 3 else ""),
+                          LookupEntry("2024-03-20", HOSTILE, 1, 1),
+                      ])
+        for i, p in enumerate(people)
+    ]
+    return MonthData(
+        title="桓台县城市社区网格化治理信用积分",
+        month=month,
+        groups=[GroupInfo("residents", "居民", "person", TIERS),
+                GroupInfo("merchants", "市场主体", "organization", TIERS)],
+        grids=list(GRIDS),
+        rankings={"residents": rows, "merchants": mrows},
+        grid_rankings=grid_rankings,
+        assessments=[
+            AssessmentResult("red-flag-grid", "红旗网格", "红旗网格", "2024-Q1",
+                             [Selection("S01C01G01", "世纪社区第一网格", 1012.5, 1)], metric="网格居民平均信用积分"),
+            AssessmentResult("excellent-grid-worker", "优秀网格员", "优秀网格员", "2024-Q1",
+                             [Selection(people[5]["id"], people[5]["name"], 135.0, 1, kind="person")]),
+            AssessmentResult("pioneer-property", "先锋物业", "先锋物业", "2024-Q1", []),
+        ],
+        lists=[
+            PublicList("red", "红榜", [ListMember(MERCHANTS[0]["id"], MERCHANTS[0]["name"], "merchants",
+                                                [ListReason("信用等级AAA 诚信模范")], code=MERCHANTS[0]["code"])]),
+            PublicList("grey", "灰榜", [
+                ListMember(MERCHANTS[1]["id"], MERCHANTS[1]["name"], "merchants", [
+                    ListReason("销售假冒伪劣商品", "2024-02-10", "2025-02-10", objection=True),
+                    ListReason("消费投诉（一般）", "2024-03-05", "2024-06-05"),
+                ], code=MERCHANTS[1]["code"]),
+                ListMember(people[1]["id"], people[1]["name"], "residents",
+                           [ListReason("信用等级C 诚信警示", "2024-03-31")], kind="person"),
+            ]),
+        ],
+        rules=[RulePackText("居民信用积分细则", "residents", [
+            RuleText("res-volunteer", "参加志愿服务", "参加志愿服务，每小时加2分。\n每月最多加40分；12个月后失效。",
+                     "索镇街道居民代表会议 2024-01-10（索政字〔2024〕3号）"),
+            RuleText("res-x", STARRY, HOSTILE),
+        ], adopted="索镇街道居民代表会议 2024-01-10", version="2024.1")],
+        catalog=[CatalogItem("rice-5kg", "东北大米5公斤", 50, "B", ["居民", "党员"], 200, "2024-01-01 至 2024-12-31", "金鼎便利店"),
+                 CatalogItem("haircut", "理发一次", 20)],
+        trends=[TrendPoint("2024-01", "residents", 985.0, 38), TrendPoint("2024-02", "residents", 990.5, 39),
+                TrendPoint("2024-02", "merchants", 950.0, 3)],
+        lookup=lookup_accounts,
+        archive=[ArchiveMonth("2024-02", "ab" * 32)],
+        late_events=2,
+    )
+
+
+def secrets_of_fixture() -> list[str]:
+    """Everything that must not appear anywhere in the output."""
+    found: list[str] = []
+    for p in subjects():
+        code = lookup.person_code(SECRET, p["id"])
+        found += [p["id"], p["phone"], code, code.replace("-", "")]
+    for m in MERCHANTS:
+        code = lookup.person_code(SECRET, m["id"])
+        found += [m["id"], m["code"], code, code.replace("-", "")]
+    found.append(SECRET.decode())
+    return found
+
+
+def copy_site_skeleton(dest: Path) -> Path:
+    """mkdocs.yml and the hand-written pages, as in the repository."""
+    shutil.copy(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
+    shutil.copytree(ROOT / "site", dest / "site", ignore=shutil.ignore_patterns("months", "data", "__pycache__"))
+    return dest
+
+
+def build_site(root: Path) -> Path:
+    """``mkdocs build --strict`` of ``root/mkdocs.yml`` into ``root/public``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(root / "mkdocs.yml"),
+         "-d", str(root / "public")],
+        capture_output=True, text=True, cwd=root,
+    )
+    assert proc.returncode == 0, f"mkdocs build failed:\n{proc.stdout}\n{proc.stderr}"
+    return root / "public"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    root = copy_site_skeleton(tmp_path_factory.mktemp("site"))
+    publish_month("2024-02", month_data("2024-02"), root / "site", secret=SECRET, iterations=1000)
+    publish_month("2024-03", month_data("2024-03"), root / "site", secret=SECRET, iterations=1000)
+    build_site(root)
+    return root
+
+
+# --- masking and escaping ----------------------------------------------------------
+
+
+def test_mask_name_keeps_first_and_last_character():
+    assert mask_name("张晓明", "person") == "张*明"
+    assert mask_name("欧阳小明", "person") == "欧**明"
+    assert mask_name("张三", "person") == "张*"
+    assert mask_name("张", "person") == "*"
+    assert mask_name("桓台县鲜果超市", "organization") == "桓台县鲜果超市"
+
+
+def test_mask_code_shows_first_six_and_last_four():
+    assert mask_code("91370321MA3C8QWE7X") == "913703********QWE7X"[:6] + "********" + "WE7X"
+    assert mask_code(None) == ""
+
+
+def test_md_escapes_markdown_and_html():
+    assert "<" not in md(HOSTILE) and "*" not in md(STARRY)
+    assert md("a|b") == "a&#124;b"
+
+
+def test_competition_ranks():
+    assert competition_ranks([10, 20, 20, 5]) == [3, 1, 1, 4]
+
+
+def test_publish_rejects_wrong_month():
+    with pytest.raises(InputError, match="YYYY-MM"):
+        publish_month("2024-3", month_data(), Path("unused"), secret=SECRET)
+    with pytest.raises(InputError, match="data is for 2024-03"):
+        publish_month("2024-04", month_data(), Path("unused"), secret=SECRET)
+
+
+# --- pages ---------------------------------------------------------------------
+
+
+def test_ranking_page_shows_ties_movement_and_masked_names(built):
+    page = (built / "site/months/2024-03/rankings/residents.md").read_text("utf-8")
+    lines = [ln for ln in page.splitlines() if ln.startswith("| ")]
+    assert lines[0].startswith("| 名次 | 变化 | 姓名 |")
+    assert md("欧**明") in lines[1] and lines[1].startswith("| 1 |")
+    assert lines[2].startswith('| 2<span class="gc-tie">并列</span>')
+    assert lines[3].startswith('| 2<span class="gc-tie">并列</span>')
+    assert lines[4].startswith("| 4 |")
+    assert md(mask_name(HOSTILE, "person")) in page and md(mask_name(STARRY, "person")) in page
+    assert md("张*") in page and "张三" not in page
+    assert 'class="gc-new"' in page and ("↑" in page and "↓" in page)
+    assert "直接判级" in page
+
+
+def test_grey_list_shows_reasons_windows_and_objection(built):
+    page = (built / "site/months/2024-03/lists/grey.md").read_text("utf-8")
+    assert "2024&#45;02&#45;10 至 2025&#45;02&#45;10" in page
+    assert page.count("异议审核中") == 2  # the explanation and one flag
+    assert md("923703********") in page  # masked code, not the full code
+    assert "<b>" not in page
+
+
+def test_community_pages_rank_within_community_and_grid(built):
+    page = (built / "site/months/2024-03/communities/S01C01.md").read_text("utf-8")
+    assert page.startswith("---\nsearch:\n  exclude: true\n---")
+    assert "社区名次" in page and "网格名次" in page and "世纪社区第二网格" in page
+    assert "宝发社区第一网格" not in page
+
+
+def test_open_data_has_no_identifiers_and_a_manifest(built):
+    data = built / "site/data/2024-03"
+    names = sorted(p.name for p in data.iterdir())
+    assert names == ["assessments.json", "catalog.json", "grids.csv", "lists.json", "manifest.json",
+                     "rankings-merchants.csv", "rankings-residents.csv", "rules.json", "summary.json"]
+    manifest = json.loads((data / "manifest.json").read_text("utf-8"))
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["content_hash"])
+    assert "months/2024-03/index.md" in manifest["files"]
+    csv_text = (data / "rankings-residents.csv").read_text("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("名次,上月名次,姓名（已脱敏）")
+    assert len(csv_text.splitlines()) == 41
+    archive = (built / "site/months/index.md").read_text("utf-8")
+    assert manifest["content_hash"] in archive and "2024-02/index.md" in archive
+
+
+def test_nav_lists_latest_month_and_guide(built):
+    nav = site_nav(built / "site")
+    titles = [next(iter(item)) for item in nav]
+    assert titles[:3] == ["首页", "2024年3月公示", "往期公示"]
+    assert "政策人员指南" in titles and "个人查询" in titles
+
+
+def test_lookup_file_decrypts_with_the_code_only(built):
+    people = subjects()
+    code = lookup.person_code(SECRET, people[0]["id"])
+    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", code)
+    salt = lookup.lookup_salt(SECRET)
+    file_id, enc, mac = lookup.derive_keys(code.lower().replace("-", " "), salt, 1000)
+    text = (built / "site/lookup" / f"{file_id}.js").read_text("ascii")
+    payload = re.fullmatch(r'gridcreditLookup\("[0-9a-f]{32}","([A-Za-z0-9+/=]+)"\);\n', text).group(1)
+    record = json.loads(lookup.decrypt(enc, mac, payload))
+    assert record["name"] == "欧**明" and record["accounts"][0]["score"] == 1200
+    _, enc2, mac2 = lookup.derive_keys(lookup.person_code(SECRET, people[1]["id"]), salt, 1000)
+    with pytest.raises(ValueError):
+        lookup.decrypt(enc2, mac2, payload)
+    assert len(list((built / "site/lookup").glob("*.js"))) == len(people)
+
+
+def test_private_codes_stay_outside_the_site(tmp_path):
+    path = lookup.private_codes_path(tmp_path / "gridcredit.db", "2024-03")
+    assert path == tmp_path.resolve() / "private" / "codes-2024-03.csv"
+    lookup.write_private_codes(path, SECRET, [("SUBJ-R-0001", "王伟")], site_dir=tmp_path / "site")
+    assert lookup.person_code(SECRET, "SUBJ-R-0001") in path.read_text("utf-8-sig")
+    with pytest.raises(ValueError, match="inside the site"):
+        lookup.write_private_codes(tmp_path / "site/x.csv", SECRET, [], site_dir=tmp_path / "site")
+
+
+# --- privacy, escaping, determinism over everything written ---------------------------
+
+
+def _all_files(*roots: Path) -> list[Path]:
+    return sorted(p for root in roots for p in root.rglob("*") if p.is_file())
+
+
+def test_no_identifier_appears_anywhere(built):
+    needles = secrets_of_fixture()
+    files = _all_files(built / "site", built / "public")
+    assert len(files) > 50
+    for path in files:
+        data = path.read_bytes()
+        text = data.decode("utf-8", "replace")
+        for needle in needles:
+            assert needle not in text, f"{needle!r} leaked into {path.relative_to(built)}"
+            assert needle not in path.name
+
+
+def test_hostile_names_never_become_markup(built):
+    for path in _all_files(built / "public"):
+        if path.suffix in (".html", ".md"):
+            text = path.read_text("utf-8")
+            assert "<script>alert" not in text, path
+            assert "<b>店" not in text, path
+            assert "<em>x</em>" not in text, path
+    page = (built / "public/months/2024-03/rankings/residents.html").read_text("utf-8")
+    assert "&lt;**************&gt;" in page or "&#60;" in page
+
+
+def test_publish_is_deterministic(tmp_path, built):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root in (a, b):
+        publish_month("2024-02", month_data("2024-02"), root, secret=SECRET, iterations=1000)
+        publish_month("2024-03", month_data("2024-03"), root, secret=SECRET, iterations=1000)
+    # and publishing the same month again changes nothing
+    publish_month("2024-03", month_data("2024-03"), b, secret=SECRET, iterations=1000)
+    files_a = {p.relative_to(a): p.read_bytes() for p in _all_files(a)}
+    files_b = {p.relative_to(b): p.read_bytes() for p in _all_files(b)}
+    assert files_a == files_b
+    generated = {p.relative_to(built / "site"): p.read_bytes() for p in _all_files(built / "site")
+                 if p.relative_to(built / "site").parts[0] in ("months", "data", "lookup")}
+    assert {k: v for k, v in files_a.items() if k.parts[0] in ("months", "data", "lookup")} == generated
+
+
+def test_charts_are_escaped_and_scalable():
+    svg = charts.bar_chart(HOSTILE, [HOSTILE, "世纪社区第一网格"], [3, 5])
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert 'viewBox="0 0 360 ' in svg and 'width="100%"' in svg
+    assert charts.histogram("分布", [1000, 1000, 1010, 990]).count("<rect") >= 2
+    line = charts.line_chart("走势", ["24-01", "24-02", "24-03"], [("居民", [985.0, None, 990.0])])
+    assert "<polyline" not in line  # a gap between two single points draws no line
+    assert "暂无数据" in charts.bar_chart("空", [], [])

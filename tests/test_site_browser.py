@@ -1,0 +1,188 @@
+"""The built site in a real browser (Chromium via Playwright), at phone width.
+
+Builds the fixture county of ``test_publish.py`` with MkDocs, serves
+``public/`` on 127.0.0.1 and checks what a resident sees. Screenshots go to
+``test-artifacts/``. Needs Debian's chromium (``scoring.browser.ensure_chromium``);
+set ``GRIDCREDIT_NO_BROWSER=1`` to skip these tests explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from test_publish import HOSTILE, SECRET, STARRY, build_site, copy_site_skeleton, month_data, subjects
+
+from scoring import lookup
+from scoring.publish import mask_name, publish_month
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PHONE = {"width": 390, "height": 844}
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # noqa: D102 - keep test output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = copy_site_skeleton(tmp_path_factory.mktemp("browser-site"))
+    publish_month("2024-02", month_data("2024-02"), root / "site", secret=SECRET)
+    publish_month("2024-03", month_data("2024-03"), root / "site", secret=SECRET)
+    public = build_site(root)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(public)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if os.environ.get("GRIDCREDIT_NO_BROWSER") == "1":
+        pytest.skip("GRIDCREDIT_NO_BROWSER=1: browser tests switched off explicitly")
+    from playwright.sync_api import sync_playwright
+
+    from scoring.browser import BrowserMissing, launch
+
+    with sync_playwright() as pw:
+        try:
+            b = launch(pw)
+        except BrowserMissing as exc:
+            pytest.fail(f"Chromium is needed for the site tests and is missing: {exc}")
+        yield b
+        b.close()
+
+
+class Visit:
+    """A phone-sized page that records console errors, dialogs and outside requests."""
+
+    def __init__(self, browser, base: str):
+        self.base = base
+        self.context = browser.new_context(viewport=PHONE, device_scale_factor=1, locale="zh-CN")
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.dialogs: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("dialog", self._dialog)
+
+    def _route(self, route):
+        url = route.request.url
+        host = urlparse(url).hostname
+        if url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def _dialog(self, dialog):
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def go(self, path: str):
+        self.page.goto(self.base + path, wait_until="networkidle")
+        return self.page
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        assert self.outside == [], f"requests left 127.0.0.1: {self.outside}"
+        assert self.dialogs == [], f"a dialog opened (escaping failed?): {self.dialogs}"
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser, server):
+    v = Visit(browser, server)
+    yield v
+    v.close()
+
+
+def test_home_renders_without_errors(visit):
+    page = visit.go("/index.html")
+    assert page.locator("article h1").inner_text() == "桓台县城市社区网格化治理信用积分"
+    assert "2024年3月" in page.locator("article").inner_text()
+    visit.shot("home")
+    assert visit.errors == []
+
+
+def test_ranking_page_shows_top_three(visit):
+    page = visit.go("/months/2024-03/rankings/residents.html")
+    rows = page.locator("article table").first.locator("tbody tr")
+    cells = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(3)]
+    assert [c[0] for c in cells] == ["1", "2并列", "2并列"]
+    assert cells[0][2] == mask_name("欧阳小明", "person")
+    assert {cells[1][2], cells[2][2]} == {mask_name(HOSTILE, "person"), mask_name(STARRY, "person")}
+    assert cells[0][4] == "1200"
+    visit.shot("ranking-residents")
+    assert visit.errors == []
+
+
+def test_search_finds_a_grid_by_its_chinese_name(visit):
+    page = visit.go("/index.html")
+    page.locator('label.md-header__button[for="__search"]').click()
+    page.locator("input.md-search__input").fill("金鼎社区第二网格")
+    results = page.locator(".md-search-result__item")
+    results.first.wait_for(timeout=15000)
+    text = " ".join(results.all_inner_texts())
+    assert "金鼎社区第二网格" in text.replace("\u200b", "")
+    assert any("grids.html" in (a.get_attribute("href") or "")
+               for a in page.locator(".md-search-result__link").all())
+    assert visit.errors == []
+
+
+def test_lookup_shows_balance_for_a_valid_code(visit):
+    person = subjects()[0]
+    page = visit.go("/lookup/index.html")
+    page.fill("#gc-lookup input", lookup.person_code(SECRET, person["id"]).lower())
+    page.click("#gc-lookup button")
+    card = page.locator(".gc-lookup-result .gc-card")
+    card.first.wait_for(timeout=15000)
+    text = page.locator(".gc-lookup-result").inner_text()
+    assert mask_name(person["name"], "person") in text
+    assert "1200" in text and "参加志愿服务" in text
+    assert HOSTILE in text  # shown as text, not run
+    visit.shot("lookup")
+    assert visit.errors == []
+
+
+def test_lookup_rejects_a_wrong_code(visit):
+    page = visit.go("/lookup/index.html")
+    page.fill("#gc-lookup input", "ABCD-EFGH-IJKL-MNOP")
+    page.click("#gc-lookup button")
+    msg = page.locator(".gc-lookup-result .gc-error")
+    msg.wait_for(timeout=15000)
+    assert "查询码不正确" in msg.inner_text()
+    # a missing data file is the expected outcome; the page itself must not fail
+    assert [e for e in visit.errors if "404" not in e and "Failed to load" not in e] == []
+
+
+def test_grey_list_on_a_phone(visit):
+    page = visit.go("/months/2024-03/lists/grey.html")
+    text = page.locator("article").inner_text()
+    assert "异议审核中" in text and "索镇老王烧烤 & <b>店</b>" in text
+    visit.shot("grey-list")
+    assert visit.errors == []
+
+
+def test_month_overview_and_grids(visit):
+    page = visit.go("/months/2024-03/index.html")
+    assert page.locator("svg.gc-chart").count() >= 2
+    visit.shot("month")
+    page = visit.go("/months/2024-03/grids.html")
+    assert page.locator("article table tbody tr").count() == 6
+    visit.shot("grids")
+    assert visit.errors == []
