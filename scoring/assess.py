@@ -88,9 +88,7 @@ class MetricContext:
         self.period = period
         self.start, self.end = scheme.clock.period_bounds(period)
         self.as_of = self.end - 1
-        self.months = months_between(
-            scheme.clock.month(self.start), scheme.clock.month(self.as_of)
-        )
+        self.months = months_between(scheme.clock.month(self.start), scheme.clock.month(self.as_of))
         self.scopes = scopes  # scope id → subject ids (accounts of ``group``)
         self.metrics = metrics
         self._cache: dict[Any, Any] = {}
@@ -163,7 +161,9 @@ class MetricContext:
 
     def error(self, message: str) -> SchemeError:
         file, line, col = self.assessment.src
-        return SchemeError([Problem(file, line, col, f"assessment {self.assessment.id}: {message}")])
+        return SchemeError(
+            [Problem(file, line, col, f"assessment {self.assessment.id}: {message}")]
+        )
 
 
 def metric_registry(pm: pluggy.PluginManager | None = None) -> dict[str, Metric]:
@@ -295,7 +295,14 @@ def _select(a: Assessment, ranked: list[tuple[int, str, float]]) -> set[str]:
     else:
         file, line, col = a.src
         raise SchemeError(
-            [Problem(file, line, col, f"assessment {a.id}: select needs top, top_percent, bottom or min")]
+            [
+                Problem(
+                    file,
+                    line,
+                    col,
+                    f"assessment {a.id}: select needs top, top_percent, bottom or min",
+                )
+            ]
         )
     return {s for r, s, _ in ranked if r <= n}
 
@@ -319,7 +326,8 @@ def _assess_one(
         by_unit[unit[s]].append(s)
     for u in sorted(by_unit):
         valued = sorted(
-            (s for s in by_unit[u] if values[s] is not None), key=lambda s: (-values[s], s)  # type: ignore[operator]
+            (s for s in by_unit[u] if values[s] is not None),
+            key=lambda s: (-values[s], s),  # type: ignore[operator]
         )
         ranks = competition_ranks([values[s] for s in valued])
         ranked = [(r, s, values[s]) for r, s in zip(ranks, valued, strict=True)]
@@ -327,11 +335,21 @@ def _assess_one(
         for r, s, v in ranked:
             run.results.append(
                 AssessmentResult(
-                    a.id, period, s, names.get(s, s), u, v, r, s in chosen, a.badge if s in chosen else ""
+                    a.id,
+                    period,
+                    s,
+                    names.get(s, s),
+                    u,
+                    v,
+                    r,
+                    s in chosen,
+                    a.badge if s in chosen else "",
                 )
             )
         for s in sorted(x for x in by_unit[u] if values[x] is None):
-            run.results.append(AssessmentResult(a.id, period, s, names.get(s, s), u, None, None, False, ""))
+            run.results.append(
+                AssessmentResult(a.id, period, s, names.get(s, s), u, None, None, False, "")
+            )
 
     if a.award and a.award.get("points"):
         points = int(a.award["points"])
@@ -357,7 +375,7 @@ def _assess_one(
         for res in run.selected:
             recipients = by_scope.get(res.scope_id, [])
             for s in recipients:
-                wallet = points if points > 0 else 0
+                wallet = max(0, points)
                 run.awards.append(
                     {
                         "subject": s,
@@ -383,7 +401,8 @@ def _assess_one(
 
 def _already(db: sqlite_utils.Database, a: Assessment, period: str) -> bool:
     if db.execute(
-        "SELECT 1 FROM assessment_results WHERE assessment = ? AND period = ? LIMIT 1", [a.id, period]
+        "SELECT 1 FROM assessment_results WHERE assessment = ? AND period = ? LIMIT 1",
+        [a.id, period],
     ).fetchone():
         return True
     prefix = f"assess:{a.id}:{period}:"
@@ -474,18 +493,27 @@ def assessment_results(
     for r in rows:
         grouped[(r["period"], r["assessment"])].append(r)
     runs = []
-    for (p, aid), rs in sorted(grouped.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 1 << 30), kv[0][1])):
+    for (p, aid), rs in sorted(
+        grouped.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 1 << 30), kv[0][1])
+    ):
         a = defs.get(aid)
         scope = a.scope if a else "subject"
         if a is not None:
-            scopes, names, unit = _units(db, scheme, a)
+            _, names, unit = _units(db, scheme, a)
         else:
             names, unit = {}, {}
         results = [
             AssessmentResult(
-                aid, p, r["scope_id"], names.get(r["scope_id"], r["scope_id"]),
-                unit.get(r["scope_id"], ""), r["value"], r["rank"], bool(r["selected"]), r["badge"] or "",
-            )  # fmt: skip
+                aid,
+                p,
+                r["scope_id"],
+                names.get(r["scope_id"], r["scope_id"]),
+                unit.get(r["scope_id"], ""),
+                r["value"],
+                r["rank"],
+                bool(r["selected"]),
+                r["badge"] or "",
+            )
             for r in rs
         ]
         results.sort(key=lambda x: (x.unit, x.rank is None, x.rank or 0, x.scope_id))
@@ -499,6 +527,8 @@ def assessment_results(
             )
         ]
         runs.append(
-            AssessmentRun(aid, a.title if a else aid, p, scope, new=False, results=results, awards=awards)
+            AssessmentRun(
+                aid, a.title if a else aid, p, scope, new=False, results=results, awards=awards
+            )
         )
     return runs

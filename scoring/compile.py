@@ -25,11 +25,12 @@ class PointsForm:
     compile: Callable[[dict[str, Any]], PointsFn]
 
 
-@dataclass
+@dataclass(slots=True)
 class CompiledRule:
     rule: Rule
     id: str
     group: str
+    pack_hash: str
     test: Condition
     points: PointsFn | None  # None when escalate gives the points
     trial: bool
@@ -46,6 +47,7 @@ class CompiledRule:
     grade_for: Duration | None = None
     also: list[dict[str, Any]] = field(default_factory=list)
     repair: dict[str, Any] | None = None
+    simple: bool = False  # fixed points or a points form, no caps, windows or side effects
 
 
 FAR_PAST = -(2**62)
@@ -88,10 +90,11 @@ def compile_rule(
     within = esc.get("within")
     if isinstance(within, str):
         within = parse_duration(within)
-    return CompiledRule(
+    compiled = CompiledRule(
         rule=rule,
         id=rule.id,
         group=rule.group,
+        pack_hash=rule.pack_hash,
         test=compile_condition(rule.when, operators),
         points=None if esc else compile_points(rule.points if rule.points is not None else 0, forms),
         trial=rule.status == "trial",
@@ -109,6 +112,13 @@ def compile_rule(
         also=list(rule.also),
         repair=rule.repair,
     )
+    compiled.simple = not (
+        esc or limit or rule.expires or grade or rule.also or rule.repair
+        or compiled.trial or compiled.wallet is True
+    )  # fmt: skip
+    if compiled.simple and compiled.points is None:
+        compiled.simple = False
+    return compiled
 
 
 @dataclass

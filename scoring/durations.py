@@ -67,6 +67,7 @@ class Clock:
         self.tzname = tz
         self.tz = ZoneInfo(tz)
         self._month_cache: dict[int, str] = {}
+        self._add_cache: dict[tuple[int, Duration], int] = {}
 
     def local(self, ts: int) -> datetime:
         return datetime.fromtimestamp(ts, self.tz)
@@ -95,6 +96,19 @@ class Clock:
         return self.day_start(d + timedelta(days=1)) - 1
 
     def add(self, ts: int, dur: Duration) -> int:
+        """``ts`` plus a calendar duration in local time.
+
+        Memoised per 15-minute bucket: UTC offsets and their changes fall on
+        quarter hours, so every instant in a bucket moves by the same seconds.
+        """
+        bucket = ts - ts % 900
+        key = (bucket, dur)
+        delta = self._add_cache.get(key)
+        if delta is None:
+            delta = self._add_cache[key] = self._add(bucket, dur) - bucket
+        return ts + delta
+
+    def _add(self, ts: int, dur: Duration) -> int:
         dt = self.local(ts)
         if dur.unit == "days":
             dt = dt + timedelta(days=dur.n)

@@ -29,6 +29,7 @@ from .compile import CompiledRule, CompiledScheme, compile_scheme
 from .conditions import SubjectView
 from .ledger import ENTRY_COLUMNS, capped_tier, get_state, set_state
 from .model import Scheme
+from .periods import PostingCalendar, closed_months
 
 REDEEM, WITHDRAW, OBJECTION = "redeem", "withdraw", "objection"
 
@@ -87,6 +88,11 @@ class Engine:
         self.trial_buf: list[tuple] = []
         self._period_cache: dict[tuple[str, int], str] = {}
         self.group_order = {g: i for i, g in enumerate(scheme.groups)}
+        self.by_type_group: dict[tuple[str, str], list[CompiledRule]] = {}
+        for c in self.compiled.rules:
+            for t in c.rule.on:
+                self.by_type_group.setdefault((t, c.group), []).append(c)
+        self.system_types = frozenset((REDEEM, WITHDRAW, OBJECTION))
 
     # --- loading -----------------------------------------------------------
 
@@ -154,6 +160,20 @@ class Engine:
                         times = self.matches.get((trial, rule, s, g))
                         if times:
                             times.pop()
+        # running scores, for redemption tier checks without a query per request
+        self.fixed: dict[tuple[str, str], int] = defaultdict(int)
+        self.expiring: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        for s, g, pts in q(
+            "SELECT subject, grp, SUM(points) FROM entries WHERE expires_at IS NULL GROUP BY subject, grp"
+        ):
+            self.fixed[(s, g)] = pts or 0
+        for s, g, exp, pts in q(
+            "SELECT subject, grp, expires_at, points FROM entries WHERE expires_at > ?", [since]
+        ):
+            self.expiring[(s, g)].append((exp, pts))
+        self.graded = {
+            (s, g) for s, g in q("SELECT DISTINCT subject, grp FROM entries WHERE grade IS NOT NULL")
+        }
         self.stock_used: dict[str, int] = defaultdict(int)
         self.item_usage: dict[tuple, int] = defaultdict(int)
         for item, s, qty, at in q(
@@ -163,7 +183,7 @@ class Engine:
             it = self.scheme.catalog.get(item)
             if it and it.limit:
                 self.item_usage[(item, s, self._period(at, it.limit.get("per", "month")))] += qty
-        self.closed = {m for (m,) in q("SELECT month FROM periods WHERE closed = 1")}
+        self.calendar = PostingCalendar(self.db, self.scheme)
 
     # --- helpers -----------------------------------------------------------
 
@@ -175,17 +195,11 @@ class Engine:
         return p
 
     def _posting(self, at: int) -> str:
-        month = self.clock.month(at)
-        if month not in self.closed:
-            return month
-        from .durations import next_month
-
-        m = month
-        while m in self.closed:
-            m = next_month(m)
-        self.summary.late += 1
-        self.late_by_month[m] += 1
-        return m
+        month = self.calendar.posting_month(at)
+        if month != self.clock.month(at):
+            self.summary.late += 1
+            self.late_by_month[month] += 1
+        return month
 
     def _flush(self) -> None:
         if self.buf:
@@ -197,16 +211,35 @@ class Engine:
             self.summary.trial_entries += len(self.trial_buf)
             self.trial_buf.clear()
 
-    def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
-        """Score and tier of one account at ``at`` (for redemptions and grading)."""
-        from .ledger import balances
+    def _post(self, row: tuple, trial: bool = False) -> None:
+        """Queue one entry and keep the running score in step."""
+        if trial:
+            self.trial_buf.append(row)
+            return
+        self.buf.append(row)
+        pts = row[3]
+        if pts:
+            key = (row[0], row[1])
+            if row[12] is None:
+                self.fixed[key] += pts
+            else:
+                self.expiring[key].append((row[12], pts))
+        if row[13] is not None:
+            self.graded.add((row[0], row[1]))
 
-        self._flush()
-        rows = balances(self.db, self.scheme, as_of=at, group=grp, subject=subject)
-        if rows:
-            return rows[0].score, rows[0].tier
+    def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
+        """Score and tier of one account at ``at`` (for redemptions)."""
         g = self.scheme.groups[grp]
-        return g.base_score, g.tier_of(g.base_score)
+        key = (subject, grp)
+        if key in self.graded:  # rare: direct grading needs the ledger's view of reversals
+            from .ledger import balances
+
+            self._flush()
+            rows = balances(self.db, self.scheme, as_of=at, group=grp, subject=subject)
+            if rows:
+                return rows[0].score, rows[0].tier
+        score = g.base_score + self.fixed[key] + sum(p for e, p in self.expiring.get(key, ()) if e > at)
+        return score, g.tier_of(score)
 
     # --- the run -----------------------------------------------------------
 
@@ -237,8 +270,7 @@ class Engine:
         last = get_state(self.db, "last_scored")
         last_key = tuple(orjson.loads(last)) if last else None
         self.late_by_month: dict[str, int] = defaultdict(int)
-        closed = {m for (m,) in conn.execute("SELECT month FROM periods WHERE closed = 1")}
-        open_start = self._open_start(closed)
+        open_start = self._open_start(closed_months(self.db))
         if last_key is not None and tuple(first) <= last_key:
             # an event sorts before work already done: rewind open months from there
             rewind_at, rewind_id = first
@@ -310,36 +342,61 @@ class Engine:
         return True
 
     def _score_rows(self, rows: Iterable[tuple]) -> None:
-        by_type = self.compiled.by_type
+        by_tg = self.by_type_group
         subjects = self.subjects
         loads = orjson.loads
+        posting = self._posting
+        apply = self._apply
+        buf = self.buf
+        fixed = self.fixed
+        wallet = self.wallet
+        n = 0
         for eid, etype, sid, at, attrs_json, amends in rows:
-            self.summary.events += 1
+            n += 1
             if amends:
                 self._reverse_event(amends, eid, at)
-            if etype == REDEEM:
-                self._redeem(eid, sid, at, loads(attrs_json))
-                continue
-            if etype == WITHDRAW or etype == OBJECTION:
-                self._correction(eid, etype, at, loads(attrs_json))
-                continue
-            rules = by_type.get(etype)
-            if not rules:
+            if etype in self.system_types:
+                if etype == REDEEM:
+                    self._redeem(eid, sid, at, loads(attrs_json))
+                elif etype == WITHDRAW or etype == OBJECTION:
+                    self._correction(eid, etype, at, loads(attrs_json))
                 continue
             subj = subjects.get(sid)
             if subj is None:
-                self._unknown_subject(eid, sid)
+                if etype in self.compiled.by_type:
+                    self._unknown_subject(eid, sid)
                 continue
-            attrs = loads(attrs_json)
+            attrs = None
             period = None
-            for c in rules:
-                if c.group not in subj.groups or not (c.start <= at < c.end):
+            for grp in subj.groups:
+                rules = by_tg.get((etype, grp))
+                if rules is None:
                     continue
-                if not c.test(attrs, subj.view, c.group, etype):
-                    continue
-                if period is None:
-                    period = self._posting(at)
-                self._apply(c, eid, sid, subj, at, attrs, period)
+                if attrs is None:
+                    attrs = loads(attrs_json)
+                for c in rules:
+                    if not (c.start <= at < c.end) or not c.test(attrs, subj.view, grp, etype):
+                        continue
+                    if period is None:
+                        period = posting(at)
+                    if c.simple:
+                        # the common case, inline: fixed points or a points form, nothing else
+                        pts = c.points(attrs)
+                        if not pts:
+                            continue
+                        if pts > 0 and c.wallet is not False:
+                            w = pts
+                            wallet[(sid, grp)] += pts
+                            account = "score+wallet"
+                        else:
+                            w = 0
+                            account = "score"
+                        buf.append((sid, grp, account, pts, w, c.id, c.pack_hash, eid, at, period,
+                                    "match", None, None, None, None, None))  # fmt: skip
+                        fixed[(sid, grp)] += pts
+                    else:
+                        apply(c, eid, sid, subj, at, attrs, period)
+        self.summary.events += n
 
     def _apply(
         self, c: CompiledRule, eid: str, sid: str, subj: _Subject, at: int, attrs: dict, period: str
@@ -377,9 +434,9 @@ class Engine:
                 u[1] += 1
         if capped:
             self.summary.capped += 1
-            row = (sid, grp, "score", 0, 0, c.id, c.rule.pack_hash, eid, at, period, "capped",
+            row = (sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period, "capped",
                    None, None, None, None, note)  # fmt: skip
-            (self.trial_buf if trial else self.buf).append(row)
+            self._post(row, trial)
             return
         if pts == 0 and c.repair is None:
             return
@@ -402,9 +459,9 @@ class Engine:
         if c.grade_to:
             grade, grade_until = c.grade_to, self.clock.add(at, c.grade_for)
         account = "score+wallet" if w else "score"
-        row = (sid, grp, account, pts, w, c.id, c.rule.pack_hash, eid, at, period, "match",
+        row = (sid, grp, account, pts, w, c.id, c.pack_hash, eid, at, period, "match",
                None, expires_at, grade, grade_until, note)  # fmt: skip
-        (self.trial_buf if trial else self.buf).append(row)
+        self._post(row, trial)
         for link in c.also:
             self._linked(c, link, eid, subj, at, period, pts, expires_at, trial)
 
@@ -427,9 +484,9 @@ class Engine:
         if p > 0 and not trial:
             w = p
             self.wallet[(target, grp)] += p
-        row = (target, grp, "score+wallet" if w else "score", p, w, c.id, c.rule.pack_hash, eid, at,
+        row = (target, grp, "score+wallet" if w else "score", p, w, c.id, c.pack_hash, eid, at,
                period, "linked", None, expires_at, None, None, f"linked from {subj.view.id}")  # fmt: skip
-        (self.trial_buf if trial else self.buf).append(row)
+        self._post(row, trial)
 
     def _repair(
         self, c: CompiledRule, eid: str, sid: str, grp: str, at: int, period: str, trial: bool
@@ -453,7 +510,7 @@ class Engine:
             return
         ref, orig, rule, pack_hash, expires_at = row
         back = -orig if spec.get("restore", "all") == "all" else (-orig) // 2
-        self.buf.append(
+        self._post(
             (sid, grp, "score", back, 0, rule, pack_hash, eid, at, period, "repair", ref,
              expires_at, None, None, f"credit repair by {c.id}")  # fmt: skip
         )
@@ -489,7 +546,7 @@ class Engine:
                 cur = self.wallet[(s, g)]
                 back_w = -w if w < 0 else -min(w, cur)
                 self.wallet[(s, g)] = cur + back_w
-            self.buf.append(
+            self._post(
                 (s, g, account, -pts, back_w, rule, pack_hash, eid, at, period, "reversal", ref,
                  expires_at, None, None, f"reverses entry {ref} of event {target}")  # fmt: skip
             )
@@ -565,7 +622,7 @@ class Engine:
                 self.stock_used[item_id] += qty
                 if limit_key is not None:
                     self.item_usage[limit_key] += qty
-                self.buf.append(
+                self._post(
                     (sid, grp, "wallet", 0, -cost, item_id, None, eid, at, period, "redeem", None,
                      None, None, None, f"redeemed {qty} × {item.title}")  # fmt: skip
                 )

@@ -30,8 +30,8 @@ from typing import Any
 import sqlite_utils
 
 from .durations import next_month, period_kind
-from .errors import PeriodClosedError, UsageError
-from .ledger import ENTRY_COLUMNS, balances
+from .errors import GridcreditError, PeriodClosedError, UsageError
+from .ledger import ENTRY_COLUMNS, balances, get_state
 from .model import Scheme
 
 
@@ -104,7 +104,13 @@ def month_record(db: sqlite_utils.Database, month: str) -> dict[str, Any]:
         [month],
     ).fetchone()
     if row is None:
-        return {"month": month, "closed": False, "hash": None, "late_events": 0, "closed_at_seq": None}
+        return {
+            "month": month,
+            "closed": False,
+            "hash": None,
+            "late_events": 0,
+            "closed_at_seq": None,
+        }
     return {
         "month": month,
         "closed": bool(row[0]),
@@ -211,7 +217,13 @@ def compute_month_figures(
     earned = _earned(db, [month])
     return [
         MonthFigure(
-            month, b.subject, b.group, b.score, b.wallet, b.tier, earned.get((b.subject, b.group), 0)
+            month,
+            b.subject,
+            b.group,
+            b.score,
+            b.wallet,
+            b.tier,
+            earned.get((b.subject, b.group), 0),
         )
         for b in balances(db, scheme, as_of=end, group=group)
     ]
@@ -244,7 +256,8 @@ def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[s
 
     Returns :func:`month_record` of the closed month. Raises
     :class:`PeriodClosedError` if it is closed already or if an earlier month
-    with entries is still open.
+    with entries is still open, and :class:`GridcreditError` if ingested
+    events are not scored yet (they would wrongly become late).
     """
     check_month(month)
     if is_closed(db, month):
@@ -265,9 +278,16 @@ def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[s
             f"cannot close {month}: the earlier month {earlier[0]} has entries and is still open."
             f" Publish {earlier[0]} first"
         )
+    seq = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    scored = int(get_state(db, "scored_seq", "0") or 0)
+    if seq is not None and seq > scored:
+        # closing now would turn on-time events into late ones
+        raise GridcreditError(
+            f"cannot close {month}: {seq - scored} ingested events are not scored yet."
+            " Run 'gridcredit score' first"
+        )
     figures = compute_month_figures(db, scheme, month)
     digest = ledger_hash(db, month)
-    seq = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
     with savepoint(db, "close_month"):
         db.execute("DELETE FROM month_balances WHERE month = ?", [month])
         db.conn.executemany(

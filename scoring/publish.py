@@ -45,7 +45,7 @@ from scoring.errors import InputError
 from scoring.lookup import ITERATIONS, lookup_salt, write_lookup_files
 
 TOP_N = 100  # rows on a group ranking page; the CSV has everyone
-ASSETS = ("gridcredit.css", "lookup.js")
+ASSETS = ("gridcredit.css", "lookup.js", "iframe-worker-shim.js")
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 # --------------------------------------------------------------------------
@@ -463,9 +463,15 @@ class _MonthSite:
                 return t.title
         return ""
 
+    def name_cell(self, r: RankRow, org: bool) -> str:
+        """Name, then (smaller) masked credit code and grid: one column fits a phone."""
+        extra = [md(mask_code(r.code))] if org and r.code else []
+        extra.append(md(self.grid_name(r.grid)))
+        return f'{md(self._name(r))}<br><span class="gc-sub">{" · ".join(extra)}</span>'
+
     def tier_cell(self, gid: str, r: RankRow) -> str:
         title = self.tier_title(gid, r.tier)
-        text = md(r.tier) + (f" {md(title)}" if title else "")
+        text = md(r.tier) + (f'<br><span class="gc-sub">{md(title)}</span>' if title else "")
         if r.note:
             text += f'<span class="gc-flag">{md(r.note)}</span>'
         return text
@@ -521,19 +527,16 @@ class _MonthSite:
                 "各社区全部名单见本月各社区排名页。",
                 "",
             ]
-        header = ["名次", "变化", "名称" if org else "姓名"] + (["信用代码"] if org else [])
-        header += ["网格", "信用积分", "等级", "本月获得"]
+        header = ["名次", "变化", "名称" if org else "姓名", "积分", "等级", "本月"]
         table_rows = []
         for r in rows:
             if r.rank > TOP_N:
                 break
-            cells = [_rank_cell(r.rank, rank_count[r.rank] > 1), _movement(r.rank, r.previous_rank),
-                     md(self._name(r))]
-            if org:
-                cells.append(md(mask_code(r.code)))
-            cells += [md(self.grid_name(r.grid)), f"**{r.score}**", self.tier_cell(gid, r),
-                      f"{r.earned:+d}" if r.earned else "0"]
-            table_rows.append(cells)
+            table_rows.append([
+                _rank_cell(r.rank, rank_count[r.rank] > 1), _movement(r.rank, r.previous_rank),
+                self.name_cell(r, org), f"**{r.score}**", self.tier_cell(gid, r),
+                f"{r.earned:+d}" if r.earned else "0",
+            ])
         parts += [_table(header, table_rows) if table_rows else "本月暂无排名数据。", ""]
         parts += [
             "## 等级分布",
@@ -583,11 +586,10 @@ class _MonthSite:
                 c = Counter(ranks)
                 for i, rk in zip(idxs, ranks):
                     grid_rank[i] = (rk, c[rk] > 1)
-            header = ["社区名次", "名称" if org else "姓名", "网格", "网格名次", "信用积分", "等级"]
+            header = ["社区名次", "名称" if org else "姓名", "网格名次", "积分", "等级"]
             table_rows = [
-                [_rank_cell(comm_rank[i], tie[comm_rank[i]] > 1), md(self._name(r)),
-                 md(self.grid_name(r.grid)), _rank_cell(*grid_rank[i]), str(r.score),
-                 self.tier_cell(gid, r)]
+                [_rank_cell(comm_rank[i], tie[comm_rank[i]] > 1), self.name_cell(r, org),
+                 _rank_cell(*grid_rank[i]), str(r.score), self.tier_cell(gid, r)]
                 for i, r in enumerate(rows)
             ]
             parts += [f"## {md(g.title)}", "", f"共 {len(rows)} 个。", "", _table(header, table_rows), ""]

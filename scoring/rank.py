@@ -59,9 +59,13 @@ def grid_index(db: sqlite_utils.Database, scheme: Scheme) -> dict[str, Grid]:
         return dict(scheme.grids)
     return {
         r["id"]: Grid(
-            r["id"], r["name"] or "", r["community"] or "", r["community_name"] or "",
-            r["street"] or "", r["street_name"] or "",
-        )  # fmt: skip
+            r["id"],
+            r["name"] or "",
+            r["community"] or "",
+            r["community_name"] or "",
+            r["street"] or "",
+            r["street_name"] or "",
+        )
         for r in db.query("SELECT * FROM grids")
     }
 
@@ -161,6 +165,33 @@ def _ranked(
     return {k: rank_rows(v, value, order) for k, v in sorted(parts.items())}
 
 
+class MonthView:
+    """A month's figures and those of the last published month before it, read once.
+
+    Pass one to :func:`rankings` / :func:`grid_rankings` when building many
+    tables of the same month (the publisher does), so the ledger is read once.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, scheme: Scheme, month: str):
+        self.month = month
+        self.grids = grid_index(db, scheme)
+        self.subjects = subject_index(db)
+        self.previous_month = last_closed_before(db, month)
+        self.figures = self._by_group(month_figures(db, scheme, month))
+        self.previous = (
+            self._by_group(stored_month_figures(db, self.previous_month))
+            if self.previous_month
+            else {}
+        )
+
+    @staticmethod
+    def _by_group(figures: list[MonthFigure]) -> dict[str, list[MonthFigure]]:
+        out: dict[str, list[MonthFigure]] = defaultdict(list)
+        for f in figures:
+            out[f.group].append(f)
+        return out
+
+
 def rankings(
     db: sqlite_utils.Database,
     scheme: Scheme,
@@ -169,17 +200,17 @@ def rankings(
     group: str,
     by: str = "score",
     within: str = "scheme",
+    view: MonthView | None = None,
 ) -> list[RankTable]:
     """Ranking tables of one group in ``month``: one table per scope unit of ``within``."""
     _check_within(within)
-    grids = grid_index(db, scheme)
-    subjects = subject_index(db)
-    current = _ranked(month_figures(db, scheme, month, group=group), by, within, scheme, grids, subjects)
-    prev_month = last_closed_before(db, month)
+    view = view or MonthView(db, scheme, month)
+    grids, subjects, prev_month = view.grids, view.subjects, view.previous_month
+    current = _ranked(view.figures.get(group, []), by, within, scheme, grids, subjects)
     previous: dict[tuple[str, str], dict[str, int]] = {}
     if prev_month:
         for key, ranked in _ranked(
-            stored_month_figures(db, prev_month, group=group), by, within, scheme, grids, subjects
+            view.previous.get(group, []), by, within, scheme, grids, subjects
         ).items():
             previous[key] = {f.subject: r for r, f in ranked}
     tables = []
@@ -212,14 +243,19 @@ def rankings(
 
 
 def month_rankings(
-    db: sqlite_utils.Database, scheme: Scheme, month: str, *, by: Iterable[str] = ("score", "earned")
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    month: str,
+    *,
+    by: Iterable[str] = ("score", "earned"),
 ) -> list[RankTable]:
     """Every ranking the site shows for ``month``: each group × value × (scheme, community, grid)."""
+    view = MonthView(db, scheme, month)
     out: list[RankTable] = []
     for g in scheme.groups:
         for b in by:
             for w in ("scheme", "community", "grid"):
-                out.extend(rankings(db, scheme, month, group=g, by=b, within=w))
+                out.extend(rankings(db, scheme, month, group=g, by=b, within=w, view=view))
     return out
 
 
@@ -301,6 +337,7 @@ def grid_rankings(
     *,
     group: str = "residents",
     within: str = "scheme",
+    view: MonthView | None = None,
 ) -> list[GridTable]:
     """Grids ranked by the mean month-end score of ``group`` accounts in them.
 
@@ -309,19 +346,13 @@ def grid_rankings(
     """
     if within not in ("scheme", "street", "community"):
         raise ValueError(f"unknown grid ranking scope {within!r}; use scheme, street or community")
-    grids = grid_index(db, scheme)
-    subjects = subject_index(db)
-    current = _rank_grids(
-        grids, _grid_means(month_figures(db, scheme, month, group=group), subjects), within, scheme
-    )
-    prev_month = last_closed_before(db, month)
+    view = view or MonthView(db, scheme, month)
+    grids, subjects, prev_month = view.grids, view.subjects, view.previous_month
+    current = _rank_grids(grids, _grid_means(view.figures.get(group, []), subjects), within, scheme)
     previous: dict[tuple[str, str], dict[str, int | None]] = {}
     if prev_month:
         prev = _rank_grids(
-            grids,
-            _grid_means(stored_month_figures(db, prev_month, group=group), subjects),
-            within,
-            scheme,
+            grids, _grid_means(view.previous.get(group, []), subjects), within, scheme
         )
         previous = {k: {g.id: r for r, g, _, _ in v} for k, v in prev.items()}
     tables = []
@@ -332,9 +363,18 @@ def grid_rankings(
             p = before.get(g.id)
             table.rows.append(
                 GridRow(
-                    g.id, g.name, g.community, g.community_name, g.street, g.street_name, n, mean,
-                    r, p, None if p is None or r is None else p - r,
-                )  # fmt: skip
+                    g.id,
+                    g.name,
+                    g.community,
+                    g.community_name,
+                    g.street,
+                    g.street_name,
+                    n,
+                    mean,
+                    r,
+                    p,
+                    None if p is None or r is None else p - r,
+                )
             )
         tables.append(table)
     return tables

@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from .durations import PERIOD_KINDS, parse_duration
 from .errors import Problem
 from .yamlsafe import key_position, position
 
-__all__ = ["check_scheme", "validate_scheme", "schema_problems"]
+__all__ = ["check_scheme", "schema_problems", "validate_scheme"]
 
 Path_ = tuple[Any, ...]
 
@@ -132,7 +132,7 @@ def _schema_name_for(raw: Any, display: str) -> str | None:
 # pass 1: JSON Schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def _schemas() -> dict[str, dict[str, Any]]:
     folder = resources.files("scoring").joinpath("schemas")
     out: dict[str, dict[str, Any]] = {}
@@ -146,7 +146,7 @@ def _schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(schema_name: str) -> Any:
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
@@ -176,9 +176,7 @@ def schema_problems(file: str, data: Any, schema_name: str) -> list[Problem]:
     if validator is None:
         return []
     if data is None:
-        return [
-            Problem(file, 1, 1, "the file is empty; write its settings or delete the file")
-        ]
+        return [Problem(file, 1, 1, "the file is empty; write its settings or delete the file")]
     out: list[Problem] = []
     for err in validator.iter_errors(data):
         out += _explain(err, file, data)
@@ -200,9 +198,7 @@ def _explain(err: Any, file: str, data: Any) -> list[Problem]:
         allowed = _allowed_keys(err.schema)
         patterns = list((err.schema.get("patternProperties") or {}).keys())
         extras = [
-            k
-            for k in inst
-            if k not in allowed and not any(re.search(p, str(k)) for p in patterns)
+            k for k in inst if k not in allowed and not any(re.search(p, str(k)) for p in patterns)
         ]
         if not extras:
             extras = _quoted(err.message)
@@ -226,7 +222,9 @@ def _explain(err: Any, file: str, data: Any) -> list[Problem]:
         return out
     if kind == "required" and isinstance(inst, dict):
         return [
-            at(f"{here.container(capital=True)} has no '{k}'; add '{k}:' {_required_hint(k)}".rstrip())
+            at(
+                f"{here.container(capital=True)} has no '{k}'; add '{k}:' {_required_hint(k)}".rstrip()
+            )
             for k in err.validator_value
             if k not in inst
         ]
@@ -339,6 +337,7 @@ def _explain_alternatives(err: Any, file: str, data: Any, here: _Where, at: Any)
                 forms += [TYPE_WORDS.get(x, x) for x in _dedupe_types(t)]
         words = _or_list(list(dict.fromkeys(forms))) or "another form"
         return [at(f"{here.field()} must be {words}, not {_describe(inst)}{_form_hint(err)}")]
+
     # the branch that fits best: fewest errors, and sharing most keys with the value
     def score(item: tuple[int, int, list[Any]]) -> tuple[int, int]:
         n, i, _ = item
@@ -357,7 +356,7 @@ def _resolve(schema: Any, err: Any) -> dict[str, Any]:
     if isinstance(schema, dict) and "$ref" in schema:
         ref = schema["$ref"]
         if ref.startswith("#/"):
-            for name, s in _schemas().items():
+            for s in _schemas().values():
                 node: Any = s
                 try:
                     for part in ref[2:].split("/"):
@@ -410,7 +409,7 @@ def _pattern_message(here: _Where, inst: Any, schema: dict[str, Any]) -> str:
             f"{here.field()} is {_describe(inst)}; a rule id uses lowercase letters and digits"
             " joined by '-', e.g. res-volunteer"
         )
-    if pattern.startswith("^[a-z]") or pattern.startswith("^[A-Za-z"):
+    if pattern.startswith(("^[a-z]", "^[A-Za-z")):
         return (
             f"{here.field()} is {_describe(inst)}, which is not a usable code; use letters,"
             " digits, '_' and '-' only, starting with a letter"
@@ -596,14 +595,11 @@ def _operators() -> dict[str, Any]:
         table = operator_table()
         if table:
             return table
-    except Exception:  # plugins not importable yet: the built-ins still apply
+    except ImportError:  # a built-in plugin module is missing: the operators still apply
         pass
-    try:
-        from .builtin.operators import BUILTIN_OPERATORS
+    from .builtin.operators import BUILTIN_OPERATORS
 
-        return {op.name: op for op in BUILTIN_OPERATORS}
-    except Exception:
-        return {}
+    return {op.name: op for op in BUILTIN_OPERATORS}
 
 
 def _points_forms() -> set[str]:
@@ -616,7 +612,7 @@ def _points_forms() -> set[str]:
                 key = getattr(form, "key", None)
                 if isinstance(key, str):
                     forms.add(key)
-    except Exception:
+    except ImportError:  # a built-in plugin module is missing: per and by still apply
         pass
     return forms
 
@@ -712,20 +708,26 @@ class _Semantics:
                     ts = (self.tier_sets or {}).get(tiers)
                     self.group_tiers[gid] = [str(t.get("id")) for t in ts] if ts else None
                 elif isinstance(tiers, list):
-                    self.group_tiers[gid] = [
-                        str(t.get("id")) for t in tiers if isinstance(t, dict)
-                    ]
+                    self.group_tiers[gid] = [str(t.get("id")) for t in tiers if isinstance(t, dict)]
                 else:
                     self.group_tiers[gid] = None
 
         self.event_types: dict[str, dict[str, dict[str, Any]]] | None = None
-        if isinstance(self.events, dict) and isinstance(self.events.get("types"), dict):
+        # attribute declarations are only trusted from an events.yaml that passed its
+        # schema: a misspelt 'attrs' key would otherwise make every attribute "unknown"
+        if (
+            self.ok(self.events_file)
+            and isinstance(self.events, dict)
+            and isinstance(self.events.get("types"), dict)
+        ):
             self.event_types = {}
             for tid, t in self.events["types"].items():
                 attrs = t.get("attrs") if isinstance(t, dict) else None
-                self.event_types[str(tid)] = {
-                    str(k): v for k, v in (attrs or {}).items() if isinstance(v, dict)
-                } if isinstance(attrs, dict) else {}
+                self.event_types[str(tid)] = (
+                    {str(k): v for k, v in (attrs or {}).items() if isinstance(v, dict)}
+                    if isinstance(attrs, dict)
+                    else {}
+                )
         # no events.yaml at all: one error says so (in ``run``), not one per rule
         self.events_missing = self.events_file not in self.raw.files and self.events_file not in {
             p.file for p in self.raw.problems
@@ -848,7 +850,9 @@ class _Semantics:
             groups = ld.get("groups")
             for j, gid in enumerate(groups or []):
                 self.check_group(f, s, ("lists", i, "groups", j), gid, f"list '{lid}'")
-            list_groups = [g for g in (groups or list(self.groups or {})) if g in (self.groups or {})]
+            list_groups = [
+                g for g in (groups or list(self.groups or {})) if g in (self.groups or {})
+            ]
             for j, reason in enumerate(ld.get("reasons") or []):
                 where = f"reason {j + 1} of list '{lid}'"
                 base = ("lists", i, "reasons", j)
@@ -869,7 +873,7 @@ class _Semantics:
                                 s,
                                 rpath,
                                 f"{where} names rule '{rid}' of group"
-                                f" '{sorted(owners)[0]}', but the list only shows"
+                                f" '{min(owners)}', but the list only shows"
                                 f" {', '.join(list_groups)}: this reason can never list"
                                 " anyone; name a rule of those groups",
                                 severity="warning",
@@ -952,21 +956,23 @@ class _Semantics:
                     " 'max': write the score where this tier ends",
                 )
         for i in range(len(tiers) - 1):
-            hi_t, lo_t = tiers[i], tiers[i + 1]
-            hi_min, lo_max = hi_t.get("min"), lo_t.get("max")
-            lo_min = lo_t.get("min")
-            if not isinstance(hi_min, int) or not isinstance(lo_max, int):
-                continue
-            hid, lid = hi_t.get("id"), lo_t.get("id")
-            if isinstance(lo_min, int) and lo_min >= hi_min:
+            hi_min, lo_min = tiers[i].get("min"), tiers[i + 1].get("min")
+            if isinstance(hi_min, int) and isinstance(lo_min, int) and lo_min >= hi_min:
                 self.add(
                     f,
                     s,
                     (*path, i + 1),
-                    f"tiers in {where} must be listed from highest to lowest, but '{lid}'"
-                    f" (from {lo_min}) comes after '{hid}' (from {hi_min}); reorder them",
+                    f"tiers in {where} must be listed from highest to lowest, but"
+                    f" '{tiers[i + 1].get('id')}' (from {lo_min}) comes after"
+                    f" '{tiers[i].get('id')}' (from {hi_min}); reorder them",
                 )
                 return
+        for i in range(len(tiers) - 1):
+            hi_t, lo_t = tiers[i], tiers[i + 1]
+            hi_min, lo_max = hi_t.get("min"), lo_t.get("max")
+            if not isinstance(hi_min, int) or not isinstance(lo_max, int):
+                continue
+            hid, lid = hi_t.get("id"), lo_t.get("id")
             if lo_max + 1 < hi_min:
                 gap = (
                     f"score {lo_max + 1} belongs"
@@ -1177,8 +1183,9 @@ class _Semantics:
                 continue
             if t not in self.event_types:
                 hint = _did_you_mean(t, self.event_types) or (
-                    "; declare it in events.yaml" if self.event_types else
-                    "; declare it in events.yaml (it has no types yet)"
+                    "; declare it in events.yaml"
+                    if self.event_types
+                    else "; declare it in events.yaml (it has no types yet)"
                 )
                 self.add(
                     f,
@@ -1231,6 +1238,14 @@ class _Semantics:
 
         # escalate
         esc = r.get("escalate")
+        if esc is not None and "points" in r:
+            self.add(
+                f,
+                p,
+                (*base, "escalate"),
+                f"{where} has 'points' and 'escalate'; write only one of them: escalate's"
+                " steps are the points",
+            )
         if isinstance(esc, dict):
             self.check_duration(f, p, (*base, "escalate", "within"), esc.get("within"), where)
             steps = [s for s in esc.get("steps") or [] if isinstance(s, int)]
@@ -1314,9 +1329,7 @@ class _Semantics:
         repair = r.get("repair")
         if isinstance(repair, dict):
             if "within" in repair:
-                self.check_duration(
-                    f, p, (*base, "repair", "within"), repair.get("within"), where
-                )
+                self.check_duration(f, p, (*base, "repair", "within"), repair.get("within"), where)
             for k, target in enumerate(repair.get("rules") or []):
                 tpath = (*base, "repair", "rules", k)
                 if target == rid:
@@ -1327,7 +1340,7 @@ class _Semantics:
                         f"{where} repairs itself; name the penalty rules it repairs",
                     )
                     continue
-                if not self.check_rule_ref(f, p, tpath, target, where):
+                if not self.check_rule_ref(f, p, tpath, target, where, "repairs"):
                     continue
                 if self.rule_sign.get(target, -1) > 0:
                     self.add(
@@ -1345,7 +1358,7 @@ class _Semantics:
                         p,
                         tpath,
                         f"{where} (group '{group}') repairs rule '{target}' of group"
-                        f" '{sorted(owners)[0]}'; repair only reaches penalties in the same"
+                        f" '{min(owners)}'; repair only reaches penalties in the same"
                         " group, so this never applies",
                         severity="warning",
                     )
@@ -1533,7 +1546,7 @@ class _Semantics:
     ) -> None:
         op = self.operators.get(op_name)
         atype = spec.get("type", "string")
-        name = field[6:] if field.startswith("attrs.") else field
+        name = field.removeprefix("attrs.")
         what = f"'{name}'"
         if op is None:
             if self.operators:
@@ -1549,7 +1562,9 @@ class _Semantics:
             return
         op_types = tuple(getattr(op, "types", ()) or ())
         if op_types and atype not in op_types:
-            good = [o for o, v in self.operators.items() if atype in (getattr(v, "types", ()) or ())]
+            good = [
+                o for o, v in self.operators.items() if atype in (getattr(v, "types", ()) or ())
+            ]
             self.add(
                 f,
                 p,
@@ -1562,7 +1577,7 @@ class _Semantics:
             return
         try:
             op.compile(arg)
-        except (ValueError, TypeError, Exception) as e:  # noqa: BLE001 - plugin code
+        except Exception as e:  # noqa: BLE001 - a plugin operator may raise anything
             self.add(f, p, path, f"operator '{op_name}' on '{field}' in {where}: {e}")
             return
         # values against the attribute's declaration
@@ -1678,9 +1693,7 @@ class _Semantics:
         )
         return False
 
-    def check_tier(
-        self, f: str, data: Any, path: Path_, tier: Any, gid: str, where: str
-    ) -> bool:
+    def check_tier(self, f: str, data: Any, path: Path_, tier: Any, gid: str, where: str) -> bool:
         tiers = self.group_tiers.get(gid)
         if tiers is None or not isinstance(tier, str):
             return True
@@ -1696,7 +1709,9 @@ class _Semantics:
         )
         return False
 
-    def check_rule_ref(self, f: str, data: Any, path: Path_, rid: Any, where: str) -> bool:
+    def check_rule_ref(
+        self, f: str, data: Any, path: Path_, rid: Any, where: str, verb: str = "names"
+    ) -> bool:
         if not isinstance(rid, str):
             return False
         if rid in self.rule_ids:
@@ -1708,7 +1723,7 @@ class _Semantics:
             f,
             data,
             path,
-            f"{where} names rule '{rid}', which no rule pack defines{hint}",
+            f"{where} {verb} rule '{rid}', which no rule pack defines{hint}",
         )
         return False
 
@@ -1759,6 +1774,18 @@ class _Semantics:
                         severity="warning",
                     )
             metric = a.get("metric") or {}
+            known = _metric_names()
+            for key in metric if isinstance(metric, dict) else ():
+                if key not in known:
+                    hint = difflib.get_close_matches(str(key), sorted(known), n=1)
+                    self.add(
+                        f,
+                        a_data,
+                        (*base, "metric", key),
+                        f"unknown metric '{key}' in {where}"
+                        + (f"; did you mean '{hint[0]}'?" if hint else "")
+                        + f" Metrics: {', '.join(sorted(known))}",
+                    )
             parts = metric.get("weighted")
             if isinstance(parts, list):
                 total = sum(pt.get("weight", 0) for pt in parts if isinstance(pt, dict))
@@ -1889,3 +1916,13 @@ def _type_fix(atype: Any) -> str:
 
 
 PERIODS = PERIOD_KINDS
+
+
+def _metric_names() -> set[str]:
+    """Metric names registered through ``register_metrics`` (built-ins and plugins)."""
+    from .plugins import get_plugin_manager
+
+    names: set[str] = set()
+    for metrics in get_plugin_manager().hook.register_metrics():
+        names.update(m.name for m in metrics or [])
+    return names

@@ -244,13 +244,13 @@ def test_points_as_string_rejected(pack: dict[str, Any]) -> None:
     assert errors("pack", pack)
 
 
-def test_rule_needs_points_or_escalate_not_both(pack: dict[str, Any]) -> None:
-    rule = pack["rules"][0]
+def test_rule_needs_points_escalate_or_repair(pack: dict[str, Any]) -> None:
+    # "both points and escalate" is the validator's semantic check (tests/bad/points-and-escalate)
     bad = copy.deepcopy(pack)
     del bad["rules"][0]["points"]
     assert errors("pack", bad)
-    rule["escalate"] = {"within": "365d", "steps": [-5]}
-    assert errors("pack", pack)
+    bad["rules"][0]["repair"] = {"rules": ["res-illegal-parking"], "within": "12 months"}
+    assert not errors("pack", bad)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,10 @@ _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 
 
+def json_error(e: orjson.JSONDecodeError) -> RecordError:
+    return RecordError(f"invalid JSON at column {e.colno}: {e.msg}", e.colno)
+
+
 def read_jsonl_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, bytes]]:
     """Yield ``(line, record | RecordError, raw line)``; blank lines are skipped."""
     with open(path, "rb") as f:
@@ -33,7 +37,7 @@ def read_jsonl_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, by
             except _JSONDecodeError as e:
                 if not line.strip():
                     continue
-                rec = RecordError(f"invalid JSON at column {e.colno}: {e.msg}")
+                rec = json_error(e)
             yield n, rec, line
 
 

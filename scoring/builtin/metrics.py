@@ -46,7 +46,9 @@ def _weighted(ctx: MetricContext, spec: Any) -> Values:
     parts: list[tuple[float, Values]] = []
     for item in spec:
         if not isinstance(item, dict) or not isinstance(item.get("weight"), (int, float)):
-            raise ctx.error(f"weighted item {item!r} needs a numeric weight, e.g. {{weight: 40, survey: {{respondent: residents}}}}")
+            raise ctx.error(
+                f"weighted item {item!r} needs a numeric weight, e.g. {{weight: 40, survey: {{respondent: residents}}}}"
+            )
         parts.append((float(item["weight"]), ctx.compute(item)))
     total = sum(w for w, _ in parts)
     out: Values = {}

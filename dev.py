@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Set up and run gridcredit on a fresh machine that has only python3 (3.11+).
+
+    python3 dev.py demo    # install into .venv, run the demo county end to end, build the site
+    python3 dev.py test    # install into .venv (and Chromium for browser tests), run every test
+
+Anything after the command is passed on (``python3 dev.py test -k ledger``).
+Uses only the standard library; installs are skipped when nothing changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".gridcredit-installed"
+
+
+def run(*cmd: str | Path) -> None:
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    if code:
+        sys.exit(code)
+
+
+def install() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"gridcredit needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == want:
+        return
+    print("installing gridcredit and its dependencies into .venv ...", flush=True)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "-e", ".[test]")  # fmt: skip
+    STAMP.write_text(want)
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in ("demo", "test"):
+        sys.exit(__doc__)
+    install()
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        run(BIN / "gridcredit", "demo", *rest)
+    else:
+        run(BIN / "python", "-m", "scoring.browser", "ensure")
+        run(BIN / "python", "-m", "pytest", *rest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1314 @@
+"""Streaming ingest of subjects, jurisdictions and events, with full accounting.
+
+Every record read is accounted for (SPEC §5)::
+
+    read = accepted + duplicates + rejected        (rejected includes conflicting)
+
+* **accepted**: stored.
+* **duplicate**: same id and same content as a record already stored (or
+  earlier in the same file): ignored. Content is compared by a hash of the
+  canonical record, not its formatting, so a JSON Lines event and the same
+  event as a CSV row are duplicates.
+* **conflicting**: same id, different content: rejected; the reason names
+  the earlier record's file and line.
+* **rejected**: stored in ``rejects`` with file, line, the raw line and a
+  reason a person can act on.
+
+One bad record never stops a file; each file is one batch in one transaction.
+
+Subjects and jurisdictions are master data: a record whose id is already
+stored from an *earlier batch* with different content **updates** it (counted
+under accepted and reported as ``updated``). The same id twice with
+different content *within one file* is conflicting, since the file
+contradicts itself. Events are never updated: a changed event needs a new id
+(and ``amends``).
+
+An event's subject need not be known yet (subjects may arrive later; the
+scorer handles unknown subjects). A subject's grid must be known (from the
+scheme's ``jurisdictions.yaml`` or an ingested jurisdictions file).
+
+A unified social credit code that fails its GB 32100 check character is a
+warning, not a reject (some early codes fail it). Warnings are stored in
+``rejects`` with a reason starting ``warning:``; they are not counted as
+rejected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gc
+import hashlib
+import math
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import InputError, Problem
+from .model import AttrSpec, EventType, Scheme
+
+CHUNK = 20_000
+_IN_LIMIT = 10_000  # ids per ``IN (...)`` query, far under SQLite's variable limit
+MAX_PROBLEMS = 50  # rejects and warnings kept on a BatchSummary for display
+
+KINDS = ("events", "subjects", "jurisdictions")
+EVENT_FIELDS = ("id", "type", "subject", "at", "amends")
+SUBJECT_FIELDS = ("id", "groups", "name", "grid", "tags", "code", "links")
+JURISDICTION_FIELDS = ("street_id", "street", "community_id", "community", "grid_id", "grid")
+
+_dumps = orjson.dumps
+_SORT = orjson.OPT_SORT_KEYS
+_blake2b = hashlib.blake2b
+
+TIME_HINT = (
+    "write ISO 8601, e.g. 2024-03-05T14:30:00 (scheme-local time) or 2024-03-05T06:30:00Z"
+)
+
+
+class RecordError(ValueError):
+    """A record that could not be read (bad JSON, bad CSV row); yielded by readers.
+
+    ``col`` is the 1-based column of the fault when known.
+    """
+
+    def __init__(self, message: str, col: int = 1):
+        super().__init__(message)
+        self.col = col
+
+
+class _Bad(Exception):
+    """A record fails a check; the message is the reject reason."""
+
+
+@dataclass
+class InputFormat:
+    """An input file reader, registered through the ``register_input_formats`` hook.
+
+    ``read(path)`` yields ``(line_number, record | Exception)``; a record is a
+    dict. An optional ``read_raw(path)`` yields ``(line, record | Exception,
+    raw_text)`` so rejects keep the raw line (otherwise the record is stored
+    re-serialised). ``text_values``: every value is a string (as in CSV) and
+    is converted to the declared attribute type; otherwise values must
+    already have the declared JSON type.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable[[Path], Iterator[tuple[int, Any]]]
+    read_raw: Callable[[Path], Iterator[tuple[int, Any, Any]]] | None = None
+    text_values: bool = False
+
+
+@dataclass
+class BatchSummary:
+    """The accounting of one ingested file (one row of ``batches``)."""
+
+    file: str
+    kind: str
+    batch: int = 0
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    conflicting: int = 0
+    rejected: int = 0  # includes conflicting
+    updated: int = 0  # subjects/grids changed by this batch; counted in accepted
+    warnings: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)  # the first rejects and warnings
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["problems"] = [str(p) for p in self.problems]
+        return d
+
+
+def summary_line(batch: BatchSummary) -> str:
+    """``events.jsonl: read 1000 = accepted 990 + duplicates 5 + rejected 5 (2 conflicting)``.
+
+    The conflicting, updated and warning counts are shown only when non-zero.
+    """
+    acc = f"accepted {batch.accepted}"
+    if batch.updated:
+        acc += f" ({batch.updated} updated)"
+    line = (
+        f"{batch.file}: read {batch.read} = {acc} + duplicates {batch.duplicates}"
+        f" + rejected {batch.rejected}"
+    )
+    if batch.conflicting:
+        line += f" ({batch.conflicting} conflicting)"
+    if batch.warnings:
+        line += f"; {batch.warnings} warning{'s' if batch.warnings != 1 else ''}"
+    return line
+
+
+# --- GB 32100 unified social credit code -------------------------------------------
+
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_VALUE = {c: i for i, c in enumerate(_USCC_CHARS)}
+_USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
+
+
+def uscc_problem(code: str) -> str | None:
+    """Why ``code`` is not a valid 18-character unified social credit code (GB 32100), or None."""
+    if len(code) != 18:
+        return f"unified social credit code {code!r} has {len(code)} characters, not 18"
+    bad = [c for c in code if c not in _USCC_VALUE]
+    if bad:
+        return (
+            f"unified social credit code {code!r} contains {bad[0]!r}; only digits and"
+            " upper-case letters except I, O, S, V, Z are used"
+        )
+    total = sum(_USCC_VALUE[c] * w for c, w in zip(code, _USCC_WEIGHTS))
+    expected = _USCC_CHARS[(31 - total % 31) % 31]
+    if code[17] != expected:
+        return (
+            f"unified social credit code {code!r} fails the GB 32100 check: the last"
+            f" character should be {expected!r}; check the code for typing errors"
+        )
+    return None
+
+
+# --- attribute checks, compiled once per event type ------------------------------
+
+_TRUE = {"true", "1", "yes", "y", "t", "是", "真"}
+_FALSE = {"false", "0", "no", "n", "f", "否", "假"}
+_TYPE_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "date": "a date YYYY-MM-DD",
+}
+
+
+def _show(v: Any) -> str:
+    return orjson.dumps(v).decode() if not isinstance(v, str) else repr(v)
+
+
+def _attr_check(spec: AttrSpec, type_id: str, text: bool) -> Callable[[Any], Any]:
+    """A function that returns the canonical value of one attribute or raises ``_Bad``."""
+    name, typ = spec.name, spec.type
+    lo, hi = spec.min, spec.max
+    values = frozenset(spec.values) if spec.values is not None else None
+    word = _TYPE_WORDS.get(typ, typ)
+    unit = f" {spec.unit}" if spec.unit else ""
+
+    def wrong(v: Any) -> _Bad:
+        got = f"the string {v!r}" if isinstance(v, str) and not text else _show(v)
+        return _Bad(f"attribute '{name}' of '{type_id}' must be {word}, got {got}")
+
+    def bounds(v: Any) -> Any:
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            allowed = (
+                f"{lo} to {hi}" if lo is not None and hi is not None
+                else f"at least {lo}" if lo is not None else f"at most {hi}"
+            )  # fmt: skip
+            raise _Bad(
+                f"attribute '{name}' of '{type_id}' = {_show(v)} is out of range;"
+                f" allowed {allowed}{unit}"
+            )
+        return v
+
+    def allowed(v: Any) -> Any:
+        if values is not None and v not in values:
+            listed = ", ".join(str(x) for x in spec.values or [])
+            raise _Bad(
+                f"attribute '{name}' of '{type_id}' = {_show(v)} is not allowed;"
+                f" allowed values: {listed}"
+            )
+        return v
+
+    has_bounds = lo is not None or hi is not None
+    has_values = values is not None
+
+    if typ in ("integer", "number"):
+        integer = typ == "integer"
+
+        def to_num(v: Any) -> Any:
+            cls = v.__class__
+            if cls is int:
+                pass
+            elif cls is float:
+                if v.is_integer():
+                    v = int(v)
+                elif integer:
+                    raise wrong(v)
+            elif text and cls is str:
+                s = v.strip()
+                try:
+                    v = int(s)
+                except ValueError:
+                    try:
+                        f = float(s)
+                    except ValueError:
+                        raise wrong(v) from None
+                    if not math.isfinite(f) or (integer and not f.is_integer()):
+                        raise wrong(v) from None
+                    v = int(f) if f.is_integer() else f
+            else:
+                raise wrong(v)
+            if has_bounds:
+                bounds(v)
+            if has_values:
+                allowed(v)
+            return v
+
+        return to_num
+
+    if typ == "boolean":
+
+        def to_bool(v: Any) -> Any:
+            if v.__class__ is bool:
+                return v
+            if text and isinstance(v, str):
+                s = v.strip().lower()
+                if s in _TRUE:
+                    return True
+                if s in _FALSE:
+                    return False
+            raise wrong(v)
+
+        return to_bool
+
+    if typ == "date":
+        lo_s = str(lo) if lo is not None else None
+        hi_s = str(hi) if hi is not None else None
+
+        def to_date(v: Any) -> Any:
+            if v.__class__ is not str:
+                raise wrong(v)
+            s = v.strip()
+            try:
+                s = date.fromisoformat(s).isoformat()
+            except ValueError:
+                raise wrong(v) from None
+            if (lo_s is not None and s < lo_s) or (hi_s is not None and s > hi_s):
+                raise _Bad(
+                    f"attribute '{name}' of '{type_id}' = {s!r} is out of range;"
+                    f" allowed {lo_s or '…'} to {hi_s or '…'}"
+                )
+            if has_values:
+                allowed(s)
+            return s
+
+        return to_date
+
+    # string (and any type a plugin declares: kept as text)
+    def to_str(v: Any) -> Any:
+        if v.__class__ is not str:
+            raise wrong(v)
+        if has_values and v not in values:
+            allowed(v)
+        return v
+
+    return to_str
+
+
+def compile_validator(et: EventType, *, text: bool = False) -> Callable[[Any], dict[str, Any]]:
+    """Return ``validate(attrs) -> canonical attrs`` for one event type (raises ``_Bad``).
+
+    Canonical: nulls (and, for text input, empty cells) dropped, numbers with
+    an integral value as integers, text converted to the declared types.
+    """
+    checks = {name: _attr_check(spec, et.id, text) for name, spec in et.attrs.items()}
+    required = frozenset(n for n, s in et.attrs.items() if s.required)
+    declared = ", ".join(sorted(et.attrs)) or "(none)"
+    tid = et.id
+
+    def validate(attrs: Any) -> dict[str, Any]:
+        if attrs.__class__ is not dict:
+            raise _Bad(f"'attrs' must be an object of attribute values, got {_show(attrs)}")
+        if not text:  # fast path: already canonical JSON values are kept as they are
+            for k, v in attrs.items():
+                c = checks.get(k)
+                if c is None or v is None or c(v) is not v:
+                    break
+            else:
+                if required and not required <= attrs.keys():
+                    raise _Bad(missing_message(required - attrs.keys()))
+                return attrs
+        out = {}
+        for k, v in attrs.items():
+            if v is None or (text and v == ""):
+                continue
+            c = checks.get(k)
+            if c is None:
+                raise _Bad(
+                    f"unknown attribute '{k}' for event type '{tid}'; declared attributes: {declared}"
+                )
+            out[k] = c(v)
+        if required and not required <= out.keys():
+            raise _Bad(missing_message(required - out.keys()))
+        return out
+
+    def missing_message(missing: Iterable[str]) -> str:
+        titles = [
+            f"'{m}'" + (f" ({et.attrs[m].title})" if et.attrs[m].title else "") for m in sorted(missing)
+        ]
+        return f"missing required attribute {', '.join(titles)} for event type '{tid}'"
+
+    return validate
+
+
+# --- time ------------------------------------------------------------------------
+
+
+_MMSS = {f":{m:02d}:{s:02d}": m * 60 + s for m in range(60) for s in range(60)}
+_HHMM = {f"{h:02d}:{m:02d}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
+
+
+def time_parser(scheme: Scheme) -> Callable[[str], int]:
+    """``parse(text) -> UTC epoch seconds`` for ISO 8601 times (raises ``ValueError``).
+
+    Same results as ``Clock.parse_time``, with the two common shapes
+    (``YYYY-MM-DDTHH:MM:SS`` local, and with ``Z``/``±HH:MM``) computed from a
+    per-hour cache: ingest sees the same hours again and again.
+    """
+    clock = scheme.clock
+    local_hours: dict[str, int] = {}
+    utc_hours: dict[str, int] = {}
+    slow = clock.parse_time
+
+    def parse(text: str) -> int:
+        n = len(text)
+        if n >= 19 and text[10] in "T ":
+            key = text[:13]
+            if n == 19:
+                base = local_hours.get(key)
+                if base is None:
+                    base = slow(key + ":00:00")
+                    if len(local_hours) > 500_000:
+                        local_hours.clear()
+                    local_hours[key] = base
+                off = _MMSS.get(text[13:19])
+                if off is not None:
+                    return base + off
+            elif (n == 20 and text[19] == "Z") or (
+                n == 25 and text[19] in "+-" and text[22] == ":"
+            ):
+                base = utc_hours.get(key)
+                if base is None:
+                    base = int(
+                        datetime.fromisoformat(key + ":00:00").replace(tzinfo=timezone.utc).timestamp()
+                    )
+                    if len(utc_hours) > 500_000:
+                        utc_hours.clear()
+                    utc_hours[key] = base
+                off = _MMSS.get(text[13:19])
+                if off is not None:
+                    if n == 20:
+                        return base + off
+                    tz = _HHMM.get(text[20:25])
+                    if tz is not None:
+                        return base + off - tz if text[19] == "+" else base + off + tz
+        return slow(text)
+
+    parse.local_hours = local_hours  # type: ignore[attr-defined]  # read by the ingest hot loop
+    return parse
+
+
+# --- the batch writer --------------------------------------------------------------
+
+
+def _hash(*parts: Any) -> str:
+    return _blake2b(_dumps(parts, option=_SORT), digest_size=16).hexdigest()
+
+
+def _in_chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(ids), _IN_LIMIT):
+        yield ids[i : i + _IN_LIMIT]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or a savepoint inside a caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.nested = self.conn.in_transaction
+        self.conn.execute("SAVEPOINT ingest" if self.nested else "BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.conn.execute("RELEASE ingest" if self.nested else "COMMIT")
+        elif self.nested:
+            self.conn.execute("ROLLBACK TO ingest")
+            self.conn.execute("RELEASE ingest")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _raw_text(raw: Any, rec: Any) -> str:
+    if raw is None:
+        try:
+            return orjson.dumps(rec, default=str).decode()
+        except TypeError:
+            return repr(rec)
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace").rstrip("\r\n")
+    return str(raw).rstrip("\r\n")
+
+
+class _Batch:
+    """Accounting and reject storage of one file."""
+
+    def __init__(self, conn: sqlite3.Connection, summary: BatchSummary):
+        self.conn = conn
+        self.s = summary
+        self.reject_rows: list[tuple[Any, ...]] = []
+
+    def reject(
+        self, line: int, record_id: Any, reason: str, raw: Any, col: int = 1, rec: Any = None
+    ) -> None:
+        """Count and keep a reject; ``raw`` is the raw line (``rec`` stands in when None)."""
+        s = self.s
+        s.rejected += 1
+        self.reject_rows.append(
+            (s.batch, s.file, line, None if record_id is None else str(record_id), reason,
+             _raw_text(raw, rec))
+        )  # fmt: skip
+        if len(s.problems) < MAX_PROBLEMS:
+            s.problems.append(Problem(s.file, line, col, reason))
+
+    def conflict(self, line: int, record_id: str, reason: str, raw: Any, rec: Any = None) -> None:
+        self.s.conflicting += 1
+        self.reject(line, record_id, reason, raw, rec=rec)
+
+    def warn(self, line: int, record_id: Any, reason: str, raw: Any, rec: Any = None) -> None:
+        s = self.s
+        s.warnings += 1
+        self.reject_rows.append((s.batch, s.file, line, record_id, "warning: " + reason, _raw_text(raw, rec)))
+        if len(s.problems) < MAX_PROBLEMS:
+            s.problems.append(Problem(s.file, line, 1, reason, "warning"))
+
+    def flush(self) -> None:
+        if self.reject_rows:
+            self.conn.executemany(
+                "INSERT INTO rejects (batch, file, line, record_id, reason, raw) VALUES (?, ?, ?, ?, ?, ?)",
+                self.reject_rows,
+            )
+            self.reject_rows.clear()
+
+
+def _earlier(file: str | None, line: int | None) -> str:
+    return f"{file}:{line}" if file else "an earlier batch"
+
+
+def _suggest(word: str, known: Iterable[str], what: str) -> str:
+    """'did you mean ...?' and, when short, the list of what is known."""
+    names = sorted(known)
+    close = difflib.get_close_matches(word, names, n=3)
+    parts = [f"did you mean {', '.join(repr(c) for c in close)}?"] if close else []
+    if len(names) <= 20:
+        parts.append(f"{what}: {', '.join(names)}")
+    return " ".join(parts)
+
+
+# --- events ------------------------------------------------------------------------
+
+
+class _EventIngest:
+    def __init__(self, scheme: Scheme, text: bool):
+        self.scheme = scheme
+        self.text = text
+        self.validators = {tid: compile_validator(et, text=text) for tid, et in scheme.event_types.items()}
+        self.parse_at = time_parser(scheme)
+
+    def _unknown_type(self, typ: str) -> str:
+        known = sorted(self.scheme.event_types)
+        close = difflib.get_close_matches(typ, known, n=3)
+        msg = f"unknown event type '{typ}'"
+        if close:
+            msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        if len(known) <= 20:
+            msg += f" Declared types: {', '.join(known)}"
+        else:
+            msg += f" Declare it in events.yaml or use one of the {len(known)} declared types"
+        return msg
+
+    def _core(self, rec: dict) -> tuple[str, str, str, str]:
+        """The slow path: exact reasons for missing or mistyped id/type/subject/at."""
+        out = []
+        for f in ("id", "type", "subject", "at"):
+            v = rec.get(f)
+            if v is None or v == "" or (isinstance(v, str) and not v.strip()):
+                raise _Bad(f"missing required field '{f}' (an event needs id, type, subject and at)")
+            if f == "at":
+                if v.__class__ is not str:
+                    raise _Bad(f"cannot read time {_show(v)} in 'at': {TIME_HINT}")
+            elif v.__class__ is int and f != "type":
+                v = str(v)
+            elif v.__class__ is not str:
+                raise _Bad(f"field '{f}' must be a string, got {_show(v)}")
+            out.append(v)
+        return out[0], out[1], out[2], out[3]
+
+    def process(self, b: _Batch, items: list[tuple[int, Any, Any]]) -> None:
+        rows, repeats, rejects = self.prepare(items, b.s.batch)
+        for r in rejects:
+            b.reject(*r)
+
+        def raw_of(line: int) -> Any:
+            return next((_raw_text(rw, rec) for ln, rec, rw in items if ln == line), None)
+
+        self.store(b, rows, repeats, raw_of)
+
+    def prepare(
+        self, items: list[tuple[int, Any, Any]], batch_id: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Check and canonicalise a chunk; no database access (it may run in a worker).
+
+        Returns the rows to insert (first occurrence of each id), the rows of
+        later occurrences of an id in this chunk, and the rejects as
+        ``(line, record id, reason, raw text, column)``.
+        """
+        validators = self.validators
+        parse_at = self.parse_at
+        hours = parse_at.local_hours
+        rows: list[tuple[Any, ...]] = []  # (id, type, subject, at, attrs, amends, hash, batch, line)
+        seen: set[str] = set()
+        repeats: list[tuple[Any, ...]] = []
+        rejects: list[tuple[Any, ...]] = []
+        for line, rec, raw in items:
+            if rec.__class__ is not dict:
+                if isinstance(rec, Exception):
+                    rejects.append((line, None, str(rec), _raw_text(raw, rec), getattr(rec, "col", 1)))
+                else:
+                    rejects.append((
+                        line, None,
+                        f"a record must be an object with id, type, subject and at, got {_show(rec)}",
+                        _raw_text(raw, rec), 1,
+                    ))  # fmt: skip
+                continue
+            try:
+                eid = rec["id"]
+                typ = rec["type"]
+                subj = rec["subject"]
+                at = rec["at"]
+            except KeyError:
+                eid = typ = subj = at = None
+            try:
+                if not (
+                    eid.__class__ is str and typ.__class__ is str and subj.__class__ is str
+                    and at.__class__ is str and eid and subj
+                ):  # fmt: skip
+                    eid, typ, subj, at = self._core(rec)
+                if len(at) == 19 and (base := hours.get(at[:13])) is not None and (
+                    off := _MMSS.get(at[13:19])
+                ) is not None:
+                    ts = base + off
+                else:
+                    try:
+                        ts = parse_at(at)
+                    except (ValueError, OverflowError, OSError):
+                        if not at.strip():
+                            self._core(rec)  # says which field is missing
+                        raise _Bad(f"cannot read time {at!r} in 'at': {TIME_HINT}") from None
+                validate = validators.get(typ)
+                if validate is None:
+                    if not typ.strip():
+                        self._core(rec)
+                    raise _Bad(self._unknown_type(typ))
+                if len(rec) == 5 and "attrs" in rec:
+                    attrs = validate(rec["attrs"])
+                    amends = None
+                else:
+                    attrs, amends = self._merged(rec, validate)
+            except _Bad as e:
+                rid = eid if eid.__class__ in (str, int) else None
+                rejects.append((line, rid, str(e), _raw_text(raw, rec), 1))
+                continue
+            attrs_json = _dumps(attrs, option=_SORT)
+            h = _blake2b(
+                f"{typ}\x1f{subj}\x1f{ts}\x1f{amends or ''}\x1f".encode() + attrs_json, digest_size=16
+            ).hexdigest()
+            row = (eid, typ, subj, ts, attrs_json.decode(), amends, h, batch_id, line)
+            if eid in seen:
+                repeats.append(row)
+            else:
+                seen.add(eid)
+                rows.append(row)
+        return rows, repeats, rejects
+
+    def store(
+        self, b: _Batch, rows: list[tuple[Any, ...]], repeats: list[tuple[Any, ...]],
+        raw_of: Callable[[int], Any],
+    ) -> None:  # fmt: skip
+        """Insert a prepared chunk; ids already stored are duplicates or conflicts."""
+        if not rows:
+            return
+        conn = b.conn
+        s = b.s
+        batch_id = s.batch
+        # The UNIQUE id index decides: insert what is new, then look only at what was not.
+        n = conn.executemany(
+            "INSERT OR IGNORE INTO events (id, type, subject, at, attrs, amends, hash, batch, line)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        ).rowcount
+        s.accepted += n
+        if n == len(rows) and not repeats:
+            return
+        first = {r[0]: r for r in rows}
+        winner: dict[str, tuple[str, str | None, int | None]] = {}
+        if n < len(rows):
+            for part in _in_chunks(list(first)):
+                q = ",".join("?" * len(part))
+                for eid, h, f, ln, bt in conn.execute(
+                    "SELECT e.id, e.hash, b.file, e.line, e.batch FROM events e LEFT JOIN batches b"
+                    f" ON b.id = e.batch WHERE e.id IN ({q})",
+                    part,
+                ):
+                    winner[eid] = (h, f, ln)
+                    r = first[eid]
+                    if bt == batch_id and ln == r[8]:
+                        continue  # this row was inserted just now
+                    self._judge(b, r, winner[eid], raw_of)
+        for r in repeats:
+            w = winner.get(r[0])
+            if w is None:
+                w0 = first[r[0]]
+                w = (w0[6], s.file, w0[8])
+            self._judge(b, r, w, raw_of)
+
+    def _judge(
+        self, b: _Batch, row: tuple[Any, ...], earlier: tuple[str, str | None, int | None],
+        raw_of: Callable[[int], Any],
+    ) -> None:  # fmt: skip
+        """A row whose id is already taken: duplicate (same hash) or conflicting."""
+        if earlier[0] == row[6]:
+            b.s.duplicates += 1
+            return
+        eid, line = row[0], row[8]
+        b.conflict(
+            line, eid,
+            f"conflicts with event '{eid}' accepted earlier at {_earlier(earlier[1], earlier[2])}:"
+            " same id, different content. Give this event a new id, or send a"
+            f" correction with its own id and amends: {eid}",
+            raw_of(line),
+        )  # fmt: skip
+
+    def _merged(self, rec: dict, validate: Callable[[Any], dict[str, Any]]) -> tuple[dict, str | None]:
+        """Attributes from ``attrs`` and other top-level keys; ``amends``."""
+        a = rec.get("attrs")
+        if a is None:
+            merged = {}
+        elif a.__class__ is dict:
+            merged = dict(a)
+        else:
+            raise _Bad(f"'attrs' must be an object of attribute values, got {_show(a)}")
+        for k, v in rec.items():
+            if k not in _CORE_KEYS:
+                if k in merged and merged[k] is not None:
+                    raise _Bad(f"attribute '{k}' is given twice, at top level and in 'attrs'")
+                merged[k] = v
+        attrs = validate(merged)
+        amends = rec.get("amends")
+        if amends is not None:
+            if amends.__class__ is int:
+                amends = str(amends)
+            elif amends.__class__ is not str:
+                raise _Bad(f"'amends' must be the id of an earlier event, got {_show(amends)}")
+            if not amends:
+                amends = None
+        return attrs, amends
+
+
+_CORE_KEYS = frozenset(("id", "type", "subject", "at", "amends", "attrs"))
+
+
+# --- subjects ----------------------------------------------------------------------
+
+
+def _split(v: Any, what: str) -> list[str]:
+    if v is None or v == "":
+        return []
+    if isinstance(v, str):
+        return [p.strip() for p in v.split("|") if p.strip()]
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return [x.strip() for x in v if x.strip()]
+    raise _Bad(f"'{what}' must be a list of strings or a text separated by '|', got {_show(v)}")
+
+
+def _links(v: Any) -> dict[str, str]:
+    if v is None or v == "":
+        return {}
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            if isinstance(x, int) and not isinstance(x, bool):
+                x = str(x)
+            if not isinstance(x, str) or not x:
+                raise _Bad(f"link '{k}' must name a subject id, got {_show(x)}")
+            out[str(k)] = x
+        return out
+    if isinstance(v, str):
+        out = {}
+        for part in v.split("|"):
+            part = part.strip()
+            if not part:
+                continue
+            name, eq, target = part.partition("=")
+            if not eq or not name.strip() or not target.strip():
+                raise _Bad(
+                    f"cannot read link {part!r}: write links as name=id|name=id,"
+                    " e.g. legal_representative=P0001"
+                )
+            out[name.strip()] = target.strip()
+        return out
+    raise _Bad(f"'links' must be an object {{name: subject id}} or name=id|name=id, got {_show(v)}")
+
+
+class _SubjectIngest:
+    def __init__(self, scheme: Scheme, conn: sqlite3.Connection):
+        self.scheme = scheme
+        self.grids = set(scheme.grids) | {r[0] for r in conn.execute("SELECT id FROM grids")}
+        self.seen: dict[str, tuple[str, int]] = {}  # id -> (hash, line) within this file
+
+    def _record(self, rec: dict) -> tuple[Any, ...]:
+        scheme = self.scheme
+        unknown = [k for k in rec if k not in SUBJECT_FIELDS]
+        if unknown:
+            raise _Bad(
+                f"unknown field '{unknown[0]}'; subject fields are {', '.join(SUBJECT_FIELDS)}"
+            )
+        sid = rec.get("id")
+        if isinstance(sid, int) and not isinstance(sid, bool):
+            sid = str(sid)
+        if not isinstance(sid, str) or not sid.strip():
+            raise _Bad("missing required field 'id' (a subject needs id and groups)")
+        sid = sid.strip()
+        groups = _split(rec.get("groups"), "groups")
+        if not groups:
+            raise _Bad("missing required field 'groups' (a subject needs id and groups)")
+        for g in groups:
+            if g not in scheme.groups:
+                raise _Bad(f"unknown group '{g}'; " + _suggest(g, scheme.groups, "the scheme's groups are"))
+        groups = sorted(set(groups))
+        kinds = {scheme.groups[g].kind for g in groups}
+        if len(kinds) > 1:
+            raise _Bad(
+                f"groups {', '.join(groups)} mix persons and organisations; a subject is one or the other"
+            )
+        kind = kinds.pop()
+        name = rec.get("name")
+        name = "" if name is None else str(name).strip()
+        grid = rec.get("grid")
+        grid = None if grid is None or grid == "" else str(grid).strip()
+        if grid is not None and grid not in self.grids:
+            close = difflib.get_close_matches(grid, sorted(self.grids), n=3)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise _Bad(
+                f"unknown grid '{grid}'{hint} Grids come from jurisdictions.yaml or an ingested"
+                " jurisdictions file"
+            )
+        tags = sorted(set(_split(rec.get("tags"), "tags")))
+        code = rec.get("code")
+        code = None if code is None or code == "" else str(code).strip().upper()
+        links = _links(rec.get("links"))
+        h = _hash(groups, kind, name, grid, tags, code, links)
+        return sid, groups, kind, name, grid, tags, code, links, h
+
+    def process(self, b: _Batch, items: list[tuple[int, Any, Any]]) -> None:
+        conn = b.conn
+        cands = []
+        for line, rec, raw in items:
+            if rec.__class__ is not dict:
+                reason = str(rec) if isinstance(rec, Exception) else f"a subject record must be an object, got {_show(rec)}"
+                b.reject(line, None, reason, raw, getattr(rec, "col", 1), rec=rec)
+                continue
+            try:
+                c = self._record(rec)
+            except _Bad as e:
+                rid = rec.get("id")
+                b.reject(line, rid if isinstance(rid, (str, int)) else None, str(e), raw, rec=rec)
+                continue
+            cands.append((line, raw, rec, c))
+        if not cands:
+            return
+        ids = list({c[3][0] for c in cands})
+        stored: dict[str, str] = {}
+        for part in _in_chunks(ids):
+            q = ",".join("?" * len(part))
+            stored.update(conn.execute(f"SELECT id, hash FROM subjects WHERE id IN ({q})", part).fetchall())
+        upserts, memberships, changed = [], [], []
+        s = b.s
+        for line, raw, rec, c in cands:
+            sid, groups, kind, name, grid, tags, code, links, h = c
+            prev = self.seen.get(sid)
+            if prev is not None:
+                if prev[0] == h:
+                    s.duplicates += 1
+                else:
+                    b.conflict(
+                        line, sid,
+                        f"conflicts with subject '{sid}' at {s.file}:{prev[1]}: same id, different"
+                        " content in one file. Keep one of the two records",
+                        raw, rec,
+                    )  # fmt: skip
+                continue
+            self.seen[sid] = (h, line)
+            old = stored.get(sid)
+            if old == h:
+                s.duplicates += 1
+                continue
+            if old is not None:
+                s.updated += 1
+                changed.append((sid,))
+            s.accepted += 1
+            if code is not None and kind == "organization":
+                why = uscc_problem(code)
+                if why:
+                    b.warn(line, sid, why, raw, rec)
+            upserts.append(
+                (sid, kind, name, grid, _dumps(tags).decode(), code, _dumps(links, option=_SORT).decode(), h)
+            )
+            memberships.extend((sid, g) for g in groups)
+        if changed:
+            conn.executemany("DELETE FROM memberships WHERE subject = ?", changed)
+        if upserts:
+            conn.executemany(
+                "INSERT OR REPLACE INTO subjects (id, kind, name, grid, tags, code, links, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                upserts,
+            )
+            conn.executemany("INSERT OR IGNORE INTO memberships (subject, grp) VALUES (?, ?)", memberships)
+
+
+# --- jurisdictions -----------------------------------------------------------------
+
+
+class _JurisdictionIngest:
+    def __init__(self, scheme: Scheme, conn: sqlite3.Connection):
+        self.seen: dict[str, tuple[tuple[Any, ...], int]] = {}
+
+    def _record(self, rec: dict) -> tuple[str, str, str, str, str, str]:
+        unknown = [k for k in rec if k not in JURISDICTION_FIELDS]
+        if unknown:
+            raise _Bad(
+                f"unknown column '{unknown[0]}'; jurisdiction columns are {', '.join(JURISDICTION_FIELDS)}"
+            )
+
+        def val(k: str) -> str:
+            v = rec.get(k)
+            return "" if v is None else str(v).strip()
+
+        for k in ("grid_id", "community_id", "street_id"):
+            if not val(k):
+                raise _Bad(
+                    f"missing required field '{k}' (a jurisdiction row needs street_id,"
+                    " community_id and grid_id)"
+                )
+        gid, cid, sid = val("grid_id"), val("community_id"), val("street_id")
+        return (gid, val("grid") or gid, cid, val("community") or cid, sid, val("street") or sid)
+
+    def process(self, b: _Batch, items: list[tuple[int, Any, Any]]) -> None:
+        conn = b.conn
+        s = b.s
+        rows = []
+        for line, rec, raw in items:
+            if rec.__class__ is not dict:
+                reason = str(rec) if isinstance(rec, Exception) else f"a jurisdiction record must be an object, got {_show(rec)}"
+                b.reject(line, None, reason, raw, getattr(rec, "col", 1), rec=rec)
+                continue
+            try:
+                row = self._record(rec)
+            except _Bad as e:
+                b.reject(line, rec.get("grid_id"), str(e), raw, rec=rec)
+                continue
+            prev = self.seen.get(row[0])
+            if prev is not None:
+                if prev[0] == row:
+                    s.duplicates += 1
+                else:
+                    b.conflict(
+                        line, row[0],
+                        f"conflicts with grid '{row[0]}' at {s.file}:{prev[1]}: same grid_id,"
+                        " different names or community. Keep one of the two rows",
+                        raw, rec,
+                    )  # fmt: skip
+                continue
+            self.seen[row[0]] = (row, line)
+            old = conn.execute(
+                "SELECT id, name, community, community_name, street, street_name FROM grids WHERE id = ?",
+                [row[0]],
+            ).fetchone()
+            if old is not None and tuple(old) == row:
+                s.duplicates += 1
+                continue
+            if old is not None:
+                s.updated += 1
+            s.accepted += 1
+            rows.append(row)
+        if rows:
+            conn.executemany(
+                "INSERT OR REPLACE INTO grids (id, name, community, community_name, street, street_name)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+
+# --- driver --------------------------------------------------------------------------
+
+
+def detect_kind(record: dict) -> str:
+    """Which kind of file a record belongs to, from its keys."""
+    keys = record.keys()
+    if "type" in keys or "at" in keys:
+        return "events"
+    if "groups" in keys:
+        return "subjects"
+    if keys & {"grid_id", "community_id", "street_id", "community", "street"}:
+        return "jurisdictions"
+    return "events"
+
+
+def _run(
+    conn: sqlite3.Connection,
+    scheme: Scheme,
+    items: Iterator[tuple[int, Any, Any]],
+    summary: BatchSummary,
+    *,
+    kind: str | None,
+    text: bool,
+    bar: Any = None,
+    parallel: tuple[Path, Any] | None = None,
+) -> BatchSummary:
+    t0 = time.perf_counter()
+    if kind is not None and kind not in KINDS:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown input kind {kind!r}; use one of {', '.join(KINDS)}")
+    gc_was = gc.isenabled()
+    gc.disable()  # millions of short-lived tuples and no cycles: the collector only costs time
+    try:
+        return _run_batch(
+            conn, scheme, items, summary, kind=kind, text=text, bar=bar, t0=t0, parallel=parallel
+        )
+    finally:
+        if gc_was:
+            gc.enable()
+
+
+def _run_batch(
+    conn: sqlite3.Connection,
+    scheme: Scheme,
+    items: Iterator[tuple[int, Any, Any]],
+    summary: BatchSummary,
+    *,
+    kind: str | None,
+    text: bool,
+    bar: Any,
+    t0: float,
+    parallel: tuple[Path, Any] | None = None,
+) -> BatchSummary:
+    with _Transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO batches (file, kind, read, accepted, duplicates, conflicting, rejected)"
+            " VALUES (?, ?, 0, 0, 0, 0, 0)",
+            [summary.file, kind],
+        )
+        summary.batch = cur.lastrowid or 0
+        b = _Batch(conn, summary)
+        handler: Any = None
+        if parallel is not None:
+            kind = summary.kind = "events"
+            _events_in_workers(b, scheme, parallel[0], parallel[1], bar)
+        while parallel is None:
+            chunk = list(islice(items, CHUNK))
+            if not chunk:
+                break
+            summary.read += len(chunk)
+            if handler is None:
+                if kind is None:
+                    first = next((r for _, r, _ in chunk if r.__class__ is dict), None)
+                    kind = detect_kind(first) if first is not None else "events"
+                summary.kind = kind
+                if kind == "events":
+                    handler = _EventIngest(scheme, text)
+                elif kind == "subjects":
+                    handler = _SubjectIngest(scheme, conn)
+                else:
+                    handler = _JurisdictionIngest(scheme, conn)
+            handler.process(b, chunk)
+            b.flush()
+            if bar is not None:
+                bar.update(sum(len(r) for _, _, r in chunk) if bar.unit == "B" else len(chunk))
+        if not summary.kind:
+            summary.kind = kind or "events"
+        summary.problems.sort(key=lambda p: p.line)
+        summary.seconds = time.perf_counter() - t0
+        conn.execute(
+            "UPDATE batches SET kind = ?, read = ?, accepted = ?, duplicates = ?, conflicting = ?,"
+            " rejected = ? WHERE id = ?",
+            [summary.kind, summary.read, summary.accepted, summary.duplicates,
+             summary.conflicting, summary.rejected, summary.batch],
+        )  # fmt: skip
+    assert summary.read == summary.accepted + summary.duplicates + summary.rejected
+    return summary
+
+
+# --- JSON Lines events in worker processes --------------------------------------------
+#
+# Checking and canonicalising events is pure Python per record; inserting is
+# SQLite. On a large JSON Lines events file, worker processes (fork) parse and
+# check chunks while this process inserts the previous ones, in order, in the
+# one transaction of the batch. Accounting is identical to the serial path.
+
+PARALLEL_MIN_BYTES = 16 * 2**20
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(scheme: Scheme) -> None:
+    gc.disable()
+    _WORKER["events"] = _EventIngest(scheme, False)
+
+
+def _worker_chunk(args: tuple[int, int, list[bytes]]) -> tuple[int, list, list, list]:
+    from .builtin.formats import json_error
+
+    batch_id, n0, lines = args
+    loads = orjson.loads
+    items = []
+    for n, line in enumerate(lines, n0):
+        try:
+            rec = loads(line)
+        except orjson.JSONDecodeError as e:
+            if not line.strip():
+                continue
+            rec = json_error(e)
+        items.append((n, rec, line))
+    rows, repeats, rejects = _WORKER["events"].prepare(items, batch_id)
+    return len(items), rows, repeats, rejects
+
+
+def default_workers() -> int:
+    """Worker processes for large files: one per core beyond the first, at most 4; 0 without fork."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _events_in_workers(b: _Batch, scheme: Scheme, path: Path, pool: Any, bar: Any) -> None:
+    from collections import deque
+
+    from .builtin.formats import BOM
+
+    store = _EventIngest.__new__(_EventIngest)  # store() and _judge() need no compiled checks
+    depth = getattr(pool, "_processes", 1) + 1
+    pending: deque[tuple[int, list[bytes], Any]] = deque()
+    batch_id = b.s.batch
+    with open(path, "rb") as f:
+        if f.peek(3)[:3] == BOM:
+            f.read(3)
+        n0 = 1
+        while True:
+            lines = f.readlines(CHUNK * 128)
+            if lines:
+                pending.append((n0, lines, pool.apply_async(_worker_chunk, ((batch_id, n0, lines),))))
+                n0 += len(lines)
+            while pending and (not lines or len(pending) > depth):
+                start, chunk, res = pending.popleft()
+                count, rows, repeats, rejects = res.get()
+                b.s.read += count
+                for r in rejects:
+                    b.reject(*r)
+
+                def raw_of(line: int, chunk: list[bytes] = chunk, start: int = start) -> str:
+                    return _raw_text(chunk[line - start], None)
+
+                store.store(b, rows, repeats, raw_of)
+                b.flush()
+                if bar is not None:
+                    bar.update(sum(map(len, chunk)))
+            if not lines:
+                break
+
+
+def _conn(db: Any) -> sqlite3.Connection:
+    return db.conn if hasattr(db, "conn") else db
+
+
+def ingest_records(
+    db: Any,
+    scheme: Scheme,
+    records: Iterable[dict[str, Any]],
+    *,
+    file: str = "<records>",
+    kind: str | None = None,
+    text_values: bool = False,
+) -> BatchSummary:
+    """Ingest in-memory records (scenarios, tests) as one batch; line numbers count from 1."""
+    items = ((n, rec, None) for n, rec in enumerate(records, 1))
+    return _run(_conn(db), scheme, items, BatchSummary(file, kind or ""), kind=kind, text=text_values)
+
+
+def input_formats(pm: Any = None) -> list[InputFormat]:
+    """Every registered input format, plugins' first, the built-ins last."""
+    from .builtin.formats import BUILTIN_FORMATS
+
+    found: list[InputFormat] = []
+    if pm is not None:
+        for group in pm.hook.register_input_formats():
+            found.extend(group or [])
+    for f in BUILTIN_FORMATS:
+        if f not in found:
+            found.append(f)
+    return found
+
+
+def format_for(path: Path, formats: Sequence[InputFormat]) -> InputFormat:
+    name = path.name.lower()
+    for f in formats:
+        if any(name.endswith(s.lower()) for s in f.suffixes):
+            return f
+    known = sorted({s for f in formats for s in f.suffixes})
+    raise InputError(
+        f"{path}: cannot tell the format from the file name; name it with one of {', '.join(known)}"
+    )
+
+
+def ingest_file(
+    db: Any,
+    scheme: Scheme,
+    path: str | Path,
+    *,
+    kind: str | None = None,
+    progress: bool | None = None,
+    formats: Sequence[InputFormat] | None = None,
+    workers: int | None = None,
+) -> BatchSummary:
+    """Ingest one file as one batch in one transaction; see the module docstring.
+
+    ``workers``: processes that check a large JSON Lines events file while
+    this one writes (``None``: :func:`default_workers` for files of at least
+    ``PARALLEL_MIN_BYTES``; ``0``: never). The result is the same either way.
+    """
+    path = Path(path)
+    fmt = format_for(path, formats if formats is not None else input_formats())
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; check the path")
+    summary = BatchSummary(str(path), kind or "")
+    pool = _pool_for(path, fmt, kind, scheme, workers)
+    raw_reader = fmt.read_raw is not None
+    items: Iterator[tuple[int, Any, Any]]
+    if raw_reader:
+        items = fmt.read_raw(path)  # type: ignore[misc]
+    else:
+        items = ((n, rec, None) for n, rec in fmt.read(path))
+    bar = None
+    if progress is not False:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=path.stat().st_size if raw_reader else None,
+            unit="B" if raw_reader else "rec",
+            unit_scale=True,
+            desc=path.name,
+            disable=None if progress is None else False,
+            delay=0.5,
+            leave=False,
+            file=sys.stderr,
+        )
+        if bar.disable:
+            bar = None
+    try:
+        return _run(
+            _conn(db), scheme, items, summary, kind=kind, text=fmt.text_values, bar=bar,
+            parallel=(path, pool) if pool is not None else None,
+        )  # fmt: skip
+    except OSError as e:
+        raise InputError(f"{path}: cannot read file: {e.strerror or e}") from e
+    finally:
+        if bar is not None:
+            bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _pool_for(
+    path: Path, fmt: InputFormat, kind: str | None, scheme: Scheme, workers: int | None
+) -> Any:
+    """A worker pool when a JSON Lines events file is worth splitting, else None."""
+    from .builtin.formats import JSONL
+
+    if fmt is not JSONL or workers == 0 or kind not in (None, "events"):
+        return None
+    if workers is None:
+        if path.stat().st_size < PARALLEL_MIN_BYTES:
+            return None
+        workers = default_workers()
+        if not workers:
+            return None
+    if kind is None:
+        first = next((r for _, r, _ in islice(fmt.read_raw(path), 1000) if r.__class__ is dict), None)  # type: ignore[misc]
+        if first is None or detect_kind(first) != "events":
+            return None
+    import multiprocessing
+
+    return multiprocessing.get_context("fork").Pool(
+        workers, initializer=_worker_init, initargs=(scheme,)
+    )
+
+
+def ingest_files(
+    db: Any,
+    scheme: Scheme,
+    paths: Iterable[str | Path],
+    *,
+    kind: str | None = None,
+    progress: bool | None = None,
+    pm: Any = None,
+    workers: int | None = None,
+) -> list[BatchSummary]:
+    """Ingest files, one batch each, and return their accounting.
+
+    ``kind`` forces ``events``, ``subjects`` or ``jurisdictions`` (default:
+    told from the first record's keys). ``progress``: ``None`` shows a bar
+    for long files when stderr is a terminal, ``True`` always, ``False``
+    never. ``pm``: the plugin manager (default ``get_plugin_manager()``); its
+    input formats are used and ``before_ingest``/``after_ingest`` fired.
+    """
+    if pm is None:
+        from .plugins import get_plugin_manager
+
+        pm = get_plugin_manager()
+    paths = [Path(p) for p in paths]
+    formats = input_formats(pm)
+    for p in paths:  # fail on names before touching the database
+        format_for(p, formats)
+    pm.hook.before_ingest(db=db, files=[str(p) for p in paths])
+    out = [
+        ingest_file(db, scheme, p, kind=kind, progress=progress, formats=formats, workers=workers)
+        for p in paths
+    ]
+    pm.hook.after_ingest(db=db, batches=[b.as_dict() for b in out])
+    return out
+
+
+def sync_grids(db: Any, scheme: Scheme) -> int:
+    """Write the scheme's grids (``jurisdictions.yaml``) into ``grids``; return how many."""
+    conn = _conn(db)
+    rows = [
+        (g.id, g.name, g.community, g.community_name, g.street, g.street_name)
+        for g in scheme.grids.values()
+    ]
+    with _Transaction(conn):
+        conn.executemany(
+            "INSERT OR REPLACE INTO grids (id, name, community, community_name, street, street_name)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    return len(rows)

@@ -1,0 +1,463 @@
+"""Rules in plain Simplified Chinese (Markdown), for the site and ``gridcredit rules``.
+
+Every rule can be read by a resident: what earns, what costs, how many
+points, caps, repeat offences, how long an entry counts, when the rule is in
+force and who adopted it. Conditions are worded with the attribute titles
+from ``events.yaml`` (``服务时长不少于0.5小时``).
+
+Output is Markdown text only, never HTML; escaping input text for the page is
+the publisher's job.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from .durations import Duration, parse_duration
+from .model import Group, Rule, Scheme
+
+__all__ = ["render_condition", "render_rule", "render_scheme", "rule_kind"]
+
+PERIOD_WORDS = {"day": "每天", "week": "每周", "month": "每月", "quarter": "每季度", "year": "每年"}
+ROUND_WORDS = {"floor": "不足1分的部分不计（向下取整）", "ceil": "不足1分按1分计（向上取整）",
+               "round": "四舍五入取整"}  # fmt: skip
+SEVERITY_WORDS = {"minor": "轻微", "general": "一般", "serious": "严重"}
+LINK_WORDS = {"legal_representative": "法定代表人", "household_head": "户主",
+              "guardian": "监护人", "owner": "经营者", "manager": "负责人"}  # fmt: skip
+# Common codes used as attribute values, shown in Chinese when events.yaml gives no title.
+VALUE_WORDS = {
+    "pass": "合格", "fail": "不合格", "rectified": "已整改",
+    "minor": "轻微", "general": "一般", "serious": "严重", "major": "重大",
+    "attendee": "参会", "speaker": "发言", "organizer": "组织者",
+    "participant": "参与", "performer": "表演",
+    "resolved": "调解成功", "partially_resolved": "部分调解成功", "unresolved": "未调解成功",
+    "present": "出席", "excused": "请假", "absent": "缺席",
+    "on_time": "按时办结", "overdue": "超期办结",
+    "reported": "已报到", "not_reported": "未报到",
+    "community": "社区级", "street": "街道级", "county": "县级", "city": "市级",
+    "province": "省级", "national": "国家级",
+    "open": "审查中", "upheld": "成立", "rejected": "不成立",
+    "residents": "居民", "owners_committee": "业主委员会",
+    "day": "白天", "night": "夜间",
+}  # fmt: skip
+FIELD_WORDS = {
+    "type": "事件类型", "subject": "主体编号", "subject.id": "主体编号",
+    "subject.group": "所属群体", "subject.grid": "所在网格", "subject.community": "所在社区",
+    "subject.street": "所在街道", "subject.tags": "标签",
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------
+# small words
+
+
+def _no_html(text: str) -> str:
+    """No template here writes '<' or '>': any that remain come from rule text, and are
+    shown as full-width brackets so no input can become a tag in the page."""
+    return text.replace("<", "＜").replace(">", "＞")
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v)
+
+
+def _pts(n: float, *, signed: bool = True) -> str:
+    """加5分 / 扣5分 / 不计分."""
+    if n == 0:
+        return "不计分"
+    if not signed:
+        return f"{_num(abs(n))}分"
+    return f"加{_num(n)}分" if n > 0 else f"扣{_num(abs(n))}分"
+
+
+def _duration(d: Any) -> str:
+    if d is None:
+        return ""
+    if not isinstance(d, Duration):
+        try:
+            d = parse_duration(d)
+        except ValueError:
+            return str(d)
+    if d.unit == "days" and d.n in (365, 366):
+        return "一年"
+    if d.unit == "years" and d.n == 1:
+        return "一年"
+    return d.chinese()
+
+
+def _or(words: list[str], joiner: str = "或") -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return "、".join(words[:-1]) + joiner + words[-1]
+
+
+def rule_kind(rule: Rule) -> str:
+    """``award``, ``penalty`` or ``other`` (repair, zero points)."""
+    values: list[float] = []
+    p = rule.points
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        values = [p]
+    elif isinstance(p, dict):
+        if isinstance(p.get("value"), (int, float)):
+            values = [p["value"]]
+        elif isinstance(p.get("table"), dict):
+            values = [v for v in p["table"].values() if isinstance(v, (int, float))]
+    if rule.escalate:
+        values += list(rule.escalate.get("steps") or [])
+    if values and all(v < 0 for v in values):
+        return "penalty"
+    if values and all(v >= 0 for v in values) and any(v > 0 for v in values):
+        return "award"
+    return "other"
+
+
+# --------------------------------------------------------------------------
+# conditions
+
+
+class _Context:
+    def __init__(self, rule: Rule, scheme: Scheme):
+        self.rule = rule
+        self.scheme = scheme
+
+    def attr(self, name: str) -> Any:
+        for t in self.rule.on:
+            et = self.scheme.event_types.get(t)
+            if et and name in et.attrs:
+                return et.attrs[name]
+        return None
+
+    def field_title(self, field: str) -> str:
+        if field.startswith("attrs."):
+            spec = self.attr(field[6:])
+            return (spec.title if spec and spec.title else field[6:]) or field[6:]
+        return FIELD_WORDS.get(field, field)
+
+    def unit(self, field: str) -> str:
+        if field.startswith("attrs."):
+            spec = self.attr(field[6:])
+            return spec.unit if spec and spec.unit else ""
+        return ""
+
+    def value(self, field: str, v: Any) -> str:
+        if isinstance(v, bool):
+            return "是" if v else "否"
+        if field == "type":
+            et = self.scheme.event_types.get(str(v))
+            return et.title if et else str(v)
+        if field == "subject.group":
+            g = self.scheme.groups.get(str(v))
+            return g.title if g else str(v)
+        if field == "subject.grid":
+            grid = self.scheme.grids.get(str(v))
+            return grid.name if grid else str(v)
+        if field == "subject.community":
+            for grid in self.scheme.grids.values():
+                if grid.community == v:
+                    return grid.community_name
+        if field == "subject.street":
+            for grid in self.scheme.grids.values():
+                if grid.street == v:
+                    return grid.street_name
+        if isinstance(v, str):
+            return VALUE_WORDS.get(v, v)
+        return _num(v)
+
+
+def render_condition(cond: Any, rule: Rule, scheme: Scheme) -> str:
+    """A ``when`` condition in Chinese, e.g. ``服务时长不少于0.5小时``."""
+    return _cond(cond, _Context(rule, scheme))
+
+
+def _cond(cond: Any, ctx: _Context) -> str:
+    if not isinstance(cond, dict):
+        return ""
+    parts: list[str] = []
+    for key, value in cond.items():
+        if key == "all":
+            subs = [_cond(c, ctx) for c in value or []]
+            parts.append("，且".join(s for s in subs if s))
+        elif key == "any":
+            subs = [_cond(c, ctx) for c in value or []]
+            parts.append("（" + "；或".join(s for s in subs if s) + "）" if len(subs) > 1
+                         else "".join(subs))  # fmt: skip
+        elif key == "not":
+            parts.append(f"不符合（{_cond(value, ctx)}）")
+        else:
+            tests = value if isinstance(value, dict) else {"eq": value}
+            for op, arg in tests.items():
+                parts.append(_test(str(key), str(op), arg, ctx))
+    return "，且".join(p for p in parts if p)
+
+
+def _test(field: str, op: str, arg: Any, ctx: _Context) -> str:
+    title = ctx.field_title(field)
+    unit = ctx.unit(field)
+    val = lambda v: ctx.value(field, v)
+    if op == "eq":
+        if isinstance(arg, bool):
+            return title if arg else f"{title}：否"
+        if field == "type":
+            return f"事件为“{val(arg)}”"
+        return f"{title}为“{val(arg)}”"
+    if op == "ne":
+        return f"{title}不为“{val(arg)}”"
+    if op in ("in", "not_in"):
+        items = [f"“{val(v)}”" for v in (arg if isinstance(arg, list) else [arg])]
+        word = "为" if op == "in" else "不为"
+        return f"{title}{word}{_or(items)}"
+    if op in ("gt", "gte", "lt", "lte"):
+        word = {"gt": "超过", "gte": "不少于", "lt": "少于", "lte": "不超过"}[op]
+        return f"{title}{word}{val(arg)}{unit}"
+    if op == "between" and isinstance(arg, list) and len(arg) == 2:
+        return f"{title}在{val(arg[0])}{unit}至{val(arg[1])}{unit}之间"
+    if op == "exists":
+        return f"填写了{title}" if arg else f"未填写{title}"
+    if op == "contains":
+        if field == "subject.tags":
+            return f"带有“{arg}”标签"
+        return f"{title}包含“{arg}”"
+    if op == "matches":
+        return f"{title}符合格式 `{arg}`"
+    desc = _operator_word(op)
+    return f"{title}{desc}“{arg}”"
+
+
+def _operator_word(op: str) -> str:
+    try:
+        from .conditions import operator_table
+
+        o = operator_table().get(op)
+        if o is not None and getattr(o, "description", ""):
+            return str(o.description)
+    except ImportError:  # a built-in plugin module is missing: show the operator's name
+        pass
+    return f" {op} "
+
+
+# --------------------------------------------------------------------------
+# one rule
+
+
+def _points_text(rule: Rule, ctx: _Context) -> str:
+    p = rule.points
+    if rule.escalate:
+        steps = list(rule.escalate.get("steps") or [])
+        window = _duration(rule.escalate.get("within"))
+        if len(steps) == 1:
+            return f"{window}内每次{_pts(steps[0])}"
+        parts = [f"第{i + 1}次{_pts(s)}" for i, s in enumerate(steps[:-1])]
+        parts.append(f"第{len(steps)}次及以上{_pts(steps[-1])}")
+        return f"{window}内" + "、".join(parts)
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        return "每次" + _pts(p) if p else "不加分也不扣分"
+    if isinstance(p, dict) and "per" in p:
+        attr = str(p.get("per"))
+        spec = ctx.attr(attr)
+        unit = (spec.unit if spec and spec.unit else "") or "单位"
+        title = (spec.title if spec and spec.title else attr) or attr
+        frac = Fraction(str(p.get("value", 0))).limit_denominator(1000)
+        amount, per = abs(frac.numerator), frac.denominator
+        verb = "加" if frac > 0 else "扣"
+        each = f"每{unit}" if per == 1 else f"每{per}{unit}"
+        rnd = ROUND_WORDS.get(str(p.get("round", "floor")), "")
+        return f"按{title}计分，{each}{verb}{amount}分，{rnd}"
+    if isinstance(p, dict) and "by" in p:
+        attr = str(p.get("by"))
+        spec = ctx.attr(attr)
+        title = (spec.title if spec and spec.title else attr) or attr
+        rows = [f"“{ctx.value('attrs.' + attr, k)}”{_pts(v)}"
+                for k, v in (p.get("table") or {}).items()]  # fmt: skip
+        text = f"按{title}计分：" + "；".join(rows)
+        if "default" in p:
+            text += f"；其他情形{_pts(p['default'])}"
+        return text
+    return ""
+
+
+def _limit_text(rule: Rule, kind: str) -> str:
+    lim = rule.limit or {}
+    period = PERIOD_WORDS.get(str(lim.get("per")), "")
+    parts = []
+    if lim.get("max_points") is not None:
+        verb = "扣" if kind == "penalty" else ""
+        parts.append(f"最多{verb}{lim['max_points']}分")
+    if lim.get("max_count") is not None:
+        parts.append(f"最多计{lim['max_count']}次")
+    return period + "、".join(parts) if parts else ""
+
+
+def _tier_title(group: Group | None, tier: str) -> str:
+    if group:
+        for t in group.tiers:
+            if t.id == tier:
+                return f"{tier}级（{t.title}）"
+    return f"{tier}级"
+
+
+def _adopted_text(adopted: Any) -> str:
+    if adopted is None or not (adopted.by or adopted.on):
+        return ""
+    text = "经" + (adopted.by or "")
+    if adopted.on:
+        text += f"于{adopted.on}"
+    text += "通过"
+    if adopted.ref:
+        text += f"，文号：{adopted.ref}"
+    return text
+
+
+def _effective_text(rule: Rule) -> str:
+    start, end = rule.effective_text
+    if start and end:
+        return f"{start}至{end}"
+    if start:
+        return f"{start}起施行"
+    if end:
+        return f"施行至{end}"
+    return ""
+
+
+def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
+    """One rule version as a Markdown section in plain Chinese."""
+    ctx = _Context(rule, scheme)
+    kind = rule_kind(rule)
+    group = scheme.groups.get(rule.group)
+    marks = ""
+    if rule.status == "trial":
+        marks = "（试行）"
+    elif rule.status == "retired":
+        marks = "（已停止执行）"
+    lines = [f"{heading} {rule.title}{marks}", "", f"规则编号：`{rule.id}`", ""]
+    items: list[str] = []
+
+    events = [scheme.event_types[t].title if t in scheme.event_types else t for t in rule.on]
+    items.append(f"适用情形：{_or(events)}")
+    if rule.when:
+        cond = _cond(rule.when, ctx)
+        if cond:
+            items.append(f"条件：{cond}")
+    pts = _points_text(rule, ctx)
+    if pts and not (rule.repair and rule.points == 0 and not rule.escalate):
+        items.append(f"计分：{pts}")
+    lim = _limit_text(rule, kind)
+    if lim:
+        items.append(f"上限：{lim}")
+    if rule.wallet is True and kind == "penalty":
+        items.append("可兑换积分：扣分同时扣减可兑换积分")
+    elif rule.wallet is False and kind == "award":
+        items.append("可兑换积分：加分只计入信用分，不计入可兑换积分")
+    elif kind == "award":
+        items.append("可兑换积分：加分同时计入可兑换积分")
+    if rule.expires:
+        items.append(f"有效期：自事件发生之日起{_duration(rule.expires)}后不再计入")
+    if rule.grade:
+        to = str(rule.grade.get("to"))
+        dur = _duration(rule.grade.get("for"))
+        items.append(
+            f"直接判级：直接判定为{_tier_title(group, to)}，{dur}内信用等级最高为{to}级，不论分数高低"
+        )
+    for link in rule.also or []:
+        who = LINK_WORDS.get(str(link.get("link")), str(link.get("link")))
+        lg = scheme.groups.get(str(link.get("group")))
+        gname = lg.title if lg else str(link.get("group"))
+        lp = link.get("points", "same")
+        amount = "同样计分" if lp == "same" else _pts(lp)
+        items.append(f"联奖联罚：同时对其{who}（{gname}账户）{amount}")
+    if rule.repair:
+        titles = scheme.rule_titles()
+        targets = [f"“{titles.get(r, r)}”" for r in rule.repair.get("rules", [])]
+        how = "恢复一半" if rule.repair.get("restore") == "half" else "予以撤销"
+        within = _duration(rule.repair.get("within"))
+        items.append(f"信用修复：{within}内最近一次{_or(targets)}的扣分{how}")
+    if rule.severity:
+        items.append(f"情节：{SEVERITY_WORDS.get(rule.severity, rule.severity)}")
+    eff = _effective_text(rule)
+    if eff:
+        items.append(f"施行日期：{eff}")
+    adopted = _adopted_text(rule.adopted)
+    if adopted:
+        items.append(f"通过：{adopted}")
+    if rule.status == "trial":
+        items.append("试行条款：试行期间只测算、不计入积分余额，也不公示")
+    if rule.note:
+        items.append(f"说明：{rule.note}")
+    lines += [f"- {i}" for i in items]
+    return _no_html("\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------
+# the whole scheme
+
+
+def _tier_range(t: Any) -> str:
+    if t.min is not None and t.max is not None:
+        return f"{t.min}–{t.max}分"
+    if t.min is not None:
+        return f"{t.min}分及以上"
+    if t.max is not None:
+        return f"{t.max}分及以下"
+    return "所有分数"
+
+
+def _list_reason(reason: Any, scheme: Scheme) -> str:
+    if reason.text:
+        return reason.text
+    if reason.tiers:
+        return "信用等级为" + _or([f"{t}级" for t in reason.tiers])
+    if reason.min_score is not None:
+        return f"信用分不低于{reason.min_score}分"
+    if reason.max_score is not None:
+        return f"信用分不高于{reason.max_score}分"
+    within = f"{_duration(reason.within)}内" if reason.within else ""
+    if reason.rules:
+        titles = scheme.rule_titles()
+        return f"{within}有" + _or([f"“{titles.get(r, r)}”" for r in reason.rules]) + "记录"
+    if reason.severity:
+        return f"{within}有{SEVERITY_WORDS.get(reason.severity, reason.severity)}失信行为"
+    return ""
+
+
+def render_scheme(scheme: Scheme) -> str:
+    """The whole rule book as Markdown: tiers, lists, then each group's packs."""
+    out = [f"# {scheme.title}", ""]
+    out += ["本页由规则文件自动生成，与实际计分使用的规则完全一致。", ""]
+    for gid, g in scheme.groups.items():
+        packs = [p for p in scheme.packs if p.group == gid]
+        kind = "个人" if g.kind == "person" else "单位"
+        out += [f"## {g.title}", ""]
+        out += [f"参评对象：{kind}。基础分{g.base_score}分。", ""]
+        if g.tiers:
+            out += ["| 信用等级 | 名称 | 分数区间 |", "|---|---|---|"]
+            out += [f"| {t.id} | {t.title} | {_tier_range(t)} |" for t in g.tiers]
+            out.append("")
+        for pack in packs:
+            out += [f"### {pack.title}（{pack.version}版）", ""]
+            adopted = _adopted_text(pack.adopted)
+            if adopted:
+                out += [f"{adopted}。", ""]
+            sections = [
+                ("award", "加分项目"),
+                ("penalty", "扣分项目"),
+                ("other", "信用修复及其他"),
+            ]
+            for kind_id, title in sections:
+                rules = [r for r in pack.rules if rule_kind(r) == kind_id]
+                if not rules:
+                    continue
+                out += [f"#### {title}", ""]
+                for r in rules:
+                    out.append(render_rule(r, scheme, heading="#####"))
+    if scheme.lists:
+        out += ["## 信用积分红灰榜", ""]
+        for ld in scheme.lists:
+            groups = [scheme.groups[g].title if g in scheme.groups else g for g in ld.groups]
+            out += [f"### {ld.title}", ""]
+            if groups:
+                out += [f"适用：{_or(groups, '、')}。满足下列任一条件即上榜：", ""]
+            out += [f"- {_list_reason(r, scheme)}" for r in ld.reasons]
+            out.append("")
+    return _no_html("\n".join(out).rstrip() + "\n")

@@ -1,0 +1,328 @@
+"""The scorer against SPEC §4's precise semantics, with hand-computed numbers."""
+
+from __future__ import annotations
+
+from conftest import ev, put
+
+from scoring.evaluate import score
+from scoring.ledger import balances, explain
+
+VOLUNTEER = {
+    "id": "vol", "title": "志愿服务", "on": "volunteer",
+    "points": {"per": "hours", "value": 2, "round": "floor"},
+    "limit": {"max_points": 40, "per": "month"},
+}  # fmt: skip
+PARKING = {
+    "id": "park", "title": "违规停车", "on": "parking",
+    "escalate": {"within": "365d", "steps": [-5, -10, -20]},
+}  # fmt: skip
+
+
+def bal(db, scheme, subject, group="residents", as_of=None):
+    t = scheme.clock.end_of_day(as_of) if as_of else None
+    (b,) = balances(db, scheme, as_of=t, subject=subject, group=group)
+    return b
+
+
+def entries(db, subject, rule=None):
+    sql = "SELECT rule, points, wallet, reason FROM entries WHERE subject = ?"
+    params = [subject]
+    if rule:
+        sql += " AND rule = ?"
+        params.append(rule)
+    return db.execute(sql + " ORDER BY at, id", params).fetchall()
+
+
+def test_per_points_floor_of_value_times_attribute(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [
+        ev("e1", "volunteer", "P1", "2024-03-01T09:00", hours=1.5),   # 2 × 1.5 = 3
+        ev("e2", "volunteer", "P1", "2024-03-02T09:00", hours=1.25),  # floor(2.5) = 2
+        ev("e3", "volunteer", "P1", "2024-03-03T09:00", hours=0.4),   # floor(0.8) = 0: no entry
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [e[1] for e in entries(fresh_db, "P1")] == [3, 2]
+    assert bal(fresh_db, s, "P1").score == 1005
+
+
+def test_cap_cuts_to_what_remains_then_writes_capped_match(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [
+        ev("e1", "volunteer", "P1", "2024-03-01T09:00", hours=19),  # 38
+        ev("e2", "volunteer", "P1", "2024-03-02T09:00", hours=3),   # 6, but 2 remain → 2
+        ev("e3", "volunteer", "P1", "2024-03-03T09:00", hours=1),   # nothing left: capped, 0
+        ev("e4", "volunteer", "P1", "2024-04-01T09:00", hours=1),   # new month: 2
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert entries(fresh_db, "P1") == [
+        ("vol", 38, 38, "match"),
+        ("vol", 2, 2, "match"),
+        ("vol", 0, 0, "capped"),
+        ("vol", 2, 2, "match"),
+    ]
+    lines = explain(fresh_db, s, "P1")
+    assert lines[2].reason == "capped" and "max_points 40 per month" in lines[2].note
+    assert bal(fresh_db, s, "P1", as_of="2024-03-31").score == 1040
+
+
+def test_cap_order_is_event_time_then_id(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[VOLUNTEER])
+    same = "2024-03-01T09:00"
+    put(fresh_db, s, [
+        ev("b", "volunteer", "P1", same, hours=10),   # 20, second by id: cut to 2
+        ev("a", "volunteer", "P1", same, hours=19),   # 38, first by id
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert fresh_db.execute("SELECT event, points FROM entries ORDER BY id").fetchall() == [
+        ("a", 38),
+        ("b", 2),
+    ]
+
+
+def test_max_points_on_a_penalty_caps_the_absolute_sum(fresh_db, engine_scheme):
+    noise = {"id": "noise", "title": "噪音", "on": "noise", "points": -15,
+             "limit": {"max_points": 20, "per": "month"}}  # fmt: skip
+    s = engine_scheme(residents=[noise])
+    put(fresh_db, s, [ev(f"n{i}", "noise", "P1", f"2024-03-0{i}T20:00") for i in range(1, 4)])
+    score(fresh_db, s)
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [(-15, "match"), (-5, "match"), (0, "capped")]
+    assert bal(fresh_db, s, "P1").score == 980
+
+
+def test_max_count_per_day(fresh_db, engine_scheme):
+    sorting = {"id": "sort", "title": "垃圾分类", "on": "sorting", "points": 1,
+               "limit": {"max_count": 1, "per": "day"}}  # fmt: skip
+    s = engine_scheme(residents=[sorting])
+    put(fresh_db, s, [
+        ev("s1", "sorting", "P1", "2024-03-01T08:00"),
+        ev("s2", "sorting", "P1", "2024-03-01T23:59:59"),  # same local day: capped
+        ev("s3", "sorting", "P1", "2024-03-02T00:00:00"),  # next local day
+        # 2024-03-02T15:59:59Z is still 2024-03-02 23:59:59 local: capped
+        ev("s4", "sorting", "P1", "2024-03-02T15:59:59Z"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [e[3] for e in entries(fresh_db, "P1")] == ["match", "capped", "match", "capped"]
+    assert bal(fresh_db, s, "P1").score == 1002
+
+
+def test_escalation_counts_matches_within_the_window(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[PARKING])
+    put(fresh_db, s, [
+        ev("p1", "parking", "P1", "2024-01-10T08:00"),  # n=1: -5
+        ev("p2", "parking", "P1", "2024-03-10T08:00"),  # n=2: -10
+        ev("p3", "parking", "P1", "2024-06-10T08:00"),  # n=3: -20
+        ev("p4", "parking", "P1", "2024-09-10T08:00"),  # n=4: last step repeats, -20
+        # 365 days after p2 is 2025-03-10 08:00; p1 and p2 are then not "less than 365d before"
+        ev("p5", "parking", "P1", "2025-03-10T08:00"),  # counts p3, p4, p5: n=3, -20
+        ev("p6", "parking", "P1", "2026-06-11T08:00"),  # nothing within 365d: n=1, -5
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [e[1] for e in entries(fresh_db, "P1")] == [-5, -10, -20, -20, -20, -5]
+
+
+def test_escalation_is_per_subject(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[PARKING])
+    put(fresh_db, s, [ev("p1", "parking", "P1", "2024-01-10"), ev("p2", "parking", "P2", "2024-01-11")])
+    score(fresh_db, s)
+    assert entries(fresh_db, "P2") == [("park", -5, 0, "match")]
+
+
+def test_expiry_counts_while_as_of_is_before_event_time_plus_duration(fresh_db, engine_scheme):
+    rule = {"id": "donate", "title": "献血", "on": "volunteer", "points": 10,
+            "expires": {"after": "12 months"}}  # fmt: skip
+    s = engine_scheme(residents=[rule])
+    put(fresh_db, s, [ev("d1", "volunteer", "P1", "2024-03-15T10:00", hours=1)])
+    score(fresh_db, s)
+    assert bal(fresh_db, s, "P1", as_of="2025-03-14").score == 1010
+    # expires 2025-03-15 10:00 local; the end of that day is after it
+    assert bal(fresh_db, s, "P1", as_of="2025-03-15").score == 1000
+    assert bal(fresh_db, s, "P1", as_of="2025-03-15").wallet == 10  # wallet does not expire
+
+
+def test_rule_version_in_force_at_event_time_scores_it(fresh_db, engine_scheme):
+    v1 = {"id": "sort", "title": "垃圾分类", "on": "sorting", "points": 1,
+          "effective": {"from": "2024-01-01", "until": "2024-06-30"}}  # fmt: skip
+    v2 = {**v1, "points": 2, "effective": {"from": "2024-07-01"}}
+    s = engine_scheme(residents=[v1, v2])
+    put(fresh_db, s, [
+        ev("a", "sorting", "P1", "2023-12-31T23:00"),  # before any version: nothing
+        ev("b", "sorting", "P1", "2024-06-30T23:59"),  # v1 (until is inclusive of that day)
+        ev("c", "sorting", "P1", "2024-07-01T00:00"),  # v2
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [e[1] for e in entries(fresh_db, "P1")] == [1, 2]
+
+
+def test_as_of_means_end_of_that_local_day(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[{"id": "n", "title": "加分", "on": "noise", "points": 3}])
+    put(fresh_db, s, [ev("x", "noise", "P1", "2024-03-31T23:59:59+08:00"),
+                      ev("y", "noise", "P1", "2024-04-01T00:00:00+08:00")])  # fmt: skip
+    score(fresh_db, s)
+    assert bal(fresh_db, s, "P1", as_of="2024-03-31").score == 1003
+    assert bal(fresh_db, s, "P1", as_of="2024-04-01").score == 1006
+
+
+def test_wallet_defaults_and_never_goes_negative(fresh_db, engine_scheme):
+    award = {"id": "aw", "title": "奖励", "on": "volunteer", "points": 5}
+    fine = {"id": "fine", "title": "扣减", "on": "noise", "points": -8, "wallet": True}
+    plain = {"id": "pl", "title": "扣分", "on": "parking", "points": -3}
+    s = engine_scheme(residents=[award, fine, plain])
+    put(fresh_db, s, [
+        ev("1", "volunteer", "P1", "2024-03-01", hours=1),  # score +5, wallet +5
+        ev("2", "parking", "P1", "2024-03-02"),             # score -3, wallet untouched
+        ev("3", "noise", "P1", "2024-03-03"),               # score -8, wallet -5 (not below zero)
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [(e[1], e[2]) for e in entries(fresh_db, "P1")] == [(5, 5), (-3, 0), (-8, -5)]
+    b = bal(fresh_db, s, "P1")
+    assert (b.score, b.wallet) == (994, 0)
+
+
+def test_direct_grading_holds_the_tier_whatever_the_score(fresh_db, engine_scheme):
+    fake = {"id": "fake", "title": "假冒伪劣", "on": "complaint", "points": -5,
+            "grade": {"to": "C", "for": "3 years"}}  # fmt: skip
+    good = {"id": "good", "title": "公益", "on": "volunteer", "points": 50}
+    s = engine_scheme(merchants=[fake, good])
+    put(fresh_db, s, [ev("f", "complaint", "M1", "2024-03-01", severity="serious"),
+                      ev("g", "volunteer", "M1", "2024-03-02", hours=1)])  # fmt: skip
+    score(fresh_db, s)
+    b = bal(fresh_db, s, "M1", "merchants", as_of="2024-03-31")
+    assert (b.score, b.tier, b.graded) == (1045, "C", "C")  # score says A, grading holds C
+    later = bal(fresh_db, s, "M1", "merchants", as_of="2027-03-01")
+    assert later.tier == "A"  # three years on the grading has lapsed
+
+
+def test_linked_scoring_reaches_the_legal_representative(fresh_db, engine_scheme):
+    comp = {"id": "comp", "title": "消费投诉", "on": "complaint",
+            "points": {"by": "severity", "table": {"minor": -2, "serious": -30}},
+            "also": [{"link": "legal_representative", "group": "residents", "points": -3}]}  # fmt: skip
+    s = engine_scheme(merchants=[comp])
+    put(fresh_db, s, [ev("c1", "complaint", "M1", "2024-03-01", severity="serious"),
+                      ev("c2", "complaint", "M1", "2024-03-02", severity="other")])  # fmt: skip
+    score(fresh_db, s)
+    assert entries(fresh_db, "M1") == [("comp", -30, 0, "match")]  # 'other' is not in the table
+    assert entries(fresh_db, "P2") == [("comp", -3, 0, "linked")]
+
+
+def test_trial_rules_score_into_the_shadow_ledger_only(fresh_db, engine_scheme):
+    trial = {"id": "pet", "title": "文明养犬", "on": "noise", "points": -4, "status": "trial"}
+    s = engine_scheme(residents=[trial])
+    put(fresh_db, s, [ev("t", "noise", "P1", "2024-03-01")])
+    score(fresh_db, s)
+    assert entries(fresh_db, "P1") == []
+    assert fresh_db.execute("SELECT rule, points FROM trial_entries").fetchall() == [("pet", -4)]
+    assert bal(fresh_db, s, "P1").score == 1000
+    assert [x.trial for x in explain(fresh_db, s, "P1")] == [True]
+
+
+def test_a_subject_in_two_groups_has_two_accounts(fresh_db, engine_scheme):
+    s = engine_scheme(
+        residents=[{"id": "r", "title": "居民志愿", "on": "volunteer", "points": 2}],
+        party_members=[{"id": "m", "title": "党员志愿", "on": "volunteer", "points": 7}],
+    )
+    both = {"id": "X", "groups": ["residents", "party_members"], "name": "赵六", "grid": "G1"}
+    put(fresh_db, s, [ev("v", "volunteer", "X", "2024-03-01", hours=1)], subjects=[both])
+    score(fresh_db, s)
+    assert [(b.group, b.score) for b in balances(fresh_db, s, subject="X")] == [
+        ("party_members", 107),
+        ("residents", 1002),
+    ]
+
+
+def test_withdrawal_reverses_with_new_opposite_entries(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [
+        ev("e1", "volunteer", "P1", "2024-03-01", hours=19),           # 38
+        ev("e2", "volunteer", "P1", "2024-03-02", hours=5),            # 10 → cut to 2
+        ev("w", "withdraw", "P1", "2024-03-03", target="e1"),          # reverses 38 (append-only)
+        ev("e3", "volunteer", "P1", "2024-03-04", hours=5),            # cap room is back: 10
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert entries(fresh_db, "P1") == [
+        ("vol", 38, 38, "match"),
+        ("vol", 2, 2, "match"),
+        ("vol", -38, -38, "reversal"),
+        ("vol", 10, 10, "match"),
+    ]
+    assert bal(fresh_db, s, "P1").score == 1012
+
+
+def test_amendment_reverses_the_original_and_scores_the_new_one(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[VOLUNTEER])
+    fix = ev("e2", "volunteer", "P1", "2024-03-05", hours=4)
+    fix["amends"] = "e1"
+    put(fresh_db, s, [ev("e1", "volunteer", "P1", "2024-03-01", hours=10), fix])
+    score(fresh_db, s)
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [(20, "match"), (-20, "reversal"), (8, "match")]
+
+
+def test_objection_upheld_reverses_and_rejected_keeps(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[PARKING])
+    put(fresh_db, s, [
+        ev("p1", "parking", "P1", "2024-03-01"),
+        ev("p2", "parking", "P2", "2024-03-01"),
+        ev("o1", "objection", "P1", "2024-03-02", target="p1", status="open"),
+        ev("o2", "objection", "P2", "2024-03-02", target="p2", status="open"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert explain(fresh_db, s, "P1")[0].objection is True
+    put(fresh_db, s, [
+        ev("o3", "objection", "P1", "2024-03-10", target="p1", status="upheld"),
+        ev("o4", "objection", "P2", "2024-03-10", target="p2", status="rejected"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert bal(fresh_db, s, "P1").score == 1000
+    assert bal(fresh_db, s, "P2").score == 995
+    assert explain(fresh_db, s, "P2")[0].objection is False
+
+
+def test_credit_repair_restores_the_latest_penalty_once(fresh_db, engine_scheme):
+    fix = {"id": "fix", "title": "信用修复", "on": "fix",
+           "repair": {"rules": ["park"], "within": "12 months", "restore": "half"}}  # fmt: skip
+    s = engine_scheme(residents=[PARKING, fix])
+    put(fresh_db, s, [
+        ev("p1", "parking", "P1", "2024-03-01"),  # -5
+        ev("p2", "parking", "P1", "2024-03-02"),  # -10
+        ev("f1", "fix", "P1", "2024-03-03"),      # half of the latest: +5
+        ev("f2", "fix", "P1", "2024-03-04"),      # next unrepaired (p1): +2 (half of 5, floor)
+        ev("f3", "fix", "P1", "2024-03-05"),      # nothing left to repair
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [
+        (-5, "match"), (-10, "match"), (5, "repair"), (2, "repair"),
+    ]  # fmt: skip
+
+
+def test_rerunning_adds_nothing(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[VOLUNTEER, PARKING])
+    put(fresh_db, s, [ev("e1", "volunteer", "P1", "2024-03-01", hours=3), ev("p", "parking", "P1", "2024-03-02")])
+    first = score(fresh_db, s)
+    again = score(fresh_db, s)
+    assert (first.events, again.events, again.entries) == (2, 0, 0)
+    assert fresh_db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 2
+
+
+def test_a_late_earlier_event_rewinds_open_months_to_the_same_ledger(fresh_db, engine_scheme, tmp_path):
+    from scoring.ledger import memory_db
+
+    s = engine_scheme(residents=[VOLUNTEER, PARKING])
+    evs = [
+        ev("e1", "volunteer", "P1", "2024-03-01", hours=10),
+        ev("e2", "volunteer", "P1", "2024-03-03", hours=10),
+        ev("p1", "parking", "P1", "2024-03-04"),
+        ev("e3", "volunteer", "P1", "2024-03-02", hours=10),  # arrives late, sorts second
+        ev("p0", "parking", "P1", "2024-02-01"),              # arrives late, sorts first
+    ]
+    # in two runs, the late ones second
+    put(fresh_db, s, evs[:3])
+    score(fresh_db, s)
+    put(fresh_db, s, evs[3:])
+    assert score(fresh_db, s).rewound_from == "p0"
+    # all at once
+    once = memory_db()
+    put(once, s, evs)
+    score(once, s)
+    cols = "subject, grp, points, wallet, rule, event, at, period, reason"
+    q = f"SELECT {cols} FROM entries ORDER BY at, event, rule"
+    assert fresh_db.execute(q).fetchall() == once.execute(q).fetchall()
+    assert [e[1] for e in entries(once, "P1")] == [-5, 20, 20, 0, -10]

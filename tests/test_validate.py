@@ -1,0 +1,213 @@
+"""The validator: one bad rules folder per check, exact messages and locations.
+
+Each folder in ``tests/bad/<case>/`` holds only what differs from the small
+valid scheme in ``tests/fixtures/mini/rules/``: files to lay over it (same
+relative paths; a new pack is simply added), an optional ``DELETE`` listing
+files to remove, and ``expected.txt`` with every problem ``validate`` must
+report, one per line, as ``path-inside-rules:line:col: message``.
+
+To add a case: create the folder with the bad file(s), run
+``GRIDCREDIT_REGEN=1 pytest tests/test_validate.py -k <case>``, and read the
+generated ``expected.txt`` carefully before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from scoring.errors import Problem
+from scoring.loader import read_scheme
+from scoring.validate import check_scheme, validate_scheme
+
+# A shared 2-core CI machine can stall any process for a moment; the limit is
+# "within a second" on an idle machine, scaled when GRIDCREDIT_SLOW is set.
+SLOW_MACHINE = float(os.environ.get("GRIDCREDIT_SLOW", "3"))
+
+HERE = Path(__file__).parent
+MINI = HERE / "fixtures" / "mini" / "rules"
+BAD = HERE / "bad"
+REFERENCE = HERE.parent / "rules"
+CASES = sorted(p.name for p in BAD.iterdir() if p.is_dir())
+
+
+@pytest.fixture
+def scheme_dir(tmp_path: Path) -> Path:
+    """A copy of the mini scheme as ``tmp_path/rules``."""
+    rules = tmp_path / "rules"
+    shutil.copytree(MINI, rules)
+    return rules
+
+
+def build_case(case: str, rules: Path) -> None:
+    src = BAD / case
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if path.is_dir() or rel.name in ("expected.txt", "DELETE"):
+            continue
+        target = rules / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    delete = src / "DELETE"
+    if delete.is_file():
+        for name in delete.read_text(encoding="utf-8").split():
+            (rules / name).unlink()
+
+
+def shown(problems: list[Problem], rules: Path) -> list[str]:
+    """Problems as the CLI prints them, with paths relative to the rules folder."""
+    out = []
+    for p in problems:
+        text = str(p)
+        for prefix in (str(rules.resolve()) + os.sep, str(rules) + os.sep):
+            text = text.removeprefix(prefix)
+        out.append(text)
+    return out
+
+
+def test_mini_scheme_is_valid(scheme_dir: Path) -> None:
+    assert shown(validate_scheme(scheme_dir.parent), scheme_dir) == []
+
+
+def test_reference_scheme_is_valid() -> None:
+    problems = validate_scheme(REFERENCE.parent)
+    assert [str(p) for p in problems] == []
+
+
+def test_cases_exist() -> None:
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_case(case: str, scheme_dir: Path) -> None:
+    build_case(case, scheme_dir)
+    got = shown(validate_scheme(scheme_dir.parent), scheme_dir)
+    expected_file = BAD / case / "expected.txt"
+    if os.environ.get("GRIDCREDIT_REGEN"):
+        expected_file.write_text("".join(line + "\n" for line in got), encoding="utf-8")
+    expected = [
+        line
+        for line in expected_file.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert expected, f"{expected_file} lists no problem: a bad case must report one"
+    assert got == expected
+
+
+def test_check_scheme_collects_all_files(scheme_dir: Path) -> None:
+    """Errors in several files come back together, sorted by file and line."""
+    build_case("unknown-key", scheme_dir)
+    build_case("tier-gap", scheme_dir)
+    build_case("catalog-unknown-names", scheme_dir)
+    problems = check_scheme(read_scheme(scheme_dir))
+    files = [Path(p.file).name for p in problems]
+    assert files == sorted(files)
+    assert {"catalog.yaml", "extra.yaml", "scheme.yaml"} <= set(files)
+    assert problems == sorted(problems)
+
+
+def test_semantic_checks_skip_files_that_fail_the_schema(scheme_dir: Path) -> None:
+    # a schema error and a semantic error in the same pack: only the schema error shows
+    (scheme_dir / "packs" / "extra.yaml").write_text(
+        'pack: extra\nversion: "1"\ngroup: residents\nrules:\n'
+        "  - {id: res-a, title: a, on: volunter_service, points: 1}\n"
+        "  - {id: res-b, title: b, on: volunteer_service, points: 1, colour: red}\n",
+        encoding="utf-8",
+    )
+    got = shown(validate_scheme(scheme_dir), scheme_dir)
+    assert got == [
+        (
+            "packs/extra.yaml:6:61: unknown key 'colour' in rule 'res-b'; allowed keys here:"
+            " adopted, also, effective, escalate, expires, grade, id, limit, note, on, points,"
+            " repair, severity, status, title, wallet, when"
+        )
+    ]
+
+
+def test_validate_scheme_without_scheme_file(tmp_path: Path) -> None:
+    problems = validate_scheme(tmp_path)
+    assert len(problems) == 1
+    assert "no scheme.yaml here" in problems[0].message
+
+
+# ---- hostile YAML is refused quickly, with a clear message -----------------
+
+
+def _hostile(scheme_dir: Path, text: str) -> list[str]:
+    validate_scheme(scheme_dir)  # warm up: schemas and plugins load once per process
+    (scheme_dir / "packs" / "extra.yaml").write_text(text, encoding="utf-8")
+    start = time.perf_counter()
+    got = shown(validate_scheme(scheme_dir), scheme_dir)
+    assert time.perf_counter() - start < 1.0 * SLOW_MACHINE
+    return got
+
+
+def test_alias_bomb_is_refused(scheme_dir: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 12):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    got = _hostile(scheme_dir, "\n".join(lines) + "\n")
+    assert len(got) == 1
+    assert got[0].startswith("packs/extra.yaml:1:1: expands to more than 200,000 values")
+
+
+def test_python_object_tag_is_refused(scheme_dir: Path) -> None:
+    got = _hostile(
+        scheme_dir,
+        'pack: extra\nversion: "1"\ngroup: residents\nrules:\n'
+        "  - !!python/object/apply:os.system [echo pwned]\n",
+    )
+    assert got == [
+        (
+            "packs/extra.yaml:5:5: the tag '!!python/object/apply:os.system' is not allowed: rule"
+            " files hold plain text, numbers, lists and mappings only, never objects or code;"
+            " remove the tag"
+        )
+    ]
+
+
+def test_deep_nesting_is_refused(scheme_dir: Path) -> None:
+    got = _hostile(scheme_dir, "a: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert len(got) == 1
+    assert "nested more than 50 levels deep" in got[0]
+    assert got[0].startswith("packs/extra.yaml:1:")
+
+
+def test_huge_file_is_refused(scheme_dir: Path) -> None:
+    validate_scheme(scheme_dir)  # warm up: schemas and plugins load once per process
+    big = scheme_dir / "packs" / "extra.yaml"
+    with big.open("w", encoding="utf-8") as fh:
+        fh.write("pack: extra\nnote: '")
+        chunk = "x" * (1024 * 1024)
+        for _ in range(50):
+            fh.write(chunk)
+        fh.write("'\n")
+    start = time.perf_counter()
+    got = shown(validate_scheme(scheme_dir), scheme_dir)
+    assert time.perf_counter() - start < 1.0 * SLOW_MACHINE
+    assert got == [
+        (
+            "packs/extra.yaml:1:1: file is 50.0 MB; rule files are limited to 2.0 MB."
+            " Split it or remove the oversized value"
+        )
+    ]
+
+
+def test_yaml_11_booleans_stay_text(scheme_dir: Path) -> None:
+    """``on: yes`` must not turn into True: the key 'on' and the value stay text."""
+    got = _hostile(
+        scheme_dir,
+        'pack: extra\nversion: "1"\ngroup: residents\nrules:\n'
+        "  - {id: res-a, title: a, on: yes, points: 1}\n",
+    )
+    assert got == [
+        (
+            "packs/extra.yaml:5:31: rule 'res-a' scores events of type 'yes', which events.yaml"
+            " does not declare; declare it in events.yaml"
+        )
+    ]
