@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scoring.demo import generate_county  # noqa: E402
+from scoring.demo import generate_county
 
 TARGET_RATE = 200_000
 TARGET_FLOOR_RATIO = 0.5
@@ -111,8 +111,7 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> Result:
     if folder.exists():
         shutil.rmtree(folder)
     start = time.perf_counter()
-    files = generate_county(folder, args.scheme, events=n, seed=args.seed,
-                            residents=args.residents)
+    files = generate_county(folder, args.scheme, events=n, seed=args.seed, residents=args.residents)
     generate_s = time.perf_counter() - start
     inputs = [files.subjects, *files.events]
     size_mb = sum(p.stat().st_size for p in inputs) / 1e6
@@ -121,16 +120,27 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> Result:
     if args.in_process:
         py = [sys.executable, "-c"]
         result.steps["ingest"] = _run(
-            [*py, IN_PROCESS["ingest"], str(args.scheme), str(db), *map(str, inputs)], REPO)
+            [*py, IN_PROCESS["ingest"], str(args.scheme), str(db), *map(str, inputs)], REPO
+        )
         result.steps["score"] = _run([*py, IN_PROCESS["score"], str(args.scheme), str(db)], REPO)
     else:
         gc = [*_gridcredit(), "--scheme", str(args.scheme), "--db", str(db)]
         result.steps["ingest"] = _run([*gc, "ingest", "--quiet", *map(str, inputs)], REPO)
         result.steps["score"] = _run([*gc, "score"], REPO)
-    floor = _run([sys.executable, str(REPO / "benchmarks" / "floor.py"), "--json",
-                  "--db", str(folder / "floor.db"), *map(str, files.events)], REPO)
-    result.steps["floor"] = Step(json.loads(floor.output.strip().splitlines()[-1])["seconds"],
-                                 floor.peak_mb)
+    floor = _run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "floor.py"),
+            "--json",
+            "--db",
+            str(folder / "floor.db"),
+            *map(str, files.events),
+        ],
+        REPO,
+    )
+    result.steps["floor"] = Step(
+        json.loads(floor.output.strip().splitlines()[-1])["seconds"], floor.peak_mb
+    )
     if not args.keep:
         shutil.rmtree(folder)
     return result
@@ -147,44 +157,56 @@ def report(r: Result) -> list[str]:
 
     return [
         f"events                 {r.events:>12,}   ({r.size_mb:,.0f} MB of input)",
-        f"generate               {r.events / r.generate_s:>12,.0f} events/s   ({r.generate_s:.1f}s)",
+        f"generate               {r.events / r.generate_s:>12,.0f} events/s   "
+        + f"({r.generate_s:.1f}s)",
         f"ingest                 {r.rate('ingest'):>12,.0f} events/s   "
-        f"({r.steps['ingest'].seconds:.1f}s, peak {r.steps['ingest'].peak_mb:,.0f} MB)",
+        + f"({r.steps['ingest'].seconds:.1f}s, peak {r.steps['ingest'].peak_mb:,.0f} MB)",
         f"score                  {r.rate('score'):>12,.0f} events/s   "
-        f"({r.steps['score'].seconds:.1f}s, peak {r.steps['score'].peak_mb:,.0f} MB)",
+        + f"({r.steps['score'].seconds:.1f}s, peak {r.steps['score'].peak_mb:,.0f} MB)",
         f"end to end             {e2e:>12,.0f} events/s   "
-        f"target ≥ {TARGET_RATE:,}: {mark(e2e >= TARGET_RATE)}",
+        + f"target ≥ {TARGET_RATE:,}: {mark(e2e >= TARGET_RATE)}",
         f"floor                  {floor:>12,.0f} events/s   ({r.steps['floor'].seconds:.1f}s)",
         f"ratio to floor         {ratio:>12.2f}            "
-        f"target ≥ {TARGET_FLOOR_RATIO}: {mark(ratio >= TARGET_FLOOR_RATIO)}",
+        + f"target ≥ {TARGET_FLOOR_RATIO}: {mark(ratio >= TARGET_FLOOR_RATIO)}",
         f"peak memory            {peak:>12,.0f} MB         "
-        f"target ≤ {TARGET_PEAK_MB:,}: {mark(peak <= TARGET_PEAK_MB)}",
+        + f"target ≤ {TARGET_PEAK_MB:,}: {mark(peak <= TARGET_PEAK_MB)}",
     ]
 
 
 def missed(r: Result) -> bool:
     e2e, floor = r.rate("ingest", "score"), r.rate("floor")
     peak = max(r.steps["ingest"].peak_mb, r.steps["score"].peak_mb)
-    return e2e < TARGET_RATE or (floor and e2e / floor < TARGET_FLOOR_RATIO) or peak > TARGET_PEAK_MB
+    return (
+        e2e < TARGET_RATE or (floor and e2e / floor < TARGET_FLOOR_RATIO) or peak > TARGET_PEAK_MB
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="End-to-end benchmark of gridcredit ingest + score.")
     ap.add_argument("--events", type=int, default=1_000_000, help="events lines [1,000,000]")
-    ap.add_argument("--sizes", help="comma-separated sizes for the linearity check, e.g. "
-                    "100000,1000000,10000000 (overrides --events)")
+    ap.add_argument(
+        "--sizes",
+        help="comma-separated sizes for the linearity check, e.g. "
+        "100000,1000000,10000000 (overrides --events)",
+    )
     ap.add_argument("--residents", type=int, default=20_000, help="county size [20,000]")
     ap.add_argument("--seed", type=int, default=20240101)
     ap.add_argument("--scheme", type=Path, default=REPO, help="scheme repository [this repo]")
     ap.add_argument("--work", type=Path, help="work folder [a temporary folder]")
     ap.add_argument("--keep", action="store_true", help="keep the generated files and databases")
-    ap.add_argument("--in-process", action="store_true",
-                    help="call scoring.ingest/scoring.evaluate in a child instead of the CLI")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="call scoring.ingest/scoring.evaluate in a child instead of the CLI",
+    )
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args(argv)
     try:
-        sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else [
-            args.events]
+        sizes = (
+            [int(s.replace("_", "")) for s in args.sizes.split(",")]
+            if args.sizes
+            else [args.events]
+        )
     except ValueError:
         ap.error("--sizes takes numbers separated by commas, e.g. 100000,1000000")
     if any(n <= 0 for n in sizes):

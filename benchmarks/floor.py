@@ -39,8 +39,13 @@ def _records(paths: list[Path]) -> Iterator[tuple[str, str, str, str, str]]:
             for line in f:
                 try:
                     r = loads(line)
-                    yield (r["id"], r["type"], r["subject"], r["at"],
-                           dumps(r.get("attrs") or {}).decode())
+                    yield (
+                        r["id"],
+                        r["type"],
+                        r["subject"],
+                        r["at"],
+                        dumps(r.get("attrs") or {}).decode(),
+                    )
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     continue
 

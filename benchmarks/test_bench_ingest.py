@@ -21,10 +21,14 @@ from scoring.ingest import ingest_file
 from scoring.ledger import connect
 from scoring.loader import load_scheme
 
+_HASH = "0" * 32  # a content hash is 32 hex characters: same row size as ingest writes
 MINI = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "mini" / "rules"
 
 _KINDS = (
-    ("volunteer_service", lambda r: {"hours": r.choice((0.5, 1, 1.5, 2, 3, 4)), "activity": "清扫楼道"}),
+    (
+        "volunteer_service",
+        lambda r: {"hours": r.choice((0.5, 1, 1.5, 2, 3, 4)), "activity": "清扫楼道"},
+    ),
     ("council_meeting", lambda r: {"role": r.choice(("attendee", "speaker", "organizer"))}),
     ("garbage_sorting_check", lambda r: {"result": r.choice(("pass", "pass", "fail"))}),
     ("illegal_parking", lambda r: {"location": "3号楼北侧"}),
@@ -69,7 +73,17 @@ def raw_floor(db_path: Path, events: Path) -> int:
         for line_no, line in enumerate(f, 1):
             r = loads(line)
             rows.append(
-                (r["id"], r["type"], r["subject"], line_no, dumps(r["attrs"]).decode(), None, "h", 1, line_no)
+                (
+                    r["id"],
+                    r["type"],
+                    r["subject"],
+                    line_no,
+                    dumps(r["attrs"]).decode(),
+                    None,
+                    "h",
+                    1,
+                    line_no,
+                )
             )
             if len(rows) >= 20_000:
                 conn.executemany(
@@ -110,20 +124,25 @@ def main(n: int) -> None:
         tmp = Path(d)
         t = time.perf_counter()
         events = write_events(tmp / "events.jsonl", n)
-        print(f"generated {n} events ({events.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
+        print(
+            f"generated {n} events ({events.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s"
+        )
         t = time.perf_counter()
         raw_floor(tmp / "floor.db", events)
         floor = time.perf_counter() - t
-        print(f"raw floor:  {n / floor:,.0f} events/s ({floor:.2f}s)")
-        db = connect(tmp / "ingest.db")
-        t = time.perf_counter()
-        s = ingest_file(db, scheme, events, progress=False)
-        took = time.perf_counter() - t
-        print(f"ingest:     {n / took:,.0f} events/s ({took:.2f}s), {took / floor:.2f}x the floor")
+        print(f"raw floor: {n / floor:,.0f} events/s ({floor:.2f}s)")
+        for label, workers in (("ingest, 1 process", 0), ("ingest, workers", None)):
+            db = connect(tmp / f"ingest-{workers}.db")
+            t = time.perf_counter()
+            s = ingest_file(db, scheme, events, progress=False, workers=workers)
+            took = time.perf_counter() - t
+            print(f"{label}: {n / took:,.0f} events/s ({took:.2f}s), {took / floor:.2f}x the floor")
         t = time.perf_counter()
         s2 = ingest_file(db, scheme, events, progress=False)
         again = time.perf_counter() - t
-        print(f"re-ingest:  {n / again:,.0f} events/s ({again:.2f}s), all duplicates: {s2.duplicates == n}")
+        print(
+            f"re-ingest: {n / again:,.0f} events/s ({again:.2f}s), all duplicates: {s2.duplicates == n}"
+        )
         assert s.accepted == n
 
 

@@ -62,10 +62,12 @@ def ensure_chromium() -> Path:
         raise BrowserMissing(f"chromium is not installed and installing needs root; {fix}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-            raise BrowserMissing(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{tail}\n{fix}")
+            raise BrowserMissing(
+                f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{tail}\n{fix}"
+            )
     found = find_chromium()
     if not found:
         raise BrowserMissing(f"apt-get installed chromium but no binary was found in {CANDIDATES}")

@@ -35,8 +35,10 @@ def _n(value: float) -> str:
 def _svg(title: str, height: float, body: list[str], *, desc: str = "") -> str:
     label = _e(title)
     parts = [
-        f'<svg class="gc-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} '
-        f'{_n(height)}" width="100%" role="img" aria-label="{label}">',
+        (
+            f'<svg class="gc-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} '
+            f'{_n(height)}" width="100%" role="img" aria-label="{label}">'
+        ),
         f"<title>{label}</title>",
     ]
     if desc:
@@ -67,8 +69,12 @@ def _empty(title: str) -> str:
     return _svg(
         title,
         40,
-        [f'<text class="gc-muted" x="{WIDTH // 2}" y="24" text-anchor="middle" '
-         f'font-size="{FONT}">暂无数据</text>'],
+        [
+            (
+                f'<text class="gc-muted" x="{WIDTH // 2}" y="24" text-anchor="middle" '
+                f'font-size="{FONT}">暂无数据</text>'
+            )
+        ],
     )
 
 
@@ -138,7 +144,9 @@ def histogram(title: str, values: Sequence[int], *, bins: int = 12) -> str:
     body: list[str] = []
     for t in range(0, ymax + 1, ystep):
         y = top + plot_h - t / ymax * plot_h
-        body.append(f'<line class="gc-grid" x1="{left}" y1="{_n(y)}" x2="{WIDTH - 8}" y2="{_n(y)}"/>')
+        body.append(
+            f'<line class="gc-grid" x1="{left}" y1="{_n(y)}" x2="{WIDTH - 8}" y2="{_n(y)}"/>'
+        )
         body.append(
             f'<text x="{left - 4}" y="{_n(y + 4)}" text-anchor="end" font-size="10">{t}</text>'
         )
@@ -200,7 +208,9 @@ def line_chart(
     for t in range(ticks + 1):
         v = ymin + t * step
         y = py(v)
-        body.append(f'<line class="gc-grid" x1="{left}" y1="{_n(y)}" x2="{WIDTH - right}" y2="{_n(y)}"/>')
+        body.append(
+            f'<line class="gc-grid" x1="{left}" y1="{_n(y)}" x2="{WIDTH - right}" y2="{_n(y)}"/>'
+        )
         body.append(
             f'<text x="{left - 4}" y="{_n(y + 4)}" text-anchor="end" font-size="10">{_n(v)}</text>'
         )
@@ -226,9 +236,12 @@ def line_chart(
         lx = 8 + (k % 3) * 116
         ly = 4 + (k // 3) * 16
         body.append(f'<rect class="gc-bar {cls}" x="{lx}" y="{ly + 2}" width="10" height="10"/>')
-        body.append(f'<text x="{lx + 14}" y="{ly + 11}" font-size="10">{_e(_truncate(name, 8))}</text>')
+        body.append(
+            f'<text x="{lx + 14}" y="{ly + 11}" font-size="10">{_e(_truncate(name, 8))}</text>'
+        )
     desc = "；".join(
-        f"{name}：" + "，".join(
+        f"{name}："
+        + "，".join(
             f"{lab} {'—' if v is None else f'{v:.{decimals}f}'}" for lab, v in zip(x_labels, vals)
         )
         for name, vals in series

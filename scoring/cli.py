@@ -45,6 +45,11 @@ class Context:
             self._scheme = load_scheme(self.scheme_dir, check=check)
         return self._scheme
 
+    def private_dir(self) -> Path:
+        """Private outputs (personal codes, key cache): beside the database, never in the site."""
+        path = Path(self.db_path) if self.db_path else self.repo / "gridcredit.db"
+        return path.resolve().parent / "private"
+
     def db(self):
         if self._db is None:
             from .ledger import connect
@@ -269,6 +274,61 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
 
 
 @cli.command()
+@click.argument("month")
+@click.option("--site", "site_dir", metavar="DIR", help="The MkDocs docs_dir [default: site/ in the scheme repository].")
+@pass_ctx
+@handle_errors
+def publish(ctx: Context, month: str, site_dir: str | None) -> None:
+    """Close MONTH (YYYY-MM) and write its site pages and open data."""
+    from .periods import check_month, close_month, is_closed
+    from .pipeline import publish_month
+
+    check_month(month)
+    db, scheme = ctx.db(), ctx.scheme()
+    from .evaluate import score as run
+
+    run(db, scheme)
+    if not is_closed(db, month):
+        rec = close_month(db, scheme, month)
+        click.echo(f"{month} closed: ledger hash {rec['hash'][:16]}, {rec['late_events']} late events absorbed")
+    site = Path(site_dir) if site_dir else ctx.repo / "site"
+    paths = publish_month(db, scheme, month, site, private_dir=ctx.private_dir())
+    click.echo(f"wrote {len(paths):,} files into {site}; personal codes in {ctx.private_dir()}")
+
+
+@cli.command()
+@click.option("--config", "config", metavar="FILE", help="mkdocs.yml [default: in the scheme repository].")
+@pass_ctx
+@handle_errors
+def build(ctx: Context, config: str | None) -> None:
+    """Build the static site with MkDocs (strict) into public/."""
+    from .pipeline import build_site
+
+    out = build_site(Path(config) if config else ctx.repo / "mkdocs.yml")
+    click.echo(f"site built: {out / 'index.html'}")
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="demo", show_default=True, help="Folder for the demo county.")
+@click.option("--events", default=100_000, show_default=True, help="Events over all months.")
+@click.option("--residents", default=20_000, show_default=True)
+@click.option("--months", default="2024-01,2024-02,2024-03", show_default=True)
+@click.option("--seed", default=20240101, show_default=True)
+@click.option("--no-build", is_flag=True, help="Skip the MkDocs build.")
+@pass_ctx
+@handle_errors
+def demo(ctx: Context, out_dir: str, events: int, residents: int, months: str, seed: int, no_build: bool) -> None:
+    """Generate a synthetic county, run the whole pipeline for each month, build the site."""
+    from .pipeline import run_demo
+
+    run_demo(
+        ctx.repo, Path(out_dir), events=events, residents=residents,
+        months=[m.strip() for m in months.split(",") if m.strip()], seed=seed,
+        build=not no_build, echo=click.echo,
+    )  # fmt: skip
+
+
+@cli.command()
 @pass_ctx
 @handle_errors
 def plugins(ctx: Context) -> None:
@@ -280,6 +340,92 @@ def plugins(ctx: Context) -> None:
         click.echo(f"{p['name']}: {', '.join(p['hooks']) or '-'}")
         if p["file"]:
             click.echo(f"    {p['file']}")
+
+
+@cli.command()
+@click.argument("period")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_ctx
+@handle_errors
+def assess(ctx: Context, period: str, fmt: str) -> None:
+    """Run the assessments of a period (2024-Q1, 2024-03 or 2024)."""
+    from .assess import run_assessment
+
+    runs = run_assessment(ctx.db(), ctx.scheme(), period)
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps([r.as_dict() for r in runs], option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if not runs:
+        click.echo(f"no assessment runs for {period}; assessments.yaml names the period kinds")
+    for r in runs:
+        state = "" if r.new else " (already assessed; nothing changed)"
+        click.echo(f"{r.title} ({r.assessment}) {r.period}{state}: {len(r.selected)} selected, {len(r.awards)} awards")
+        for x in r.selected:
+            value = f"{x.value:.2f}" if x.value is not None else "-"
+            click.echo(f"  #{x.rank} {x.scope_name or x.scope_id} ({x.scope_id}) {value} {x.badge}")
+
+
+@cli.command()
+@click.argument("month")
+@pass_ctx
+@handle_errors
+def close(ctx: Context, month: str) -> None:
+    """Close a month: freeze its figures (publish does this too)."""
+    from .periods import close_month
+
+    rec = close_month(ctx.db(), ctx.scheme(), month)
+    click.echo(f"{month} closed: ledger hash {rec['hash'][:16]}, {rec['late_events']} late events absorbed")
+
+
+@cli.command()
+@click.option("--month", help="Only requests posted in this month (YYYY-MM).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_ctx
+@handle_errors
+def redemptions(ctx: Context, month: str | None, fmt: str) -> None:
+    """Redemption outcomes per item, per subject and per partner merchant."""
+    from .rank import redemption_report
+
+    rep = redemption_report(ctx.db(), ctx.scheme(), month)
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(rep.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    click.echo(f"{rep.requests:,} requests: {rep.granted:,} granted ({rep.points:,} points), {rep.refused:,} rejected")
+    for code, n in sorted(rep.refused_by_reason.items()):
+        click.echo(f"  rejected {code}: {n:,}")
+    click.echo("per item:")
+    for row in rep.by_item:
+        click.echo("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    if rep.by_partner:
+        click.echo("per partner merchant:")
+        for row in rep.by_partner:
+            click.echo("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@cli.command(name="lists")
+@as_of_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_ctx
+@handle_errors
+def lists_(ctx: Context, as_of: str | None, fmt: str) -> None:
+    """Members of the public lists (红榜, 灰榜) with the reasons that put them there."""
+    from .lists import list_members
+
+    scheme = ctx.scheme()
+    t = parse_as_of(scheme, as_of)
+    out = {ld.id: list_members(ctx.db(), scheme, ld, t) for ld in scheme.lists}
+    if fmt == "json":
+        data = {k: [m.as_dict() for m in v] for k, v in out.items()}
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    for ld in scheme.lists:
+        members = out[ld.id]
+        click.echo(f"{ld.title} ({ld.id}): {len(members)}")
+        for m in members:
+            flag = " [异议标注]" if m.objection else ""
+            click.echo(f"  {m.subject} {m.name} ({m.group}){flag}")
+            for r in m.reasons:
+                click.echo(f"      {r.text}")
 
 
 def main() -> None:

@@ -29,10 +29,11 @@ subject tables) and runs at several hundred thousand events per second.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
-from bisect import bisect_right
 from array import array
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from .errors import SchemeError, UsageError
+from .errors import UsageError
 from .model import AttrSpec, EventType, Scheme
 
 DEFAULT_SEED = 20240101
@@ -105,6 +106,11 @@ RATES: dict[str, dict[str, float]] = {
     "recognition": {"merchants": 0.003, "co_building_units": 0.02, "property_companies": 0.03},
 }
 
+# Relative activity per local hour 0..23 (records are made in office hours).
+# fmt: off
+HOUR_WEIGHTS = [0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 1.0, 2.5, 6, 8, 8, 7, 4, 5, 7, 8, 8, 7, 4, 4, 3, 2, 1, 0.5]
+# fmt: on
+
 # Special streams, as events per resident per month (redeem) or as a share of
 # all good events (corrections).
 REDEEM_RATE = 0.04
@@ -122,36 +128,48 @@ REPEAT_OFFENDERS: dict[str, float] = {
     "credit_repair_service": 0.8,
 }
 
+
+def _words(text: str) -> list[str]:
+    """A list written as words separated by spaces (keeps the data tables compact)."""
+    return text.split()
+
+
 # Realistic attribute values: (type, attr) → ("choice", values, weights) |
 # ("pick", values) | ("int", lo, hi) | ("bool", p_true) | ("text", strings).
 # Values outside what events.yaml allows are dropped at compile time.
-_ACTIVITIES = [
-    "社区环境整治", "文明交通劝导", "关爱空巢老人", "垃圾分类宣传", "义务理发",
-    "防诈骗宣传", "爱心义诊", "清理小广告", "疫苗接种引导", "图书整理",
-    "四点半课堂", "河道巡护", "植树护绿", "助老助残", "文明城市创建",
-]
-_LOCATIONS = [
-    "小区东门", "小区北门", "幼儿园门口", "菜市场路口", "消防通道", "盲道",
-    "主干道路边", "楼栋单元门口", "地下车库入口", "学校周边",
-]
+_ACTIVITIES = _words(
+    """
+社区环境整治 文明交通劝导 关爱空巢老人 垃圾分类宣传 义务理发 防诈骗宣传 爱心义诊 清理小广告 疫苗接种引导 图书整理 四点半课堂 河道巡护 植树护绿
+助老助残 文明城市创建
+"""
+)
+_LOCATIONS = _words(
+    "小区东门 小区北门 幼儿园门口 菜市场路口 消防通道 盲道 主干道路边 楼栋单元门口 地下车库入口 学校周边"
+)
 ATTR_VALUES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("volunteer_service", "hours"): ("pick", [0.5, 1, 1, 1.5, 2, 2, 2, 3, 3, 4, 4, 6, 8]),
     ("volunteer_service", "activity"): ("text", _ACTIVITIES),
     ("volunteer_service", "organizer"): (
-        "text", ["社区党委", "新时代文明实践站", "社区居委会", "共青团桓台县委", "红十字会"]
+        "text",
+        ["社区党委", "新时代文明实践站", "社区居委会", "共青团桓台县委", "红十字会"],
     ),
     ("garbage_sorting_check", "result"): ("choice", ["pass", "fail"], [92, 8]),
     ("council_meeting", "role"): ("choice", ["attendee", "speaker", "organizer"], [80, 15, 5]),
     ("council_meeting", "topic"): (
-        "text", ["老旧小区改造", "停车位规划", "加装电梯", "物业费调整", "楼道杂物清理"]
+        "text",
+        ["老旧小区改造", "停车位规划", "加装电梯", "物业费调整", "楼道杂物清理"],
     ),
     ("neighborhood_festival", "role"): (
-        "choice", ["participant", "performer", "organizer"], [85, 10, 5]
+        "choice",
+        ["participant", "performer", "organizer"],
+        [85, 10, 5],
     ),
     ("blood_donation", "volume_ml"): ("choice", [200, 300, 400], [30, 30, 40]),
     ("blood_donation", "kind"): ("choice", ["whole_blood", "platelets"], [90, 10]),
     ("dispute_mediation", "outcome"): (
-        "choice", ["resolved", "partially_resolved", "unresolved"], [70, 20, 10]
+        "choice",
+        ["resolved", "partially_resolved", "unresolved"],
+        [70, 20, 10],
     ),
     ("dispute_mediation", "parties"): ("choice", [2, 3, 4, 6], [70, 18, 8, 4]),
     ("hazard_report", "verified"): ("bool", 0.85),
@@ -163,10 +181,13 @@ ATTR_VALUES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("fire_lane_blocked", "location"): ("text", _LOCATIONS),
     ("fire_lane_blocked", "hours"): ("pick", [0.5, 1, 2, 3, 6, 12, 24]),
     ("pet_violation", "kind"): (
-        "choice", ["no_leash", "fouling", "barking", "unregistered"], [45, 30, 15, 10]
+        "choice",
+        ["no_leash", "fouling", "barking", "unregistered"],
+        [45, 30, 15, 10],
     ),
     ("commendation", "level"): (
-        "choice", ["community", "street", "county", "city", "province", "national"],
+        "choice",
+        ["community", "street", "county", "city", "province", "national"],
         [40, 30, 18, 8, 3, 1],
     ),
     ("commendation", "honour"): ("text", ["优秀共产党员", "最美志愿者", "文明家庭", "好人好事"]),
@@ -180,7 +201,9 @@ ATTR_VALUES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("resident_request", "outcome"): ("choice", ["on_time", "overdue"], [92, 8]),
     ("resident_request", "days_overdue"): ("int", 0, 10),
     ("resident_request", "channel"): (
-        "choice", ["hotline", "grid", "visit", "online"], [40, 30, 15, 15]
+        "choice",
+        ["hotline", "grid", "visit", "online"],
+        [40, 30, 15, 15],
     ),
     ("incident_report", "verified"): ("bool", 0.9),
     ("incident_report", "level"): ("choice", ["minor", "general", "major"], [80, 18, 2]),
@@ -198,19 +221,27 @@ ATTR_VALUES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("public_good", "activity"): ("text", _ACTIVITIES),
     ("joint_activity", "participants"): ("int", 8, 120),
     ("joint_activity", "activity"): (
-        "text", ["党建联建主题活动", "社区共建志愿服务", "文明创建联合行动", "联合义诊"]
+        "text",
+        ["党建联建主题活动", "社区共建志愿服务", "文明创建联合行动", "联合义诊"],
     ),
     ("joint_meeting", "attendance"): ("choice", ["present", "excused", "absent"], [85, 10, 5]),
-    ("resource_sharing", "kind"): ("choice", ["venue", "parking", "canteen", "other"], [50, 25, 15, 10]),
+    ("resource_sharing", "kind"): (
+        "choice",
+        ["venue", "parking", "canteen", "other"],
+        [50, 25, 15, 10],
+    ),
     ("property_complaint", "upheld"): ("bool", 0.55),
     ("property_complaint", "severity"): ("choice", ["minor", "general", "serious"], [65, 28, 7]),
     ("hazard_unrectified", "level"): ("choice", ["minor", "general", "major"], [65, 30, 5]),
     ("hazard_unrectified", "days_overdue"): ("int", 1, 60),
     ("recognition", "level"): (
-        "choice", ["street", "county", "city", "province", "national"], [50, 30, 14, 5, 1]
+        "choice",
+        ["street", "county", "city", "province", "national"],
+        [50, 30, 14, 5, 1],
     ),
     ("recognition", "honour"): (
-        "text", ["先锋物业", "诚信经营示范店", "文明单位", "共建先进单位", "消费放心单位"]
+        "text",
+        ["先锋物业", "诚信经营示范店", "文明单位", "共建先进单位", "消费放心单位"],
     ),
 }
 
@@ -228,52 +259,72 @@ _SURNAMES = (
 # Rough frequency: the first few surnames are far more common (Shandong).
 _SURNAME_WEIGHTS = [max(1.0, 30.0 / (1 + i * 0.6)) for i in range(len(_SURNAMES))]
 _SURNAME_CUM = list(accumulate(_SURNAME_WEIGHTS))
-_MALE_GIVEN = [
-    "伟", "强", "磊", "军", "勇", "杰", "涛", "明", "超", "刚", "平", "辉", "鹏", "华", "飞",
-    "建国", "建华", "志强", "国强", "海涛", "文博", "子涵", "浩然", "宇轩", "俊杰", "振华",
-    "家豪", "立新", "庆军", "永胜", "德福", "春雷", "洪亮", "志刚", "金龙", "宝山", "长江",
-]
-_FEMALE_GIVEN = [
-    "秀英", "敏", "静", "丽", "艳", "娟", "霞", "芳", "燕", "玲", "桂英", "秀兰", "丹",
-    "婷", "雪", "慧", "红梅", "玉兰", "淑珍", "丽娟", "晓燕", "海燕", "美玲", "欣怡", "梓涵",
-    "诗涵", "雨桐", "秀珍", "凤英", "春兰", "翠花", "晓丽", "亚楠", "佳琪", "文静", "桂芳",
-]
+_MALE_GIVEN = _words(
+    """
+伟 强 磊 军 勇 杰 涛 明 超 刚 平 辉 鹏 华 飞 建国 建华 志强 国强 海涛 文博 子涵 浩然 宇轩 俊杰 振华 家豪 立新 庆军 永胜 德福 春雷 洪亮 志刚 金龙
+宝山 长江
+"""
+)
+_FEMALE_GIVEN = _words(
+    """
+秀英 敏 静 丽 艳 娟 霞 芳 燕 玲 桂英 秀兰 丹 婷 雪 慧 红梅 玉兰 淑珍 丽娟 晓燕 海燕 美玲 欣怡 梓涵 诗涵 雨桐 秀珍 凤英 春兰 翠花 晓丽 亚楠 佳琪
+文静 桂芳
+"""
+)
 _GIVEN_CHARS_M = "伟强磊军勇杰涛明超刚平辉鹏华飞建国志海文博宇俊振家立庆永德春洪金宝长晨浩"
 _GIVEN_CHARS_F = "秀英敏静丽艳娟霞芳燕玲兰丹婷雪慧红梅玉淑珍晓美欣梓诗雨桐凤春翠佳琪亚楠"
 
-_SHOP_WORDS = [
-    "鑫源", "福满多", "宏达", "惠民", "金辉", "鑫隆", "家家乐", "顺发", "利民", "万家福",
-    "好又多", "聚鑫", "永盛", "德顺", "旺角", "兴隆", "佳美", "恒源", "百姓", "康乐",
-    "老王家", "张记", "李家", "金满园", "乐购", "天天", "如意", "祥瑞", "福源", "众诚",
-]
+_SHOP_WORDS = _words(
+    """
+鑫源 福满多 宏达 惠民 金辉 鑫隆 家家乐 顺发 利民 万家福 好又多 聚鑫 永盛 德顺 旺角 兴隆 佳美 恒源 百姓 康乐 老王家 张记 李家 金满园 乐购 天天 如意 祥瑞
+福源 众诚
+"""
+)
 _SHOP_KINDS = [
-    ("超市", "商超"), ("便利店", "商超"), ("饭店", "餐饮"), ("水果店", "食品"),
-    ("五金店", "零售"), ("大药房", "药品"), ("理发店", "生活服务"), ("服装店", "零售"),
-    ("烧烤店", "餐饮"), ("烟酒店", "零售"), ("粮油店", "食品"), ("家电商行", "零售"),
-    ("手机店", "零售"), ("面馆", "餐饮"), ("包子铺", "餐饮"), ("汽修厂", "汽车服务"),
-    ("干洗店", "生活服务"), ("母婴店", "零售"), ("蛋糕店", "食品"), ("洗车行", "汽车服务"),
+    ("超市", "商超"),
+    ("便利店", "商超"),
+    ("饭店", "餐饮"),
+    ("水果店", "食品"),
+    ("五金店", "零售"),
+    ("大药房", "药品"),
+    ("理发店", "生活服务"),
+    ("服装店", "零售"),
+    ("烧烤店", "餐饮"),
+    ("烟酒店", "零售"),
+    ("粮油店", "食品"),
+    ("家电商行", "零售"),
+    ("手机店", "零售"),
+    ("面馆", "餐饮"),
+    ("包子铺", "餐饮"),
+    ("汽修厂", "汽车服务"),
+    ("干洗店", "生活服务"),
+    ("母婴店", "零售"),
+    ("蛋糕店", "食品"),
+    ("洗车行", "汽车服务"),
 ]
-_UNITS = [
-    "桓台县人民医院", "国家税务总局桓台县税务局", "国网桓台县供电公司", "桓台县市场监督管理局",
-    "桓台县公安局城区派出所", "桓台第一中学", "桓台县实验学校", "中国银行桓台支行",
-    "中国工商银行桓台支行", "中国农业银行桓台支行", "中国建设银行桓台支行",
-    "桓台农村商业银行", "中国邮政集团桓台分公司", "中国移动桓台分公司", "中国联通桓台分公司",
-    "中国电信桓台分公司", "桓台县住房和城乡建设局", "桓台县自然资源局", "桓台县教育和体育局",
-    "桓台县卫生健康局", "桓台县民政局", "桓台县人力资源和社会保障局", "桓台县综合行政执法局",
-    "桓台县应急管理局", "桓台县司法局", "桓台县财政局", "桓台县文化和旅游局",
-    "桓台县交通运输局", "桓台县水利局", "桓台县农业农村局", "桓台县退役军人事务局",
-    "桓台县消防救援大队", "桓台县妇幼保健院", "桓台县中医院", "桓台县图书馆",
-    "桓台县融媒体中心", "桓台县城市管理服务中心", "桓台县疾病预防控制中心", "桓台县红十字会",
-    "桓台县总工会", "共青团桓台县委员会", "桓台县妇女联合会", "桓台县科学技术协会",
-]
-_PROPERTY_BRANDS = [
-    "万家", "鑫城", "恒信", "金地", "华远", "瑞祥", "安居", "泰和", "宏泰", "嘉和",
-    "龙泉", "德润", "锦绣", "东岳", "紫悦", "凯瑞", "福泰", "华宇", "鸿运", "顺达",
-    "永安", "祥和", "美佳", "盛世", "海润", "金鼎", "天润", "博远", "鲁中", "齐盛",
-]
+_UNITS = _words(
+    """
+桓台县人民医院 国家税务总局桓台县税务局 国网桓台县供电公司 桓台县市场监督管理局 桓台县公安局城区派出所 桓台第一中学 桓台县实验学校 中国银行桓台支行 中国工商银行桓台支行
+中国农业银行桓台支行 中国建设银行桓台支行 桓台农村商业银行 中国邮政集团桓台分公司 中国移动桓台分公司 中国联通桓台分公司 中国电信桓台分公司 桓台县住房和城乡建设局
+桓台县自然资源局 桓台县教育和体育局 桓台县卫生健康局 桓台县民政局 桓台县人力资源和社会保障局 桓台县综合行政执法局 桓台县应急管理局 桓台县司法局 桓台县财政局
+桓台县文化和旅游局 桓台县交通运输局 桓台县水利局 桓台县农业农村局 桓台县退役军人事务局 桓台县消防救援大队 桓台县妇幼保健院 桓台县中医院 桓台县图书馆 桓台县融媒体中心
+桓台县城市管理服务中心 桓台县疾病预防控制中心 桓台县红十字会 桓台县总工会 共青团桓台县委员会 桓台县妇女联合会 桓台县科学技术协会
+"""
+)
+_PROPERTY_BRANDS = _words(
+    """
+万家 鑫城 恒信 金地 华远 瑞祥 安居 泰和 宏泰 嘉和 龙泉 德润 锦绣 东岳 紫悦 凯瑞 福泰 华宇 鸿运 顺达 永安 祥和 美佳 盛世 海润 金鼎 天润
+博远 鲁中 齐盛
+"""
+)
 _RESIDENT_TAGS = [  # (tag, share of residents)
-    ("志愿者", 0.15), ("低保户", 0.03), ("楼栋长", 0.02), ("退役军人", 0.03),
-    ("独居老人", 0.02), ("残疾人", 0.01), ("新市民", 0.05),
+    ("志愿者", 0.15),
+    ("低保户", 0.03),
+    ("楼栋长", 0.02),
+    ("退役军人", 0.03),
+    ("独居老人", 0.02),
+    ("残疾人", 0.01),
+    ("新市民", 0.05),
 ]
 
 # ---------------------------------------------------------------------------
@@ -364,12 +415,9 @@ class _Population:
 def _as_scheme(scheme: Scheme | str | Path) -> Scheme:
     if isinstance(scheme, Scheme):
         return scheme
-    from .loader import build_scheme, read_scheme
+    from .loader import load_scheme
 
-    raw = read_scheme(scheme)
-    if raw.problems:
-        raise SchemeError(raw.problems)
-    return build_scheme(raw)
+    return load_scheme(scheme)
 
 
 def _person_name(rng: random.Random) -> str:
@@ -427,20 +475,26 @@ def _build_population(scheme: Scheme, rng: random.Random, residents: int) -> _Po
             groups.append("party_members")
         tags = [t for t, share in _RESIDENT_TAGS if rng.random() < share]
         links: dict[str, str] = {}
-        mates = by_grid.setdefault(grid, [])
-        if mates and rng.random() < 0.45:
-            links["household_head"] = mates[-1 - int(rng.random() * min(len(mates), 8))]
+        heads = by_grid.setdefault(grid, [])  # household heads of the grid so far
+        if heads and rng.random() < 0.45:
+            links["household_head"] = heads[-1 - int(rng.random() * min(len(heads), 8))]
         rec: dict[str, Any] = {
-            "id": rid, "groups": groups, "name": _person_name(rng), "grid": grid, "tags": tags,
+            "id": rid,
+            "groups": groups,
+            "name": _person_name(rng),
+            "grid": grid,
+            "tags": tags,
         }
         if links:
             rec["links"] = links
         add(rec)
         resident_ids.append(rid)
-        mates.append(rid)
+        if not links:
+            heads.append(rid)
 
-    def staff(prefix: str, group: str, count_per: list[tuple[str, int]], party: float,
-              tag: str) -> None:
+    def staff(
+        prefix: str, group: str, count_per: list[tuple[str, int]], party: float, tag: str
+    ) -> None:
         n = 0
         for grid, count in count_per:
             for _ in range(count):
@@ -448,22 +502,36 @@ def _build_population(scheme: Scheme, rng: random.Random, residents: int) -> _Po
                 groups = [group]
                 if "party_members" in scheme.groups and rng.random() < party:
                     groups.append("party_members")
-                add({"id": f"{prefix}{n:04d}", "groups": groups, "name": _person_name(rng),
-                     "grid": grid, "tags": [tag]})
+                add(
+                    {
+                        "id": f"{prefix}{n:04d}",
+                        "groups": groups,
+                        "name": _person_name(rng),
+                        "grid": grid,
+                        "tags": [tag],
+                    }
+                )
 
     if "community_workers" in scheme.groups:
-        staff("CW", "community_workers",
-              [(gs[0], 3) for _, gs in sorted(by_community.items())], 0.6, "社区工作者")
+        staff(
+            "CW",
+            "community_workers",
+            [(gs[0], 3) for _, gs in sorted(by_community.items())],
+            0.6,
+            "社区工作者",
+        )
     if "grid_workers" in scheme.groups:
-        staff("GW", "grid_workers", [(g, 1 + (rng.random() < 0.5)) for g in grids], 0.4,
-              "专职网格员")
+        staff(
+            "GW", "grid_workers", [(g, 1 + (rng.random() < 0.5)) for g in grids], 0.4, "专职网格员"
+        )
     if "cadres" in scheme.groups:
         staff("CD", "cadres", [(g, 1) for g in grids[::2]], 1.0, "下沉干部")
 
     bad_codes: list[str] = []
 
-    def org(prefix: str, group: str, n: int, names: Iterator[tuple[str, str, list[str]]],
-            n_bad: int) -> None:
+    def org(
+        prefix: str, group: str, n: int, names: Iterator[tuple[str, str, list[str]]], n_bad: int
+    ) -> None:
         bad_at = set(rng.sample(range(2, n), min(n_bad, max(0, n - 2)))) if n > 2 else set()
         for i in range(n):
             name, kind, tags = next(names)
@@ -474,8 +542,14 @@ def _build_population(scheme: Scheme, rng: random.Random, residents: int) -> _Po
                 wrong = USCC_CHARS[(USCC_CHARS.index(code[17]) + 1 + rng.randrange(30)) % 31]
                 code = code[:17] + wrong
                 bad_codes.append(oid)
-            rec: dict[str, Any] = {"id": oid, "groups": [group], "name": name, "grid": grid,
-                                   "tags": tags, "code": code}
+            rec: dict[str, Any] = {
+                "id": oid,
+                "groups": [group],
+                "name": name,
+                "grid": grid,
+                "tags": tags,
+                "code": code,
+            }
             locals_ = by_grid.get(grid) or resident_ids
             rec["links"] = {"legal_representative": locals_[int(rng.random() * len(locals_))]}
             add(rec)
@@ -496,16 +570,25 @@ def _build_population(scheme: Scheme, rng: random.Random, residents: int) -> _Po
             yield name, "92" if rng.random() < 0.7 else "91", [tag]
 
     def unit_names() -> Iterator[tuple[str, str, list[str]]]:
-        for round_ in range(10**9):
+        for round_ in itertools.count():
             for name in _UNITS:
-                kind = ("11" if name.endswith(("局", "大队", "派出所")) else
-                        "51" if name.endswith(("会", "委员会")) else
-                        "91" if name.endswith(("行", "公司")) else "12")
-                yield (name if round_ == 0 else f"{name}第{_cn_number(round_ + 1)}党支部",
-                       kind, ["共建单位"])
+                kind = (
+                    "11"
+                    if name.endswith(("局", "大队", "派出所"))
+                    else "51"
+                    if name.endswith(("会", "委员会"))
+                    else "91"
+                    if name.endswith(("行", "公司"))
+                    else "12"
+                )
+                yield (
+                    name if round_ == 0 else f"{name}第{_cn_number(round_ + 1)}党支部",
+                    kind,
+                    ["共建单位"],
+                )
 
     def property_names() -> Iterator[tuple[str, str, list[str]]]:
-        for round_ in range(10**9):
+        for round_ in itertools.count():
             for template in ("淄博{}物业服务有限公司", "桓台县{}物业管理有限公司"):
                 for brand in _PROPERTY_BRANDS:
                     suffix = "" if round_ == 0 else f"第{_cn_number(round_ + 1)}分公司"
@@ -524,9 +607,13 @@ def _build_population(scheme: Scheme, rng: random.Random, residents: int) -> _Po
     for g, grp in scheme.groups.items():
         if not members[g]:
             for i in range(_scaled(20, factor)):
-                rec = {"id": f"X{g[:3].upper()}{i + 1:04d}", "groups": [g],
-                       "name": _person_name(rng) if grp.kind == "person" else f"桓台县{g}单位{i + 1}",
-                       "grid": grids[int(rng.random() * len(grids))], "tags": []}
+                rec = {
+                    "id": f"X{g[:3].upper()}{i + 1:04d}",
+                    "groups": [g],
+                    "name": _person_name(rng) if grp.kind == "person" else f"桓台县{g}单位{i + 1}",
+                    "grid": grids[int(rng.random() * len(grids))],
+                    "tags": [],
+                }
                 add(rec)
 
     return _Population(members, resident_ids, records, bad_codes)
@@ -578,14 +665,7 @@ def _attr_gen(rng: random.Random, etype: str, spec: AttrSpec) -> Callable[[], An
     want = ATTR_VALUES.get((etype, spec.name))
     if want is not None:
         form = want[0]
-        if form == "choice" and spec.type == "string":
-            pairs = [(v, w) for v, w in zip(want[1], want[2], strict=True) if ok(v)]
-            if pairs:
-                vals = [v for v, _ in pairs]
-                cum = list(_accumulate([float(w) for _, w in pairs]))
-                total = cum[-1]
-                return lambda: vals[_bisect(cum, rnd() * total)]
-        elif form == "choice" and spec.type in ("integer", "number"):
+        if form == "choice" and spec.type in ("string", "integer", "number"):
             pairs = [(v, w) for v, w in zip(want[1], want[2], strict=True) if ok(v)]
             if pairs:
                 vals = [v for v, _ in pairs]
@@ -659,9 +739,7 @@ def _attr_maker(rng: random.Random, et: EventType) -> tuple[AttrMaker, bool]:
     one random number); callers must copy a dict before changing it.
     """
     rnd = rng.random
-    parts = [
-        (name, _attr_gen(rng, et.id, spec), spec.required) for name, spec in et.attrs.items()
-    ]
+    parts = [(name, _attr_gen(rng, et.id, spec), spec.required) for name, spec in et.attrs.items()]
     has_date = any(s.type == "date" for s in et.attrs.values())
     pool: list[dict[str, Any]] = []
     for _ in range(ATTR_POOL):
@@ -728,8 +806,16 @@ def _rough_points(rules: list[Any]) -> int:
 class _Generator:
     """Streams event lines day by day for a population and a scheme."""
 
-    def __init__(self, scheme: Scheme, pop: _Population, rng: random.Random,
-                 months: tuple[str, ...], n_lines: int, *, dirty: bool = True):
+    def __init__(
+        self,
+        scheme: Scheme,
+        pop: _Population,
+        rng: random.Random,
+        months: tuple[str, ...],
+        n_lines: int,
+        *,
+        dirty: bool = True,
+    ):
         self.scheme = scheme
         self.pop = pop
         self.rng = rng
@@ -742,6 +828,11 @@ class _Generator:
         self.days = self._days()
         self.streams = self._streams()
         self.fixed = self._fixed_events()
+        if n_lines and not any(s.kind == "normal" for s in self.streams):
+            raise UsageError(
+                "demo: no rule pack reacts to a declared event type, so there is nothing to"
+                " generate; add rules with `on:` naming types from events.yaml"
+            )
         ers = {t: et for t, et in scheme.event_types.items() if t not in SYSTEM_TYPES}
         used = {s.type for s in self.streams if s.kind == "normal"}
         self.bad_ranges = [(t, a, v) for t in sorted(used) for a, v in _out_of_range(ers[t])]
@@ -806,16 +897,42 @@ class _Generator:
                 k = max(1, len(members) // 100)
                 pool = sorted(rng.sample(range(len(members)), min(k, len(members))))
             make, has_date = makers[t]
-            streams.append(_Stream(t, g, rate * len(members), members, make, has_date, pool,
-                                   share, _rough_points(rules)))
+            streams.append(
+                _Stream(
+                    t,
+                    g,
+                    rate * len(members),
+                    members,
+                    make,
+                    has_date,
+                    pool,
+                    share,
+                    _rough_points(rules),
+                )
+            )
         natural = sum(s.weight for s in streams) or 1.0
         types = scheme.event_types
         nothing: AttrMaker = dict
         if "redeem" in types and self.pop.resident_ids and scheme.catalog:
-            streams.append(_Stream("redeem", "residents", REDEEM_RATE * len(pop.resident_ids),
-                                   pop.resident_ids, nothing, False, [], 0.0, 0, "redeem"))
-        for t, share in (("withdraw", WITHDRAW_SHARE), ("objection", OBJECTION_SHARE),
-                         ("amend", AMEND_SHARE)):
+            streams.append(
+                _Stream(
+                    "redeem",
+                    "residents",
+                    REDEEM_RATE * len(pop.resident_ids),
+                    pop.resident_ids,
+                    nothing,
+                    False,
+                    [],
+                    0.0,
+                    0,
+                    "redeem",
+                )
+            )
+        for t, share in (
+            ("withdraw", WITHDRAW_SHARE),
+            ("objection", OBJECTION_SHARE),
+            ("amend", AMEND_SHARE),
+        ):
             if t == "amend" or t in types:
                 streams.append(_Stream(t, "", share * natural, [], nothing, False, [], 0.0, 0, t))
         return streams
@@ -841,11 +958,13 @@ class _Generator:
                     score = round(min(100.0, max(40.0, rng.gauss(quality, 4))), 1)
                     attrs: dict[str, Any] = {"respondent": respondent, "score": score}
                     if "respondents" in et.attrs:
-                        attrs["respondents"] = {"residents": 30 + int(rng.random() * 90),
-                                                "community": 5 + int(rng.random() * 6)}.get(
-                            respondent, 3 + int(rng.random() * 5))
+                        attrs["respondents"] = {
+                            "residents": 30 + int(rng.random() * 90),
+                            "community": 5 + int(rng.random() * 6),
+                        }.get(respondent, 3 + int(rng.random() * 5))
                     fixed.setdefault(idx[int(rng.random() * len(idx))], []).append(
-                        ("survey", sid, attrs))
+                        ("survey", sid, attrs)
+                    )
         return fixed
 
     # -- the stream of lines ------------------------------------------------
@@ -862,14 +981,12 @@ class _Generator:
         dumps = orjson.dumps
         stats = self.stats
         by_type = stats.by_type
-        bad = stats.bad
         streams = self.streams
         stream_idx = range(len(streams))
         common = max((s for s in streams if s.kind == "normal"), key=lambda s: s.weight)
         cum_streams = list(_accumulate([s.weight for s in streams]))
         hours = range(24)
-        hour_cum = list(_accumulate([0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 1.0, 2.5, 6, 8, 8, 7,
-                                     4, 5, 7, 8, 8, 7, 4, 4, 3, 2, 1, 0.5]))
+        hour_cum = list(_accumulate(HOUR_WEIGHTS))
         wallet, score = self.wallet, self.score
         p_bad = BAD_SHARE if self.dirty else 0.0
         p_dup = p_bad + (DUPLICATE_SHARE if self.dirty else 0.0)
@@ -877,10 +994,30 @@ class _Generator:
         width = self.width
         penalties: list[tuple[str, str, int]] = []  # (event id, subject, stream index)
         open_objections: list[tuple[str, str]] = []
-        recent: list[bytes] = []
+        last: bytes | None = None  # the line (with its newline) a repeated record copies
+        # The hot path's view of each ordinary stream (None: take the full path).
+        fast_streams = [
+            (
+                st.type,
+                st.members,
+                len(st.members),
+                st.pool,
+                len(st.pool),
+                st.pool_share,
+                st.make,
+                st.group == "residents" and st.points != 0,
+                st.points,
+            )
+            if st.kind == "normal" and not st.has_date
+            else None
+            for st in streams
+        ]
+        counts = [0] * len(streams)
+        declared = {t: set(et.attrs) for t, et in self.scheme.event_types.items()}
         late_buffer = bytearray()
         n_late = 0
         nl = b"\n"
+        with_nl = orjson.OPT_APPEND_NEWLINE
         fmt = f"E%0{width}d"
         fixed_total = sum(len(v) for v in self.fixed.values())
         budget = max(0, self.n_lines - fixed_total)
@@ -901,8 +1038,10 @@ class _Generator:
             done += n_day
             day_prefix, table = self._time_table(d)
             day_start = datetime(d.year, d.month, d.day, tzinfo=self.tz).timestamp()
-            secs = [h * 3600 + int(rnd() * 3600)
-                    for h in rng.choices(hours, cum_weights=hour_cum, k=n_day)]
+            secs = [
+                h * 3600 + int(rnd() * 3600)
+                for h in rng.choices(hours, cum_weights=hour_cum, k=n_day)
+            ]
             secs.sort()
             picks = rng.choices(stream_idx, cum_weights=cum_streams, k=n_day)
             out = bytearray()
@@ -914,37 +1053,82 @@ class _Generator:
                 n_late = 0
             day_fixed = fixed.get(di, [])
             is_last_month = month == months[-1]
+            # Draws at or above this are clean; below it: bad, repeated or late.
+            clean_from = p_dup if is_last_month else p_dup + p_late
             items = [it for it in catalog if it[4] <= day_start < it[5]]
             for i in range(n_day + len(day_fixed)):
                 if i >= n_day:
                     t, sid, attrs = day_fixed[i - n_day]
                     seq += 1
-                    out += dumps({"id": fmt % seq, "type": t, "subject": sid,
-                                  "at": day_prefix + table[int(rnd() * 36000) + 28800],
-                                  "attrs": attrs})
+                    out += dumps(
+                        {
+                            "id": fmt % seq,
+                            "type": t,
+                            "subject": sid,
+                            "at": day_prefix + table[int(rnd() * 36000) + 28800],
+                            "attrs": attrs,
+                        }
+                    )
                     out += nl
                     n_out += 1
                     by_type[t] += 1
                     stats.events += 1
                     continue
                 r = rnd()
+                pi = picks[i]
+                fast = fast_streams[pi]
+                if r >= clean_from and fast is not None:
+                    # The hot path (over 99 % of lines): an ordinary, clean event.
+                    etype, members, nmem, pool, npool, pshare, make, track, pts = fast
+                    if npool and rnd() < pshare:
+                        j = pool[int(rnd() * npool)]
+                    else:
+                        j = int(rnd() * nmem)
+                    seq += 1
+                    eid = fmt % seq
+                    last = dumps(
+                        {
+                            "id": eid,
+                            "type": etype,
+                            "subject": members[j],
+                            "at": day_prefix + table[secs[i]],
+                            "attrs": make(),
+                        },
+                        option=with_nl,
+                    )
+                    out += last
+                    n_out += 1
+                    counts[pi] += 1
+                    if track:
+                        if pts > 0:
+                            wallet[j] += pts
+                        score[j] += pts
+                    if pts < 0:
+                        if len(penalties) < 4096:
+                            penalties.append((eid, members[j], pi))
+                        else:
+                            penalties[int(rnd() * 4096)] = (eid, members[j], pi)
+                    continue
                 at = day_prefix + table[secs[i]]
-                if r < p_dup and r >= p_bad and recent:
-                    out += recent[int(rnd() * len(recent))]
-                    out += nl
+                if p_bad <= r < p_dup and last is not None:
+                    out += last
                     n_out += 1
                     stats.duplicates += 1
                     continue
-                st = streams[picks[i]]
+                st = streams[pi]
                 seq += 1
                 eid = fmt % seq
                 if r < p_bad:
                     if st.kind != "normal":
                         st = common
                     attrs = st.make()
-                    rec = {"id": eid, "type": st.type,
-                           "subject": st.members[int(rnd() * len(st.members))], "at": at,
-                           "attrs": attrs}
+                    rec = {
+                        "id": eid,
+                        "type": st.type,
+                        "subject": st.members[int(rnd() * len(st.members))],
+                        "at": at,
+                        "attrs": attrs,
+                    }
                     out += self._bad(rec, rnd)
                     out += nl
                     n_out += 1
@@ -974,17 +1158,23 @@ class _Generator:
                             penalties.append((eid, sid, picks[i]))
                         else:
                             penalties[int(rnd() * 4096)] = (eid, sid, picks[i])
-                elif kind == "redeem" and (
-                    redeem := self._redeem(eid, at, items, res_group, multi)
-                ) is not None:
+                elif (
+                    kind == "redeem"
+                    and (redeem := self._redeem(eid, at, items, res_group, multi)) is not None
+                ):
                     rec = redeem
                 elif kind == "withdraw" and penalties:
                     k = int(rnd() * len(penalties))
                     target, sid, _ = penalties[k]
                     penalties[k] = penalties[-1]
                     penalties.pop()
-                    rec = {"id": eid, "type": "withdraw", "subject": sid, "at": at,
-                           "attrs": {"target": target, "reason": "录入错误，经核实撤销"}}
+                    rec = {
+                        "id": eid,
+                        "type": "withdraw",
+                        "subject": sid,
+                        "at": at,
+                        "attrs": {"target": target, "reason": "录入错误，经核实撤销"},
+                    }
                 elif kind == "objection" and (penalties or open_objections):
                     if open_objections and (rnd() < 0.5 or not penalties):
                         k = int(rnd() * len(open_objections))
@@ -992,49 +1182,76 @@ class _Generator:
                         open_objections[k] = open_objections[-1]
                         open_objections.pop()
                         status = "upheld" if rnd() < 0.4 else "rejected"
-                        rec = {"id": eid, "type": "objection", "subject": sid, "at": at,
-                               "attrs": {"target": target, "status": status}}
+                        rec = {
+                            "id": eid,
+                            "type": "objection",
+                            "subject": sid,
+                            "at": at,
+                            "attrs": {"target": target, "status": status},
+                        }
                     else:
                         k = int(rnd() * len(penalties))
                         target, sid, _ = penalties[k]
                         penalties[k] = penalties[-1]
                         penalties.pop()
                         open_objections.append((target, sid))
-                        rec = {"id": eid, "type": "objection", "subject": sid, "at": at,
-                               "attrs": {"target": target, "status": "open",
-                                         "reason": "对处理结果有异议，申请复核"}}
+                        rec = {
+                            "id": eid,
+                            "type": "objection",
+                            "subject": sid,
+                            "at": at,
+                            "attrs": {
+                                "target": target,
+                                "status": "open",
+                                "reason": "对处理结果有异议，申请复核",
+                            },
+                        }
                 elif kind == "amend" and penalties:
                     k = int(rnd() * len(penalties))
                     target, sid, si = penalties[k]
                     penalties[k] = penalties[-1]
                     penalties.pop()
                     src = streams[si]
-                    rec = {"id": eid, "type": src.type, "subject": sid, "at": at,
-                           "attrs": src.make(), "amends": target}
+                    rec = {
+                        "id": eid,
+                        "type": src.type,
+                        "subject": sid,
+                        "at": at,
+                        "attrs": src.make(),
+                        "amends": target,
+                    }
                     kind = "normal"
                 else:
                     # Nothing to correct or redeem yet: the most common event instead.
                     st = common
                     j = int(rnd() * len(st.members))
-                    rec = {"id": eid, "type": st.type, "subject": st.members[j], "at": at,
-                           "attrs": st.make()}
-                line = dumps(rec)
+                    rec = {
+                        "id": eid,
+                        "type": st.type,
+                        "subject": st.members[j],
+                        "at": at,
+                        "attrs": st.make(),
+                    }
+                if kind != "normal":  # system events: only the attributes the scheme declares
+                    rec["attrs"] = {
+                        k: v for k, v in rec["attrs"].items() if k in declared[rec["type"]]
+                    }
+                line = dumps(rec, option=with_nl)
                 by_type[rec["type"]] += 1
                 stats.events += 1
                 if late:
                     late_buffer += line
-                    late_buffer += nl
                     n_late += 1
                     stats.late += 1
                     continue
                 out += line
-                out += nl
                 n_out += 1
-                if len(recent) < 16:
-                    recent.append(line)
-                else:
-                    recent[seq & 15] = line
+                last = line
             yield month, out, n_out
+        for pi, c in enumerate(counts):
+            if c:
+                by_type[streams[pi].type] += c
+                stats.events += c
         if late_buffer:  # cannot happen (the last month keeps its late draws); never drop lines
             yield months[-1], late_buffer, n_late
 
@@ -1078,13 +1295,21 @@ class _Generator:
             if it.groups is not None and "residents" not in it.groups:
                 continue
             rank = res.tier_rank(it.min_tier) if (res and it.min_tier) else 99
-            out.append((it.id, it.cost, rank, it.min_tier,
-                        float(it.available_from if it.available_from is not None else -1e18),
-                        float(it.available_until if it.available_until is not None else 1e18)))
+            out.append(
+                (
+                    it.id,
+                    it.cost,
+                    rank,
+                    it.min_tier,
+                    float(it.available_from if it.available_from is not None else -1e18),
+                    float(it.available_until if it.available_until is not None else 1e18),
+                )
+            )
         return out
 
-    def _redeem(self, eid: str, at: str, items: list[Any], res_group: Any,
-                multi: set[str]) -> dict[str, Any] | None:
+    def _redeem(
+        self, eid: str, at: str, items: list[Any], res_group: Any, multi: set[str]
+    ) -> dict[str, Any] | None:
         """A redemption by a resident who (roughly) earned enough, or None if none found.
 
         The wallet figures are estimates (caps are ignored), so the engine

@@ -45,7 +45,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -68,9 +68,7 @@ _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
 _blake2b = hashlib.blake2b
 
-TIME_HINT = (
-    "write ISO 8601, e.g. 2024-03-05T14:30:00 (scheme-local time) or 2024-03-05T06:30:00Z"
-)
+TIME_HINT = "write ISO 8601, e.g. 2024-03-05T14:30:00 (scheme-local time) or 2024-03-05T06:30:00Z"
 
 
 class RecordError(ValueError):
@@ -351,7 +349,8 @@ def compile_validator(et: EventType, *, text: bool = False) -> Callable[[Any], d
 
     def missing_message(missing: Iterable[str]) -> str:
         titles = [
-            f"'{m}'" + (f" ({et.attrs[m].title})" if et.attrs[m].title else "") for m in sorted(missing)
+            f"'{m}'" + (f" ({et.attrs[m].title})" if et.attrs[m].title else "")
+            for m in sorted(missing)
         ]
         return f"missing required attribute {', '.join(titles)} for event type '{tid}'"
 
@@ -397,7 +396,7 @@ def time_parser(scheme: Scheme) -> Callable[[str], int]:
                 base = utc_hours.get(key)
                 if base is None:
                     base = int(
-                        datetime.fromisoformat(key + ":00:00").replace(tzinfo=timezone.utc).timestamp()
+                        datetime.fromisoformat(key + ":00:00").replace(tzinfo=UTC).timestamp()
                     )
                     if len(utc_hours) > 500_000:
                         utc_hours.clear()
@@ -437,7 +436,7 @@ class _Transaction:
         self.nested = self.conn.in_transaction
         self.conn.execute("SAVEPOINT ingest" if self.nested else "BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.conn.execute("RELEASE ingest" if self.nested else "COMMIT")
         elif self.nested:
@@ -486,7 +485,9 @@ class _Batch:
     def warn(self, line: int, record_id: Any, reason: str, raw: Any, rec: Any = None) -> None:
         s = self.s
         s.warnings += 1
-        self.reject_rows.append((s.batch, s.file, line, record_id, "warning: " + reason, _raw_text(raw, rec)))
+        self.reject_rows.append(
+            (s.batch, s.file, line, record_id, "warning: " + reason, _raw_text(raw, rec))
+        )
         if len(s.problems) < MAX_PROBLEMS:
             s.problems.append(Problem(s.file, line, 1, reason, "warning"))
 
@@ -520,7 +521,9 @@ class _EventIngest:
     def __init__(self, scheme: Scheme, text: bool):
         self.scheme = scheme
         self.text = text
-        self.validators = {tid: compile_validator(et, text=text) for tid, et in scheme.event_types.items()}
+        self.validators = {
+            tid: compile_validator(et, text=text) for tid, et in scheme.event_types.items()
+        }
         self.parse_at = time_parser(scheme)
 
     def _unknown_type(self, typ: str) -> str:
@@ -541,7 +544,9 @@ class _EventIngest:
         for f in ("id", "type", "subject", "at"):
             v = rec.get(f)
             if v is None or v == "" or (isinstance(v, str) and not v.strip()):
-                raise _Bad(f"missing required field '{f}' (an event needs id, type, subject and at)")
+                raise _Bad(
+                    f"missing required field '{f}' (an event needs id, type, subject and at)"
+                )
             if f == "at":
                 if v.__class__ is not str:
                     raise _Bad(f"cannot read time {_show(v)} in 'at': {TIME_HINT}")
@@ -574,14 +579,18 @@ class _EventIngest:
         validators = self.validators
         parse_at = self.parse_at
         hours = parse_at.local_hours
-        rows: list[tuple[Any, ...]] = []  # (id, type, subject, at, attrs, amends, hash, batch, line)
+        rows: list[
+            tuple[Any, ...]
+        ] = []  # (id, type, subject, at, attrs, amends, hash, batch, line)
         seen: set[str] = set()
         repeats: list[tuple[Any, ...]] = []
         rejects: list[tuple[Any, ...]] = []
         for line, rec, raw in items:
             if rec.__class__ is not dict:
                 if isinstance(rec, Exception):
-                    rejects.append((line, None, str(rec), _raw_text(raw, rec), getattr(rec, "col", 1)))
+                    rejects.append(
+                        (line, None, str(rec), _raw_text(raw, rec), getattr(rec, "col", 1))
+                    )
                 else:
                     rejects.append((
                         line, None,
@@ -602,9 +611,11 @@ class _EventIngest:
                     and at.__class__ is str and eid and subj
                 ):  # fmt: skip
                     eid, typ, subj, at = self._core(rec)
-                if len(at) == 19 and (base := hours.get(at[:13])) is not None and (
-                    off := _MMSS.get(at[13:19])
-                ) is not None:
+                if (
+                    len(at) == 19
+                    and (base := hours.get(at[:13])) is not None
+                    and (off := _MMSS.get(at[13:19])) is not None
+                ):
                     ts = base + off
                 else:
                     try:
@@ -629,7 +640,8 @@ class _EventIngest:
                 continue
             attrs_json = _dumps(attrs, option=_SORT)
             h = _blake2b(
-                f"{typ}\x1f{subj}\x1f{ts}\x1f{amends or ''}\x1f".encode() + attrs_json, digest_size=16
+                f"{typ}\x1f{subj}\x1f{ts}\x1f{amends or ''}\x1f".encode() + attrs_json,
+                digest_size=16,
             ).hexdigest()
             row = (eid, typ, subj, ts, attrs_json.decode(), amends, h, batch_id, line)
             if eid in seen:
@@ -697,7 +709,9 @@ class _EventIngest:
             raw_of(line),
         )  # fmt: skip
 
-    def _merged(self, rec: dict, validate: Callable[[Any], dict[str, Any]]) -> tuple[dict, str | None]:
+    def _merged(
+        self, rec: dict, validate: Callable[[Any], dict[str, Any]]
+    ) -> tuple[dict, str | None]:
         """Attributes from ``attrs`` and other top-level keys; ``amends``."""
         a = rec.get("attrs")
         if a is None:
@@ -792,7 +806,9 @@ class _SubjectIngest:
             raise _Bad("missing required field 'groups' (a subject needs id and groups)")
         for g in groups:
             if g not in scheme.groups:
-                raise _Bad(f"unknown group '{g}'; " + _suggest(g, scheme.groups, "the scheme's groups are"))
+                raise _Bad(
+                    f"unknown group '{g}'; " + _suggest(g, scheme.groups, "the scheme's groups are")
+                )
         groups = sorted(set(groups))
         kinds = {scheme.groups[g].kind for g in groups}
         if len(kinds) > 1:
@@ -823,7 +839,11 @@ class _SubjectIngest:
         cands = []
         for line, rec, raw in items:
             if rec.__class__ is not dict:
-                reason = str(rec) if isinstance(rec, Exception) else f"a subject record must be an object, got {_show(rec)}"
+                reason = (
+                    str(rec)
+                    if isinstance(rec, Exception)
+                    else f"a subject record must be an object, got {_show(rec)}"
+                )
                 b.reject(line, None, reason, raw, getattr(rec, "col", 1), rec=rec)
                 continue
             try:
@@ -839,7 +859,9 @@ class _SubjectIngest:
         stored: dict[str, str] = {}
         for part in _in_chunks(ids):
             q = ",".join("?" * len(part))
-            stored.update(conn.execute(f"SELECT id, hash FROM subjects WHERE id IN ({q})", part).fetchall())
+            stored.update(
+                conn.execute(f"SELECT id, hash FROM subjects WHERE id IN ({q})", part).fetchall()
+            )
         upserts, memberships, changed = [], [], []
         s = b.s
         for line, raw, rec, c in cands:
@@ -870,7 +892,16 @@ class _SubjectIngest:
                 if why:
                     b.warn(line, sid, why, raw, rec)
             upserts.append(
-                (sid, kind, name, grid, _dumps(tags).decode(), code, _dumps(links, option=_SORT).decode(), h)
+                (
+                    sid,
+                    kind,
+                    name,
+                    grid,
+                    _dumps(tags).decode(),
+                    code,
+                    _dumps(links, option=_SORT).decode(),
+                    h,
+                )
             )
             memberships.extend((sid, g) for g in groups)
         if changed:
@@ -881,7 +912,9 @@ class _SubjectIngest:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 upserts,
             )
-            conn.executemany("INSERT OR IGNORE INTO memberships (subject, grp) VALUES (?, ?)", memberships)
+            conn.executemany(
+                "INSERT OR IGNORE INTO memberships (subject, grp) VALUES (?, ?)", memberships
+            )
 
 
 # --- jurisdictions -----------------------------------------------------------------
@@ -917,7 +950,11 @@ class _JurisdictionIngest:
         rows = []
         for line, rec, raw in items:
             if rec.__class__ is not dict:
-                reason = str(rec) if isinstance(rec, Exception) else f"a jurisdiction record must be an object, got {_show(rec)}"
+                reason = (
+                    str(rec)
+                    if isinstance(rec, Exception)
+                    else f"a jurisdiction record must be an object, got {_show(rec)}"
+                )
                 b.reject(line, None, reason, raw, getattr(rec, "col", 1), rec=rec)
                 continue
             try:
@@ -1073,7 +1110,7 @@ def _worker_init(scheme: Scheme) -> None:
     _WORKER["events"] = _EventIngest(scheme, False)
 
 
-def _worker_chunk(args: tuple[int, int, list[bytes]]) -> tuple[int, list, list, list]:
+def _worker_chunk(args: tuple[int, int, list[bytes]]) -> bytes:
     from .builtin.formats import json_error
 
     batch_id, n0, lines = args
@@ -1088,16 +1125,26 @@ def _worker_chunk(args: tuple[int, int, list[bytes]]) -> tuple[int, list, list, 
             rec = json_error(e)
         items.append((n, rec, line))
     rows, repeats, rejects = _WORKER["events"].prepare(items, batch_id)
-    return len(items), rows, repeats, rejects
+    # orjson both ways costs a fraction of pickling 20k tuples; sqlite3 binds lists as well
+    return orjson.dumps((len(items), rows, repeats, rejects))
 
 
 def default_workers() -> int:
-    """Worker processes for large files: one per core beyond the first, at most 4; 0 without fork."""
+    """Worker processes for a large file: one per idle core beyond this one, at most 4.
+
+    0 without ``fork`` or without an idle core (by the load average): on a
+    busy machine workers only compete with the writer for the same cores.
+    """
     import multiprocessing
 
     if "fork" not in multiprocessing.get_all_start_methods():
         return 0
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+    cores = os.cpu_count() or 1
+    try:
+        idle = cores - os.getloadavg()[0]
+    except OSError:
+        idle = cores - 1
+    return max(0, min(4, cores - 1, int(idle)))
 
 
 def _events_in_workers(b: _Batch, scheme: Scheme, path: Path, pool: Any, bar: Any) -> None:
@@ -1116,11 +1163,13 @@ def _events_in_workers(b: _Batch, scheme: Scheme, path: Path, pool: Any, bar: An
         while True:
             lines = f.readlines(CHUNK * 128)
             if lines:
-                pending.append((n0, lines, pool.apply_async(_worker_chunk, ((batch_id, n0, lines),))))
+                pending.append(
+                    (n0, lines, pool.apply_async(_worker_chunk, ((batch_id, n0, lines),)))
+                )
                 n0 += len(lines)
             while pending and (not lines or len(pending) > depth):
                 start, chunk, res = pending.popleft()
-                count, rows, repeats, rejects = res.get()
+                count, rows, repeats, rejects = orjson.loads(res.get())
                 b.s.read += count
                 for r in rejects:
                     b.reject(*r)
@@ -1151,7 +1200,9 @@ def ingest_records(
 ) -> BatchSummary:
     """Ingest in-memory records (scenarios, tests) as one batch; line numbers count from 1."""
     items = ((n, rec, None) for n, rec in enumerate(records, 1))
-    return _run(_conn(db), scheme, items, BatchSummary(file, kind or ""), kind=kind, text=text_values)
+    return _run(
+        _conn(db), scheme, items, BatchSummary(file, kind or ""), kind=kind, text=text_values
+    )
 
 
 def input_formats(pm: Any = None) -> list[InputFormat]:
@@ -1253,7 +1304,9 @@ def _pool_for(
         if not workers:
             return None
     if kind is None:
-        first = next((r for _, r, _ in islice(fmt.read_raw(path), 1000) if r.__class__ is dict), None)  # type: ignore[misc]
+        first = next(
+            (r for _, r, _ in islice(fmt.read_raw(path), 1000) if r.__class__ is dict), None
+        )  # type: ignore[misc]
         if first is None or detect_kind(first) != "events":
             return None
     import multiprocessing

@@ -369,9 +369,13 @@ def _movement(rank: int, previous: int | None) -> str:
     if previous is None:
         return '<span class="gc-new" title="上月未参与排名">新</span>'
     if previous > rank:
-        return f'<span class="gc-up" title="较上月上升{previous - rank}名">↑{previous - rank}</span>'
+        return (
+            f'<span class="gc-up" title="较上月上升{previous - rank}名">↑{previous - rank}</span>'
+        )
     if previous < rank:
-        return f'<span class="gc-down" title="较上月下降{rank - previous}名">↓{rank - previous}</span>'
+        return (
+            f'<span class="gc-down" title="较上月下降{rank - previous}名">↓{rank - previous}</span>'
+        )
     return '<span class="gc-muted" title="与上月持平">—</span>'
 
 
@@ -399,9 +403,11 @@ def _stats_cards(pairs: Sequence[tuple[str, object]]) -> str:
 
 def _links(pairs: Sequence[tuple[str, str]]) -> str:
     """Link buttons; Markdown links inside (md_in_html) so MkDocs checks them."""
-    return '<div class="gc-links" markdown>\n' + "\n".join(
-        f"[{text}]({href})" for text, href in pairs
-    ) + "\n</div>"
+    return (
+        '<div class="gc-links" markdown>\n'
+        + "\n".join(f"[{text}]({href})" for text, href in pairs)
+        + "\n</div>"
+    )
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -439,8 +445,13 @@ class _MonthSite:
     def _fill(self, r: RankRow) -> RankRow:
         g = self.grids.get(r.grid)
         if g and (not r.community or not r.street):
-            r = RankRow(**{**asdict(r), "community": r.community or g.community,
-                           "street": r.street or g.street})
+            r = RankRow(
+                **{
+                    **asdict(r),
+                    "community": r.community or g.community,
+                    "street": r.street or g.street,
+                }
+            )
         return r
 
     def _group(self, gid: str) -> GroupInfo:
@@ -507,24 +518,30 @@ class _MonthSite:
             "",
             f'<p class="gc-muted">{self.label}公示 · 共 {len(rows)} 个{"单位" if org else "人"}参与排名</p>',
             "",
-            _stats_cards([
-                ("参与排名", len(rows)),
-                ("平均分", f"{_mean(scores):.1f}"),
-                ("最高分", max(scores) if scores else "—"),
-                ("最低分", min(scores) if scores else "—"),
-            ]),
+            _stats_cards(
+                [
+                    ("参与排名", len(rows)),
+                    ("平均分", f"{_mean(scores):.1f}"),
+                    ("最高分", max(scores) if scores else "—"),
+                    ("最低分", min(scores) if scores else "—"),
+                ]
+            ),
             "",
-            "名次为并列排名：同分同名次，其后名次顺延（如 1、2、2、4）。"
-            "“变化”为与上月名次相比：↑ 上升，↓ 下降，— 持平，新 表示上月未参与排名。",
+            (
+                "名次为并列排名：同分同名次，其后名次顺延（如 1、2、2、4）。"
+                "“变化”为与上月名次相比：↑ 上升，↓ 下降，— 持平，新 表示上月未参与排名。"
+            ),
             "",
             f"## 前 {TOP_N} 名" if len(rows) > TOP_N else "## 排名",
             "",
         ]
         if len(rows) > TOP_N:
             parts += [
-                f"下表列出前 {TOP_N} 名（含并列）。完整名单见"
-                f"[开放数据：rankings-{_slug(gid)}.csv](../../../{self.data_base}/rankings-{_slug(gid)}.csv)，"
-                "各社区全部名单见本月各社区排名页。",
+                (
+                    f"下表列出前 {TOP_N} 名（含并列）。完整名单见"
+                    f"[开放数据：rankings-{_slug(gid)}.csv](../../../{self.data_base}/rankings-{_slug(gid)}.csv)，"
+                    "各社区全部名单见本月各社区排名页。"
+                ),
                 "",
             ]
         header = ["名次", "变化", "名称" if org else "姓名", "积分", "等级", "本月"]
@@ -532,19 +549,28 @@ class _MonthSite:
         for r in rows:
             if r.rank > TOP_N:
                 break
-            table_rows.append([
-                _rank_cell(r.rank, rank_count[r.rank] > 1), _movement(r.rank, r.previous_rank),
-                self.name_cell(r, org), f"**{r.score}**", self.tier_cell(gid, r),
-                f"{r.earned:+d}" if r.earned else "0",
-            ])
+            table_rows.append(
+                [
+                    _rank_cell(r.rank, rank_count[r.rank] > 1),
+                    _movement(r.rank, r.previous_rank),
+                    self.name_cell(r, org),
+                    f"**{r.score}**",
+                    self.tier_cell(gid, r),
+                    f"{r.earned:+d}" if r.earned else "0",
+                ]
+            )
         parts += [_table(header, table_rows) if table_rows else "本月暂无排名数据。", ""]
         parts += [
             "## 等级分布",
             "",
-            _chart(charts.bar_chart(
-                f"{g.title}等级分布（{self.label}）",
-                [f"{t} {self.tier_title(gid, t)}".strip() for t, _ in tiers],
-                [c for _, c in tiers], unit="")),
+            _chart(
+                charts.bar_chart(
+                    f"{g.title}等级分布（{self.label}）",
+                    [f"{t} {self.tier_title(gid, t)}".strip() for t, _ in tiers],
+                    [c for _, c in tiers],
+                    unit="",
+                )
+            ),
             "",
             "## 积分分布",
             "",
@@ -552,8 +578,11 @@ class _MonthSite:
             "",
             "## 平均分走势",
             "",
-            _chart(charts.line_chart(f"{g.title}平均分走势", [m[2:] for m in months],
-                                     [(g.title, means)])),
+            _chart(
+                charts.line_chart(
+                    f"{g.title}平均分走势", [m[2:] for m in months], [(g.title, means)]
+                )
+            ),
             "",
         ]
         self.page(f"rankings/{_slug(gid)}.md", "\n".join(parts))
@@ -565,8 +594,10 @@ class _MonthSite:
             "",
             f'<p class="gc-muted">{self.label}公示 · {md(street_name)}</p>',
             "",
-            "本页按信用积分列出本社区参与排名的全部主体。“社区名次”“网格名次”为本社区、"
-            "本网格内的并列排名；全县名次见各群体排名页。",
+            (
+                "本页按信用积分列出本社区参与排名的全部主体。“社区名次”“网格名次”为本社区、"
+                "本网格内的并列排名；全县名次见各群体排名页。"
+            ),
             "",
         ]
         for gid in self.group_order:
@@ -588,11 +619,23 @@ class _MonthSite:
                     grid_rank[i] = (rk, c[rk] > 1)
             header = ["社区名次", "名称" if org else "姓名", "网格名次", "积分", "等级"]
             table_rows = [
-                [_rank_cell(comm_rank[i], tie[comm_rank[i]] > 1), self.name_cell(r, org),
-                 _rank_cell(*grid_rank[i]), str(r.score), self.tier_cell(gid, r)]
+                [
+                    _rank_cell(comm_rank[i], tie[comm_rank[i]] > 1),
+                    self.name_cell(r, org),
+                    _rank_cell(*grid_rank[i]),
+                    str(r.score),
+                    self.tier_cell(gid, r),
+                ]
                 for i, r in enumerate(rows)
             ]
-            parts += [f"## {md(g.title)}", "", f"共 {len(rows)} 个。", "", _table(header, table_rows), ""]
+            parts += [
+                f"## {md(g.title)}",
+                "",
+                f"共 {len(rows)} 个。",
+                "",
+                _table(header, table_rows),
+                "",
+            ]
         self.page(f"communities/{_slug(cid)}.md", "\n".join(parts), search=False)
 
     def communities_pages(self) -> list[tuple[str, int]]:
@@ -620,18 +663,34 @@ class _MonthSite:
             "",
             _table(
                 ["名次", "变化", "网格", "社区", "平均分", "居民人数"],
-                [[_rank_cell(r.rank, tie[r.rank] > 1), _movement(r.rank, r.previous_rank),
-                  md(r.name or self.grid_name(r.grid)), md(self.community_name(r.community)),
-                  f"{r.mean_score:.1f}", str(r.residents)] for r in rows],
-            ) if rows else "本月暂无网格排名。",
+                [
+                    [
+                        _rank_cell(r.rank, tie[r.rank] > 1),
+                        _movement(r.rank, r.previous_rank),
+                        md(r.name or self.grid_name(r.grid)),
+                        md(self.community_name(r.community)),
+                        f"{r.mean_score:.1f}",
+                        str(r.residents),
+                    ]
+                    for r in rows
+                ],
+            )
+            if rows
+            else "本月暂无网格排名。",
             "",
         ]
         if rows:
             parts += [
                 "## 各网格平均分",
                 "",
-                _chart(charts.bar_chart("各网格居民平均信用积分", [r.name for r in rows],
-                                        [r.mean_score for r in rows], decimals=1)),
+                _chart(
+                    charts.bar_chart(
+                        "各网格居民平均信用积分",
+                        [r.name for r in rows],
+                        [r.mean_score for r in rows],
+                        decimals=1,
+                    )
+                ),
                 "",
             ]
         self.page("grids.md", "\n".join(parts))
@@ -641,26 +700,52 @@ class _MonthSite:
         if not self.d.assessments:
             parts.append("本月没有考评结果。")
         for a in sorted(self.d.assessments, key=lambda a: (a.period, a.id)):
-            parts += [f"## {md(a.title)}", "",
-                      f'<span class="gc-badge">{md(a.badge)}</span> 考评期：{md(a.period)}', ""]
+            parts += [
+                f"## {md(a.title)}",
+                "",
+                f'<span class="gc-badge">{md(a.badge)}</span> 考评期：{md(a.period)}',
+                "",
+            ]
             if a.metric:
                 parts += [f"考评指标：{md(a.metric)}", ""]
             if a.selected:
                 sel = sorted(a.selected, key=lambda s: (s.rank, s.scope))
-                parts += [_table(["名次", "获评对象", "指标值"], [
-                    [str(s.rank), md(self.mask(s.name, s.kind) if s.kind in ("person", "organization")
-                                     else s.name), f"{s.value:.1f}"] for s in sel]), ""]
+                parts += [
+                    _table(
+                        ["名次", "获评对象", "指标值"],
+                        [
+                            [
+                                str(s.rank),
+                                md(
+                                    self.mask(s.name, s.kind)
+                                    if s.kind in ("person", "organization")
+                                    else s.name
+                                ),
+                                f"{s.value:.1f}",
+                            ]
+                            for s in sel
+                        ],
+                    ),
+                    "",
+                ]
             else:
                 parts += ["本期无获评对象。", ""]
         self.page("assessments.md", "\n".join(parts))
 
     def list_page(self, lst: PublicList) -> None:
-        parts = [f"# {md(lst.title)}", "", f'<p class="gc-muted">{self.label}公示 · 共 {len(lst.members)} 个</p>', ""]
+        parts = [
+            f"# {md(lst.title)}",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · 共 {len(lst.members)} 个</p>',
+            "",
+        ]
         if lst.description:
             parts += [md(lst.description), ""]
         parts += [
-            "每个上榜对象列出上榜原因及公示期限。标注“异议审核中”的记录，当事人已提出异议，"
-            "正在复核，结果以复核结论为准。",
+            (
+                "每个上榜对象列出上榜原因及公示期限。标注“异议审核中”的记录，当事人已提出异议，"
+                "正在复核，结果以复核结论为准。"
+            ),
             "",
         ]
         members = sorted(lst.members, key=lambda m: (m.group, self._name(m), m.subject))
@@ -689,7 +774,12 @@ class _MonthSite:
         self.page(f"lists/{_slug(lst.id)}.md", "\n".join(parts) + "\n")
 
     def rules_page(self) -> None:
-        parts = ["# 积分规则", "", f'<p class="gc-muted">{self.label}起执行的规则（试行规则不计入积分，不在此列出）</p>', ""]
+        parts = [
+            "# 积分规则",
+            "",
+            f'<p class="gc-muted">{self.label}起执行的规则（试行规则不计入积分，不在此列出）</p>',
+            "",
+        ]
         if not self.d.rules:
             parts.append("暂无规则。")
         for pack in self.d.rules:
@@ -711,16 +801,32 @@ class _MonthSite:
         self.page("rules.md", "\n".join(parts))
 
     def catalog_page(self) -> None:
-        parts = ["# 积分兑换目录", "", f'<p class="gc-muted">{self.label}公示 · 兑换使用“可用积分”，不影响信用积分和等级</p>', ""]
+        parts = [
+            "# 积分兑换目录",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · 兑换使用“可用积分”，不影响信用积分和等级</p>',
+            "",
+        ]
         if not self.d.catalog:
             parts.append("暂无可兑换物品。")
         else:
-            parts.append(_table(
-                ["物品", "所需积分", "最低等级", "适用群体", "库存", "兑换时间", "合作商户"],
-                [[md(c.title), str(c.cost), md(c.min_tier or "不限"),
-                  md("、".join(c.groups) or "全部个人"), "不限" if c.stock is None else str(c.stock),
-                  md(c.available or "长期"), md(c.partner or "—")]
-                 for c in sorted(self.d.catalog, key=lambda c: (c.cost, c.id))]))
+            parts.append(
+                _table(
+                    ["物品", "所需积分", "最低等级", "适用群体", "库存", "兑换时间", "合作商户"],
+                    [
+                        [
+                            md(c.title),
+                            str(c.cost),
+                            md(c.min_tier or "不限"),
+                            md("、".join(c.groups) or "全部个人"),
+                            "不限" if c.stock is None else str(c.stock),
+                            md(c.available or "长期"),
+                            md(c.partner or "—"),
+                        ]
+                        for c in sorted(self.d.catalog, key=lambda c: (c.cost, c.id))
+                    ],
+                )
+            )
         self.page("catalog.md", "\n".join(parts))
 
     # open data ------------------------------------------------------------
@@ -732,20 +838,52 @@ class _MonthSite:
             name = f"rankings-{_slug(gid)}.csv"
             self.out.csv(
                 f"{self.data_base}/{name}",
-                ["名次", "上月名次", "名称" if org else "姓名（已脱敏）", "统一社会信用代码（已脱敏）",
-                 "网格编号", "网格", "社区", "街道", "信用积分", "等级", "本月获得积分"],
-                ([r.rank, r.previous_rank, self._name(r), mask_code(r.code) if org else "",
-                  r.grid, self.grid_name(r.grid), self.community_name(r.community),
-                  self.communities.get(r.community, ("", "", ""))[2], r.score, r.tier, r.earned]
-                 for r in self.rows[gid]),
+                [
+                    "名次",
+                    "上月名次",
+                    "名称" if org else "姓名（已脱敏）",
+                    "统一社会信用代码（已脱敏）",
+                    "网格编号",
+                    "网格",
+                    "社区",
+                    "街道",
+                    "信用积分",
+                    "等级",
+                    "本月获得积分",
+                ],
+                (
+                    [
+                        r.rank,
+                        r.previous_rank,
+                        self._name(r),
+                        mask_code(r.code) if org else "",
+                        r.grid,
+                        self.grid_name(r.grid),
+                        self.community_name(r.community),
+                        self.communities.get(r.community, ("", "", ""))[2],
+                        r.score,
+                        r.tier,
+                        r.earned,
+                    ]
+                    for r in self.rows[gid]
+                ),
             )
             files.append((name, f"{g.title}排名（全部）"))
         self.out.csv(
             f"{self.data_base}/grids.csv",
             ["名次", "上月名次", "网格编号", "网格", "社区", "居民平均信用积分", "居民人数"],
-            ([r.rank, r.previous_rank, r.grid, r.name, self.community_name(r.community),
-              f"{r.mean_score:.1f}", r.residents]
-             for r in sorted(self.d.grid_rankings, key=lambda r: (r.rank, r.grid))),
+            (
+                [
+                    r.rank,
+                    r.previous_rank,
+                    r.grid,
+                    r.name,
+                    self.community_name(r.community),
+                    f"{r.mean_score:.1f}",
+                    r.residents,
+                ]
+                for r in sorted(self.d.grid_rankings, key=lambda r: (r.rank, r.grid))
+            ),
         )
         files.append(("grids.csv", "网格排名"))
         summary = {
@@ -753,29 +891,64 @@ class _MonthSite:
             "month": self.month,
             "late_events": self.d.late_events,
             "groups": [
-                {"id": gid, "title": self._group(gid).title, "kind": self._group(gid).kind,
-                 "subjects": len(self.rows[gid]),
-                 "mean_score": round(_mean([r.score for r in self.rows[gid]]), 1),
-                 "tier_counts": dict(self.tier_counts(gid))}
+                {
+                    "id": gid,
+                    "title": self._group(gid).title,
+                    "kind": self._group(gid).kind,
+                    "subjects": len(self.rows[gid]),
+                    "mean_score": round(_mean([r.score for r in self.rows[gid]]), 1),
+                    "tier_counts": dict(self.tier_counts(gid)),
+                }
                 for gid in self.group_order
             ],
         }
         self.out.json(f"{self.data_base}/summary.json", summary)
         files.append(("summary.json", "本月概况（人数、平均分、等级分布）"))
-        self.out.json(f"{self.data_base}/lists.json", [
-            {"id": lst.id, "title": lst.title, "members": [
-                {"name": self._name(m), "code": mask_code(m.code), "group": m.group,
-                 "reasons": [asdict(r) for r in m.reasons]}
-                for m in sorted(lst.members, key=lambda m: (m.group, self._name(m), m.subject))]}
-            for lst in self.d.lists])
+        self.out.json(
+            f"{self.data_base}/lists.json",
+            [
+                {
+                    "id": lst.id,
+                    "title": lst.title,
+                    "members": [
+                        {
+                            "name": self._name(m),
+                            "code": mask_code(m.code),
+                            "group": m.group,
+                            "reasons": [asdict(r) for r in m.reasons],
+                        }
+                        for m in sorted(
+                            lst.members, key=lambda m: (m.group, self._name(m), m.subject)
+                        )
+                    ],
+                }
+                for lst in self.d.lists
+            ],
+        )
         files.append(("lists.json", "红灰榜及上榜原因"))
-        self.out.json(f"{self.data_base}/assessments.json", [
-            {"id": a.id, "title": a.title, "badge": a.badge, "period": a.period, "selected": [
-                {"name": self.mask(s.name, s.kind) if s.kind in ("person", "organization") else s.name,
-                 "scope": s.scope if s.kind not in ("person", "organization") else "",
-                 "value": round(s.value, 3), "rank": s.rank}
-                for s in sorted(a.selected, key=lambda s: (s.rank, s.scope))]}
-            for a in sorted(self.d.assessments, key=lambda a: (a.period, a.id))])
+        self.out.json(
+            f"{self.data_base}/assessments.json",
+            [
+                {
+                    "id": a.id,
+                    "title": a.title,
+                    "badge": a.badge,
+                    "period": a.period,
+                    "selected": [
+                        {
+                            "name": self.mask(s.name, s.kind)
+                            if s.kind in ("person", "organization")
+                            else s.name,
+                            "scope": s.scope if s.kind not in ("person", "organization") else "",
+                            "value": round(s.value, 3),
+                            "rank": s.rank,
+                        }
+                        for s in sorted(a.selected, key=lambda s: (s.rank, s.scope))
+                    ],
+                }
+                for a in sorted(self.d.assessments, key=lambda a: (a.period, a.id))
+            ],
+        )
         files.append(("assessments.json", "考评结果"))
         self.out.json(f"{self.data_base}/rules.json", [asdict(p) for p in self.d.rules])
         files.append(("rules.json", "积分规则"))
@@ -789,12 +962,21 @@ class _MonthSite:
             "",
             f'<p class="gc-muted">{self.label} · CSV 为 UTF-8 编码，可用 WPS、Excel 直接打开</p>',
             "",
-            "开放数据不含身份证号、手机号、主体编号和个人查询码；个人姓名已脱敏，"
-            "单位统一社会信用代码仅显示前6位和后4位。",
+            (
+                "开放数据不含身份证号、手机号、主体编号和个人查询码；个人姓名已脱敏，"
+                "单位统一社会信用代码仅显示前6位和后4位。"
+            ),
             "",
-            _table(["文件", "内容"], [[f"[{n}](../../{self.data_base}/{n})", t] for n, t in files]
-                   + [[f"[manifest.json](../../{self.data_base}/manifest.json)",
-                       "各文件 SHA-256 校验值及本月内容校验值"]]),
+            _table(
+                ["文件", "内容"],
+                [[f"[{n}](../../{self.data_base}/{n})", t] for n, t in files]
+                + [
+                    [
+                        f"[manifest.json](../../{self.data_base}/manifest.json)",
+                        "各文件 SHA-256 校验值及本月内容校验值",
+                    ]
+                ],
+            ),
             "",
         ]
         self.page("data.md", "\n".join(parts))
@@ -804,42 +986,87 @@ class _MonthSite:
         parts = [f"# {self.label}信用积分公示", "", f'<p class="gc-muted">{md(d.title)}</p>', ""]
         total = sum(len(self.rows[g]) for g in self.group_order)
         listed = {lst.title: len(lst.members) for lst in d.lists}
-        parts += [_stats_cards([("参与排名", total), ("网格", len(d.grid_rankings) or len(d.grids))]
-                               + [(md(k), v) for k, v in listed.items()]), ""]
+        parts += [
+            _stats_cards(
+                [("参与排名", total), ("网格", len(d.grid_rankings) or len(d.grids))]
+                + [(md(k), v) for k, v in listed.items()]
+            ),
+            "",
+        ]
         if d.late_events:
-            parts += [f'!!! note "迟到事件"\n    本月有 {d.late_events} 条属于已公示月份的事件迟到上报，'
-                      "按规定计入本月，已公示月份的数据不作更改。", ""]
-        links = [(f"{md(self._group(g).title)}排名", f"rankings/{_slug(g)}.md") for g in self.group_order]
+            parts += [
+                (
+                    f'!!! note "迟到事件"\n    本月有 {d.late_events} 条属于已公示月份的事件迟到上报，'
+                    "按规定计入本月，已公示月份的数据不作更改。"
+                ),
+                "",
+            ]
+        links = [
+            (f"{md(self._group(g).title)}排名", f"rankings/{_slug(g)}.md") for g in self.group_order
+        ]
         links += [("网格排名", "grids.md"), ("考评结果", "assessments.md")]
         links += [(md(lst.title), f"lists/{_slug(lst.id)}.md") for lst in d.lists]
         links += [("积分规则", "rules.md"), ("兑换目录", "catalog.md"), ("开放数据", "data.md")]
         parts += ["## 本月公示内容", "", _links(links), ""]
-        parts += ["## 各群体概况", "",
-                  _table(["群体", "人数", "平均分", "最高分"],
-                         [[f"[{md(self._group(g).title)}](rankings/{_slug(g)}.md)", len(self.rows[g]),
-                           f"{_mean([r.score for r in self.rows[g]]):.1f}",
-                           max((r.score for r in self.rows[g]), default="—")]
-                          for g in self.group_order]), ""]
+        parts += [
+            "## 各群体概况",
+            "",
+            _table(
+                ["群体", "人数", "平均分", "最高分"],
+                [
+                    [
+                        f"[{md(self._group(g).title)}](rankings/{_slug(g)}.md)",
+                        len(self.rows[g]),
+                        f"{_mean([r.score for r in self.rows[g]]):.1f}",
+                        max((r.score for r in self.rows[g]), default="—"),
+                    ]
+                    for g in self.group_order
+                ],
+            ),
+            "",
+        ]
         if self.group_order:
             first = self.group_order[0]
             g = self._group(first)
             tiers = self.tier_counts(first)
             months, means = self.trend(first)
             parts += [
-                f"## {md(g.title)}等级分布", "",
-                _chart(charts.bar_chart(f"{g.title}等级分布（{self.label}）",
-                                        [f"{t} {self.tier_title(first, t)}".strip() for t, _ in tiers],
-                                        [c for _, c in tiers])), "",
-                f"## {md(g.title)}平均分走势", "",
-                _chart(charts.line_chart(f"{g.title}平均分走势", [m[2:] for m in months],
-                                         [(g.title, means)])), "",
+                f"## {md(g.title)}等级分布",
+                "",
+                _chart(
+                    charts.bar_chart(
+                        f"{g.title}等级分布（{self.label}）",
+                        [f"{t} {self.tier_title(first, t)}".strip() for t, _ in tiers],
+                        [c for _, c in tiers],
+                    )
+                ),
+                "",
+                f"## {md(g.title)}平均分走势",
+                "",
+                _chart(
+                    charts.line_chart(
+                        f"{g.title}平均分走势", [m[2:] for m in months], [(g.title, means)]
+                    )
+                ),
+                "",
             ]
         if communities:
-            parts += ["## 各社区排名", "",
-                      _table(["社区", "街道", "参与排名"],
-                             [[f"[{md(self.community_name(c))}](communities/{_slug(c)}.md)",
-                               md(self.communities.get(c, ("", "", c))[2]), n]
-                              for c, n in communities]), ""]
+            parts += [
+                "## 各社区排名",
+                "",
+                _table(
+                    ["社区", "街道", "参与排名"],
+                    [
+                        [
+                            f"[{md(self.community_name(c))}](communities/{_slug(c)}.md)",
+                            md(self.communities.get(c, ("", "", c))[2]),
+                            n,
+                        ]
+                        for c, n in communities
+                    ],
+                ),
+                "",
+            ]
         self.page("index.md", "\n".join(parts))
 
 
@@ -848,12 +1075,16 @@ def _content_hash(files: dict[Path, bytes], roots: Sequence[Path]) -> tuple[str,
     for path, data in files.items():
         for root in roots:
             if root in path.parents:
-                listing[path.relative_to(root.parent.parent).as_posix()] = hashlib.sha256(data).hexdigest()
+                listing[path.relative_to(root.parent.parent).as_posix()] = hashlib.sha256(
+                    data
+                ).hexdigest()
     text = "".join(f"{k}\0{v}\n" for k, v in sorted(listing.items()))
     return hashlib.sha256(text.encode("utf-8")).hexdigest(), listing
 
 
-def _archive_months(site_dir: Path, data: MonthData, current: tuple[str, str]) -> list[tuple[str, str]]:
+def _archive_months(
+    site_dir: Path, data: MonthData, current: tuple[str, str]
+) -> list[tuple[str, str]]:
     months = {a.month: a.content_hash for a in data.archive}
     data_root = site_dir / "data"
     if data_root.is_dir():
@@ -875,12 +1106,21 @@ def _archive_page(site_dir: Path, months: list[tuple[str, str]], title: str) -> 
         link = f"[{month_label(m)}]({m}/index.md)" if page.exists() else month_label(m)
         data = f"[下载]({m}/data.md)" if (site_dir / "months" / m / "data.md").exists() else "—"
         rows.append([link, data, f'<span class="gc-hash">{md(digest)}</span>'])
-    return "\n".join([
-        "# 往期公示", "", f'<p class="gc-muted">{md(title)}</p>', "",
-        "每月公示后即结账，已公示月份的数据不再更改。“内容校验值”是该月全部公示页面和开放数据的 "
-        "SHA-256 校验值，可用于核对下载的数据是否与公示一致（见各月开放数据中的 manifest.json）。",
-        "", _table(["月份", "开放数据", "内容校验值"], rows), "",
-    ])
+    return "\n".join(
+        [
+            "# 往期公示",
+            "",
+            f'<p class="gc-muted">{md(title)}</p>',
+            "",
+            (
+                "每月公示后即结账，已公示月份的数据不再更改。“内容校验值”是该月全部公示页面和开放数据的 "
+                "SHA-256 校验值，可用于核对下载的数据是否与公示一致（见各月开放数据中的 manifest.json）。"
+            ),
+            "",
+            _table(["月份", "开放数据", "内容校验值"], rows),
+            "",
+        ]
+    )
 
 
 def _home_page(site: _MonthSite) -> str:
@@ -888,61 +1128,124 @@ def _home_page(site: _MonthSite) -> str:
     m = site.base
     links = [("本月公示", f"{m}/index.md"), ("个人查询", "lookup/index.md")]
     links += [(md(lst.title), f"{m}/lists/{_slug(lst.id)}.md") for lst in d.lists]
-    links += [("网格排名", f"{m}/grids.md"), ("积分规则", f"{m}/rules.md"), ("往期公示", "months/index.md")]
+    links += [
+        ("网格排名", f"{m}/grids.md"),
+        ("积分规则", f"{m}/rules.md"),
+        ("往期公示", "months/index.md"),
+    ]
     parts = [
-        f"# {md(d.title)}", "",
-        f"最新公示：**{site.label}**。积分每月公示一次（一月一公示），公示内容包括各群体排名、"
-        "网格排名、考评结果、红灰榜、积分规则和兑换目录。", "",
-        _links(links), "",
-        "## 本月概况", "",
-        _table(["群体", "人数", "平均分"],
-               [[f"[{md(site._group(g).title)}]({m}/rankings/{_slug(g)}.md)", len(site.rows[g]),
-                 f"{_mean([r.score for r in site.rows[g]]):.1f}"] for g in site.group_order]), "",
+        f"# {md(d.title)}",
+        "",
+        (
+            f"最新公示：**{site.label}**。积分每月公示一次（一月一公示），公示内容包括各群体排名、"
+            "网格排名、考评结果、红灰榜、积分规则和兑换目录。"
+        ),
+        "",
+        _links(links),
+        "",
+        "## 本月概况",
+        "",
+        _table(
+            ["群体", "人数", "平均分"],
+            [
+                [
+                    f"[{md(site._group(g).title)}]({m}/rankings/{_slug(g)}.md)",
+                    len(site.rows[g]),
+                    f"{_mean([r.score for r in site.rows[g]]):.1f}",
+                ]
+                for g in site.group_order
+            ],
+        ),
+        "",
     ]
     if d.grid_rankings:
         top = sorted(d.grid_rankings, key=lambda r: (r.rank, r.grid))[:3]
-        parts += ["## 网格排名前三", "",
-                  _table(["名次", "网格", "平均分"],
-                         [[str(r.rank), md(r.name), f"{r.mean_score:.1f}"] for r in top]), ""]
-    parts += ["查询本人积分请使用[个人查询](lookup/index.md)，输入网格员发放的查询码。"
-              "了解积分规则如何制定和修改，见[政策人员指南](guide/index.md)；"
-              "个人信息如何保护，见[关于与隐私](about.md)。", ""]
+        parts += [
+            "## 网格排名前三",
+            "",
+            _table(
+                ["名次", "网格", "平均分"],
+                [[str(r.rank), md(r.name), f"{r.mean_score:.1f}"] for r in top],
+            ),
+            "",
+        ]
+    parts += [
+        (
+            "查询本人积分请使用[个人查询](lookup/index.md)，输入网格员发放的查询码。"
+            "了解积分规则如何制定和修改，见[政策人员指南](guide/index.md)；"
+            "个人信息如何保护，见[关于与隐私](about.md)。"
+        ),
+        "",
+    ]
     return "\n".join(parts)
 
 
 def _lookup_page(secret: bytes, iterations: int, month: str) -> str:
-    return "\n".join([
-        "# 个人积分查询", "",
-        "输入网格员发放的16位查询码，查看本人的信用积分、等级、可用积分和积分明细。", "",
-        f'<div id="gc-lookup" class="gc-lookup" data-salt="{h(lookup_salt(secret))}" '
-        f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./">',
-        '<form autocomplete="off">',
-        '<input name="code" type="text" inputmode="text" autocapitalize="characters" spellcheck="false" '
-        'placeholder="XXXX-XXXX-XXXX-XXXX" aria-label="查询码" maxlength="24">',
-        '<button type="submit">查询</button>',
-        "</form>",
-        '<div class="gc-lookup-result" aria-live="polite"></div>',
-        "</div>", "",
-        '!!! info "查询在您的手机上完成"',
-        "    查询码不会发送到任何服务器：页面在本机根据查询码算出数据文件名并解密。"
-        "网站上只有加密文件，没有查询码，也没有姓名与文件的对应关系。"
-        "查询码请妥善保管，不要告诉他人；遗失可向所在网格员申请补发。", "",
-        f"数据截至{month_label(month)}末。对积分有异议的，可在公示期内向所在社区提出异议申请。", "",
-    ])
+    return "\n".join(
+        [
+            "# 个人积分查询",
+            "",
+            "输入网格员发放的16位查询码，查看本人的信用积分、等级、可用积分和积分明细。",
+            "",
+            (
+                f'<div id="gc-lookup" class="gc-lookup" data-salt="{h(lookup_salt(secret))}" '
+                f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./">'
+            ),
+            '<form autocomplete="off">',
+            (
+                '<input name="code" type="text" inputmode="text" autocapitalize="characters" spellcheck="false" '
+                'placeholder="XXXX-XXXX-XXXX-XXXX" aria-label="查询码" maxlength="24">'
+            ),
+            '<button type="submit">查询</button>',
+            "</form>",
+            '<div class="gc-lookup-result" aria-live="polite"></div>',
+            "</div>",
+            "",
+            '!!! info "查询在您的手机上完成"',
+            (
+                "    查询码不会发送到任何服务器：页面在本机根据查询码算出数据文件名并解密。"
+                "网站上只有加密文件，没有查询码，也没有姓名与文件的对应关系。"
+                "查询码请妥善保管，不要告诉他人；遗失可向所在网格员申请补发。"
+            ),
+            "",
+            f"数据截至{month_label(month)}末。对积分有异议的，可在公示期内向所在社区提出异议申请。",
+            "",
+        ]
+    )
 
 
 def _lookup_records(site: _MonthSite) -> dict[str, dict]:
     people: dict[str, dict] = {}
-    for acc in sorted(site.d.lookup, key=lambda a: (a.subject, site.group_order.index(a.group)
-                                                     if a.group in site.group_order else 99, a.group)):
-        rec = people.setdefault(acc.subject, {"name": site.mask(acc.name, acc.kind) if acc.name else "",
-                                              "month": site.month, "accounts": []})
-        rec["accounts"].append({
-            "group": site._group(acc.group).title,
-            "score": acc.score, "wallet": acc.wallet, "tier": acc.tier,
-            "tier_title": site.tier_title(acc.group, acc.tier), "note": acc.note,
-            "entries": [asdict(e) for e in sorted(acc.entries, key=lambda e: e.date, reverse=True)],
-        })
+    for acc in sorted(
+        site.d.lookup,
+        key=lambda a: (
+            a.subject,
+            site.group_order.index(a.group) if a.group in site.group_order else 99,
+            a.group,
+        ),
+    ):
+        rec = people.setdefault(
+            acc.subject,
+            {
+                "name": site.mask(acc.name, acc.kind) if acc.name else "",
+                "month": site.month,
+                "month_label": site.label,
+                "accounts": [],
+            },
+        )
+        rec["accounts"].append(
+            {
+                "group": site._group(acc.group).title,
+                "score": acc.score,
+                "wallet": acc.wallet,
+                "tier": acc.tier,
+                "tier_title": site.tier_title(acc.group, acc.tier),
+                "note": acc.note,
+                "entries": [
+                    asdict(e) for e in sorted(acc.entries, key=lambda e: e.date, reverse=True)
+                ],
+            }
+        )
     return people
 
 
@@ -969,12 +1272,15 @@ def publish_month(
     mask: Callable[[str, str], str] | None = None,
     iterations: int = ITERATIONS,
     publishers: Sequence[Publisher] = (),
+    private_dir: Path | None = None,
 ) -> list[Path]:
     """Write the site pages and open data of ``month`` into ``site_dir``.
 
     Returns every path written (sorted). ``mask`` replaces :func:`mask_name`
     (pass the ``mask_name`` hook caller); ``publishers`` come from the
     ``register_publishers`` hook and run after the built-in pages.
+    ``private_dir`` (e.g. ``<db dir>/private``, never inside the site) holds
+    a cache of look-up keys so later months skip the slow key derivation.
     """
     if not MONTH_RE.match(month):
         raise InputError(f"publish: month {month!r} is not of the form YYYY-MM (e.g. 2024-03)")
@@ -985,7 +1291,9 @@ def publish_month(
     site_dir = Path(site_dir)
     mask_fn = mask or mask_name
     out = _Output(site_dir)
-    site = _MonthSite(month, data, out, lambda name, kind: mask_fn(name, kind) or mask_name(name, kind))
+    site = _MonthSite(
+        month, data, out, lambda name, kind: mask_fn(name, kind) or mask_name(name, kind)
+    )
 
     for gid in site.group_order:
         site.group_page(gid)
@@ -1002,7 +1310,9 @@ def publish_month(
 
     month_dir, data_dir = site_dir / "months" / month, site_dir / "data" / month
     digest, listing = _content_hash(out.files, [month_dir, data_dir])
-    out.json(f"data/{month}/manifest.json", {"month": month, "content_hash": digest, "files": listing})
+    out.json(
+        f"data/{month}/manifest.json", {"month": month, "content_hash": digest, "files": listing}
+    )
 
     months = _archive_months(site_dir, data, (month, digest))
     latest = months[0][0] == month
@@ -1014,17 +1324,25 @@ def publish_month(
     # The archive links only to pages that exist, so write it after the month.
     archive = site_dir / "months" / "index.md"
     archive.write_text(_archive_page(site_dir, months, data.title), encoding="utf-8")
+    written.append(archive)
     written += write_assets(site_dir)
     if latest:
         people = _lookup_records(site)
-        written += write_lookup_files(site_dir / "lookup", people, secret=secret, iterations=iterations)
+        cache = Path(private_dir) / "lookup-keys.json" if private_dir else None
+        if cache and site_dir.resolve() in cache.resolve().parents:
+            raise InputError(f"publish: private_dir {private_dir} must be outside the site folder")
+        written += write_lookup_files(
+            site_dir / "lookup", people, secret=secret, iterations=iterations, cache=cache
+        )
 
     root = site_dir.resolve()
     for pub in publishers:
         for path in pub.write(month, data, site_dir):
             resolved = Path(path).resolve()
             if root not in resolved.parents:
-                raise InputError(f"publisher {pub.name!r} wrote {path} outside the site folder {root}")
+                raise InputError(
+                    f"publisher {pub.name!r} wrote {path} outside the site folder {root}"
+                )
             written.append(Path(path))
     return sorted(set(written))
 
@@ -1049,8 +1367,14 @@ def site_nav(docs_dir: Path) -> list[Any]:
 
     if have("index.md"):
         nav.append({"首页": "index.md"})
-    months = sorted((p.name for p in (docs / "months").glob("*") if p.is_dir() and MONTH_RE.match(p.name)),
-                    reverse=True) if (docs / "months").is_dir() else []
+    months = (
+        sorted(
+            (p.name for p in (docs / "months").glob("*") if p.is_dir() and MONTH_RE.match(p.name)),
+            reverse=True,
+        )
+        if (docs / "months").is_dir()
+        else []
+    )
     months = [m for m in months if have(f"months/{m}/index.md")]
     if months:
         m = months[0]
@@ -1068,7 +1392,11 @@ def site_nav(docs_dir: Path) -> list[Any]:
         comms = sorted((docs / base / "communities").glob("*.md"))
         if comms:
             section.append({"社区排名": [f"{base}/communities/{p.name}" for p in comms]})
-        for rel, title in (("rules.md", "积分规则"), ("catalog.md", "兑换目录"), ("data.md", "开放数据")):
+        for rel, title in (
+            ("rules.md", "积分规则"),
+            ("catalog.md", "兑换目录"),
+            ("data.md", "开放数据"),
+        ):
             if have(f"{base}/{rel}"):
                 section.append({title: f"{base}/{rel}"})
         nav.append({f"{month_label(m)}公示": section})

@@ -1781,10 +1781,11 @@ class _Semantics:
                     self.add(
                         f,
                         a_data,
-                        (*base, "metric", key),
+                        (*base, "metric"),
                         f"unknown metric '{key}' in {where}"
                         + (f"; did you mean '{hint[0]}'?" if hint else "")
                         + f" Metrics: {', '.join(sorted(known))}",
+                        key=key,
                     )
             parts = metric.get("weighted")
             if isinstance(parts, list):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import orjson
 import pluggy
@@ -98,21 +99,21 @@ MIXED = jl(
 )  # fmt: skip
 
 EXPECTED_REJECTS = [
-    (4, "conflicts with event 'E2' accepted earlier at {file}:2: same id, different content."
-        " Give this event a new id, or send a correction with its own id and amends: E2"),
+    (4, ("conflicts with event 'E2' accepted earlier at {file}:2: same id, different content."
+        " Give this event a new id, or send a correction with its own id and amends: E2")),
     (5, "invalid JSON at column 42: unexpected character, expected a string key"),
     (6, "missing required field 'subject' (an event needs id, type, subject and at)"),
     (7, "attribute 'hours' of 'volunteer_service' must be a number, got the string 'two'"),
     (8, "attribute 'hours' of 'volunteer_service' = 30 is out of range; allowed 0 to 24 小时"),
-    (9, "unknown event type 'volunteer_servic'; did you mean 'volunteer_service'? Declared types:"
+    (9, ("unknown event type 'volunteer_servic'; did you mean 'volunteer_service'? Declared types:"
         " council_meeting, counterfeit_goods, garbage_sorting_check, illegal_parking, objection,"
-        " pet_violation, redeem, survey, volunteer_service, withdraw"),
-    (10, "cannot read time '05/03/2024 10:00' in 'at': write ISO 8601, e.g. 2024-03-05T14:30:00"
-         " (scheme-local time) or 2024-03-05T06:30:00Z"),
-    (12, "unknown attribute 'hourz' for event type 'volunteer_service'; declared attributes:"
-         " activity, hours"),
-    (13, "attribute 'role' of 'council_meeting' = 'chair' is not allowed; allowed values:"
-         " attendee, speaker, organizer"),
+        " pet_violation, redeem, survey, volunteer_service, withdraw")),
+    (10, ("cannot read time '05/03/2024 10:00' in 'at': write ISO 8601, e.g. 2024-03-05T14:30:00"
+         " (scheme-local time) or 2024-03-05T06:30:00Z")),
+    (12, ("unknown attribute 'hourz' for event type 'volunteer_service'; declared attributes:"
+         " activity, hours")),
+    (13, ("attribute 'role' of 'council_meeting' = 'chair' is not allowed; allowed values:"
+         " attendee, speaker, organizer")),
     (14, "a record must be an object with id, type, subject and at, got [1,2]"),
     (16, "missing required attribute 'role' (参会身份) for event type 'council_meeting'"),
 ]  # fmt: skip
@@ -123,7 +124,12 @@ def test_accounting_and_exact_reasons(db, scheme, tmp_path):
     path.write_bytes(MIXED)
     s = ingest_file(db, scheme, path, progress=False)
     assert (s.kind, s.read, s.accepted, s.duplicates, s.rejected, s.conflicting) == (
-        "events", 15, 3, 1, 11, 1,
+        "events",
+        15,
+        3,
+        1,
+        11,
+        1,
     )
     assert s.read == s.accepted + s.duplicates + s.rejected
     assert summary_line(s) == (
@@ -142,9 +148,9 @@ def test_accounting_and_exact_reasons(db, scheme, tmp_path):
     # stored form: UTC epoch, compact sorted attrs; a local time and +08:00 agree
     rows = {r[0]: r for r in events_table(db)}
     assert set(rows) == {"E1", "E2", "E15"}
-    assert rows["E1"][3] == int(datetime(2024, 3, 5, 2, 0, tzinfo=timezone.utc).timestamp())
+    assert rows["E1"][3] == int(datetime(2024, 3, 5, 2, 0, tzinfo=UTC).timestamp())
     assert rows["E1"][4] == '{"activity":"清扫楼道","hours":2}'
-    assert rows["E2"][3] == int(datetime(2024, 3, 6, 1, 30, tzinfo=timezone.utc).timestamp())
+    assert rows["E2"][3] == int(datetime(2024, 3, 6, 1, 30, tzinfo=UTC).timestamp())
     assert rows["E2"][4] == '{"role":"speaker"}'
 
 
@@ -162,7 +168,10 @@ def test_reingest_changes_nothing(db, scheme, tmp_path):
 
 
 def test_split_files_equal_one_file(tmp_path, scheme):
-    recs = [ev(f"E{i}", hours=i % 5, at=f"2024-0{1 + i % 9}-0{1 + i % 9}T0{i % 10}:15:00") for i in range(60)]
+    recs = [
+        ev(f"E{i}", hours=i % 5, at=f"2024-0{1 + i % 9}-0{1 + i % 9}T0{i % 10}:15:00")
+        for i in range(60)
+    ]
     recs += recs[:10]  # duplicates across the split
     whole = tmp_path / "all.jsonl"
     whole.write_bytes(jl(*recs))
@@ -182,7 +191,7 @@ CSV_EVENTS = (
     "\ufeffid,type,subject,at,amends,hours,activity,role,result\n"
     "E1,volunteer_service,P1,2024-03-05T10:00:00,,2,清扫楼道,,\n"
     "E2,council_meeting,P2,2024-03-06T09:30:00+08:00,,,,speaker,\n"
-    'E3,garbage_sorting_check,P3,2024-03-07,E1,,,,pass\n'
+    "E3,garbage_sorting_check,P3,2024-03-07,E1,,,,pass\n"
 )
 
 
@@ -232,7 +241,9 @@ def test_csv_types_and_bad_rows(db, scheme, tmp_path):
 
 
 def test_jsonl_is_strict_about_types(db, scheme):
-    s = ingest_records(db, scheme, [ev("E1", hours="2"), ev("E2", hours=True), ev("E3", hours=None)])
+    s = ingest_records(
+        db, scheme, [ev("E1", hours="2"), ev("E2", hours=True), ev("E3", hours=None)]
+    )
     assert [p.message for p in s.problems] == [
         "attribute 'hours' of 'volunteer_service' must be a number, got the string '2'",
         "attribute 'hours' of 'volunteer_service' must be a number, got true",
@@ -303,21 +314,26 @@ def test_subjects(db, scheme, tmp_path):
     )  # fmt: skip
     s = ingest_file(db, scheme, path, progress=False)
     assert (s.kind, s.read, s.accepted, s.rejected, s.conflicting, s.warnings) == (
-        "subjects", 8, 3, 5, 1, 1,
+        "subjects",
+        8,
+        3,
+        5,
+        1,
+        1,
     )
     assert db.execute(
         "SELECT line, reason FROM rejects WHERE batch = ? ORDER BY line", [s.batch]
     ).fetchall() == [
-        (3, "warning: unified social credit code '91350100M000100Y44' fails the GB 32100 check:"
-            " the last character should be '3'; check the code for typing errors"),
-        (4, "unknown group 'resident'; did you mean 'residents'? the scheme's groups are:"
-            " merchants, residents"),
-        (5, "unknown grid 'S09C01G01'; did you mean 'S01C01G01', 'S01C02G01', 'S01C01G02'?"
+        (3, ("warning: unified social credit code '91350100M000100Y44' fails the GB 32100 check:"
+            " the last character should be '3'; check the code for typing errors")),
+        (4, ("unknown group 'resident'; did you mean 'residents'? the scheme's groups are:"
+            " merchants, residents")),
+        (5, ("unknown grid 'S09C01G01'; did you mean 'S01C01G01', 'S01C02G01', 'S01C01G02'?"
             " Grids come from"
-            " jurisdictions.yaml or an ingested jurisdictions file"),
+            " jurisdictions.yaml or an ingested jurisdictions file")),
         (6, "groups merchants, residents mix persons and organisations; a subject is one or the other"),
-        (7, f"conflicts with subject 'P1' at {path}:1: same id, different content in one file."
-            " Keep one of the two records"),
+        (7, (f"conflicts with subject 'P1' at {path}:1: same id, different content in one file."
+            " Keep one of the two records")),
         (8, "missing required field 'id' (a subject needs id and groups)"),
     ]  # fmt: skip
     assert db.execute("SELECT id, kind, name, grid, tags, code, links FROM subjects ORDER BY id").fetchall() == [
@@ -394,7 +410,7 @@ def test_sync_grids(db, scheme):
 class TsvPlugin:
     """A third-party input format, registered through the hook."""
 
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     @hookimpl
     def register_input_formats(self):
@@ -417,7 +433,9 @@ class TsvPlugin:
 
 def test_input_format_plugin(db, scheme, tmp_path):
     p = tmp_path / "events.tsv"
-    p.write_text("id\ttype\tsubject\tat\thours\nE1\tvolunteer_service\tP1\t2024-03-05\t3\n", encoding="utf-8")
+    p.write_text(
+        "id\ttype\tsubject\tat\thours\nE1\tvolunteer_service\tP1\t2024-03-05\t3\n", encoding="utf-8"
+    )
     plugin = TsvPlugin()
     TsvPlugin.calls = []
     [s] = ingest_files(db, scheme, [p], progress=False, pm=pm_with(plugin))
@@ -427,8 +445,11 @@ def test_input_format_plugin(db, scheme, tmp_path):
 
 
 def test_unknown_suffix_and_missing_file(db, scheme, tmp_path):
-    with pytest.raises(InputError, match=r"events\.xlsx: cannot tell the format from the file name;"
-                       r" name it with one of \.csv, \.jsonl, \.jsonlines, \.ndjson"):
+    with pytest.raises(
+        InputError,
+        match=r"events\.xlsx: cannot tell the format from the file name;"
+        r" name it with one of \.csv, \.jsonl, \.jsonlines, \.ndjson",
+    ):
         ingest_files(db, scheme, [tmp_path / "events.xlsx"], pm=pm_with())
     with pytest.raises(InputError, match="nope.jsonl: no such file"):
         ingest_file(db, scheme, tmp_path / "nope.jsonl")
@@ -466,7 +487,12 @@ def test_fast_time_parser_agrees_with_clock(scheme, dt, suffix):
 
 def test_time_parser_rejects_lookalikes(scheme):
     parse = time_parser(scheme)
-    for bad in ("2024-03-05T10:+5:00", "2024-03-05T10:60:00", "2024-13-05T10:00:00", "2024-03-05T10:00:00+8:000"):
+    for bad in (
+        "2024-03-05T10:+5:00",
+        "2024-03-05T10:60:00",
+        "2024-13-05T10:00:00",
+        "2024-03-05T10:00:00+8:000",
+    ):
         with pytest.raises(ValueError):
             parse(bad)
     assert parse("2024-03-05 10:00:00") == parse("2024-03-05T02:00:00Z")
@@ -476,19 +502,31 @@ def test_time_parser_rejects_lookalikes(scheme):
 # --- the accounting identity, for arbitrary mixes ---------------------------------------
 
 LINE_KINDS = st.one_of(
-    st.builds(lambda i, h: orjson.dumps(ev(f"E{i}", hours=h)), st.integers(0, 6), st.integers(-2, 30)),
-    st.builds(lambda i, r: orjson.dumps(ev(f"E{i}", typ="council_meeting", role=r)),
-              st.integers(0, 6), st.sampled_from(["speaker", "chair", 3])),  # fmt: skip
-    st.builds(lambda i, t: orjson.dumps(ev(f"E{i}", at=t, hours=1)), st.integers(0, 6),
-              st.sampled_from(["2024-01-01T00:00:00", "2024-01-01T00:00:00Z", "nope", ""])),  # fmt: skip
-    st.builds(lambda d: json.dumps(d).encode(), st.dictionaries(st.sampled_from(["id", "type", "at", "x"]),
-                                                                st.integers(0, 3))),  # fmt: skip
+    st.builds(
+        lambda i, h: orjson.dumps(ev(f"E{i}", hours=h)), st.integers(0, 6), st.integers(-2, 30)
+    ),
+    st.builds(
+        lambda i, r: orjson.dumps(ev(f"E{i}", typ="council_meeting", role=r)),
+        st.integers(0, 6),
+        st.sampled_from(["speaker", "chair", 3]),
+    ),
+    st.builds(
+        lambda i, t: orjson.dumps(ev(f"E{i}", at=t, hours=1)),
+        st.integers(0, 6),
+        st.sampled_from(["2024-01-01T00:00:00", "2024-01-01T00:00:00Z", "nope", ""]),
+    ),
+    st.builds(
+        lambda d: json.dumps(d).encode(),
+        st.dictionaries(st.sampled_from(["id", "type", "at", "x"]), st.integers(0, 3)),
+    ),
     st.binary(max_size=20).filter(lambda b: b"\n" not in b and b"\r" not in b),
     st.just(b'{"id": "E1", "type": "volunteer_service", "subject": "P1"'),
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(LINE_KINDS, max_size=25), st.integers(1, 5))
 def test_accounting_identity_holds_for_any_mix(scheme, tmp_path, lines, chunk):
     db = ledger.memory_db()
@@ -504,7 +542,8 @@ def test_accounting_identity_holds_for_any_mix(scheme, tmp_path, lines, chunk):
         assert s.read == s.accepted + s.duplicates + s.rejected
         assert s.conflicting <= s.rejected
         n_rejects = db.execute(
-            "SELECT COUNT(*) FROM rejects WHERE batch = ? AND reason NOT LIKE 'warning:%'", [s.batch]
+            "SELECT COUNT(*) FROM rejects WHERE batch = ? AND reason NOT LIKE 'warning:%'",
+            [s.batch],
         ).fetchone()[0]
         assert n_rejects == s.rejected
     assert s2.accepted == 0
@@ -518,3 +557,27 @@ def test_batch_summary_as_dict():
     assert {k: d[k] for k in ("file", "read", "accepted", "duplicates", "conflicting", "rejected")} == {
         "file": "f.jsonl", "read": 2, "accepted": 1, "duplicates": 0, "conflicting": 0, "rejected": 1,
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("chunk", [3, 20_000])
+def test_worker_processes_give_the_same_result(tmp_path, scheme, monkeypatch, chunk):
+    """Large JSON Lines event files are checked in worker processes: same events, same accounting."""
+    monkeypatch.setattr(ingest, "CHUNK", chunk)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(MIXED + MIXED.replace(b'"E1"', b'"E1b"'))
+    results = []
+    for workers in (0, 1, 2):
+        db = ledger.connect(tmp_path / f"w{workers}.db")
+        ingest_records(
+            db, scheme, [ev("E15", typ="garbage_sorting_check", result="fail")], file="seed"
+        )
+        s = ingest_file(db, scheme, path, progress=False, workers=workers)
+        results.append((
+            (s.read, s.accepted, s.duplicates, s.conflicting, s.rejected),
+            [(str(p), p.severity) for p in s.problems],
+            events_table(db),
+            db.execute("SELECT line, record_id, reason, raw FROM rejects WHERE batch = ? ORDER BY line",
+                       [s.batch]).fetchall(),
+        ))  # fmt: skip
+    assert results[0] == results[1] == results[2]
+    assert results[0][0] == (30, 3, 3, 4, 24)

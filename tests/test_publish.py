@@ -83,14 +83,19 @@ def subjects(n: int = 40) -> list[dict]:
     rnd = random.Random(7)
     people = []
     for i in range(n):
-        name = rnd.choice(SURNAMES) + "".join(rnd.choice(GIVEN) for _ in range(rnd.choice((1, 2, 2))))
-        people.append({
-            "id": f"SUBJ-R-{i:04d}",
-            "name": name,
-            "phone": f"138{i:04d}{7000 + i:04d}",
-            "grid": GRIDS[i % len(GRIDS)].id,
-            "score": rnd.choice([1060, 1040, 1040, 1000, 990, 980, 975, 940, 900, 820, 700]) + rnd.randint(0, 3),
-        })
+        name = rnd.choice(SURNAMES) + "".join(
+            rnd.choice(GIVEN) for _ in range(rnd.choice((1, 2, 2)))
+        )
+        people.append(
+            {
+                "id": f"SUBJ-R-{i:04d}",
+                "name": name,
+                "phone": f"138{i:04d}{7000 + i:04d}",
+                "grid": GRIDS[i % len(GRIDS)].id,
+                "score": rnd.choice([1060, 1040, 1040, 1000, 990, 980, 975, 940, 900, 820, 700])
+                + rnd.randint(0, 3),
+            }
+        )
     # fixed top three, a tie at rank 2, and hostile names
     people[0].update(name="欧阳小明", score=1200)
     people[1].update(name=HOSTILE, score=1150)
@@ -100,9 +105,27 @@ def subjects(n: int = 40) -> list[dict]:
 
 
 MERCHANTS = [
-    {"id": "SUBJ-M-0001", "name": "桓台县鲜果超市", "code": "91370321MA3C8QWE7X", "grid": "S01C01G01", "score": 1055},
-    {"id": "SUBJ-M-0002", "name": "索镇老王烧烤 & <b>店</b>", "code": "92370321MA3D1ABC2Y", "grid": "S01C02G01", "score": 820},
-    {"id": "SUBJ-M-0003", "name": "金鼎便利店", "code": "92370321MA3E9XYZ5K", "grid": "S02C01G01", "score": 990},
+    {
+        "id": "SUBJ-M-0001",
+        "name": "桓台县鲜果超市",
+        "code": "91370321MA3C8QWE7X",
+        "grid": "S01C01G01",
+        "score": 1055,
+    },
+    {
+        "id": "SUBJ-M-0002",
+        "name": "索镇老王烧烤 & <b>店</b>",
+        "code": "92370321MA3D1ABC2Y",
+        "grid": "S01C02G01",
+        "score": 820,
+    },
+    {
+        "id": "SUBJ-M-0003",
+        "name": "金鼎便利店",
+        "code": "92370321MA3E9XYZ5K",
+        "grid": "S02C01G01",
+        "score": 990,
+    },
 ]
 
 
@@ -112,69 +135,174 @@ def month_data(month: str = "2024-03") -> MonthData:
     ranks = competition_ranks(res_scores)
     rows = []
     for i, (p, rk) in enumerate(zip(people, ranks)):
-        rows.append(RankRow(
-            subject=p["id"], name=p["name"], grid=p["grid"], score=p["score"], tier=tier_of(p["score"]),
-            rank=rk, previous_rank=None if i % 9 == 5 else max(1, rk + (i % 5) - 2),
-            earned=(i * 7) % 23 - 5, wallet=(i * 11) % 60, kind="person",
-            note="直接判级" if i == 10 else "",
-        ))
+        rows.append(
+            RankRow(
+                subject=p["id"],
+                name=p["name"],
+                grid=p["grid"],
+                score=p["score"],
+                tier=tier_of(p["score"]),
+                rank=rk,
+                previous_rank=None if i % 9 == 5 else max(1, rk + (i % 5) - 2),
+                earned=(i * 7) % 23 - 5,
+                wallet=(i * 11) % 60,
+                kind="person",
+                note="直接判级" if i == 10 else "",
+            )
+        )
     m_ranks = competition_ranks([m["score"] for m in MERCHANTS])
-    mrows = [RankRow(subject=m["id"], name=m["name"], grid=m["grid"], score=m["score"], tier=tier_of(m["score"]),
-                     rank=rk, previous_rank=rk, kind="organization", code=m["code"])
-             for m, rk in zip(MERCHANTS, m_ranks)]
+    mrows = [
+        RankRow(
+            subject=m["id"],
+            name=m["name"],
+            grid=m["grid"],
+            score=m["score"],
+            tier=tier_of(m["score"]),
+            rank=rk,
+            previous_rank=rk,
+            kind="organization",
+            code=m["code"],
+        )
+        for m, rk in zip(MERCHANTS, m_ranks)
+    ]
     grid_means = []
     for g in GRIDS:
         scores = [p["score"] for p in people if p["grid"] == g.id]
         grid_means.append((g, sum(scores) / len(scores), len(scores)))
     g_ranks = competition_ranks([round(m, 1) for _, m, _ in grid_means])
-    grid_rankings = [GridRank(grid=g.id, name=g.name, community=g.community, mean_score=mean, residents=n,
-                              rank=rk, previous_rank=(rk + 1 if rk % 2 else None))
-                     for (g, mean, n), rk in zip(grid_means, g_ranks)]
+    grid_rankings = [
+        GridRank(
+            grid=g.id,
+            name=g.name,
+            community=g.community,
+            mean_score=mean,
+            residents=n,
+            rank=rk,
+            previous_rank=(rk + 1 if rk % 2 else None),
+        )
+        for (g, mean, n), rk in zip(grid_means, g_ranks)
+    ]
     lookup_accounts = [
-        LookupAccount(subject=p["id"], group="residents", score=p["score"], wallet=(i * 11) % 60,
-                      tier=tier_of(p["score"]), name=p["name"], entries=[
-                          LookupEntry("2024-03-02", "参加志愿服务", 4, 4),
-                          LookupEntry("2024-03-15", "垃圾分类不规范", -2, 0, flag="异议审核中" if i == 3 else ""),
-                          LookupEntry("2024-03-20", HOSTILE, 1, 1),
-                      ])
+        LookupAccount(
+            subject=p["id"],
+            group="residents",
+            score=p["score"],
+            wallet=(i * 11) % 60,
+            tier=tier_of(p["score"]),
+            name=p["name"],
+            entries=[
+                LookupEntry("2024-03-02", "参加志愿服务", 4, 4),
+                LookupEntry(
+                    "2024-03-15", "垃圾分类不规范", -2, 0, flag="异议审核中" if i == 3 else ""
+                ),
+                LookupEntry("2024-03-20", HOSTILE, 1, 1),
+            ],
+        )
         for i, p in enumerate(people)
     ]
     return MonthData(
         title="桓台县城市社区网格化治理信用积分",
         month=month,
-        groups=[GroupInfo("residents", "居民", "person", TIERS),
-                GroupInfo("merchants", "市场主体", "organization", TIERS)],
+        groups=[
+            GroupInfo("residents", "居民", "person", TIERS),
+            GroupInfo("merchants", "市场主体", "organization", TIERS),
+        ],
         grids=list(GRIDS),
         rankings={"residents": rows, "merchants": mrows},
         grid_rankings=grid_rankings,
         assessments=[
-            AssessmentResult("red-flag-grid", "红旗网格", "红旗网格", "2024-Q1",
-                             [Selection("S01C01G01", "世纪社区第一网格", 1012.5, 1)], metric="网格居民平均信用积分"),
-            AssessmentResult("excellent-grid-worker", "优秀网格员", "优秀网格员", "2024-Q1",
-                             [Selection(people[5]["id"], people[5]["name"], 135.0, 1, kind="person")]),
+            AssessmentResult(
+                "red-flag-grid",
+                "红旗网格",
+                "红旗网格",
+                "2024-Q1",
+                [Selection("S01C01G01", "世纪社区第一网格", 1012.5, 1)],
+                metric="网格居民平均信用积分",
+            ),
+            AssessmentResult(
+                "excellent-grid-worker",
+                "优秀网格员",
+                "优秀网格员",
+                "2024-Q1",
+                [Selection(people[5]["id"], people[5]["name"], 135.0, 1, kind="person")],
+            ),
             AssessmentResult("pioneer-property", "先锋物业", "先锋物业", "2024-Q1", []),
         ],
         lists=[
-            PublicList("red", "红榜", [ListMember(MERCHANTS[0]["id"], MERCHANTS[0]["name"], "merchants",
-                                                [ListReason("信用等级AAA 诚信模范")], code=MERCHANTS[0]["code"])]),
-            PublicList("grey", "灰榜", [
-                ListMember(MERCHANTS[1]["id"], MERCHANTS[1]["name"], "merchants", [
-                    ListReason("销售假冒伪劣商品", "2024-02-10", "2025-02-10", objection=True),
-                    ListReason("消费投诉（一般）", "2024-03-05", "2024-06-05"),
-                ], code=MERCHANTS[1]["code"]),
-                ListMember(people[1]["id"], people[1]["name"], "residents",
-                           [ListReason("信用等级C 诚信警示", "2024-03-31")], kind="person"),
-            ]),
+            PublicList(
+                "red",
+                "红榜",
+                [
+                    ListMember(
+                        MERCHANTS[0]["id"],
+                        MERCHANTS[0]["name"],
+                        "merchants",
+                        [ListReason("信用等级AAA 诚信模范")],
+                        code=MERCHANTS[0]["code"],
+                    )
+                ],
+            ),
+            PublicList(
+                "grey",
+                "灰榜",
+                [
+                    ListMember(
+                        MERCHANTS[1]["id"],
+                        MERCHANTS[1]["name"],
+                        "merchants",
+                        [
+                            ListReason(
+                                "销售假冒伪劣商品", "2024-02-10", "2025-02-10", objection=True
+                            ),
+                            ListReason("消费投诉（一般）", "2024-03-05", "2024-06-05"),
+                        ],
+                        code=MERCHANTS[1]["code"],
+                    ),
+                    ListMember(
+                        people[1]["id"],
+                        people[1]["name"],
+                        "residents",
+                        [ListReason("信用等级C 诚信警示", "2024-03-31")],
+                        kind="person",
+                    ),
+                ],
+            ),
         ],
-        rules=[RulePackText("居民信用积分细则", "residents", [
-            RuleText("res-volunteer", "参加志愿服务", "参加志愿服务，每小时加2分。\n每月最多加40分；12个月后失效。",
-                     "索镇街道居民代表会议 2024-01-10（索政字〔2024〕3号）"),
-            RuleText("res-x", STARRY, HOSTILE),
-        ], adopted="索镇街道居民代表会议 2024-01-10", version="2024.1")],
-        catalog=[CatalogItem("rice-5kg", "东北大米5公斤", 50, "B", ["居民", "党员"], 200, "2024-01-01 至 2024-12-31", "金鼎便利店"),
-                 CatalogItem("haircut", "理发一次", 20)],
-        trends=[TrendPoint("2024-01", "residents", 985.0, 38), TrendPoint("2024-02", "residents", 990.5, 39),
-                TrendPoint("2024-02", "merchants", 950.0, 3)],
+        rules=[
+            RulePackText(
+                "居民信用积分细则",
+                "residents",
+                [
+                    RuleText(
+                        "res-volunteer",
+                        "参加志愿服务",
+                        "参加志愿服务，每小时加2分。\n每月最多加40分；12个月后失效。",
+                        "索镇街道居民代表会议 2024-01-10（索政字〔2024〕3号）",
+                    ),
+                    RuleText("res-x", STARRY, HOSTILE),
+                ],
+                adopted="索镇街道居民代表会议 2024-01-10",
+                version="2024.1",
+            )
+        ],
+        catalog=[
+            CatalogItem(
+                "rice-5kg",
+                "东北大米5公斤",
+                50,
+                "B",
+                ["居民", "党员"],
+                200,
+                "2024-01-01 至 2024-12-31",
+                "金鼎便利店",
+            ),
+            CatalogItem("haircut", "理发一次", 20),
+        ],
+        trends=[
+            TrendPoint("2024-01", "residents", 985.0, 38),
+            TrendPoint("2024-02", "residents", 990.5, 39),
+            TrendPoint("2024-02", "merchants", 950.0, 3),
+        ],
         lookup=lookup_accounts,
         archive=[ArchiveMonth("2024-02", "ab" * 32)],
         late_events=2,
@@ -197,16 +325,31 @@ def secrets_of_fixture() -> list[str]:
 def copy_site_skeleton(dest: Path) -> Path:
     """mkdocs.yml and the hand-written pages, as in the repository."""
     shutil.copy(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
-    shutil.copytree(ROOT / "site", dest / "site", ignore=shutil.ignore_patterns("months", "data", "__pycache__"))
+    shutil.copytree(
+        ROOT / "site", dest / "site", ignore=shutil.ignore_patterns("months", "data", "__pycache__")
+    )
     return dest
 
 
 def build_site(root: Path) -> Path:
     """``mkdocs build --strict`` of ``root/mkdocs.yml`` into ``root/public``."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(root / "mkdocs.yml"),
-         "-d", str(root / "public")],
-        capture_output=True, text=True, cwd=root,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-q",
+            "-f",
+            str(root / "mkdocs.yml"),
+            "-d",
+            str(root / "public"),
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=root,
     )
     assert proc.returncode == 0, f"mkdocs build failed:\n{proc.stdout}\n{proc.stderr}"
     return root / "public"
@@ -288,8 +431,17 @@ def test_community_pages_rank_within_community_and_grid(built):
 def test_open_data_has_no_identifiers_and_a_manifest(built):
     data = built / "site/data/2024-03"
     names = sorted(p.name for p in data.iterdir())
-    assert names == ["assessments.json", "catalog.json", "grids.csv", "lists.json", "manifest.json",
-                     "rankings-merchants.csv", "rankings-residents.csv", "rules.json", "summary.json"]
+    assert names == [
+        "assessments.json",
+        "catalog.json",
+        "grids.csv",
+        "lists.json",
+        "manifest.json",
+        "rankings-merchants.csv",
+        "rankings-residents.csv",
+        "rules.json",
+        "summary.json",
+    ]
     manifest = json.loads((data / "manifest.json").read_text("utf-8"))
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["content_hash"])
     assert "months/2024-03/index.md" in manifest["files"]
@@ -314,13 +466,31 @@ def test_lookup_file_decrypts_with_the_code_only(built):
     salt = lookup.lookup_salt(SECRET)
     file_id, enc, mac = lookup.derive_keys(code.lower().replace("-", " "), salt, 1000)
     text = (built / "site/lookup" / f"{file_id}.js").read_text("ascii")
-    payload = re.fullmatch(r'gridcreditLookup\("[0-9a-f]{32}","([A-Za-z0-9+/=]+)"\);\n', text).group(1)
+    payload = re.fullmatch(
+        r'gridcreditLookup\("[0-9a-f]{32}","([A-Za-z0-9+/=]+)"\);\n', text
+    ).group(1)
     record = json.loads(lookup.decrypt(enc, mac, payload))
     assert record["name"] == "欧**明" and record["accounts"][0]["score"] == 1200
     _, enc2, mac2 = lookup.derive_keys(lookup.person_code(SECRET, people[1]["id"]), salt, 1000)
     with pytest.raises(ValueError):
         lookup.decrypt(enc2, mac2, payload)
     assert len(list((built / "site/lookup").glob("*.js"))) == len(people)
+
+
+def test_lookup_key_cache_gives_the_same_files(tmp_path):
+    data = month_data()
+    plain = publish_month("2024-03", data, tmp_path / "a", secret=SECRET, iterations=1000)
+    private = tmp_path / "private"
+    for _ in range(2):  # first run fills the cache, second reads it
+        publish_month(
+            "2024-03", data, tmp_path / "b", secret=SECRET, iterations=1000, private_dir=private
+        )
+    assert (private / "lookup-keys.json").is_file()
+    a = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in plain}
+    b = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in _all_files(tmp_path / "b")}
+    assert a == b
+    with pytest.raises(InputError, match="outside the site"):
+        publish_month("2024-03", data, tmp_path / "c", secret=SECRET, private_dir=tmp_path / "c/p")
 
 
 def test_private_codes_stay_outside_the_site(tmp_path):
@@ -372,9 +542,14 @@ def test_publish_is_deterministic(tmp_path, built):
     files_a = {p.relative_to(a): p.read_bytes() for p in _all_files(a)}
     files_b = {p.relative_to(b): p.read_bytes() for p in _all_files(b)}
     assert files_a == files_b
-    generated = {p.relative_to(built / "site"): p.read_bytes() for p in _all_files(built / "site")
-                 if p.relative_to(built / "site").parts[0] in ("months", "data", "lookup")}
-    assert {k: v for k, v in files_a.items() if k.parts[0] in ("months", "data", "lookup")} == generated
+    generated = {
+        p.relative_to(built / "site"): p.read_bytes()
+        for p in _all_files(built / "site")
+        if p.relative_to(built / "site").parts[0] in ("months", "data", "lookup")
+    }
+    assert {
+        k: v for k, v in files_a.items() if k.parts[0] in ("months", "data", "lookup")
+    } == generated
 
 
 def test_charts_are_escaped_and_scalable():

@@ -16,7 +16,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from test_publish import HOSTILE, SECRET, STARRY, build_site, copy_site_skeleton, month_data, subjects
+from test_publish import (
+    HOSTILE,
+    SECRET,
+    STARRY,
+    build_site,
+    copy_site_skeleton,
+    month_data,
+    subjects,
+)
 
 from scoring import lookup
 from scoring.publish import mask_name, publish_month
@@ -27,7 +35,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # noqa: D102 - keep test output clean
+    def log_message(self, *args):
         pass
 
 
@@ -149,11 +157,15 @@ def test_search_finds_a_grid_by_its_chinese_name(visit):
             break
     visit.shot("search")
     meta = page.locator(".md-search-result__meta").inner_text()
-    assert results.count() > 0, f"search gave no result for 金鼎社区第二网格: {meta} {box.input_value()}"
+    assert results.count() > 0, (
+        f"search gave no result for 金鼎社区第二网格: {meta} {box.input_value()}"
+    )
     text = " ".join(results.all_inner_texts())
     assert "金鼎社区第二网格" in text.replace("\u200b", "")
-    assert any("grids.html" in (a.get_attribute("href") or "")
-               for a in page.locator(".md-search-result__link").all())
+    assert any(
+        "grids.html" in (a.get_attribute("href") or "")
+        for a in page.locator(".md-search-result__link").all()
+    )
     assert visit.errors == []
 
 

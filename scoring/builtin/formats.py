@@ -66,7 +66,9 @@ def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]
                     s = b.decode("utf-8")
                 except UnicodeDecodeError as e:
                     s = b.decode("utf-8", "replace")
-                    bad.append(f"not UTF-8 text at line {n}, byte {e.start + 1}: save the file as UTF-8")
+                    bad.append(
+                        f"not UTF-8 text at line {n}, byte {e.start + 1}: save the file as UTF-8"
+                    )
                 consumed.append(s)
                 yield s
 
@@ -110,10 +112,14 @@ def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]
                     seen.add(h)
                 continue
             if len(row) != len(header):
-                yield start, RecordError(
-                    f"row has {len(row)} fields but the header has {len(header)};"
-                    " quote values that contain commas"
-                ), raw.rstrip("\r\n")
+                yield (
+                    start,
+                    RecordError(
+                        f"row has {len(row)} fields but the header has {len(header)};"
+                        " quote values that contain commas"
+                    ),
+                    raw.rstrip("\r\n"),
+                )
                 continue
             yield start, dict(zip(header, row)), raw.rstrip("\r\n")
 

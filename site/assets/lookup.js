@@ -110,7 +110,7 @@
     out.replaceChildren();
     var head = el("div", "gc-lookup-head");
     head.appendChild(el("strong", null, data.name));
-    head.appendChild(el("span", "gc-muted", " · 数据截至 " + data.month + " 月末"));
+    head.appendChild(el("span", "gc-muted", " · 数据截至" + (data.month_label || data.month) + "末"));
     out.appendChild(head);
     (data.accounts || []).forEach(function (acc) {
       var card = el("section", "gc-card");
@@ -128,7 +128,7 @@
       var entries = acc.entries || [];
       if (entries.length) {
         var wrap = el("div", "md-typeset__table");
-        var table = el("table", "gc-entries");
+        var table = el("table");
         var thead = el("thead");
         var hr = el("tr");
         ["日期", "事项", "信用积分", "可用积分"].forEach(function (h) { hr.appendChild(el("th", null, h)); });
@@ -137,7 +137,7 @@
         var tbody = el("tbody");
         entries.forEach(function (e) {
           var tr = el("tr");
-          tr.appendChild(el("td", null, e.date));
+          tr.appendChild(el("td", "gc-num", e.date));
           var what = el("td", null, e.rule);
           if (e.flag) what.appendChild(el("span", "gc-flag", e.flag));
           tr.appendChild(what);

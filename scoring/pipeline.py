@@ -1,0 +1,465 @@
+"""The driver: one month's run through every stage, in order.
+
+score → assess (periods ending this month) → close the month → gather the
+month's public figures (``month_data``) → publish pages and open data.
+Follow this file to find where any number on the site was computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from . import publish as pub
+from .assess import assessment_results, periods_ending_in, run_assessment
+from .evaluate import ScoreSummary, score
+from .ledger import get_state, set_state
+from .lists import all_lists
+from .model import Scheme
+from .periods import close_month, closed_months, is_closed, month_record
+from .plugins import get_plugin_manager
+from .rank import MonthView, grid_rankings, rankings
+from .render import render_rule
+
+
+@dataclass
+class MonthRun:
+    month: str
+    scored: ScoreSummary | None = None
+    assessed: list[Any] = field(default_factory=list)
+    closed: dict[str, Any] | None = None
+    paths: list[Path] = field(default_factory=list)
+
+
+def lookup_secret(db: sqlite_utils.Database) -> bytes:
+    """The scheme's private key for personal look-up codes, made once and kept in the ledger.
+
+    The ledger database is private; the site never holds the key, only
+    slow salted hashes derived from the codes.
+    """
+    value = get_state(db, "lookup_secret")
+    if value is None:
+        value = secrets.token_hex(32)
+        set_state(db, "lookup_secret", value)
+    return bytes.fromhex(value)
+
+
+def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> pub.MonthData:
+    """Everything the site shows for ``month``, gathered from the ledger and the scheme."""
+    view = MonthView(db, scheme, month)
+    subjects = {
+        sid: (name, kind, grid, code)
+        for sid, name, kind, grid, code in db.execute(
+            "SELECT id, name, kind, grid, code FROM subjects"
+        ).fetchall()
+    }
+    groups = [
+        pub.GroupInfo(
+            id=g.id,
+            title=g.title,
+            kind=g.kind,
+            tiers=[pub.TierInfo(t.id, t.title, t.min, t.max) for t in g.tiers],
+        )
+        for g in scheme.groups.values()
+    ]
+    grids = [
+        pub.GridInfo(g.id, g.name, g.community, g.community_name, g.street, g.street_name)
+        for g in scheme.grids.values()
+    ]
+    graded = _graded_at_month_end(db, scheme, month)
+    ranking_rows: dict[str, list[pub.RankRow]] = {}
+    for gid in scheme.groups:
+        rows = []
+        for table in rankings(db, scheme, month, group=gid, by="score", within="scheme", view=view):
+            for r in table.rows:
+                _, kind, _, code = subjects.get(r.subject, ("", "person", "", None))
+                rows.append(
+                    pub.RankRow(
+                        subject=r.subject, name=r.name, grid=r.grid or "", score=r.score,
+                        tier=r.tier, rank=r.rank, previous_rank=r.previous_rank, earned=r.earned,
+                        wallet=r.wallet, kind=kind or "person", code=code,
+                        community=r.community or "", street=r.street or "",
+                        note="直接判级" if (r.subject, gid) in graded else "",
+                    )  # fmt: skip
+                )
+        ranking_rows[gid] = rows
+    resident_group = "residents" if "residents" in scheme.groups else next(iter(scheme.groups))
+    grid_rows = [
+        pub.GridRank(
+            grid=r.grid, name=r.name, community=r.community, mean_score=r.mean_score or 0.0,
+            residents=r.residents, rank=r.rank or 0, previous_rank=r.previous_rank,
+        )  # fmt: skip
+        for t in grid_rankings(db, scheme, month, group=resident_group, within="scheme", view=view)
+        for r in t.rows
+        if r.rank is not None
+    ]
+    return pub.MonthData(
+        title=scheme.title,
+        month=month,
+        groups=groups,
+        grids=grids,
+        rankings=ranking_rows,
+        grid_rankings=grid_rows,
+        assessments=_assessments(db, scheme, month),
+        lists=_lists(db, scheme, month, subjects),
+        rules=_rules(scheme),
+        catalog=_catalog(scheme),
+        trends=_trends(db, scheme, month),
+        lookup=_lookup(db, scheme, month, ranking_rows),
+        archive=[
+            pub.ArchiveMonth(m, month_record(db, m).get("hash") or "")
+            for m in sorted(closed_months(db))
+            if m <= month
+        ],
+        late_events=int(month_record(db, month).get("late_events") or 0),
+    )
+
+
+def _graded_at_month_end(db: sqlite_utils.Database, scheme: Scheme, month: str) -> set[tuple[str, str]]:
+    from .periods import month_end
+
+    t = month_end(scheme, month)
+    return {
+        (s, g)
+        for s, g in db.execute(
+            "SELECT subject, grp FROM entries e WHERE grade IS NOT NULL AND at <= ? AND grade_until > ?"
+            " AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id AND r.at <= ?)",
+            [t, t, t],
+        ).fetchall()
+    }
+
+
+def _assessments(db: sqlite_utils.Database, scheme: Scheme, month: str) -> list[pub.AssessmentResult]:
+    out = []
+    for period in periods_ending_in(month):
+        for run in assessment_results(db, scheme, period):
+            a = next((x for x in scheme.assessments if x.id == run.assessment), None)
+            out.append(
+                pub.AssessmentResult(
+                    id=run.assessment,
+                    title=run.title,
+                    badge=a.badge if a else "",
+                    period=run.period,
+                    selected=[
+                        pub.Selection(
+                            scope=r.scope_id, name=r.scope_name or r.scope_id,
+                            value=r.value if r.value is not None else 0.0, rank=r.rank or 0,
+                            kind="grid" if run.scope == "grid" else (
+                                "community" if run.scope == "community"
+                                else scheme.groups[a.group].kind if a and a.group in scheme.groups
+                                else "person"
+                            ),
+                        )  # fmt: skip
+                        for r in run.selected
+                    ],
+                    metric=_metric_text(a.metric) if a else "",
+                )
+            )
+    return out
+
+
+def _metric_text(metric: dict[str, Any]) -> str:
+    words = {"mean": "平均", "sum": "合计", "count": "人数", "median": "中位数"}
+    what = {"score": "信用分", "points": "本期所得积分"}
+    for k, v in metric.items():
+        if k in words:
+            return f"{what.get(v, v)}{words[k]}"
+        if k == "weighted":
+            who = {"residents": "居民", "community": "社区", "owners_committee": "业委会"}
+            parts = [
+                f"{who.get((p.get('survey') or {}).get('respondent', ''), '测评')}评价{p.get('weight')}%"
+                for p in v
+            ]
+            return "加权测评：" + "、".join(parts)
+    return ""
+
+
+def _lists(
+    db: sqlite_utils.Database, scheme: Scheme, month: str, subjects: dict[str, tuple]
+) -> list[pub.PublicList]:
+    out = []
+    members = all_lists(db, scheme, month=month)
+    for ld in scheme.lists:
+        out.append(
+            pub.PublicList(
+                id=ld.id,
+                title=ld.title,
+                description=ld.description,
+                members=[
+                    pub.ListMember(
+                        subject=m.subject, name=m.name, group=m.group, kind=m.kind or "organization",
+                        code=subjects.get(m.subject, (None, None, None, None))[3], grid=m.grid or "",
+                        reasons=[pub.ListReason(r.text, r.since, r.until, r.objection) for r in m.reasons],
+                    )  # fmt: skip
+                    for m in members.get(ld.id, [])
+                ],
+            )
+        )
+    return out
+
+
+def _adopted_text(adopted: Any) -> str:
+    if adopted is None or not adopted.by:
+        return ""
+    ref = f"（{adopted.ref}）" if adopted.ref else ""
+    return f"{adopted.on} 经{adopted.by}通过{ref}"
+
+
+def _rules(scheme: Scheme) -> list[pub.RulePackText]:
+    return [
+        pub.RulePackText(
+            title=p.title,
+            group=p.group,
+            version=p.version,
+            adopted=_adopted_text(p.adopted),
+            rules=[
+                pub.RuleText(r.id, r.title, render_rule(r, scheme), _adopted_text(r.adopted))
+                for r in p.rules
+            ],
+        )
+        for p in scheme.packs
+    ]
+
+
+def _catalog(scheme: Scheme) -> list[pub.CatalogItem]:
+    out = []
+    for it in scheme.catalog.values():
+        if it.available_from or it.available_until:
+            clock = scheme.clock
+            start = clock.local(it.available_from).strftime("%Y-%m-%d") if it.available_from else ""
+            end = clock.local(it.available_until - 1).strftime("%Y-%m-%d") if it.available_until else ""
+            available = f"{start} 至 {end}".strip()
+        else:
+            available = "长期"
+        out.append(
+            pub.CatalogItem(
+                id=it.id, title=it.title, cost=it.cost, min_tier=it.min_tier,
+                groups=[scheme.groups[g].title for g in (it.groups or []) if g in scheme.groups],
+                stock=it.stock, available=available, partner=it.partner or "",
+            )  # fmt: skip
+        )
+    return out
+
+
+def _trends(db: sqlite_utils.Database, scheme: Scheme, month: str) -> list[pub.TrendPoint]:
+    rows = db.execute(
+        "SELECT month, grp, AVG(score), COUNT(*) FROM month_balances WHERE month <= ?"
+        " GROUP BY month, grp ORDER BY month, grp",
+        [month],
+    ).fetchall()
+    tiers: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for m, g, tier, n in db.execute(
+        "SELECT month, grp, tier, COUNT(*) FROM month_balances WHERE month <= ?"
+        " GROUP BY month, grp, tier",
+        [month],
+    ).fetchall():
+        tiers[(m, g)][tier] = n
+    return [
+        pub.TrendPoint(m, g, round(mean, 2), n, dict(sorted(tiers[(m, g)].items())))
+        for m, g, mean, n in rows
+    ]
+
+
+def _lookup(
+    db: sqlite_utils.Database, scheme: Scheme, month: str, ranking_rows: dict[str, list[pub.RankRow]]
+) -> list[pub.LookupAccount]:
+    """Per person: the month's balance and entries, for the private look-up page."""
+    titles = scheme.rule_titles()
+    titles.update({a.id: a.title for a in scheme.assessments})
+    titles.update({i.id: f"兑换：{i.title}" for i in scheme.catalog.values()})
+    disputed = {t for (t,) in db.execute("SELECT target FROM objections WHERE status = 'open'")}
+    clock = scheme.clock
+    entries: dict[tuple[str, str], list[pub.LookupEntry]] = defaultdict(list)
+    for s, g, rule, pts, wal, at, reason, event in db.execute(
+        "SELECT subject, grp, rule, points, wallet, at, reason, event FROM entries WHERE period = ?"
+        " ORDER BY at, id",
+        [month],
+    ):
+        flag = {"capped": "已达上限", "reversal": "撤销", "repair": "信用修复"}.get(reason, "")
+        if event in disputed:
+            flag = "异议审核中"
+        entries[(s, g)].append(
+            pub.LookupEntry(clock.local(at).strftime("%Y-%m-%d"), titles.get(rule, rule or ""), pts, wal, flag)
+        )
+    out = []
+    for gid, rows in ranking_rows.items():
+        if scheme.groups[gid].kind != "person":
+            continue
+        for r in rows:
+            out.append(
+                pub.LookupAccount(
+                    subject=r.subject, group=gid, score=r.score, wallet=r.wallet, tier=r.tier,
+                    entries=entries.get((r.subject, gid), []), name=r.name, kind="person", note=r.note,
+                )  # fmt: skip
+            )
+    return out
+
+
+def run_month(
+    db: sqlite_utils.Database, scheme: Scheme, month: str, site_dir: Path, *, private_dir: Path | None = None
+) -> MonthRun:
+    """Score, assess, close and publish one month."""
+    run = MonthRun(month)
+    run.scored = score(db, scheme)
+    for period in periods_ending_in(month):
+        run.assessed.extend(run_assessment(db, scheme, period))
+    if not is_closed(db, month):
+        run.closed = close_month(db, scheme, month)
+    run.paths = publish_month(db, scheme, month, site_dir, private_dir=private_dir)
+    return run
+
+
+def publish_month(
+    db: sqlite_utils.Database, scheme: Scheme, month: str, site_dir: Path, *, private_dir: Path | None = None
+) -> list[Path]:
+    """Write the pages and open data of a closed month; personal codes go to ``private_dir``."""
+    from .errors import GridcreditError
+
+    if not is_closed(db, month):
+        raise GridcreditError(f"{month} is not closed; `gridcredit publish {month}` closes it first")
+    pm = get_plugin_manager()
+    data = month_data(db, scheme, month)
+    secret = lookup_secret(db)
+    publishers = [p for ps in pm.hook.register_publishers() for p in (ps or [])]
+    paths = pub.publish_month(
+        month, data, Path(site_dir), secret=secret,
+        mask=lambda name, kind: pm.hook.mask_name(name=name, kind=kind),
+        publishers=publishers, private_dir=private_dir,
+    )  # fmt: skip
+    if private_dir is not None:
+        from .lookup import write_private_codes
+
+        people = sorted({(a.subject, a.name) for a in data.lookup})
+        write_private_codes(
+            Path(private_dir) / f"codes-{month}.csv", secret, people, site_dir=Path(site_dir)
+        )
+    pm.hook.after_publish(month=month, site_dir=Path(site_dir), paths=paths)
+    return paths
+
+
+def content_hash(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def build_site(config: Path) -> Path:
+    """``mkdocs build`` (strict, per mkdocs.yml) with a fixed build date, so the same
+    pages give byte-identical files. Returns the output folder."""
+    import logging
+    import os
+
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import MkDocsException
+
+    from .errors import GridcreditError
+
+    if not config.is_file():
+        raise GridcreditError(f"{config}: no MkDocs configuration here; run in a scheme repository")
+    os.environ["SOURCE_DATE_EPOCH"] = os.environ.get("SOURCE_DATE_EPOCH", "1704067200")
+    logging.getLogger("mkdocs").setLevel(logging.WARNING)
+    logging.getLogger("jieba").setLevel(logging.WARNING)  # its dictionary-loading chatter
+    try:
+        cfg = load_config(str(config))
+        build(cfg)
+    except MkDocsException as e:
+        raise GridcreditError(f"{config}: site build failed: {e}") from None
+    except SystemExit as e:  # mkdocs aborts strict builds this way
+        raise GridcreditError(f"{config}: site build failed in strict mode ({e})") from None
+    return Path(cfg["site_dir"])
+
+
+def run_demo(
+    repo: Path,
+    out: Path,
+    *,
+    events: int = 100_000,
+    residents: int = 20_000,
+    months: list[str] | None = None,
+    seed: int = 20240101,
+    build: bool = True,
+    echo: Any = print,
+) -> dict[str, Any]:
+    """The demo county end to end: generate, ingest, and per month score, assess,
+    close and publish; then build the site. Everything lands in ``out``."""
+    import shutil
+    import time
+
+    from .demo import generate_county
+    from .ingest import ingest_files, summary_line
+    from .ledger import balances, connect
+    from .loader import load_scheme
+    from .plugins import set_default_plugins_dir
+
+    months = months or ["2024-01", "2024-02", "2024-03"]
+    t0 = time.perf_counter()
+    set_default_plugins_dir(repo / "plugins")
+    scheme = load_scheme(repo)
+    out.mkdir(parents=True, exist_ok=True)
+    db_path = out / "gridcredit.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    site = out / "site"
+    if site.exists():
+        shutil.rmtree(site)
+    shutil.copytree(repo / "site", site)
+    config = (repo / "mkdocs.yml").read_text(encoding="utf-8")
+    (out / "mkdocs.yml").write_text(config, encoding="utf-8")
+    echo(f"gridcredit demo: {scheme.title}")
+    files = generate_county(out / "input", scheme, seed=seed, events=events, months=months, residents=residents)
+    echo(f"generated {files.subjects.name} and {len(files.events)} event files in {out / 'input'}")
+    db = connect(db_path)
+    summaries = ingest_files(db, scheme, [files.subjects], progress=False)
+    for s in summaries:
+        echo("  " + summary_line(s))
+    private = out / "private"
+    for month, path in zip(months, files.events, strict=False):
+        for s in ingest_files(db, scheme, [path], progress=False):
+            echo("  " + summary_line(s))
+        run = run_month(db, scheme, month, site, private_dir=private)
+        awards = sum(len(a.awards) for a in run.assessed)
+        echo(f"{month}: {run.scored.line() if run.scored else ''}")
+        if run.assessed:
+            echo(f"  assessed {', '.join(sorted({a.period for a in run.assessed}))}: {awards} awards")
+        echo(f"  closed, hash {run.closed['hash'][:16] if run.closed else '-'}; published {len(run.paths):,} files")
+    last = months[-1]
+    _print_summary(db, scheme, last, echo)
+    built = None
+    if build:
+        built = build_site(out / "mkdocs.yml")
+    echo(f"done in {time.perf_counter() - t0:.1f}s")
+    if built:
+        echo(f"open the site: {(built / 'index.html').resolve().as_uri()}")
+        echo(f"  or serve it: python3 -m http.server -d {built} 8000  → http://127.0.0.1:8000/")
+    echo(f"personal look-up codes (private, never published): {private}")
+    return {"db": db_path, "site": site, "public": built, "balances": len(balances(db, scheme))}
+
+
+def _print_summary(db: sqlite_utils.Database, scheme: Scheme, month: str, echo: Any) -> None:
+    from .periods import month_figures
+
+    figs = month_figures(db, scheme, month)
+    names = dict(db.execute("SELECT id, name FROM subjects").fetchall())
+    pm = get_plugin_manager()
+    echo(f"\n{month} at a glance")
+    for gid, g in scheme.groups.items():
+        mine = [f for f in figs if f.group == gid]
+        if not mine:
+            continue
+        top = max(mine, key=lambda f: (f.score, f.earned, [-ord(c) for c in f.subject]))
+        tiers: dict[str, int] = defaultdict(int)
+        for f in mine:
+            tiers[f.tier] += 1
+        counts = " ".join(f"{t.id}:{tiers.get(t.id, 0)}" for t in g.tiers)
+        name = pm.hook.mask_name(name=names.get(top.subject, ""), kind=g.kind)
+        echo(f"  {g.title:<8} {len(mine):>6,} accounts  top {name} {top.score} ({top.tier})  tiers {counts}")
+    rejected = db.execute("SELECT COUNT(*) FROM rejects").fetchone()[0]
+    echo(f"  rejected records kept with file, line and reason: {rejected:,} (gridcredit rejects)")

@@ -1,0 +1,100 @@
+"""Killing `gridcredit score` at any moment leaves a consistent ledger; the rerun finishes it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GRIDCREDIT = [sys.executable, "-m", "scoring.cli"]
+
+RULES = [
+    {"id": "vol", "title": "志愿服务", "on": "volunteer",
+     "points": {"per": "hours", "value": 2, "round": "floor"},
+     "limit": {"max_points": 40, "per": "month"}},
+    {"id": "park", "title": "违规停车", "on": "parking",
+     "escalate": {"within": "30d", "steps": [-5, -10, -20]}},
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash")
+    shutil.copytree(FIXTURES / "engine", root, dirs_exist_ok=True)
+    pack = {"pack": "residents", "version": "1", "group": "residents", "rules": RULES}
+    (root / "rules" / "packs" / "residents.yaml").write_text(yaml.safe_dump(pack, allow_unicode=True))
+    with open(root / "subjects.jsonl", "wb") as f:
+        for i in range(500):
+            f.write(orjson.dumps({"id": f"R{i:03d}", "groups": ["residents"], "name": "张三", "grid": "G1"}) + b"\n")
+    with open(root / "events.jsonl", "wb") as f:
+        for i in range(150_000):
+            day, sec = divmod(i * 50, 86400)
+            kind = "parking" if i % 7 == 0 else "volunteer"
+            rec = {"id": f"e{i:06d}", "type": kind, "subject": f"R{(i * 37) % 500:03d}",
+                   "at": f"2024-03-01T00:00:00+08:00", "attrs": {"hours": (i % 9) / 2}}  # fmt: skip
+            rec["at"] = _at(day, sec)
+            f.write(orjson.dumps(rec) + b"\n")
+    return root
+
+
+def _at(day: int, sec: int) -> str:
+    from datetime import datetime, timedelta
+
+    return (datetime(2024, 3, 1) + timedelta(days=day, seconds=sec)).isoformat()
+
+
+def gc(root: Path, db: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*GRIDCREDIT, "--scheme", str(root), "--db", str(db), *args],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+
+
+def ledger(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT subject, grp, points, wallet, rule, event, at, period, reason FROM entries ORDER BY id"
+        ).fetchall()
+
+
+@pytest.mark.slow
+def test_kill_during_score_then_rerun_gives_the_same_ledger(county, tmp_path):
+    clean = tmp_path / "clean.db"
+    gc(county, clean, "ingest", "-q", str(county / "subjects.jsonl"), str(county / "events.jsonl"))
+    crashed = tmp_path / "crashed.db"
+    shutil.copy(clean, crashed)
+    gc(county, clean, "score")
+    expected = ledger(clean)
+    assert len(expected) > 100_000
+
+    kills = 0
+    for delay in (0.3, 0.8, 1.5):
+        proc = subprocess.Popen(
+            [*GRIDCREDIT, "--scheme", str(county), "--db", str(crashed), "score"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        rows = ledger(crashed)
+        # all or nothing: a killed run leaves no partial ledger
+        assert rows in ([], expected)
+        if rows:
+            break
+    assert kills >= 1, "score finished before it could be killed; raise the event count"
+    gc(county, crashed, "score")
+    assert ledger(crashed) == expected
+    with sqlite3.connect(crashed) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
