@@ -47,7 +47,10 @@ class CompiledRule:
     grade_for: Duration | None = None
     also: list[dict[str, Any]] = field(default_factory=list)
     repair: dict[str, Any] | None = None
-    simple: bool = False  # fixed points or a points form, no caps, windows or side effects
+    shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
+    cap_key: Callable[[int], str] | None = None  # event time → cap period key (set by the engine)
+    count_note: str = ""
+    points_note: str = ""
 
 
 FAR_PAST = -(2**62)
@@ -112,12 +115,14 @@ def compile_rule(
         also=list(rule.also),
         repair=rule.repair,
     )
-    compiled.simple = not (
-        esc or limit or rule.expires or grade or rule.also or rule.repair
-        or compiled.trial or compiled.wallet is True
+    plain = compiled.points is not None and not (
+        esc or rule.expires or grade or rule.also or rule.repair or compiled.trial
+        or compiled.wallet is True
     )  # fmt: skip
-    if compiled.simple and compiled.points is None:
-        compiled.simple = False
+    compiled.shape = 2 if not plain else (1 if compiled.cap_per else 0)
+    if compiled.cap_per:
+        compiled.count_note = f"max_count {compiled.max_count} per {compiled.cap_per} reached"
+        compiled.points_note = f"max_points {compiled.max_points} per {compiled.cap_per} reached"
     return compiled
 
 

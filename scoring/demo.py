@@ -882,6 +882,7 @@ class _Generator:
                 for t in r.on:
                     rules_by.setdefault((t, pack.group), []).append(r)
         makers: dict[str, tuple[AttrMaker, bool]] = {}
+        offenders: dict[str, list[int]] = {}
         streams: list[_Stream] = []
         for (t, g), rules in sorted(rules_by.items()):
             et = scheme.event_types.get(t)
@@ -893,9 +894,11 @@ class _Generator:
             rate = RATES.get(t, {}).get(g, FALLBACK_RATE)
             share = REPEAT_OFFENDERS.get(t, 0.0)
             pool: list[int] = []
-            if share:
-                k = max(1, len(members) // 100)
-                pool = sorted(rng.sample(range(len(members)), min(k, len(members))))
+            if share:  # one pool of offenders per group: the same people park badly and repair
+                if g not in offenders:
+                    k = max(1, len(members) // 100)
+                    offenders[g] = sorted(rng.sample(range(len(members)), k))
+                pool = offenders[g]
             make, has_date = makers[t]
             streams.append(
                 _Stream(

@@ -32,6 +32,7 @@ from .model import Scheme
 from .periods import PostingCalendar, closed_months
 
 REDEEM, WITHDRAW, OBJECTION = "redeem", "withdraw", "objection"
+SIMPLE, CAPPED, GENERAL = 0, 1, 2  # rule shapes, see CompiledRule.shape
 
 _INSERT_ENTRY = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
 _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
@@ -93,6 +94,9 @@ class Engine:
             for t in c.rule.on:
                 self.by_type_group.setdefault((t, c.group), []).append(c)
         self.system_types = frozenset((REDEEM, WITHDRAW, OBJECTION))
+        for c in self.compiled.rules:
+            if c.cap_per:
+                c.cap_key = self._period_fn(c.cap_per)
 
     # --- loading -----------------------------------------------------------
 
@@ -186,6 +190,22 @@ class Engine:
         self.calendar = PostingCalendar(self.db, self.scheme)
 
     # --- helpers -----------------------------------------------------------
+
+    def _period_fn(self, kind: str) -> Any:
+        """A fast ``at -> period key`` for one period kind (cached per 15 minutes)."""
+        if kind == "month":
+            return self.clock.month
+        cache: dict[int, str] = {}
+        period = self.clock.period
+
+        def key(at: int) -> str:
+            b = at // 900
+            p = cache.get(b)
+            if p is None:
+                p = cache[b] = period(at, kind)
+            return p
+
+        return key
 
     def _period(self, at: int, kind: str) -> str:
         key = (kind, at // 900)
@@ -350,6 +370,9 @@ class Engine:
         buf = self.buf
         fixed = self.fixed
         wallet = self.wallet
+        usage = self.usage
+        month = self.clock.month
+        closed = self.calendar.closed
         n = 0
         for eid, etype, sid, at, attrs_json, amends in rows:
             n += 1
@@ -378,24 +401,52 @@ class Engine:
                     if not (c.start <= at < c.end) or not c.test(attrs, subj.view, grp, etype):
                         continue
                     if period is None:
-                        period = posting(at)
-                    if c.simple:
-                        # the common case, inline: fixed points or a points form, nothing else
-                        pts = c.points(attrs)
-                        if not pts:
-                            continue
-                        if pts > 0 and c.wallet is not False:
-                            w = pts
-                            wallet[(sid, grp)] += pts
-                            account = "score+wallet"
-                        else:
-                            w = 0
-                            account = "score"
-                        buf.append((sid, grp, account, pts, w, c.id, c.pack_hash, eid, at, period,
-                                    "match", None, None, None, None, None))  # fmt: skip
-                        fixed[(sid, grp)] += pts
-                    else:
+                        period = month(at)
+                        if period in closed:
+                            period = posting(at)
+                    shape = c.shape
+                    if shape == GENERAL:
                         apply(c, eid, sid, subj, at, attrs, period)
+                        continue
+                    # the common shapes, inline: points (a number or a points form),
+                    # optionally a cap; no windows, expiry or side effects
+                    pts = c.points(attrs)
+                    if not pts:
+                        continue
+                    if shape == CAPPED:
+                        key = (False, c.id, sid, grp, c.cap_key(at))
+                        u = usage.get(key)
+                        if u is None:
+                            u = usage[key] = [0, 0]
+                        if c.max_count is not None and u[1] >= c.max_count:
+                            self.summary.capped += 1
+                            buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period,
+                                        "capped", None, None, None, None, c.count_note))  # fmt: skip
+                            continue
+                        note = None
+                        if c.max_points is not None:
+                            left = c.max_points - u[0]
+                            if left <= 0:
+                                self.summary.capped += 1
+                                buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at,
+                                            period, "capped", None, None, None, None, c.points_note))  # fmt: skip
+                                continue
+                            if abs(pts) > left:
+                                cut = left if pts > 0 else -left
+                                note = f"cut from {pts} to {cut} by {c.points_note[:-8]}"
+                                pts = cut
+                        u[0] += abs(pts)
+                        u[1] += 1
+                    else:
+                        note = None
+                    if pts > 0 and c.wallet is not False:
+                        wallet[(sid, grp)] += pts
+                        buf.append((sid, grp, "score+wallet", pts, pts, c.id, c.pack_hash, eid, at,
+                                    period, "match", None, None, None, None, note))  # fmt: skip
+                    else:
+                        buf.append((sid, grp, "score", pts, 0, c.id, c.pack_hash, eid, at,
+                                    period, "match", None, None, None, None, note))  # fmt: skip
+                    fixed[(sid, grp)] += pts
         self.summary.events += n
 
     def _apply(
@@ -413,6 +464,8 @@ class Engine:
             pts = c.points(attrs) if c.points is not None else 0
             if pts is None:
                 return
+        if pts == 0 and c.repair is None:
+            return  # a zero-point match is no match: it neither counts against a cap nor shows
         capped = False
         note = None
         if c.cap_per:
@@ -421,14 +474,15 @@ class Engine:
             if u is None:
                 u = self.usage[key] = [0, 0]
             if c.max_count is not None and u[1] >= c.max_count:
-                capped, note = True, f"max_count {c.max_count} per {c.cap_per} reached"
+                capped, note = True, c.count_note
             elif c.max_points is not None:
                 left = c.max_points - u[0]
                 if left <= 0:
-                    capped, note = True, f"max_points {c.max_points} per {c.cap_per} reached"
+                    capped, note = True, c.points_note
                 elif abs(pts) > left:
-                    note = f"cut from {pts} to {left if pts > 0 else -left} by max_points {c.max_points} per {c.cap_per}"
-                    pts = left if pts > 0 else -left
+                    cut = left if pts > 0 else -left
+                    note = f"cut from {pts} to {cut} by {c.points_note[:-8]}"
+                    pts = cut
             if not capped:
                 u[0] += abs(pts)
                 u[1] += 1

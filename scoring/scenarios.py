@@ -230,14 +230,26 @@ def _validator(defn: str) -> Any:
         text = resources.files("scoring").joinpath("schemas", "scenario.schema.json").read_text("utf-8")
         _SCHEMA = json.loads(text)
     schema = {k: v for k, v in _SCHEMA.items() if k != "$id"}
-    schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{defn}"}
+    defs = dict(schema["$defs"])
+    head = dict(defs["file"])
+    head["properties"] = {k: v for k, v in head["properties"].items() if k != "scenarios"}
+    head["required"] = []
+    defs["file_head"] = head
+    schema = {"$defs": defs, "$ref": f"#/$defs/{defn}"}
     return Draft202012Validator(schema)
 
 
 def _schema_failures(data: Any, defn: str, file: str, scenario: str) -> list[Failure]:
+    from jsonschema.exceptions import best_match
+
     out = []
     errors = sorted(_validator(defn).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    # an unknown key (a typo) explains the other complaints about the same mapping
+    typo_at = {tuple(e.absolute_path) for e in errors if e.validator == "additionalProperties"}
+    errors = [e for e in errors if e.validator == "additionalProperties" or tuple(e.absolute_path) not in typo_at]
     for e in errors[:8]:
+        if e.context:  # anyOf/oneOf: the branch that came closest says what is wrong
+            e = best_match(e.context)
         path = list(e.absolute_path)
         node: Any = data
         line = getattr(data, "pos", (0, 0))[0]
@@ -252,7 +264,7 @@ def _schema_failures(data: Any, defn: str, file: str, scenario: str) -> list[Fai
         if e.validator == "additionalProperties":
             allowed = sorted((e.schema.get("properties") or {}).keys())
             msg = f"{msg}; allowed keys here: {', '.join(allowed)}"
-        elif e.validator in ("anyOf", "oneOf") and path and path[-1] == "expect":
+        elif e.validator == "required" and not path and defn == "scenario" and "name" in str(data):
             msg = "a scenario needs 'expect' (what must come out) or 'table'"
         out.append(Failure(file, line, scenario, f"{where}: {msg}"))
     return out
@@ -274,12 +286,25 @@ def load_scenario_file(path: str | Path) -> tuple[list[Scenario], list[Failure]]
         ]
     base = path.parent
     file_rules = base / data["rules"] if isinstance(data.get("rules"), str) else None
+    fails: list[Failure] = []
     if "scenarios" in data:
-        problems = _schema_failures(data, "file", file, "")
+        head = PosDict({k: v for k, v in data.items() if k != "scenarios"})
+        head.pos, head.key_pos, head.val_pos = data.pos, data.key_pos, data.val_pos
+        problems = _schema_failures(head, "file_head", file, "")
+        scs = data["scenarios"]
+        if not isinstance(scs, PosList) or not scs:
+            problems.append(Failure(file, _line(data, "scenarios", 1), "", "'scenarios' must be a list of scenarios"))
         if problems:
             return [], problems
         defaults = dict(data.get("defaults") or {})
-        items = list(zip(data["scenarios"], [p[0] for p in data["scenarios"].item_pos]))
+        items = []
+        for sc, (line, _) in zip(scs, scs.item_pos):
+            name = str(sc.get("name", f"scenario at line {line}")) if isinstance(sc, dict) else f"line {line}"
+            bad = _schema_failures(sc, "scenario", file, name)
+            if bad:
+                fails.extend(bad)
+            else:
+                items.append((sc, line))
     else:
         problems = _schema_failures(data, "scenario", file, str(data.get("name", "")))
         if problems:
@@ -288,7 +313,6 @@ def load_scenario_file(path: str | Path) -> tuple[list[Scenario], list[Failure]]
         items = [(data, data.pos[0])]
     out = []
     names: dict[str, int] = {}
-    fails = []
     for sc, line in items:
         name = str(sc["name"])
         if name in names:
@@ -391,6 +415,8 @@ def matches_select(expr: str | None, keywords: Sequence[str]) -> bool:
         t = take()
         if t == "(":
             v = or_()
+            if peek() != ")":
+                raise _SelectError(f"-k {expr!r}: a '(' is not closed")
             if take() != ")":
                 raise _SelectError(f"-k {expr!r}: a '(' is not closed")
             return v
@@ -606,6 +632,7 @@ class ScenarioRunner:
             items = expect.get(key) or []
             for i, item in enumerate(items):
                 fn(item, _line(items, i, sc.line))
+        res.failures.sort(key=lambda f: f.line)
 
     # -- table scenarios
 
@@ -873,7 +900,7 @@ class _Checker:
             self.fail(line, _unknown("event", str(ev), self.ctx["events"]))
             return
         where, params = ["subject = ?"], [sid]
-        for key, col in (("group", "grp"), ("rule", "rule"), ("event", "event"), ("reason", "reason")):
+        for key, col in (("group", "grp"), ("rule", "rule"), ("event", "event")):
             if item.get(key) is not None:
                 where.append(f"{col} = ?")
                 params.append(item[key])
@@ -885,6 +912,7 @@ class _Checker:
         keep = [
             r for r in rows
             if ("points" not in item or r[0] == item["points"]) and ("wallet" not in item or r[1] == item["wallet"])
+            and (item.get("reason") is None or r[2] == item["reason"])
         ]  # fmt: skip
         want_n = item.get("count")
         if (want_n is None and keep) or (want_n is not None and len(keep) == want_n):
@@ -905,7 +933,7 @@ class _Checker:
         if item.get("reason"):
             shape.append(f"reason {item['reason']}")
         if want_n is None:
-            head = f"expected a {kind}y"
+            head = f"expected {'a trial entry' if table == 'trial_entries' else 'an entry'}"
         else:
             head = f"expected {want_n} {kind}{'y' if want_n == 1 else 'ies'}"
         msg = f"{head} {' '.join(desc)}" + (f" with {', '.join(shape)}" if shape else "")
