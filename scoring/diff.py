@@ -28,7 +28,6 @@ import tarfile
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,10 +136,12 @@ class DiffReport:
             "subjects": self.subjects,
             "seconds": round(self.seconds, 3),
             "groups": [
-                {**{k: v for k, v in asdict(g).items() if k != "top_movers"},
-                 "top_movers": [m.as_dict() for m in g.top_movers]}
+                {
+                    **{k: v for k, v in asdict(g).items() if k != "top_movers"},
+                    "top_movers": [m.as_dict() for m in g.top_movers],
+                }
                 for g in self.groups
-            ],  # fmt: skip
+            ],
             "changes": [c.as_dict() for c in self.changes],
             "lists": [asdict(c) for c in self.list_changes],
             "trial": [asdict(t) for t in self.trial],
@@ -197,7 +198,9 @@ def resolve_base(base: str, repo: str | Path) -> tuple[Path, str]:
 # --------------------------------------------------------------------------- inputs
 
 
-def _period_bounds(scheme: Scheme, period: str | None, last_at: int | None) -> tuple[int, int, str, str]:
+def _period_bounds(
+    scheme: Scheme, period: str | None, last_at: int | None
+) -> tuple[int, int, str, str]:
     """(start, end inclusive, period label, as-of date) for a period key or None (everything)."""
     clock = scheme.clock
     if period:
@@ -329,7 +332,9 @@ def _rule_changes(base: Scheme, new: Scheme) -> list[RuleChange]:
     return out
 
 
-def _members(scheme: Scheme, db: sqlite_utils.Database, end: int) -> dict[str, dict[tuple[str, str], list[str]]]:
+def _members(
+    scheme: Scheme, db: sqlite_utils.Database, end: int
+) -> dict[str, dict[tuple[str, str], list[str]]]:
     from .lists import list_members
 
     out = {}
@@ -428,9 +433,13 @@ def diff_schemes(
     for lid in sorted(set(ma) | set(mb)):
         before, after = ma.get(lid, {}), mb.get(lid, {})
         for key in sorted(set(after) - set(before), key=lambda k: (k[1], k[0])):
-            report.list_changes.append(ListChange(lid, titles[lid], key[0], key[1], "joined", after[key]))
+            report.list_changes.append(
+                ListChange(lid, titles[lid], key[0], key[1], "joined", after[key])
+            )
         for key in sorted(set(before) - set(after), key=lambda k: (k[1], k[0])):
-            report.list_changes.append(ListChange(lid, titles[lid], key[0], key[1], "left", before[key]))
+            report.list_changes.append(
+                ListChange(lid, titles[lid], key[0], key[1], "left", before[key])
+            )
 
     ta, tb = _trial(a), _trial(b)
     rules = {r.id: r for r in base.rules} | {r.id: r for r in new.rules}
@@ -456,7 +465,13 @@ def _rank(r: int | None) -> str:
     return "-" if r is None else str(r)
 
 
-_CHANGE_WORDS = {"added": "新增", "removed": "删除", "changed": "修改", "joined": "进入", "left": "离开"}
+_CHANGE_WORDS = {
+    "added": "新增",
+    "removed": "删除",
+    "changed": "修改",
+    "joined": "进入",
+    "left": "离开",
+}
 
 
 def format_diff(report: DiffReport, fmt: str = "text") -> str:
@@ -472,8 +487,10 @@ def format_diff(report: DiffReport, fmt: str = "text") -> str:
 
 def _text(r: DiffReport) -> str:
     out = [
-        f"diff {r.base_label} → {r.new_label}: period {r.period} (as of {r.as_of or '-'}),"
-        f" {r.events:,} events, {r.subjects:,} subjects, {r.seconds:.1f}s"
+        (
+            f"diff {r.base_label} → {r.new_label}: period {r.period} (as of {r.as_of or '-'}),"
+            f" {r.events:,} events, {r.subjects:,} subjects, {r.seconds:.1f}s"
+        )
     ]
     if r.rules:
         out.append("rules: " + ", ".join(f"{c.change} {c.rule} ({c.title})" for c in r.rules))
@@ -509,33 +526,60 @@ def _markdown(r: DiffReport) -> str:
     out = [
         "### 规则改动影响（gridcredit diff）",
         "",
-        f"对比 `{r.base_label}` → `{r.new_label}`；期间 **{r.period}**（截至 {r.as_of or '-'}），"
-        f"重算 {r.events:,} 条事件、{r.subjects:,} 个主体，用时 {r.seconds:.1f} 秒。",
+        (
+            f"对比 `{r.base_label}` → `{r.new_label}`；期间 **{r.period}**（截至 {r.as_of or '-'}），"
+            f"重算 {r.events:,} 条事件、{r.subjects:,} 个主体，用时 {r.seconds:.1f} 秒。"
+        ),
         "",
     ]
     if r.rules:
         out += ["**改动的规则**", ""]
         out += [f"- {_CHANGE_WORDS[c.change]} `{c.rule}` {c.title}" for c in r.rules]
         out.append("")
-    out += ["| 群体 | 账户数 | 分数变化的账户 | 加分合计 | 减分合计 | 等级变化 | 排名变化 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    out += [
+        "| 群体 | 账户数 | 分数变化的账户 | 加分合计 | 减分合计 | 等级变化 | 排名变化 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for g in r.groups:
         out.append(f"| {g.title}（{g.group}） | {g.accounts} | {g.changed} | {_signed(g.points_up)} |"
                    f" {_signed(g.points_down)} | {g.tier_changes} | {g.rank_changes} |")  # fmt: skip
     movers = [c for g in r.groups for c in g.top_movers]
     if movers:
-        out += ["", "**变化最大的账户**", "", "| 主体 | 群体 | 原分数 | 新分数 | 变化 | 等级 | 排名 |", "|---|---|---:|---:|---:|---|---|"]
+        out += [
+            "",
+            "**变化最大的账户**",
+            "",
+            "| 主体 | 群体 | 原分数 | 新分数 | 变化 | 等级 | 排名 |",
+            "|---|---|---:|---:|---:|---|---|",
+        ]
         for c in movers:
             tier = c.new_tier if c.base_tier == c.new_tier else f"{c.base_tier} → {c.new_tier}"
-            rank = _rank(c.new_rank) if c.base_rank == c.new_rank else f"{_rank(c.base_rank)} → {_rank(c.new_rank)}"
-            out.append(f"| {c.subject} | {c.group} | {c.base_score} | {c.new_score} | {_signed(c.delta)} | {tier} | {rank} |")
+            rank = (
+                _rank(c.new_rank)
+                if c.base_rank == c.new_rank
+                else f"{_rank(c.base_rank)} → {_rank(c.new_rank)}"
+            )
+            out.append(
+                f"| {c.subject} | {c.group} | {c.base_score} | {c.new_score} | {_signed(c.delta)} | {tier} | {rank} |"
+            )
     if r.list_changes:
         out += ["", "**红灰榜变化**", "", "| 名单 | 主体 | 变化 | 原因 |", "|---|---|---|---|"]
         for lc in r.list_changes:
-            out.append(f"| {lc.title} | {lc.subject}（{lc.group}） | {_CHANGE_WORDS[lc.change]} | {'；'.join(lc.reasons)} |")
+            out.append(
+                f"| {lc.title} | {lc.subject}（{lc.group}） | {_CHANGE_WORDS[lc.change]} | {'；'.join(lc.reasons)} |"
+            )
     if r.trial:
-        out += ["", "**试行规则测算（不计入积分）**", "", "| 规则 | 记录数 | 涉及账户 | 分数合计 |", "|---|---:|---:|---:|"]
+        out += [
+            "",
+            "**试行规则测算（不计入积分）**",
+            "",
+            "| 规则 | 记录数 | 涉及账户 | 分数合计 |",
+            "|---|---:|---:|---:|",
+        ]
         for t in r.trial:
-            out.append(f"| `{t.rule}` {t.title} | {t.entries} | {t.subjects} | {_signed(t.points)} |")
+            out.append(
+                f"| `{t.rule}` {t.title} | {t.entries} | {t.subjects} | {_signed(t.points)} |"
+            )
     if not r.changes and not r.list_changes:
         out += ["", "没有账户的分数、等级、排名或名单发生变化。"]
     return "\n".join(out) + "\n"
@@ -553,5 +597,3 @@ __all__ = [
     "resolve_base",
     "rules_from_git",
 ]
-
-_ = (Iterable, Sequence)

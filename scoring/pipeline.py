@@ -35,6 +35,7 @@ class MonthRun:
     assessed: list[Any] = field(default_factory=list)
     closed: dict[str, Any] | None = None
     paths: list[Path] = field(default_factory=list)
+    publish_seconds: float = 0.0
 
 
 def lookup_secret(db: sqlite_utils.Database) -> bytes:
@@ -305,13 +306,17 @@ def run_month(
     db: sqlite_utils.Database, scheme: Scheme, month: str, site_dir: Path, *, private_dir: Path | None = None
 ) -> MonthRun:
     """Score, assess, close and publish one month."""
+    import time
+
     run = MonthRun(month)
     run.scored = score(db, scheme)
     for period in periods_ending_in(month):
         run.assessed.extend(run_assessment(db, scheme, period))
     if not is_closed(db, month):
         run.closed = close_month(db, scheme, month)
+    t = time.perf_counter()
     run.paths = publish_month(db, scheme, month, site_dir, private_dir=private_dir)
+    run.publish_seconds = time.perf_counter() - t
     return run
 
 
@@ -327,9 +332,16 @@ def publish_month(
     data = month_data(db, scheme, month)
     secret = lookup_secret(db)
     publishers = [p for ps in pm.hook.register_publishers() for p in (ps or [])]
+    masked: dict[tuple[str, str], str] = {}
+
+    def mask(name: str, kind: str) -> str:  # the hook once per distinct name, not per cell
+        key = (name, kind)
+        if key not in masked:
+            masked[key] = pm.hook.mask_name(name=name, kind=kind)
+        return masked[key]
+
     paths = pub.publish_month(
-        month, data, Path(site_dir), secret=secret,
-        mask=lambda name, kind: pm.hook.mask_name(name=name, kind=kind),
+        month, data, Path(site_dir), secret=secret, mask=mask,
         publishers=publishers, private_dir=private_dir,
     )  # fmt: skip
     if private_dir is not None:
@@ -366,7 +378,12 @@ def build_site(config: Path) -> Path:
         raise GridcreditError(f"{config}: no MkDocs configuration here; run in a scheme repository")
     os.environ["SOURCE_DATE_EPOCH"] = os.environ.get("SOURCE_DATE_EPOCH", "1704067200")
     logging.getLogger("mkdocs").setLevel(logging.WARNING)
-    logging.getLogger("jieba").setLevel(logging.WARNING)  # its dictionary-loading chatter
+    try:  # material's search segments Chinese with jieba; silence its dictionary-loading chatter
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+    except ImportError:  # pragma: no cover
+        pass
     try:
         cfg = load_config(str(config))
         build(cfg)
@@ -429,12 +446,17 @@ def run_demo(
         echo(f"{month}: {run.scored.line() if run.scored else ''}")
         if run.assessed:
             echo(f"  assessed {', '.join(sorted({a.period for a in run.assessed}))}: {awards} awards")
-        echo(f"  closed, hash {run.closed['hash'][:16] if run.closed else '-'}; published {len(run.paths):,} files")
+        echo(
+            f"  closed, hash {run.closed['hash'][:16] if run.closed else '-'};"
+            f" published {len(run.paths):,} files in {run.publish_seconds:.1f}s"
+        )
     last = months[-1]
     _print_summary(db, scheme, last, echo)
     built = None
     if build:
+        t = time.perf_counter()
         built = build_site(out / "mkdocs.yml")
+        echo(f"site built with MkDocs in {time.perf_counter() - t:.1f}s")
     echo(f"done in {time.perf_counter() - t0:.1f}s")
     if built:
         echo(f"open the site: {(built / 'index.html').resolve().as_uri()}")

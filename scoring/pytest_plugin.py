@@ -61,18 +61,27 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Any:
         scenarios, problems = load_scenario_file(self.path)
         for f in problems:
-            yield ScenarioItem.from_parent(self, name=f"line {f.line}", scenario=None, row=None, error=f)
+            yield ScenarioItem.from_parent(
+                self, name=f"line {f.line}", scenario=None, row=None, error=f
+            )
         for sc in scenarios:
             if sc.is_table:
                 for i, (_, label) in enumerate(sc.row_labels()):
-                    yield ScenarioItem.from_parent(self, name=f"{sc.name}[{label}]", scenario=sc, row=i)
+                    yield ScenarioItem.from_parent(
+                        self, name=f"{sc.name}[{label}]", scenario=sc, row=i
+                    )
             else:
                 yield ScenarioItem.from_parent(self, name=sc.name, scenario=sc, row=None)
 
 
 class ScenarioItem(pytest.Item):
     def __init__(
-        self, *, scenario: Scenario | None, row: int | None, error: Failure | None = None, **kwargs: Any
+        self,
+        *,
+        scenario: Scenario | None,
+        row: int | None,
+        error: Failure | None = None,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.scenario = scenario

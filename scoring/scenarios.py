@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from .errors import GridcreditError, Problem, SchemeError
+from .errors import GridcreditError, SchemeError
 from .model import Rule, Scheme
 from .yamlsafe import PosDict, PosList, YamlProblem, load_yaml
 
@@ -197,7 +197,11 @@ def _display(path: Path) -> str:
 def _line(container: Any, key: Any, default: int = 0) -> int:
     if isinstance(container, PosDict) and key in container.val_pos:
         return container.val_pos[key][0]
-    if isinstance(container, PosList) and isinstance(key, int) and 0 <= key < len(container.item_pos):
+    if (
+        isinstance(container, PosList)
+        and isinstance(key, int)
+        and 0 <= key < len(container.item_pos)
+    ):
         return container.item_pos[key][0]
     pos = getattr(container, "pos", None)
     return pos[0] if pos else default
@@ -227,7 +231,11 @@ def _validator(defn: str) -> Any:
     from jsonschema import Draft202012Validator
 
     if _SCHEMA is None:
-        text = resources.files("scoring").joinpath("schemas", "scenario.schema.json").read_text("utf-8")
+        text = (
+            resources.files("scoring")
+            .joinpath("schemas", "scenario.schema.json")
+            .read_text("utf-8")
+        )
         _SCHEMA = json.loads(text)
     schema = {k: v for k, v in _SCHEMA.items() if k != "$id"}
     defs = dict(schema["$defs"])
@@ -243,10 +251,16 @@ def _schema_failures(data: Any, defn: str, file: str, scenario: str) -> list[Fai
     from jsonschema.exceptions import best_match
 
     out = []
-    errors = sorted(_validator(defn).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(
+        _validator(defn).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+    )
     # an unknown key (a typo) explains the other complaints about the same mapping
     typo_at = {tuple(e.absolute_path) for e in errors if e.validator == "additionalProperties"}
-    errors = [e for e in errors if e.validator == "additionalProperties" or tuple(e.absolute_path) not in typo_at]
+    errors = [
+        e
+        for e in errors
+        if e.validator == "additionalProperties" or tuple(e.absolute_path) not in typo_at
+    ]
     for e in errors[:8]:
         if e.context:  # anyOf/oneOf: the branch that came closest says what is wrong
             e = best_match(e.context)
@@ -280,10 +294,10 @@ def load_scenario_file(path: str | Path) -> tuple[list[Scenario], list[Failure]]
         p = e.problem
         return [], [Failure(file, p.line, "", p.message)]
     if not isinstance(data, PosDict):
-        return [], [
-            Failure(file, 1, "", "a scenario file must be a mapping with 'name' (one scenario)"
-                    " or 'scenarios:' (a list of scenarios)")  # fmt: skip
-        ]
+        msg = (
+            "a scenario file must be a mapping with 'name' (one scenario) or 'scenarios:' (a list)"
+        )
+        return [], [Failure(file, 1, "", msg)]
     base = path.parent
     file_rules = base / data["rules"] if isinstance(data.get("rules"), str) else None
     fails: list[Failure] = []
@@ -293,13 +307,21 @@ def load_scenario_file(path: str | Path) -> tuple[list[Scenario], list[Failure]]
         problems = _schema_failures(head, "file_head", file, "")
         scs = data["scenarios"]
         if not isinstance(scs, PosList) or not scs:
-            problems.append(Failure(file, _line(data, "scenarios", 1), "", "'scenarios' must be a list of scenarios"))
+            problems.append(
+                Failure(
+                    file, _line(data, "scenarios", 1), "", "'scenarios' must be a list of scenarios"
+                )
+            )
         if problems:
             return [], problems
         defaults = dict(data.get("defaults") or {})
         items = []
         for sc, (line, _) in zip(scs, scs.item_pos):
-            name = str(sc.get("name", f"scenario at line {line}")) if isinstance(sc, dict) else f"line {line}"
+            name = (
+                str(sc.get("name", f"scenario at line {line}"))
+                if isinstance(sc, dict)
+                else f"line {line}"
+            )
             bad = _schema_failures(sc, "scenario", file, name)
             if bad:
                 fails.extend(bad)
@@ -552,7 +574,9 @@ class ScenarioRunner:
             [b.batch],
         ).fetchall():
             at = lines[line - 1] if line and 0 < line <= len(lines) else sc.line
-            fails.append(self._fail(sc, at, f"{what} {rid or ''} was rejected: {reason}".replace("  ", " ")))
+            fails.append(
+                self._fail(sc, at, f"{what} {rid or ''} was rejected: {reason}".replace("  ", " "))
+            )
 
     def _ingest_file(
         self, sc: Scenario, db: sqlite_utils.Database, key: str, kind: str, fails: list[Failure]
@@ -572,7 +596,9 @@ class ScenarioRunner:
             "SELECT line, record_id, reason FROM rejects WHERE batch = ? AND reason NOT LIKE 'warning:%'",
             [b.batch],
         ).fetchall():
-            fails.append(self._fail(sc, line, f"{_display(p)}:{fline}: {rid or ''} rejected: {reason}"))
+            fails.append(
+                self._fail(sc, line, f"{_display(p)}:{fline}: {rid or ''} rejected: {reason}")
+            )
 
     def _setup(self, sc: Scenario, res: CaseResult) -> tuple[sqlite_utils.Database, dict[str, Any]]:
         """Fresh ledger with the scenario's subjects and events, scored and assessed."""
@@ -646,9 +672,13 @@ class ScenarioRunner:
         versions = self.scheme.rule_versions(rule_id) if rule_id else []
         tline = _line(sc.data, "table", sc.line)
         if rule_id and not versions:
-            setup.failures.append(self._fail(sc, _line(t, "rule", tline), _unknown("rule", rule_id, self.titles)))
+            setup.failures.append(
+                self._fail(sc, _line(t, "rule", tline), _unknown("rule", rule_id, self.titles))
+            )
         rule = versions[-1] if versions else None
-        group = t.get("group") or (t.get("subject") or {}).get("groups") or sc.defaults.get("groups")
+        group = (
+            t.get("group") or (t.get("subject") or {}).get("groups") or sc.defaults.get("groups")
+        )
         if isinstance(group, list):
             group = group[0] if group else None
         group = group or (rule.group if rule else None)
@@ -765,7 +795,11 @@ def _default_time(rule: Rule | None) -> str:
 def _same(want: Any, have: Any) -> bool:
     if want is None or have is None:
         return want is None and have is None
-    if isinstance(want, (int, float)) and isinstance(have, (int, float)) and not isinstance(want, bool):
+    if (
+        isinstance(want, (int, float))
+        and isinstance(have, (int, float))
+        and not isinstance(want, bool)
+    ):
         return float(want) == float(have)
     return str(want) == str(have)
 
@@ -782,7 +816,12 @@ def _unknown(what: str, name: str, known: Iterable[str]) -> str:
 
 class _Checker:
     def __init__(
-        self, runner: ScenarioRunner, sc: Scenario, db: sqlite_utils.Database, ctx: dict, fails: list[Failure]
+        self,
+        runner: ScenarioRunner,
+        sc: Scenario,
+        db: sqlite_utils.Database,
+        ctx: dict,
+        fails: list[Failure],
     ):
         self.r = runner
         self.scheme = runner.scheme
@@ -816,7 +855,9 @@ class _Checker:
         return None
 
     def _rule_ok(self, rule: Any, line: int) -> bool:
-        known = set(self.r.titles) | {a.id for a in self.scheme.assessments} | set(self.scheme.catalog)
+        known = (
+            set(self.r.titles) | {a.id for a in self.scheme.assessments} | set(self.scheme.catalog)
+        )
         if rule is not None and rule not in known:
             self.fail(line, _unknown("rule", str(rule), self.r.titles))
             return False
@@ -960,13 +1001,17 @@ class _Checker:
             self.fail(line, _unknown("event", ev, self.ctx["events"]))
             return
         row = self.db.execute(
-            "SELECT outcome, reason_code, item, subject, grp, cost FROM redemptions WHERE event = ?", [ev]
+            "SELECT outcome, reason_code, item, subject, grp, cost FROM redemptions WHERE event = ?",
+            [ev],
         ).fetchone()
         if row is None:
             self.fail(line, f"event {ev} made no redemption (is it of type redeem?)")
             return
         outcome, code, it, sid, grp, cost = row
-        want = (item["outcome"], item.get("reason_code", code if item["outcome"] == "rejected" else None))
+        want = (
+            item["outcome"],
+            item.get("reason_code", code if item["outcome"] == "rejected" else None),
+        )
         if (outcome, code) == want:
             return
         title = self.scheme.catalog[it].title if it in self.scheme.catalog else it
@@ -992,19 +1037,26 @@ class _Checker:
         if not self._subject_ok(sid, line):
             return
         as_of = self.r._as_of(self.sc, item, self.db)
-        members = [m for m in list_members(self.db, self.scheme, lid, as_of=as_of) if m.subject == sid]
+        members = [
+            m for m in list_members(self.db, self.scheme, lid, as_of=as_of) if m.subject == sid
+        ]
         ld = next(ld for ld in self.scheme.lists if ld.id == lid)
         when = f" as of {item['as_of']}" if item.get("as_of") else ""
         if bool(members) != bool(item["member"]):
             if members:
                 why = "; ".join(r.text or r.heading for m in members for r in m.reasons)
-                self.fail(line, f"expected {sid} not on list {lid} ({ld.title}){when}, but it is: {why}")
+                self.fail(
+                    line, f"expected {sid} not on list {lid} ({ld.title}){when}, but it is: {why}"
+                )
             else:
                 from .ledger import balances
 
                 bs = balances(self.db, self.scheme, as_of=as_of, subject=sid)
                 state = ", ".join(f"{b.group} score {b.score} tier {b.tier}" for b in bs)
-                self.fail(line, f"expected {sid} on list {lid} ({ld.title}){when}, but it is not ({state})")
+                self.fail(
+                    line,
+                    f"expected {sid} on list {lid} ({ld.title}){when}, but it is not ({state})",
+                )
             return
         text = item.get("reason")
         if text and members:
@@ -1032,7 +1084,9 @@ class _Checker:
             grp = self._group_of(item, line)
             if grp is None:
                 return
-            tables = rankings(self.db, self.scheme, month, group=grp, by=item.get("by", "score"), within=within)
+            tables = rankings(
+                self.db, self.scheme, month, group=grp, by=item.get("by", "score"), within=within
+            )
             rows = [r for t in tables for r in t.rows if r.subject == sid]
             who = self._who(sid, grp)
         have = rows[0].rank if rows else None
@@ -1040,9 +1094,13 @@ class _Checker:
             return
         ranked = ""
         if "grid" not in item:
-            table = next((t for t in tables if any(r.subject == item["subject"] for r in t.rows)), None)
+            table = next(
+                (t for t in tables if any(r.subject == item["subject"] for r in t.rows)), None
+            )
             if table:
-                ranked = " — " + ", ".join(f"{r.rank}. {r.subject} {r.score}" for r in table.rows[:8])
+                ranked = " — " + ", ".join(
+                    f"{r.rank}. {r.subject} {r.score}" for r in table.rows[:8]
+                )
         self.fail(line, f"expected {who} rank {item['rank']} in {month} (within {within}), got"
                   f" {have if have is not None else 'not ranked'}{ranked}")  # fmt: skip
 
@@ -1103,7 +1161,11 @@ class _CoverageTracker:
                                       rule.key_src.get("escalate", rule.src))  # fmt: skip
                     self.steps[id(rule)].append(it)
                     self.items.append(it)
-            if isinstance(rule.points, dict) and "by" in rule.points and isinstance(rule.points.get("table"), dict):
+            if (
+                isinstance(rule.points, dict)
+                and "by" in rule.points
+                and isinstance(rule.points.get("table"), dict)
+            ):
                 self.by_rules.add(rule.id)
                 by = rule.points["by"]
                 for k, v in rule.points["table"].items():
@@ -1157,7 +1219,11 @@ class _CoverageTracker:
                         continue
                     r = v[0]
                     times = seen[(rule, s, g)]
-                    floor = clock.sub(at, r.escalate["within"]) if r.escalate.get("within") else -(2**62)
+                    floor = (
+                        clock.sub(at, r.escalate["within"])
+                        if r.escalate.get("within")
+                        else -(2**62)
+                    )
                     n = 1 + sum(1 for t in times if t > floor)
                     times.append(at)
                     steps = self.steps.get(id(r), [])
@@ -1216,7 +1282,11 @@ def run_scenarios(
                 runner = runners[key]
             if sc.is_table:
                 rows = sc.row_labels()
-                chosen = [i for i, (_, lab) in enumerate(rows) if matches_select(select, [*sc.keywords(), lab])]
+                chosen = [
+                    i
+                    for i, (_, lab) in enumerate(rows)
+                    if matches_select(select, [*sc.keywords(), lab])
+                ]
                 report.deselected += len(rows) - len(chosen)
                 if chosen:
                     results = runner.run(sc)
@@ -1235,10 +1305,12 @@ def coverage_report(report: Report, *, limit: int | None = None) -> str:
     """Coverage text: percentages, then every rule, step and table value no scenario exercised."""
     cov = report.coverage
     lines = [
-        f"rule coverage: {cov.percent:.1f}% of {len(cov.items)} items"
-        f" (rules {cov.percent_of('rule'):.0f}% of {len(cov.of('rule'))},"
-        f" escalation steps {cov.percent_of('step'):.0f}% of {len(cov.of('step'))},"
-        f" table values {cov.percent_of('table'):.0f}% of {len(cov.of('table'))})"
+        (
+            f"rule coverage: {cov.percent:.1f}% of {len(cov.items)} items"
+            f" (rules {cov.percent_of('rule'):.0f}% of {len(cov.of('rule'))},"
+            f" escalation steps {cov.percent_of('step'):.0f}% of {len(cov.of('step'))},"
+            f" table values {cov.percent_of('table'):.0f}% of {len(cov.of('table'))})"
+        )
     ]
     missing = cov.missing
     if missing:
@@ -1297,5 +1369,3 @@ __all__ = [
     "matches_select",
     "run_scenarios",
 ]
-
-_ = Problem  # re-exported for callers that build Problems from failures

@@ -46,7 +46,9 @@ def break_rules(repo: Path) -> None:
     pack = repo / "rules" / "packs" / "residents.yaml"
     text = pack.read_text(encoding="utf-8")
     assert text.count("limit: {max_points: 40, per: month}") == 1
-    text = text.replace("limit: {max_points: 40, per: month}", "limit: {max_points: 50, per: month}")
+    text = text.replace(
+        "limit: {max_points: 40, per: month}", "limit: {max_points: 50, per: month}"
+    )
     assert text.count("points: -20\n") == 1
     text = text.replace("points: -20\n", "points: 20\n")
     pack.write_text(text, encoding="utf-8")
@@ -67,7 +69,9 @@ def test_reference_scenarios_pass_with_full_coverage() -> None:
     assert "0 failed" in text and "rule coverage: 100.0% of 147 items" in text
 
 
-def test_broken_rule_fails_with_actionable_messages(repo_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_rule_fails_with_actionable_messages(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     break_rules(repo_copy)
     monkeypatch.chdir(repo_copy)
     report = run_scenarios([], repo_copy)
@@ -92,7 +96,9 @@ def test_broken_rule_fails_with_actionable_messages(repo_copy: Path, monkeypatch
         " expected points 40, got 48 from rule res-volunteer (参加志愿服务)"
     ) in messages
     # nothing else is blamed: every failure names one of the two broken rules' scenarios
-    assert all("res-volunteer" in m or "res-fire-lane" in m or "tier" in m for m in messages), messages
+    assert all("res-volunteer" in m or "res-fire-lane" in m or "tier" in m for m in messages), (
+        messages
+    )
     assert "Traceback" not in format_report(report)
 
 
@@ -101,14 +107,17 @@ def test_broken_rule_fails_plain_pytest_without_traceback(repo_copy: Path) -> No
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/scenarios"],
-        cwd=repo_copy, capture_output=True, text=True, env=env, timeout=120,
+        cwd=repo_copy, capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "expected R1 (residents) score 1040 as of 2024-03-31, got 1046" in out
     assert "rule res-volunteer (参加志愿服务) gave +46 in 2024-03 (cap 50 points/month)" in out
     assert "FAILED tests/scenarios/semantics.yaml::封顶截到剩余额度，额度用完的匹配仍可见" in out
-    assert "FAILED tests/scenarios/residents.yaml::志愿服务按小时计分，不足1分不计，每月最多40分[row 6: hours=24]" in out
+    assert (
+        "FAILED tests/scenarios/residents.yaml::志愿服务按小时计分，不足1分不计，每月最多40分[row 6: hours=24]"
+        in out
+    )
     assert "Traceback" not in out and "def runtest" not in out
     assert "gridcredit rule coverage" in out
 
@@ -117,10 +126,12 @@ def test_pytest_collects_only_scenario_folders(repo_copy: Path) -> None:
     (repo_copy / "tests" / "bad" / "scenarios").mkdir(parents=True)
     (repo_copy / "tests" / "bad" / "scenarios" / "x.yaml").write_text("name: [\n", encoding="utf-8")
     (repo_copy / "tests" / "fixtures" / "scenarios").mkdir(parents=True)
-    (repo_copy / "tests" / "fixtures" / "scenarios" / "y.yaml").write_text("a: 1\n", encoding="utf-8")
+    (repo_copy / "tests" / "fixtures" / "scenarios" / "y.yaml").write_text(
+        "a: 1\n", encoding="utf-8"
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=repo_copy, capture_output=True, text=True, timeout=120,
+        cwd=repo_copy, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "tests/scenarios/semantics.yaml::" in proc.stdout
@@ -197,12 +208,19 @@ def test_input_errors_are_failures_with_file_and_line(tmp_path: Path) -> None:
     assert any(m.startswith(f"{shown}:8: 规则编号写错: unknown rule 'res-volunter'; did you mean res-volunteer")
                for m in msgs), msgs  # fmt: skip
     assert any(m.startswith(f"{shown}:10: 规则编号写错: unknown subject 'R9'") for m in msgs), msgs
-    assert any(m.startswith(f"{shown}:11: 规则编号写错: unknown group 'residentz'") for m in msgs), msgs
-    assert any(m.startswith(f"{shown}:15: 事件被拒收: event e0001 was rejected:") and "hours" in m for m in msgs), msgs
+    assert any(
+        m.startswith(f"{shown}:11: 规则编号写错: unknown group 'residentz'") for m in msgs
+    ), msgs
+    assert any(
+        m.startswith(f"{shown}:15: 事件被拒收: event e0001 was rejected:") and "hours" in m
+        for m in msgs
+    ), msgs
     assert any(m.startswith(f"{shown}:16: 事件被拒收: event e0002 was rejected:") and "voluntear_service" in m
                for m in msgs), msgs  # fmt: skip
-    assert f"{shown}:23: 拼写错误的键: expect.balances.0: Additional properties are not allowed ('scroe' was unexpected);" \
+    assert (
+        f"{shown}:23: 拼写错误的键: expect.balances.0: Additional properties are not allowed ('scroe' was unexpected);"
         " allowed keys here: as_of, group, score, subject, tier, wallet" in msgs
+    )
     assert sum(1 for m in msgs if "拼写错误的键" in m) == 1
     assert any("broken.yaml:3:" in m and "YAML syntax error" in m for m in msgs), msgs
 
@@ -219,9 +237,14 @@ def test_load_scenario_file_single_and_defaults(tmp_path: Path) -> None:
     assert problems == [] and [s.name for s in scenarios] == ["单个场景"]
     report = run_scenarios([f], ROOT)
     assert report.failures == [] and len(report.cases) == 1
-    f.write_text(f.read_text(encoding="utf-8").replace("1004, wallet: 4", "1005, wallet: 4"), encoding="utf-8")
+    f.write_text(
+        f.read_text(encoding="utf-8").replace("1004, wallet: 4", "1005, wallet: 4"),
+        encoding="utf-8",
+    )
     report = run_scenarios([f], ROOT)
     assert [str(x).split(": ", 1)[1] for x in report.failures] == [
-        "单个场景: expected R1 (residents) score 1005, got 1004 — rule res-volunteer (参加志愿服务)"
-        " gave +4 in 2024-03 (cap 40 points/month)"
+        (
+            "单个场景: expected R1 (residents) score 1005, got 1004 — rule res-volunteer (参加志愿服务)"
+            " gave +4 in 2024-03 (cap 40 points/month)"
+        )
     ]
