@@ -16,6 +16,9 @@ See docs/design.md for the entry columns and SPEC §4 for the semantics.
 
 from __future__ import annotations
 
+import queue
+import sqlite3
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -37,6 +40,10 @@ SIMPLE, CAPPED, GENERAL = 0, 1, 2  # rule shapes, see CompiledRule.shape
 _INSERT_ENTRY = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
 _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
 FLUSH_EVERY = 20_000
+_BULK_INDEXES = {
+    "entries_subject": "CREATE INDEX entries_subject ON entries (subject, grp)",
+    "entries_event": "CREATE INDEX entries_event ON entries (event)",
+}
 
 
 @dataclass
@@ -68,6 +75,49 @@ class ScoreSummary:
         return s
 
 
+class _Writer(threading.Thread):
+    """Runs the ledger inserts of one score run beside the evaluation.
+
+    SQLite does the B-tree work of ``executemany`` with the GIL released, so
+    on a second core the inserts overlap with evaluating the next events.
+    Batches are written in the order they were handed over, inside the run's
+    one transaction; ``sync`` waits until all are written.
+    """
+
+    def __init__(self, conn: Any):
+        super().__init__(name="gridcredit-ledger-writer", daemon=True)
+        self.conn = conn
+        self.queue: queue.Queue[tuple[str, list[tuple]] | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    self.conn.executemany(*item)
+            except BaseException as e:  # handed back to the scoring thread by sync()
+                self.error = e
+            finally:
+                self.queue.task_done()
+
+    def put(self, sql: str, rows: list[tuple]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((sql, rows))
+
+    def sync(self) -> None:
+        self.queue.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.join()
+
+
 @dataclass
 class _Subject:
     view: SubjectView
@@ -86,6 +136,8 @@ class Engine:
         self.compiled = compiled or compile_scheme(scheme)
         self.summary = ScoreSummary()
         self.buf: list[tuple] = []
+        self.writer: _Writer | None = None
+        self.redeemed: list[tuple] = []
         self.trial_buf: list[tuple] = []
         self._period_cache: dict[tuple[str, int], str] = {}
         self.group_order = {g: i for i, g in enumerate(scheme.groups)}
@@ -175,9 +227,23 @@ class Engine:
             "SELECT subject, grp, expires_at, points FROM entries WHERE expires_at > ?", [since]
         ):
             self.expiring[(s, g)].append((exp, pts))
-        self.graded = {
-            (s, g) for s, g in q("SELECT DISTINCT subject, grp FROM entries WHERE grade IS NOT NULL")
-        }
+        # direct gradings still in force and not undone: (subject, group) → [(tier, until, entry id)]
+        self.graded: dict[tuple[str, str], list[tuple[str, int, int]]] = defaultdict(list)
+        for s, g, tier, until, eid in q(
+            "SELECT subject, grp, grade, grade_until, id FROM entries e WHERE grade IS NOT NULL"
+            " AND grade_until > ? AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id"
+            " AND r.reason IN ('reversal', 'repair'))",
+            [since],
+        ):
+            self.graded[(s, g)].append((tier, until, eid))
+        # Entry ids are assigned in insertion order from here, so this run knows the id
+        # of every entry it writes without reading the ledger back.
+        (last,) = q("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
+        self.first_id = last + 1
+        self.flushed = 0
+        self.undone: set[int] = set()  # entries reversed or repaired in this run
+        self.run_rows: dict[str, list[tuple[int, tuple]]] = defaultdict(list)
+        self.penalties: dict[tuple[str, str], list[tuple[int, tuple]]] = defaultdict(list)
         self.stock_used: dict[str, int] = defaultdict(int)
         self.item_usage: dict[tuple, int] = defaultdict(int)
         for item, s, qty, at in q(
@@ -221,45 +287,59 @@ class Engine:
             self.late_by_month[month] += 1
         return month
 
+    def _write(self, sql: str, rows: list[tuple]) -> None:
+        if self.writer is not None:
+            self.writer.put(sql, rows)
+        else:
+            self.conn.executemany(sql, rows)
+
     def _flush(self) -> None:
+        """Hand the queued entries to the database (the writer thread, when running)."""
         if self.buf:
-            self.conn.executemany(_INSERT_ENTRY, self.buf)
             self.summary.entries += len(self.buf)
+            self.flushed += len(self.buf)
+            self._write(_INSERT_ENTRY, self.buf[:])  # a copy: loops hold on to self.buf
             self.buf.clear()
         if self.trial_buf:
-            self.conn.executemany(_INSERT_TRIAL, self.trial_buf)
             self.summary.trial_entries += len(self.trial_buf)
+            self._write(_INSERT_TRIAL, self.trial_buf[:])
             self.trial_buf.clear()
 
+    def _sync(self) -> None:
+        """Everything queued is in the database: call before reading the ledger."""
+        self._flush()
+        if self.writer is not None:
+            self.writer.sync()
+
     def _post(self, row: tuple, trial: bool = False) -> None:
-        """Queue one entry and keep the running score in step."""
+        """Queue one entry and keep the running state (score, gradings, penalties) in step."""
         if trial:
             self.trial_buf.append(row)
             return
+        entry_id = self.first_id + self.flushed + len(self.buf)
         self.buf.append(row)
+        key = (row[0], row[1])
         pts = row[3]
         if pts:
-            key = (row[0], row[1])
             if row[12] is None:
                 self.fixed[key] += pts
             else:
                 self.expiring[key].append((row[12], pts))
         if row[13] is not None:
-            self.graded.add((row[0], row[1]))
+            self.graded[key].append((row[13], row[14], entry_id))
+        if pts < 0 and row[10] in ("match", "linked") and row[5] in self.repairable:
+            self.penalties[key].append((entry_id, row))
 
     def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
         """Score and tier of one account at ``at`` (for redemptions)."""
         g = self.scheme.groups[grp]
         key = (subject, grp)
-        if key in self.graded:  # rare: direct grading needs the ledger's view of reversals
-            from .ledger import balances
-
-            self._flush()
-            rows = balances(self.db, self.scheme, as_of=at, group=grp, subject=subject)
-            if rows:
-                return rows[0].score, rows[0].tier
         score = g.base_score + self.fixed[key] + sum(p for e, p in self.expiring.get(key, ()) if e > at)
-        return score, g.tier_of(score)
+        tier = g.tier_of(score)
+        for grade, until, entry_id in self.graded.get(key, ()):
+            if until > at and entry_id not in self.undone:
+                tier = capped_tier(g, tier, grade)
+        return score, tier
 
     # --- the run -----------------------------------------------------------
 
@@ -318,21 +398,64 @@ class Engine:
         # Events usually arrive in time order; then the rowid scan is the sorted order.
         in_order = where == "seq > ?" and self._ingested_in_order(done)
         order = "seq" if in_order else "at, id"
-        cur = conn.cursor()
+        reader = self._reader(where, top - done)
+        self.rq = reader or conn  # committed ledger rows of earlier runs are read here
+        self.reversed: set[int] = set()
+        self.repairable = {r for c in self.compiled.rules if c.repair for r in c.repair.get("rules", [])}
+        for c in self.compiled.rules:
+            if c.id in self.repairable:
+                c.shape = GENERAL  # their penalties are tracked in _post for credit repair
+        self._all_targets = frozenset(
+            t
+            for (t,) in conn.execute(
+                f"SELECT json_extract(attrs, '$.target') FROM events WHERE {where}"
+                " AND type IN ('withdraw', 'objection')"
+                f" UNION SELECT amends FROM events WHERE {where} AND amends IS NOT NULL",
+                params + params,
+            )
+            if t
+        )
+        self.targets = self._all_targets
+        cur = (reader or conn).cursor()
         cur.execute(
             f"SELECT id, type, subject, at, attrs, amends FROM events WHERE {where} ORDER BY {order}",
             params,
         )
+        if reader is not None:
+            # A big appending run: maintain the secondary indexes once at the end (a
+            # sort) instead of per insert; lookups of earlier runs go to the reader,
+            # whose committed snapshot keeps them.
+            for name in _BULK_INDEXES:
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
+            self.writer = _Writer(conn)
+            self.writer.start()
         last_row = None
-        while True:
-            rows = cur.fetchmany(5000)
-            if not rows:
-                break
-            self._score_rows(rows)
-            last_row = rows[-1]
-            if len(self.buf) >= FLUSH_EVERY:
-                self._flush()
-        self._flush()
+        try:
+            while True:
+                rows = cur.fetchmany(5000)
+                if not rows:
+                    break
+                self._score_rows(rows)
+                last_row = rows[-1]
+                if len(self.buf) >= FLUSH_EVERY:
+                    self._flush()
+            self._flush_redemptions()
+            self._sync()
+            (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
+            if last_id != self.first_id + self.flushed - 1 and self.flushed:
+                raise RuntimeError(
+                    f"ledger ids out of step: expected the last entry id {self.first_id + self.flushed - 1},"
+                    f" found {last_id}; nothing was written (the run is rolled back)"
+                )
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+            if reader is not None:
+                reader.close()
+        if reader is not None:
+            for ddl in _BULK_INDEXES.values():
+                conn.execute(ddl)
         if last_row is not None:
             new_last = (last_row[3], last_row[0])
             if last_key is None or new_last > last_key:
@@ -344,6 +467,20 @@ class Engine:
                 [month, n],
             )
         conn.execute("DROP TABLE IF EXISTS temp.redo")
+
+    def _reader(self, where: str, n: int) -> sqlite3.Connection | None:
+        """A second connection to read events from while the writer thread inserts.
+
+        Only for big appending runs on a database file (WAL lets the reader see
+        the committed events while this run's transaction is open).
+        """
+        if n < 20_000 or where != "seq > ?":
+            return None
+        row = self.conn.execute("PRAGMA database_list").fetchone()
+        path = row[2] if row else ""
+        if not path:
+            return None
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
     def _open_start(self, closed: set[str]) -> int:
         if not closed:
@@ -374,8 +511,12 @@ class Engine:
         month = self.clock.month
         closed = self.calendar.closed
         n = 0
+        targets = self.targets
         for eid, etype, sid, at, attrs_json, amends in rows:
             n += 1
+            if eid in targets:
+                self._score_rows_of_target([(eid, etype, sid, at, attrs_json, amends)])
+                continue
             if amends:
                 self._reverse_event(amends, eid, at)
             if etype in self.system_types:
@@ -448,6 +589,22 @@ class Engine:
                                     period, "match", None, None, None, None, note))  # fmt: skip
                     fixed[(sid, grp)] += pts
         self.summary.events += n
+
+    def _score_rows_of_target(self, rows: list[tuple]) -> None:
+        """Score an event that a later event withdraws, amends or disputes, keeping its
+        entries (with their ids) in memory so the reversal needs no ledger read."""
+        eid = rows[0][0]
+        start = self.flushed + len(self.buf)
+        self.targets = frozenset()  # score it the ordinary way, without recursing here
+        try:
+            self._score_rows(rows)
+        finally:
+            self.targets = self._all_targets
+        self.summary.events -= 1  # counted by the caller
+        mine = self.run_rows[eid]
+        for i, row in enumerate(self.buf[start - self.flushed :]):
+            if row[7] == eid:
+                mine.append((self.first_id + start + i, row))
 
     def _apply(
         self, c: CompiledRule, eid: str, sid: str, subj: _Subject, at: int, attrs: dict, period: str
@@ -546,23 +703,29 @@ class Engine:
         self, c: CompiledRule, eid: str, sid: str, grp: str, at: int, period: str, trial: bool
     ) -> None:
         spec = c.repair or {}
-        rules = list(spec.get("rules", []))
+        rules = set(spec.get("rules", []))
         if not rules or trial:
             return
-        self._flush()
         floor = self.clock.sub(at, spec["within"])
+        candidates = [
+            (row[8], entry_id, row[3], row[5], row[6], row[12])
+            for entry_id, row in self.penalties.get((sid, grp), ())
+            if row[5] in rules and floor <= row[8] <= at and entry_id not in self.undone
+        ]
         marks = ",".join("?" * len(rules))
-        row = self.conn.execute(
-            f"""SELECT id, points, rule, pack_hash, expires_at FROM entries
+        for entry_id, pts, rule, pack_hash, oat, expires_at in self.rq.execute(
+            f"""SELECT id, points, rule, pack_hash, at, expires_at FROM entries e
                 WHERE subject = ? AND grp = ? AND rule IN ({marks}) AND points < 0
-                  AND reason IN ('match', 'linked') AND at >= ? AND at <= ?
-                  AND id NOT IN (SELECT ref FROM entries WHERE ref IS NOT NULL)
-                ORDER BY at DESC, id DESC LIMIT 1""",
-            [sid, grp, *rules, floor, at],
-        ).fetchone()
-        if row is None:
+                  AND reason IN ('match', 'linked') AND at >= ? AND at <= ? AND id < ?
+                  AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id)""",
+            [sid, grp, *sorted(rules), floor, at, self.first_id],
+        ):
+            if entry_id not in self.undone:
+                candidates.append((oat, entry_id, pts, rule, pack_hash, expires_at))
+        if not candidates:
             return
-        ref, orig, rule, pack_hash, expires_at = row
+        _, ref, orig, rule, pack_hash, expires_at = max(candidates)  # the most recent penalty
+        self.undone.add(ref)
         back = -orig if spec.get("restore", "all") == "all" else (-orig) // 2
         self._post(
             (sid, grp, "score", back, 0, rule, pack_hash, eid, at, period, "repair", ref,
@@ -571,17 +734,23 @@ class Engine:
 
     def _reverse_event(self, target: str, eid: str, at: int) -> None:
         """Undo every live entry of ``target`` with new opposite entries."""
-        self._flush()
         period = self._posting(at)
-        rows = self.conn.execute(
+        found = [
+            (entry_id, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[8], row[12], row[10])
+            for entry_id, row in self.run_rows.get(target, ())
+        ]
+        found += self.rq.execute(
             """SELECT id, subject, grp, account, points, wallet, rule, pack_hash, at, expires_at, reason
-               FROM entries WHERE event = ? AND reason IN ('match', 'capped', 'linked', 'repair')
-                 AND id NOT IN (SELECT ref FROM entries WHERE ref IS NOT NULL AND reason = 'reversal')
-               ORDER BY id""",
-            [target],
+               FROM entries e WHERE event = ? AND id < ?
+                 AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id AND r.reason = 'reversal')""",
+            [target, self.first_id],
         ).fetchall()
         rules = {c.id: c for c in self.compiled.rules}
-        for ref, s, g, account, pts, w, rule, pack_hash, oat, expires_at, reason in rows:
+        for ref, s, g, account, pts, w, rule, pack_hash, oat, expires_at, reason in sorted(found):
+            if reason not in ("match", "capped", "linked", "repair") or ref in self.reversed:
+                continue
+            self.reversed.add(ref)
+            self.undone.add(ref)
             c = rules.get(rule)
             if reason in ("match", "capped") and c is not None:
                 if c.cap_per and reason == "match":
@@ -614,20 +783,20 @@ class Engine:
             self._reverse_event(target, eid, at)
             return
         status = attrs.get("status", "open")
-        self.conn.execute(
+        self._write(
             "INSERT INTO objections (target, event, status, opened_at, decided_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT(target) DO UPDATE SET event = excluded.event, status = excluded.status,"
             " decided_at = excluded.decided_at",
-            [target, eid, status, at, None if status == "open" else at],
+            [(target, eid, status, at, None if status == "open" else at)],
         )
         if status == "upheld":
             self._reverse_event(target, eid, at)
 
     def _unknown_subject(self, eid: str, sid: str) -> None:
         self.summary.unknown_subject += 1
-        self.conn.execute(
+        self._write(
             "INSERT INTO rejects (batch, file, line, record_id, reason, raw) VALUES (0, 'score', 0, ?, ?, NULL)",
-            [eid, f"event names subject '{sid}', which is not in the subjects file; ingest the subject"],
+            [(eid, f"event names subject '{sid}', which is not in the subjects file; ingest the subject")],
         )
 
     # --- redemptions ------------------------------------------------------
@@ -685,11 +854,20 @@ class Engine:
             self.summary.redemptions_granted += 1
         else:
             self.summary.redemptions_rejected += 1
-        self.conn.execute(
-            "INSERT OR REPLACE INTO redemptions (event, subject, grp, item, quantity, cost, outcome,"
-            " reason_code, at, period, partner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [eid, sid, grp, item_id, qty, cost, outcome, code, at, period, item.partner if item else None],
+        self.redeemed.append(
+            (eid, sid, grp, item_id, qty, cost, outcome, code, at, period, item.partner if item else None)
         )
+        if len(self.redeemed) >= 1000:
+            self._flush_redemptions()
+
+    def _flush_redemptions(self) -> None:
+        if self.redeemed:
+            self._write(
+                "INSERT OR REPLACE INTO redemptions (event, subject, grp, item, quantity, cost, outcome,"
+                " reason_code, at, period, partner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self.redeemed[:],
+            )
+            self.redeemed.clear()
 
 
 def score(db: sqlite_utils.Database, scheme: Scheme, compiled: CompiledScheme | None = None) -> ScoreSummary:
