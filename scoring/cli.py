@@ -328,6 +328,103 @@ def demo(ctx: Context, out_dir: str, events: int, residents: int, months: str, s
     )  # fmt: skip
 
 
+@cli.command(name="test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option(
+    "-k", "select", metavar="EXPR",
+    help="Only scenarios whose name, file or rule id matches, e.g. -k \"res-volunteer and not 表格\".",
+)  # fmt: skip
+@click.option(
+    "--min-coverage", "min_coverage", type=click.FloatRange(0, 100), metavar="PERCENT",
+    help="Fail unless the scenarios exercise at least this share of rules, steps and table values.",
+)  # fmt: skip
+@pass_ctx
+@handle_errors
+def run_tests(
+    ctx: Context, paths: tuple[str, ...], select: str | None, min_coverage: float | None
+) -> None:
+    """Run the rule regression scenarios [default: tests/scenarios/] and report rule coverage."""
+    from .plugins import set_default_plugins_dir
+    from .scenarios import format_report, run_scenarios
+
+    repo = ctx.repo
+    set_default_plugins_dir(repo / "plugins")
+    report = run_scenarios(
+        list(paths) or [repo / "tests" / "scenarios"], ctx.scheme_dir,
+        select=select, min_coverage=min_coverage,
+    )  # fmt: skip
+    click.echo(format_report(report))
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--base", required=True, metavar="REV",
+    help="The rules before the change: a git revision (main, HEAD, origin/main) or a rules folder.",
+)  # fmt: skip
+@click.option(
+    "--period", metavar="PERIOD",
+    help="Compare at the end of this month (2024-03), quarter (2024-Q1) or year"
+    " [default: all events, as of the day of the latest one].",
+)  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+    show_default=True, help="markdown: for a pull request comment.",
+)  # fmt: skip
+@pass_ctx
+@handle_errors
+def diff(ctx: Context, inputs: tuple[str, ...], base: str, period: str | None, fmt: str) -> None:
+    """What a rules change does: re-score the same events under the --base rules and the
+    current ones, and list changed scores, tiers, ranks and list memberships.
+
+    INPUTS are subjects and events files; without them, the ledger database's.
+    """
+    import tempfile
+
+    from .diff import diff_schemes, format_diff, resolve_base, rules_from_git
+
+    scheme = ctx.scheme()
+    repo = ctx.repo
+    if period:
+        try:
+            scheme.clock.period_bounds(period)
+        except (ValueError, KeyError):
+            raise UsageError(
+                f"--period {period!r}: write a month (2024-03), quarter (2024-Q1) or year (2024)"
+            ) from None
+    source: Any
+    if inputs:
+        source = [Path(f) for f in inputs]
+    else:
+        path = Path(ctx.db_path) if ctx.db_path else repo / "gridcredit.db"
+        if not path.is_file():
+            raise UsageError(
+                f"no ledger database at {path}; pass the subjects and events files"
+                " (gridcredit diff --base REV subjects.jsonl events.jsonl) or ingest them first"
+            )
+        source = ctx.db()
+        if not source.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+            raise UsageError(
+                f"the ledger {path} holds no events; pass the subjects and events files"
+                " or ingest them first"
+            )
+    with tempfile.TemporaryDirectory(prefix="gridcredit-base-") as tmp:
+        b = Path(base)
+        if b.is_dir():
+            if not ((b / "scheme.yaml").is_file() or (b / "rules" / "scheme.yaml").is_file()):
+                raise UsageError(
+                    f"--base {base}: this folder holds neither scheme.yaml nor rules/scheme.yaml;"
+                    " pass a rules folder or a git revision"
+                )
+            base_dir, label = resolve_base(base, repo)
+        else:  # a git revision: its rules/ into a folder that is removed afterwards
+            base_dir, label = rules_from_git(base, repo, into=tmp), f"git {base}"
+        report = diff_schemes(base_dir, scheme, source, period=period, base_label=label)
+    click.echo(format_diff(report, fmt).rstrip("\n"))
+
+
 @cli.command()
 @pass_ctx
 @handle_errors

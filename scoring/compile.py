@@ -31,7 +31,7 @@ class CompiledRule:
     id: str
     group: str
     pack_hash: str
-    test: Condition
+    test: Condition | None  # None: no condition, every event of the type matches
     points: PointsFn | None  # None when escalate gives the points
     trial: bool
     start: int  # effective from (epoch, inclusive); -inf when open
@@ -98,7 +98,7 @@ def compile_rule(
         id=rule.id,
         group=rule.group,
         pack_hash=rule.pack_hash,
-        test=compile_condition(rule.when, operators),
+        test=compile_condition(rule.when, operators) if rule.when else None,
         points=None if esc else compile_points(rule.points if rule.points is not None else 0, forms),
         trial=rule.status == "trial",
         start=rule.effective_from if rule.effective_from is not None else FAR_PAST,

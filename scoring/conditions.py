@@ -117,6 +117,9 @@ def _field_test(
         raise ConditionError(str(e), path) from None
     if not isinstance(spec, dict):
         spec = {"eq": spec}
+    fast = _fast_attr_test(name, spec, operators)
+    if fast is not None:
+        return fast
     tests: list[tuple[Test, bool]] = []
     for op_name, value in spec.items():
         op = operators.get(op_name)
@@ -148,6 +151,36 @@ def _field_test(
         return all(test(x) for test, _ in tests)
 
     return many
+
+
+_COMPARE = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}
+
+
+def _fast_attr_test(name: str, spec: dict, operators: dict[str, Operator]) -> Condition | None:
+    """Closures without the getter indirection for the commonest tests (``attrs.x: v``,
+    ``attrs.x: {gte: n}``), when the operator is the built-in one. Same results as the
+    general path: a missing attribute fails them."""
+    if not name.startswith("attrs.") or len(spec) != 1:
+        return None
+    ((op_name, value),) = spec.items()
+    op = operators.get(op_name)
+    if op is None or not getattr(op.compile, "__module__", "").startswith("scoring.builtin"):
+        return None
+    key = name[6:]
+    if op_name == "eq" and value is not None and not isinstance(value, (list, dict)):
+        return lambda a, s, g, t: a.get(key, MISSING) == value
+    if op_name in _COMPARE and isinstance(value, (int, float)) and not isinstance(value, bool):
+        cmp = _COMPARE[op_name]
+        v = float(value)
+
+        def compare(a: dict, s: Any, g: str, t: str) -> bool:
+            x = a.get(key)
+            if x is None or isinstance(x, (bool, str)) or not isinstance(x, (int, float)):
+                return False
+            return cmp(float(x), v)
+
+        return compare
+    return None
 
 
 def condition_fields(cond: Any) -> list[tuple[str, str, Any, tuple[Any, ...]]]:

@@ -16,9 +16,9 @@ See docs/design.md for the entry columns and SPEC §4 for the semantics.
 
 from __future__ import annotations
 
-import queue
+import multiprocessing
+import os
 import sqlite3
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -29,8 +29,9 @@ import orjson
 import sqlite_utils
 
 from .compile import CompiledRule, CompiledScheme, compile_scheme
+from .errors import GridcreditError
 from .conditions import SubjectView
-from .ledger import ENTRY_COLUMNS, capped_tier, get_state, set_state
+from .ledger import ENTRY_COLUMNS, capped_tier, get_state
 from .model import Scheme
 from .periods import PostingCalendar, closed_months
 
@@ -40,6 +41,8 @@ SIMPLE, CAPPED, GENERAL = 0, 1, 2  # rule shapes, see CompiledRule.shape
 _INSERT_ENTRY = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
 _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
 FLUSH_EVERY = 20_000
+BULK_EVENTS = 20_000  # runs this big append through a writer process
+_STATE_SQL = "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)"
 _BULK_INDEXES = {
     "entries_subject": "CREATE INDEX entries_subject ON entries (subject, grp)",
     "entries_event": "CREATE INDEX entries_event ON entries (event)",
@@ -75,47 +78,110 @@ class ScoreSummary:
         return s
 
 
-class _Writer(threading.Thread):
-    """Runs the ledger inserts of one score run beside the evaluation.
+class _LedgerWriter:
+    """A child process that owns this run's write transaction.
 
-    SQLite does the B-tree work of ``executemany`` with the GIL released, so
-    on a second core the inserts overlap with evaluating the next events.
-    Batches are written in the order they were handed over, inside the run's
-    one transaction; ``sync`` waits until all are written.
+    For big appending runs the scorer hands finished batches of entries to a
+    forked child, which inserts them on the other core while the parent goes on
+    evaluating; the parent itself only reads. The child commits when the parent
+    says ``finish`` after a clean run, and rolls back on anything else, the
+    parent dying included (its end of the pipe closes). One transaction either
+    way, so a killed run leaves the ledger as it was.
     """
 
-    def __init__(self, conn: Any):
-        super().__init__(name="gridcredit-ledger-writer", daemon=True)
-        self.conn = conn
-        self.queue: queue.Queue[tuple[str, list[tuple]] | None] = queue.Queue(maxsize=4)
-        self.error: BaseException | None = None
+    def __init__(self, path: str, first_id: int, done: int):
+        ctx = multiprocessing.get_context("fork")
+        self.recv_in, self.send_in = ctx.Pipe(duplex=False)  # parent → child
+        self.recv_out, self.send_out = ctx.Pipe(duplex=False)  # child → parent
+        self.proc = ctx.Process(
+            target=_ledger_writer,
+            args=(path, first_id, done, self.recv_in, self.send_in, self.send_out, self.recv_out),
+            name="gridcredit-ledger-writer",
+            daemon=True,
+        )
+        self.proc.start()
+        self.recv_in.close()
+        self.send_out.close()
+        self._expect("ready")
 
-    def run(self) -> None:
-        while True:
-            item = self.queue.get()
-            try:
-                if item is None:
-                    return
-                if self.error is None:
-                    self.conn.executemany(*item)
-            except BaseException as e:  # handed back to the scoring thread by sync()
-                self.error = e
-            finally:
-                self.queue.task_done()
+    def _expect(self, word: str) -> None:
+        try:
+            msg = self.recv_out.recv()
+        except EOFError:
+            raise RuntimeError("the ledger writer process stopped unexpectedly; nothing was written") from None
+        if msg[0] != word:
+            raise GridcreditError(f"ledger writer: {msg[1]}")
+
+    def _check(self) -> None:
+        if self.recv_out.poll():
+            self._expect("-")
 
     def put(self, sql: str, rows: list[tuple]) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put((sql, rows))
+        self._check()
+        try:
+            self.send_in.send(("rows", sql, rows))
+        except (BrokenPipeError, OSError):
+            self._expect("-")
+            raise
 
-    def sync(self) -> None:
-        self.queue.join()
-        if self.error is not None:
-            raise self.error
+    def finish(self, last_id: int | None, statements: list[tuple[str, list[Any]]]) -> None:
+        self.send_in.send(("finish", last_id, statements))
+        self._expect("ok")
+        self.close()
 
     def close(self) -> None:
-        self.queue.put(None)
-        self.join()
+        try:
+            self.send_in.close()  # a child still waiting sees EOF and rolls back
+        finally:
+            self.proc.join(timeout=120)
+
+
+def _ledger_writer(
+    path: str, first_id: int, done: int, inbox: Any, parent_send: Any, outbox: Any, parent_recv: Any
+) -> None:  # pragma: no cover - runs in the child process (exercised by the bulk tests)
+    parent_send.close()  # so EOF arrives when the parent is gone
+    parent_recv.close()
+    conn = sqlite3.connect(path, isolation_level=None, timeout=120)
+    try:
+        for pragma in ("synchronous=NORMAL", "temp_store=MEMORY", "cache_size=-200000"):
+            conn.execute(f"PRAGMA {pragma}")
+        conn.execute("BEGIN IMMEDIATE")
+        (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
+        row = conn.execute("SELECT value FROM state WHERE key = 'scored_seq'").fetchone()
+        if last + 1 != first_id or int(row[0] if row else 0) != done:
+            raise GridcreditError(
+                "another process wrote to the ledger while this run started; run `gridcredit score` again"
+            )
+        for name in _BULK_INDEXES:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
+        outbox.send(("ready",))
+        while True:
+            msg = inbox.recv()
+            if msg[0] == "rows":
+                conn.executemany(msg[1], msg[2])
+                continue
+            _, last_id, statements = msg
+            (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
+            if last_id is not None and last != last_id:
+                raise RuntimeError(f"ledger ids out of step: expected {last_id}, found {last}")
+            for ddl in _BULK_INDEXES.values():
+                conn.execute(ddl)
+            for sql, params in statements:
+                conn.execute(sql, params)
+            conn.execute("COMMIT")
+            outbox.send(("ok",))
+            return
+    except BaseException as e:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        try:
+            outbox.send(("error", f"{type(e).__name__}: {e}; nothing was written"))
+        except OSError:
+            pass
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -136,7 +202,7 @@ class Engine:
         self.compiled = compiled or compile_scheme(scheme)
         self.summary = ScoreSummary()
         self.buf: list[tuple] = []
-        self.writer: _Writer | None = None
+        self.writer: _LedgerWriter | None = None
         self.redeemed: list[tuple] = []
         self.trial_buf: list[tuple] = []
         self._period_cache: dict[tuple[str, int], str] = {}
@@ -146,6 +212,7 @@ class Engine:
             for t in c.rule.on:
                 self.by_type_group.setdefault((t, c.group), []).append(c)
         self.system_types = frozenset((REDEEM, WITHDRAW, OBJECTION))
+        self._plans: dict[tuple[str, tuple[str, ...]], list[tuple[str, list[CompiledRule]]]] = {}
         for c in self.compiled.rules:
             if c.cap_per:
                 c.cap_key = self._period_fn(c.cap_per)
@@ -294,7 +361,7 @@ class Engine:
             self.conn.executemany(sql, rows)
 
     def _flush(self) -> None:
-        """Hand the queued entries to the database (the writer thread, when running)."""
+        """Hand the queued entries to the database (the writer process, when running)."""
         if self.buf:
             self.summary.entries += len(self.buf)
             self.flushed += len(self.buf)
@@ -304,12 +371,6 @@ class Engine:
             self.summary.trial_entries += len(self.trial_buf)
             self._write(_INSERT_TRIAL, self.trial_buf[:])
             self.trial_buf.clear()
-
-    def _sync(self) -> None:
-        """Everything queued is in the database: call before reading the ledger."""
-        self._flush()
-        if self.writer is not None:
-            self.writer.sync()
 
     def _post(self, row: tuple, trial: bool = False) -> None:
         """Queue one entry and keep the running state (score, gradings, penalties) in step."""
@@ -351,18 +412,39 @@ class Engine:
         if top <= done:
             self.summary.seconds = time.perf_counter() - t0
             return self.summary
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._run(done, top)
-            set_state(self.db, "scored_seq", top)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        path = self._bulk_path(done, top)
+        if path:
+            # read-only here; the child process writes and commits (see _LedgerWriter)
+            self._run(done, top, bulk_path=path)
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._run(done, top)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         self.summary.seconds = time.perf_counter() - t0
         return self.summary
 
-    def _run(self, done: int, top: int) -> None:
+    def _bulk_path(self, done: int, top: int) -> str | None:
+        """The database file, when this run is big, appends, and may use a writer process."""
+        if top - done < BULK_EVENTS or os.environ.get("GRIDCREDIT_SINGLE_PROCESS"):
+            return None
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        row = self.conn.execute("PRAGMA database_list").fetchone()
+        if not row or not row[2] or self.conn.in_transaction:
+            return None
+        first = self.conn.execute(
+            "SELECT at, id FROM events WHERE seq > ? ORDER BY at, id LIMIT 1", [done]
+        ).fetchone()
+        last = get_state(self.db, "last_scored")
+        if last and tuple(first) <= tuple(orjson.loads(last)):
+            return None  # a rewind: done in this process, in one transaction
+        return str(row[2])
+
+    def _run(self, done: int, top: int, bulk_path: str | None = None) -> None:
         conn = self.conn
         first = conn.execute(
             "SELECT at, id FROM events WHERE seq > ? ORDER BY at, id LIMIT 1", [done]
@@ -398,8 +480,7 @@ class Engine:
         # Events usually arrive in time order; then the rowid scan is the sorted order.
         in_order = where == "seq > ?" and self._ingested_in_order(done)
         order = "seq" if in_order else "at, id"
-        reader = self._reader(where, top - done)
-        self.rq = reader or conn  # committed ledger rows of earlier runs are read here
+        self.rq = conn  # committed ledger rows of earlier runs are read here
         self.reversed: set[int] = set()
         self.repairable = {r for c in self.compiled.rules if c.repair for r in c.repair.get("rules", [])}
         for c in self.compiled.rules:
@@ -416,19 +497,15 @@ class Engine:
             if t
         )
         self.targets = self._all_targets
-        cur = (reader or conn).cursor()
+        cur = conn.cursor()
         cur.execute(
             f"SELECT id, type, subject, at, attrs, amends FROM events WHERE {where} ORDER BY {order}",
             params,
         )
-        if reader is not None:
-            # A big appending run: maintain the secondary indexes once at the end (a
-            # sort) instead of per insert; lookups of earlier runs go to the reader,
-            # whose committed snapshot keeps them.
-            for name in _BULK_INDEXES:
-                conn.execute(f"DROP INDEX IF EXISTS {name}")
-            self.writer = _Writer(conn)
-            self.writer.start()
+        if bulk_path:
+            # Secondary indexes are rebuilt once at the end (a sort) instead of per insert;
+            # lookups of earlier runs read this connection's committed snapshot, which keeps them.
+            self.writer = _LedgerWriter(bulk_path, self.first_id, done)
         last_row = None
         try:
             while True:
@@ -440,47 +517,34 @@ class Engine:
                 if len(self.buf) >= FLUSH_EVERY:
                     self._flush()
             self._flush_redemptions()
-            self._sync()
-            (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
-            if last_id != self.first_id + self.flushed - 1 and self.flushed:
-                raise RuntimeError(
-                    f"ledger ids out of step: expected the last entry id {self.first_id + self.flushed - 1},"
-                    f" found {last_id}; nothing was written (the run is rolled back)"
-                )
+            self._flush()
+            cur.close()
+            last_id = self.first_id + self.flushed - 1 if self.flushed else None
+            final: list[tuple[str, list[Any]]] = []
+            if last_row is not None:
+                new_last = (last_row[3], last_row[0])
+                if last_key is None or new_last > last_key:
+                    final.append((_STATE_SQL, ["last_scored", orjson.dumps(list(new_last)).decode()]))
+            final.append((_STATE_SQL, ["scored_seq", str(top)]))
+            for month, n in self.late_by_month.items():
+                final.append((
+                    "INSERT INTO periods (month, late_events) VALUES (?, ?)"
+                    " ON CONFLICT(month) DO UPDATE SET late_events = late_events + excluded.late_events",
+                    [month, n],
+                ))  # fmt: skip
+            if self.writer is not None:
+                self.writer.finish(last_id, final)
+            else:
+                (found,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
+                if last_id is not None and found != last_id:
+                    raise RuntimeError(f"ledger ids out of step: expected {last_id}, found {found}")
+                for sql, ps in final:
+                    conn.execute(sql, ps)
+                conn.execute("DROP TABLE IF EXISTS temp.redo")
         finally:
             if self.writer is not None:
                 self.writer.close()
                 self.writer = None
-            if reader is not None:
-                reader.close()
-        if reader is not None:
-            for ddl in _BULK_INDEXES.values():
-                conn.execute(ddl)
-        if last_row is not None:
-            new_last = (last_row[3], last_row[0])
-            if last_key is None or new_last > last_key:
-                set_state(self.db, "last_scored", orjson.dumps(list(new_last)).decode())
-        for month, n in self.late_by_month.items():
-            conn.execute(
-                "INSERT INTO periods (month, late_events) VALUES (?, ?)"
-                " ON CONFLICT(month) DO UPDATE SET late_events = late_events + excluded.late_events",
-                [month, n],
-            )
-        conn.execute("DROP TABLE IF EXISTS temp.redo")
-
-    def _reader(self, where: str, n: int) -> sqlite3.Connection | None:
-        """A second connection to read events from while the writer thread inserts.
-
-        Only for big appending runs on a database file (WAL lets the reader see
-        the committed events while this run's transaction is open).
-        """
-        if n < 20_000 or where != "seq > ?":
-            return None
-        row = self.conn.execute("PRAGMA database_list").fetchone()
-        path = row[2] if row else ""
-        if not path:
-            return None
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
     def _open_start(self, closed: set[str]) -> int:
         if not closed:
@@ -512,6 +576,8 @@ class Engine:
         closed = self.calendar.closed
         n = 0
         targets = self.targets
+        system = self.system_types
+        plan_cache = self._plans
         for eid, etype, sid, at, attrs_json, amends in rows:
             n += 1
             if eid in targets:
@@ -519,7 +585,7 @@ class Engine:
                 continue
             if amends:
                 self._reverse_event(amends, eid, at)
-            if etype in self.system_types:
+            if etype in system:
                 if etype == REDEEM:
                     self._redeem(eid, sid, at, loads(attrs_json))
                 elif etype == WITHDRAW or etype == OBJECTION:
@@ -530,16 +596,24 @@ class Engine:
                 if etype in self.compiled.by_type:
                     self._unknown_subject(eid, sid)
                 continue
-            attrs = None
+            # which (group, rules) apply to this type for a subject in these groups
+            pkey = (etype, subj.groups)
+            plan = plan_cache.get(pkey)
+            if plan is None:
+                plan = plan_cache[pkey] = [
+                    (g, by_tg[(etype, g)]) for g in subj.groups if (etype, g) in by_tg
+                ]
+            if not plan:
+                continue
+            attrs = loads(attrs_json)
             period = None
-            for grp in subj.groups:
-                rules = by_tg.get((etype, grp))
-                if rules is None:
-                    continue
-                if attrs is None:
-                    attrs = loads(attrs_json)
+            view = subj.view
+            for grp, rules in plan:
                 for c in rules:
-                    if not (c.start <= at < c.end) or not c.test(attrs, subj.view, grp, etype):
+                    if not (c.start <= at < c.end):
+                        continue
+                    test = c.test
+                    if test is not None and not test(attrs, view, grp, etype):
                         continue
                     if period is None:
                         period = month(at)

@@ -79,13 +79,25 @@ def register_input_formats():
 
 @hookspec
 def before_ingest(db, files):
-    """Called once before ``gridcredit ingest`` reads ``files`` (list of paths)."""
+    """Called once per ``ingest`` run, before any file is read.
+
+    ``db`` is the ledger (a ``sqlite_utils.Database``), ``files`` the list of
+    input paths (strings) in the order they will be read; every file name has
+    already been matched to an input format. Return value is ignored. Raise a
+    :class:`scoring.errors.GridcreditError` to refuse the run.
+    """
 
 
 @hookspec
 def after_ingest(db, batches):
-    """Called once after ingest with the list of batch summaries (dicts with
-    ``file, read, accepted, duplicates, conflicting, rejected``)."""
+    """Called once per ``ingest`` run, after every file is read and written to the ledger.
+
+    ``db`` is the ledger (a ``sqlite_utils.Database``); ``batches`` is the list
+    of batch summaries, one per file in reading order, each a dict with
+    ``file, kind, batch, read, accepted, duplicates, conflicting, rejected,
+    updated, warnings, seconds`` and ``problems`` (the first rejects and
+    warnings as ``file:line:col: message`` strings). Return value is ignored.
+    """
 
 
 # --- evaluate -------------------------------------------------------------
@@ -93,13 +105,25 @@ def after_ingest(db, batches):
 
 @hookspec
 def before_score(db, scheme):
-    """Called once before a ``score`` run evaluates unscored events."""
+    """Called once per ``score`` run, before the unscored events are evaluated.
+
+    ``db`` is the ledger (a ``sqlite_utils.Database``), ``scheme`` the
+    :class:`scoring.model.Scheme` the events will be scored under. Return
+    value is ignored.
+    """
 
 
 @hookspec
 def after_score(db, scheme, summary):
-    """Called once after a ``score`` run; ``summary`` has ``events``, ``entries``,
-    ``trial_entries``, ``redemptions``, ``seconds``."""
+    """Called once per ``score`` run, after the new entries are written to the ledger.
+
+    ``db`` is the ledger (a ``sqlite_utils.Database``), ``scheme`` the
+    :class:`scoring.model.Scheme` the events were scored under; ``summary`` is
+    the run's :class:`scoring.evaluate.ScoreSummary` (``events``, ``entries``,
+    ``trial_entries``, ``capped``, ``reversals``, ``redemptions_granted``,
+    ``redemptions_rejected``, ``late``, ``seconds`` …). Return value is
+    ignored.
+    """
 
 
 # --- periods, rankings, assessments ----------------------------------------
@@ -143,4 +167,9 @@ def register_publishers():
 
 @hookspec
 def after_publish(month, site_dir, paths):
-    """Called once after ``publish MONTH`` wrote ``paths`` into ``site_dir``."""
+    """Called once per ``publish MONTH``, after every page is written.
+
+    ``month`` is the published month (``YYYY-MM``), ``site_dir`` the MkDocs
+    ``docs_dir`` (a ``Path``), ``paths`` the list of files written into it,
+    publishers' pages included. Return value is ignored.
+    """

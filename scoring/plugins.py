@@ -7,6 +7,7 @@ third-party plugin extends gridcredit the same way the core does.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ DEFAULT_PLUGINS = (
     "scoring.builtin.masking",
     "scoring.builtin.metrics",
 )
+
+ENTRY_POINT_GROUP = "gridcredit"
 
 _managers: dict[str, pluggy.PluginManager] = {}
 
@@ -54,10 +57,7 @@ def _build(plugins_dir: Path | None) -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     for name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
-    try:
-        pm.load_setuptools_entrypoints("gridcredit")
-    except Exception as e:  # a broken third-party plugin: say which
-        raise PluginError(f"plugin from entry point group 'gridcredit' failed to load: {e}") from e
+    _load_entry_points(pm)
     if plugins_dir and plugins_dir.is_dir():
         for path in sorted(plugins_dir.glob("*.py")):
             if path.name.startswith("_"):
@@ -76,6 +76,45 @@ def _build(plugins_dir: Path | None) -> pluggy.PluginManager:
                     " Fix the plugin or move it out of plugins/"
                 ) from e
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register the installed packages' plugins (entry point group ``gridcredit``).
+
+    Loaded one by one rather than with pluggy's ``load_setuptools_entrypoints``
+    so that a broken plugin is reported by name, module, file and package
+    instead of as a bare exception from somewhere inside it.
+    """
+    for dist in list(importlib.metadata.distributions()):
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except Exception as e:
+                raise PluginError(_entry_point_problem(ep, dist, e)) from e
+
+
+def _entry_point_problem(ep: importlib.metadata.EntryPoint, dist: object, error: Exception) -> str:
+    module = ep.value.split(":", 1)[0].strip()
+    try:  # where the module lives, without running it again
+        spec = importlib.util.find_spec(module)
+        file = spec.origin if spec else None
+    except (ImportError, ValueError, AttributeError):  # its parent package is broken too
+        file = None
+    try:
+        package = dist.metadata["name"]  # type: ignore[attr-defined]
+    except (KeyError, AttributeError, TypeError):
+        package = None
+    where = f"module {ep.value}" + (f", {file}" if file else "")
+    what = str(error).strip() or type(error).__name__
+    fix = f"pip uninstall {package}" if package else "uninstall the package that provides it"
+    return (
+        f"plugin '{ep.name}' ({where}) from entry point group '{ENTRY_POINT_GROUP}'"
+        f" failed to load: {what} ({type(error).__name__})."
+        f" Fix the plugin, or remove it: {fix}"
+    )
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, object]]:

@@ -1,0 +1,350 @@
+"""The ``gridcredit`` command line end to end: exit codes (0 ok, 1 invalid input
+or failed scenarios, 2 usage), messages with locations, no tracebacks.
+
+Read-only commands run on the repository itself; anything that changes rules
+or writes a ledger runs on a tmp copy (``scheme_copy``) and a tmp database.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from scoring import plugins as plugins_mod
+from scoring.cli import cli
+from scoring.plugins import PluginError, get_plugin_manager
+
+ROOT = Path(__file__).parent.parent
+VOLUNTEER = "    points: {per: hours, value: 2, round: floor}\n"  # res-volunteer, residents.yaml
+
+SUBJECTS = """\
+{"id": "R2", "groups": ["residents"], "name": "李四", "grid": "S01C01G01"}
+{"id": "R1", "groups": ["residents"], "name": "张三丰", "grid": "S01C01G01"}
+{"id": "M1", "groups": ["merchants"], "name": "鑫源超市", "grid": "S01C01G02"}
+"""
+EVENTS = """\
+{"id": "e1", "type": "volunteer_service", "subject": "R1", "at": "2024-03-02T09:00:00", "attrs": {"hours": 2}}
+{"id": "e2", "type": "volunteer_service", "subject": "R2", "at": "2024-03-03T09:00:00", "attrs": {"hours": 1.5}}
+{"id": "e3", "type": "volunteer_service", "subject": "R1", "at": "2024-03-04T09:00:00", "attrs": {"hours":
+{"id": "e4", "type": "volunteer_service", "subject": "R2", "at": "2024-03-05T09:00:00", "attrs": {"hours": 3}}
+"""  # line 3 is cut off: one reject
+
+
+@pytest.fixture(autouse=True)
+def isolated_managers(monkeypatch):
+    """Every command sets the default plugin manager; keep that out of other tests."""
+    monkeypatch.setattr(plugins_mod, "_managers", dict(plugins_mod._managers))
+
+
+@pytest.fixture
+def scheme_copy(tmp_path) -> Path:
+    """A scheme repository in tmp: the reference rules/, plugins/ and tests/scenarios/."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "rules", repo / "rules")
+    shutil.copytree(ROOT / "plugins", repo / "plugins")
+    shutil.copytree(ROOT / "tests" / "scenarios", repo / "tests" / "scenarios")
+    return repo
+
+
+@pytest.fixture
+def inputs(tmp_path) -> tuple[Path, Path]:
+    subjects, events = tmp_path / "subjects.jsonl", tmp_path / "events.jsonl"
+    subjects.write_text(SUBJECTS, encoding="utf-8")
+    events.write_text(EVENTS, encoding="utf-8")
+    return subjects, events
+
+
+def run(*args: str | Path) -> Result:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    # a user mistake never ends in a traceback
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    return result
+
+
+def edit(path: Path, old: str, new: str) -> int:
+    """Replace ``old`` once in ``path``; return the 1-based line it was on."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} not found exactly once in {path}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return text[: text.index(old)].count("\n") + 1
+
+
+def triple_volunteer_points(repo: Path) -> int:
+    """res-volunteer: 3 points an hour instead of 2."""
+    pack = repo / "rules" / "packs" / "residents.yaml"
+    return edit(pack, VOLUNTEER, VOLUNTEER.replace("value: 2", "value: 3"))
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def test_validate_reference_scheme_is_ok():
+    result = run("--scheme", ROOT, "validate")
+    assert result.exit_code == 0, result.output
+    assert re.match(r"ok: .+: 8 groups, \d+ rules in 8 packs", result.stdout), result.stdout
+
+
+def test_validate_broken_copy_reports_file_line_col(scheme_copy):
+    pack = scheme_copy / "rules" / "packs" / "residents.yaml"
+    line = edit(pack, VOLUNTEER, VOLUNTEER.replace("points:", "pionts:"))
+    result = run("--scheme", scheme_copy, "validate")
+    assert result.exit_code == 1
+    assert (
+        f"{pack}:{line}:5: unknown key 'pionts' in rule 'res-volunteer'; did you mean 'points'?"
+        in result.stderr
+    ), result.stderr
+    assert "error(s); the rules were not changed" in result.stderr
+    assert result.stdout == ""
+
+
+# --------------------------------------------------------------------------- test
+
+
+def test_test_passes_on_the_reference_scenarios():
+    result = run("--scheme", ROOT, "test", "--min-coverage", "100")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^\d+ scenarios: (\d+) passed, 0 failed", result.stdout, re.MULTILINE), (
+        result.stdout
+    )
+    assert "rule coverage: 100.0%" in result.stdout
+
+
+def test_test_fails_readably_on_a_changed_rule(scheme_copy):
+    triple_volunteer_points(scheme_copy)
+    result = run("--scheme", scheme_copy, "test")
+    assert result.exit_code == 1
+    scenarios = scheme_copy / "tests" / "scenarios"
+    # the table row for 1.9 hours: floor(1.9 * 3) = 5 instead of 3
+    assert re.search(
+        rf"^{re.escape(str(scenarios / 'residents.yaml'))}:\d+: 志愿服务按小时计分.*"
+        r"\[row 3: hours=1\.9\]: expected points 3, got 5 from rule res-volunteer \(参加志愿服务\)$",
+        result.stdout,
+        re.MULTILINE,
+    ), result.stdout
+    assert re.search(r"^\d+ scenarios: \d+ passed, [1-9]\d* failed", result.stdout, re.MULTILINE)
+
+
+def test_test_runs_named_paths_and_selects_with_k(scheme_copy):
+    path = scheme_copy / "tests" / "scenarios" / "residents.yaml"
+    result = run("--scheme", scheme_copy, "test", path, "-k", "res-volunteer")
+    assert result.exit_code == 0, result.output
+    # the volunteer table has 6 rows; every other scenario in the file is deselected
+    assert re.search(
+        r"^6 scenarios: 6 passed, 0 failed, [1-9]\d* deselected", result.stdout, re.MULTILINE
+    )
+
+
+def test_test_below_min_coverage_fails(scheme_copy):
+    path = scheme_copy / "tests" / "scenarios" / "residents.yaml"
+    result = run("--scheme", scheme_copy, "test", path, "--min-coverage", "100")
+    assert result.exit_code == 1
+    assert "0 failed" in result.stdout
+    assert re.search(r"coverage \d+\.\d% is below the required 100%", result.stdout)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["test", "--min-coverage", "101"], "101.0 is not in the range 0<=x<=100"),
+        (["test", "--min-coverage", "all"], "'all' is not a valid float"),
+        (["test", "no-such-scenarios.yaml"], "'no-such-scenarios.yaml' does not exist"),
+        (["test", "-k", "res-volunteer and"], "-k 'res-volunteer and'"),
+        (["diff"], "Missing option '--base'"),
+        (["diff", "--base", "HEAD", "--format", "html"], "'html' is not one of"),
+        (["diff", "--base", "HEAD", "--period", "2024-13"], "--period '2024-13': write a month"),
+        (["balances", "--format", "xml"], "'xml' is not one of"),
+        (["balances", "--group", "aliens"], "unknown group 'aliens'; groups: residents"),
+        (["balances", "--as-of", "31.03.2024"], "write a date as YYYY-MM-DD"),
+        (["ingest"], "Missing argument 'FILES...'"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path, args, message):
+    result = run("--scheme", ROOT, "--db", tmp_path / "ledger.db", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr, result.stderr
+    assert result.stdout == ""
+
+
+def test_no_scheme_here_is_a_clean_error(tmp_path):
+    result = run("--scheme", tmp_path, "test")
+    assert result.exit_code == 1
+    assert f"no scheme.yaml here or in {tmp_path / 'rules'}" in result.stderr
+
+
+# --------------------------------------------------------------------------- ingest, score, balances
+
+
+def test_ingest_accounts_for_a_malformed_line(tmp_path, inputs):
+    db = tmp_path / "ledger.db"
+    result = run("--scheme", ROOT, "--db", db, "ingest", "-q", *inputs)
+    assert result.exit_code == 0, result.output
+    assert "subjects.jsonl: read 3 = accepted 3 + duplicates 0 + rejected 0" in result.stdout
+    assert "events.jsonl: read 4 = accepted 3 + duplicates 0 + rejected 1" in result.stdout
+    assert "1 records rejected" in result.stderr
+    rejects = run("--scheme", ROOT, "--db", db, "rejects")
+    assert rejects.exit_code == 0
+    assert re.search(rf"^{re.escape(str(inputs[1]))}:3: invalid JSON", rejects.stdout, re.MULTILINE)
+
+
+def test_ingest_missing_file_is_a_usage_error(tmp_path, inputs):
+    db = tmp_path / "ledger.db"
+    result = run("--scheme", ROOT, "--db", db, "ingest", inputs[0], tmp_path / "nope.jsonl")
+    assert result.exit_code == 2
+    assert "nope.jsonl' does not exist" in result.stderr
+    assert not db.exists()  # nothing was read: the good file neither
+
+
+def test_balances_json_keys_and_order(tmp_path, inputs):
+    db = tmp_path / "ledger.db"
+    assert run("--scheme", ROOT, "--db", db, "ingest", "-q", *inputs).exit_code == 0
+    scored = run("--scheme", ROOT, "--db", db, "score")
+    assert scored.exit_code == 0, scored.output
+    assert scored.stdout.startswith("scored 3 events → 3 entries")
+    result = run("--scheme", ROOT, "--db", db, "balances", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert all(list(r) == ["subject", "group", "score", "wallet", "tier"] for r in rows)
+    assert [(r["group"], r["subject"]) for r in rows] == sorted(
+        (r["group"], r["subject"]) for r in rows
+    )
+    # 2 points an hour, rounded down: R1 2h → 4; R2 1.5h + 3h → 3 + 6; base score 1000
+    assert [(r["subject"], r["group"], r["score"], r["wallet"]) for r in rows] == [
+        ("M1", "merchants", 1000, 0),
+        ("R1", "residents", 1004, 4),
+        ("R2", "residents", 1009, 9),
+    ]
+    csv = run("--scheme", ROOT, "--db", db, "balances", "--format", "csv", "--group", "residents")
+    assert csv.stdout.splitlines()[:2] == [
+        "subject,group,score,wallet,tier",
+        "R1,residents,1004,4,A",
+    ]
+
+
+# --------------------------------------------------------------------------- diff
+
+DIFF_KEYS = {
+    "period", "as_of", "base", "new", "events", "subjects", "seconds",
+    "groups", "changes", "lists", "trial", "rules",
+}  # fmt: skip
+
+
+def test_diff_json_against_a_rules_folder(scheme_copy, inputs):
+    triple_volunteer_points(scheme_copy)
+    result = run(
+        "--scheme", scheme_copy, "diff", "--base", ROOT / "rules", "--period", "2024-03",
+        "--format", "json", *inputs,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) == DIFF_KEYS
+    assert (report["period"], report["as_of"], report["events"], report["subjects"]) == (
+        "2024-03", "2024-03-31", 3, 3,
+    )  # fmt: skip
+    assert report["base"] == str(ROOT / "rules")
+    assert report["rules"] == [
+        {"rule": "res-volunteer", "title": "参加志愿服务", "change": "changed"}
+    ]
+    # R1 2h: 4 → 6; R2 1.5h + 3h: 3 + 6 → 4 + 9
+    moved = {c["subject"]: (c["base_score"], c["new_score"], c["delta"]) for c in report["changes"]}
+    assert moved == {"R1": (1004, 1006, 2), "R2": (1009, 1013, 4)}
+    residents = next(g for g in report["groups"] if g["group"] == "residents")
+    assert (residents["accounts"], residents["changed"], residents["points_up"]) == (2, 2, 6)
+
+
+def test_diff_reads_the_ledger_without_input_files(scheme_copy, tmp_path, inputs):
+    db = tmp_path / "ledger.db"
+    assert run("--scheme", scheme_copy, "--db", db, "ingest", "-q", *inputs).exit_code == 0
+    triple_volunteer_points(scheme_copy)
+    result = run(
+        "--scheme", scheme_copy, "--db", db, "diff", "--base", ROOT, "--format", "markdown"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("### 规则改动影响（gridcredit diff）\n")
+    assert "- 修改 `res-volunteer` 参加志愿服务" in result.stdout
+    assert "| R2 | residents | 1009 | 1013 | +4 |" in result.stdout
+
+
+def test_diff_without_inputs_or_ledger_is_a_usage_error(tmp_path):
+    result = run("--scheme", ROOT, "--db", tmp_path / "none.db", "diff", "--base", ROOT)
+    assert result.exit_code == 2
+    assert f"no ledger database at {tmp_path / 'none.db'}; pass the subjects and events files" in (
+        result.stderr
+    )
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_diff_unknown_git_revision_is_a_usage_error(inputs):
+    result = run("--scheme", ROOT, "diff", "--base", "no-such-revision-xyz", *inputs)
+    assert result.exit_code == 2
+    assert "cannot read rules/ at git revision 'no-such-revision-xyz'" in result.stderr
+
+
+def test_diff_base_folder_without_rules_is_a_usage_error(tmp_path, inputs):
+    result = run("--scheme", ROOT, "diff", "--base", tmp_path, *inputs)
+    assert result.exit_code == 2
+    assert "holds neither scheme.yaml nor rules/scheme.yaml" in result.stderr
+
+
+# --------------------------------------------------------------------------- broken entry-point plugins
+
+
+class _Dist:
+    """An installed distribution as importlib.metadata reports it."""
+
+    def __init__(self, name: str, *eps: importlib.metadata.EntryPoint):
+        self.entry_points = list(eps)
+        self.metadata = {"name": name}
+
+
+def _install(monkeypatch, tmp_path, module: str, source: str) -> Path:
+    """Put ``module`` on sys.path and announce it as entry point ``flaky`` of ``gridcredit-flaky``."""
+    site = tmp_path / "site-packages"
+    site.mkdir(exist_ok=True)
+    file = site / f"{module}.py"
+    file.write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    ep = importlib.metadata.EntryPoint(name="flaky", value=module, group="gridcredit")
+    real = importlib.metadata.distributions
+    monkeypatch.setattr(
+        importlib.metadata, "distributions",
+        lambda **kw: [*real(**kw), _Dist("gridcredit-flaky", ep)],
+    )  # fmt: skip
+    return file
+
+
+def test_broken_entry_point_is_reported_by_name_module_and_file(monkeypatch, tmp_path):
+    file = _install(monkeypatch, tmp_path, "gridcredit_flaky", "import no_such_dependency_xyz\n")
+    with pytest.raises(PluginError) as e:
+        get_plugin_manager(tmp_path / "plugins")
+    assert str(e.value) == (
+        f"plugin 'flaky' (module gridcredit_flaky, {file}) from entry point group 'gridcredit'"
+        " failed to load: No module named 'no_such_dependency_xyz' (ModuleNotFoundError)."
+        " Fix the plugin, or remove it: pip uninstall gridcredit-flaky"
+    )
+
+
+def test_entry_point_with_a_wrong_hook_is_reported(monkeypatch, tmp_path):
+    source = "from scoring import hookimpl\n\n@hookimpl\ndef after_score(db, totals):\n    pass\n"
+    _install(monkeypatch, tmp_path, "gridcredit_wrong", source)
+    with pytest.raises(PluginError) as e:
+        get_plugin_manager(tmp_path / "plugins")
+    msg = str(e.value)
+    assert msg.startswith("plugin 'flaky' (module gridcredit_wrong, ")
+    assert "failed to load" in msg and "totals" in msg and "(PluginValidationError)" in msg
+
+
+def test_broken_entry_point_stops_a_command_cleanly(monkeypatch, tmp_path, scheme_copy):
+    _install(monkeypatch, tmp_path, "gridcredit_flaky", "raise RuntimeError('config missing')\n")
+    result = run("--scheme", scheme_copy, "plugins")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: plugin 'flaky' (module gridcredit_flaky, ")
+    assert "failed to load: config missing (RuntimeError)" in result.stderr
+    assert "pip uninstall gridcredit-flaky" in result.stderr
