@@ -61,7 +61,9 @@ def ensure_chromium() -> Path:
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         raise BrowserMissing(f"chromium is not installed and installing needs root; {fix}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+    # the font makes Chinese readable in the screenshots the browser tests write
+    packages = ["chromium", "fonts-wqy-microhei"]
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
@@ -79,3 +81,24 @@ def launch(playwright, **kwargs):  # type: ignore[no-untyped-def]
     return playwright.chromium.launch(
         executable_path=str(ensure_chromium()), args=LAUNCH_ARGS, headless=True, **kwargs
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scoring.browser ensure``: install Chromium for the browser tests if missing."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["ensure"]:
+        print("usage: python -m scoring.browser ensure", file=sys.stderr)
+        return 2
+    try:
+        path = ensure_chromium()
+    except BrowserMissing as e:
+        print(f"browser tests need Chromium: {e}", file=sys.stderr)
+        return 1
+    print(f"chromium: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
