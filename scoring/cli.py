@@ -142,9 +142,20 @@ def validate(ctx: Context) -> None:
 @handle_errors
 def rules(ctx: Context, group: str | None) -> None:
     """The scheme in plain Chinese, grouped by group (the text the site shows)."""
+    from dataclasses import replace
+
     from .render import render_scheme
 
-    click.echo(render_scheme(ctx.scheme(), group=group) if group else render_scheme(ctx.scheme()))
+    scheme = ctx.scheme()
+    if group:
+        if group not in scheme.groups:
+            raise UsageError(f"unknown group {group!r}; groups: {', '.join(scheme.groups)}")
+        scheme = replace(
+            scheme,
+            groups={group: scheme.groups[group]},
+            packs=[p for p in scheme.packs if p.group == group],
+        )
+    click.echo(render_scheme(scheme))
 
 
 @cli.command()

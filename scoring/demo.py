@@ -953,7 +953,7 @@ class _Generator:
             y, mm = int(m[:4]), int(m[5:7])
             last_month[f"{y}-Q{(mm - 1) // 3 + 1}"] = m
         rng = self.rng
-        for q, m in sorted(last_month.items()):
+        for _, m in sorted(last_month.items()):
             idx = [i for i, (mon, _, _) in enumerate(self.days) if mon == m][-10:]
             for sid in companies:
                 quality = rng.gauss(86, 6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -228,5 +228,3 @@ def previous_month(month: str) -> str:
     y, m = int(month[:4]), int(month[5:7])
     return f"{y - 1}-12" if m == 1 else f"{y}-{m - 1:02d}"
 
-
-UTC = timezone.utc

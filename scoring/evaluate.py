@@ -29,8 +29,8 @@ import orjson
 import sqlite_utils
 
 from .compile import CompiledRule, CompiledScheme, compile_scheme
-from .errors import GridcreditError
 from .conditions import SubjectView
+from .errors import GridcreditError
 from .ledger import ENTRY_COLUMNS, capped_tier, get_state
 from .model import Scheme
 from .periods import PostingCalendar, closed_months

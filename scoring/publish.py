@@ -356,9 +356,57 @@ class _Output:
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table: for small tables whose cells hold Markdown links."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# Large tables and charts are written as finished HTML between these markers.
+# The MkDocs hook (site/overrides/hooks.py) lifts such blocks out before
+# Markdown runs and puts them back into the page afterwards, so thousands of
+# table rows cost no Markdown parsing; without the hook they are ordinary raw
+# HTML blocks and render the same. Cells hold only escaped text and our own
+# tags, never Markdown (links in them would not be checked or rewritten).
+RAW_OPEN = "<!-- gc:html -->"
+RAW_CLOSE = "<!-- /gc:html -->"
+_RAW_BLOCK = re.compile(re.escape(RAW_OPEN) + r"\n\n(.*?)\n\n" + re.escape(RAW_CLOSE), re.DOTALL)
+_RAW_MARK = re.compile(r"<p>gcrawhtml(\d+)z</p>")
+
+
+def _raw(html: str) -> str:
+    return f"{RAW_OPEN}\n\n{html}\n\n{RAW_CLOSE}"
+
+
+def _html_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A large table as raw HTML (same markup as a Markdown table)."""
+    parts = ["<table>", "<thead>", "<tr>" + "".join(f"<th>{c}</th>" for c in header) + "</tr>"]
+    parts += ["</thead>", "<tbody>"]
+    parts += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows]
+    parts += ["</tbody>", "</table>"]
+    return _raw("\n".join(parts))
+
+
+def stash_raw_html(markdown: str) -> tuple[str, list[str]]:
+    """Replace every raw block by a placeholder paragraph; returns the blocks.
+
+    Called from the MkDocs hook ``on_page_markdown``; :func:`restore_raw_html`
+    undoes it in ``on_page_content``.
+    """
+    blocks: list[str] = []
+
+    def keep(m: re.Match[str]) -> str:
+        blocks.append(m.group(1))
+        return f"\n\ngcrawhtml{len(blocks) - 1}z\n\n"
+
+    return _RAW_BLOCK.sub(keep, markdown), blocks
+
+
+def restore_raw_html(html: str, blocks: Sequence[str]) -> str:
+    """Put the blocks of :func:`stash_raw_html` back into the rendered page."""
+    if not blocks:
+        return html
+    return _RAW_MARK.sub(lambda m: blocks[int(m.group(1))], html)
 
 
 def _rank_cell(rank: int, tied: bool) -> str:
@@ -389,7 +437,7 @@ def competition_ranks(scores: Sequence[float]) -> list[int]:
 
 
 def _chart(svg: str) -> str:
-    return f'<div class="gc-figure">\n{svg}\n</div>'
+    return _raw(f'<div class="gc-figure">\n{svg}\n</div>')
 
 
 def _stats_cards(pairs: Sequence[tuple[str, object]]) -> str:
@@ -554,12 +602,12 @@ class _MonthSite:
                     _rank_cell(r.rank, rank_count[r.rank] > 1),
                     _movement(r.rank, r.previous_rank),
                     self.name_cell(r, org),
-                    f"**{r.score}**",
+                    f"<strong>{r.score}</strong>",
                     self.tier_cell(gid, r),
                     f"{r.earned:+d}" if r.earned else "0",
                 ]
             )
-        parts += [_table(header, table_rows) if table_rows else "本月暂无排名数据。", ""]
+        parts += [_html_table(header, table_rows) if table_rows else "本月暂无排名数据。", ""]
         parts += [
             "## 等级分布",
             "",
@@ -633,7 +681,7 @@ class _MonthSite:
                 "",
                 f"共 {len(rows)} 个。",
                 "",
-                _table(header, table_rows),
+                _html_table(header, table_rows),
                 "",
             ]
         self.page(f"communities/{_slug(cid)}.md", "\n".join(parts), search=False)
@@ -661,7 +709,7 @@ class _MonthSite:
             "",
             "平均分为网格内全部居民信用积分的算术平均，保留一位小数；名次为并列排名。",
             "",
-            _table(
+            _html_table(
                 ["名次", "变化", "网格", "社区", "平均分", "居民人数"],
                 [
                     [
@@ -770,7 +818,7 @@ class _MonthSite:
                 if m.code:
                     name += f'<br><span class="gc-muted">{md(mask_code(m.code))}</span>'
                 rows.append([name, md(self._group(m.group).title), "<br>".join(reasons) or "—"])
-            parts.append(_table(["名称", "类别", "上榜原因"], rows))
+            parts.append(_html_table(["名称", "类别", "上榜原因"], rows))
         self.page(f"lists/{_slug(lst.id)}.md", "\n".join(parts) + "\n")
 
     def rules_page(self) -> None:
@@ -981,7 +1029,10 @@ class _MonthSite:
         ]
         self.page("data.md", "\n".join(parts))
 
-    def index_page(self, communities: list[tuple[str, int]]) -> None:
+    def index_page(
+        self, communities: list[tuple[str, int]], extra: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """The month at a glance; ``extra`` = (title, path) of plugin pages (其他)."""
         d = self.d
         parts = [f"# {self.label}信用积分公示", "", f'<p class="gc-muted">{md(d.title)}</p>', ""]
         total = sum(len(self.rows[g]) for g in self.group_order)
@@ -1008,6 +1059,8 @@ class _MonthSite:
         links += [(md(lst.title), f"lists/{_slug(lst.id)}.md") for lst in d.lists]
         links += [("积分规则", "rules.md"), ("兑换目录", "catalog.md"), ("开放数据", "data.md")]
         parts += ["## 本月公示内容", "", _links(links), ""]
+        if extra:
+            parts += ["## 其他", "", _links(list(extra)), ""]
         parts += [
             "## 各群体概况",
             "",
@@ -1242,11 +1295,70 @@ def _lookup_records(site: _MonthSite) -> dict[str, dict]:
                 "tier_title": site.tier_title(acc.group, acc.tier),
                 "note": acc.note,
                 "entries": [
-                    asdict(e) for e in sorted(acc.entries, key=lambda e: e.date, reverse=True)
+                    {
+                        "date": e.date,
+                        "rule": e.rule,
+                        "points": e.points,
+                        "wallet": e.wallet,
+                        "flag": e.flag,
+                    }
+                    for e in sorted(acc.entries, key=lambda e: e.date, reverse=True)
                 ],
             }
         )
     return people
+
+
+def _run_publishers(
+    publishers: Sequence[Publisher],
+    month: str,
+    data: MonthData,
+    site_dir: Path,
+    out: _Output,
+    month_roots: Sequence[Path],
+) -> list[Path]:
+    """Run the plugin publishers; returns the paths they wrote (absolute, sorted).
+
+    Files inside the month's folders are taken into ``out`` so the month's
+    clean-up keeps them and the manifest hashes them. A publisher that writes
+    outside the site folder is an error.
+    """
+    root = site_dir.resolve()
+    site_dir.mkdir(parents=True, exist_ok=True)
+    extra: set[Path] = set()
+    for pub in publishers:
+        for path in pub.write(month, data, site_dir) or []:
+            resolved = Path(path).resolve()
+            if root not in resolved.parents:
+                raise InputError(
+                    f"publisher {getattr(pub, 'name', pub)!r} wrote {path} outside the site "
+                    f"folder {root}; write under site_dir (e.g. months/{month}/<name>.md)"
+                )
+            if not resolved.is_file():
+                raise InputError(
+                    f"publisher {getattr(pub, 'name', pub)!r} returned {path}, which it did not write"
+                )
+            local = site_dir / resolved.relative_to(root)
+            if local in out.files or (local.parent in month_roots and local.name in _RESERVED):
+                raise InputError(
+                    f"publisher {getattr(pub, 'name', pub)!r} wrote {path}, a page gridcredit "
+                    "writes itself; give the plugin's page its own file name"
+                )
+            extra.add(local)
+            if any(r in local.parents for r in month_roots):
+                out.files[local] = local.read_bytes()
+    return sorted(extra)
+
+
+_RESERVED = frozenset({"index.md", "data.md", "manifest.json"})
+
+
+def _page_title(content: bytes, fallback: str) -> str:
+    """The first ``# `` heading of a Markdown page (already Markdown), else ``fallback`` escaped."""
+    for line in content.decode("utf-8", "replace").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip().replace("[", "&#91;").replace("]", "&#93;")
+    return md(fallback)
 
 
 def write_assets(site_dir: Path) -> list[Path]:
@@ -1278,7 +1390,11 @@ def publish_month(
 
     Returns every path written (sorted). ``mask`` replaces :func:`mask_name`
     (pass the ``mask_name`` hook caller); ``publishers`` come from the
-    ``register_publishers`` hook and run after the built-in pages.
+    ``register_publishers`` hook and run after the built-in pages but before
+    the month's index, data page and ``manifest.json``: their pages under
+    ``months/<month>/`` are linked from the index (其他) and the navigation,
+    their files under ``data/<month>/`` from the data page, and both count in
+    the month's content hash.
     ``private_dir`` (e.g. ``<db dir>/private``, never inside the site) holds
     a cache of look-up keys so later months skip the slow key derivation.
     """
@@ -1305,10 +1421,25 @@ def publish_month(
     site.rules_page()
     site.catalog_page()
     files = site.open_data()
-    site.data_page(files)
-    site.index_page(communities)
 
     month_dir, data_dir = site_dir / "months" / month, site_dir / "data" / month
+    # Plugin publishers run before the index, data page and manifest are made,
+    # so their pages are linked (其他) and their files are in the content hash.
+    extra = _run_publishers(publishers, month, data, site_dir, out, (month_dir, data_dir))
+    extra_pages = [
+        (_page_title(out.files[path], path.stem), path.relative_to(month_dir).as_posix())
+        for path in extra
+        if path.suffix == ".md" and month_dir in path.parents
+    ]
+    titles = {Path(rel).stem: title for title, rel in extra_pages}
+    extra_data = [
+        (path.relative_to(data_dir).as_posix(), titles.get(path.stem, "其他数据"))
+        for path in extra
+        if data_dir in path.parents
+    ]
+    site.data_page(files + extra_data)
+    site.index_page(communities, extra_pages)
+
     digest, listing = _content_hash(out.files, [month_dir, data_dir])
     out.json(
         f"data/{month}/manifest.json", {"month": month, "content_hash": digest, "files": listing}
@@ -1321,6 +1452,7 @@ def publish_month(
         out.text("lookup/index.md", _lookup_page(secret, iterations, month))
 
     written = out.flush([month_dir, data_dir])
+    written += [p for p in extra if p not in out.files]
     # The archive links only to pages that exist, so write it after the month.
     archive = site_dir / "months" / "index.md"
     archive.write_text(_archive_page(site_dir, months, data.title), encoding="utf-8")
@@ -1334,22 +1466,16 @@ def publish_month(
         written += write_lookup_files(
             site_dir / "lookup", people, secret=secret, iterations=iterations, cache=cache
         )
-
-    root = site_dir.resolve()
-    for pub in publishers:
-        for path in pub.write(month, data, site_dir):
-            resolved = Path(path).resolve()
-            if root not in resolved.parents:
-                raise InputError(
-                    f"publisher {pub.name!r} wrote {path} outside the site folder {root}"
-                )
-            written.append(Path(path))
     return sorted(set(written))
 
 
 # --------------------------------------------------------------------------
 # Navigation (called from the MkDocs hook site/overrides/hooks.py)
 # --------------------------------------------------------------------------
+
+
+# The policy staff guide in reading order; other guide pages follow by name.
+GUIDE_ORDER = ("index.md", "rules.md", "validate.md", "testing.md", "change-a-rule.md")
 
 
 def site_nav(docs_dir: Path) -> list[Any]:
@@ -1399,6 +1525,15 @@ def site_nav(docs_dir: Path) -> list[Any]:
         ):
             if have(f"{base}/{rel}"):
                 section.append({title: f"{base}/{rel}"})
+        known = {"index.md", "grids.md", "assessments.md", "rules.md", "catalog.md", "data.md"}
+        others = sorted(
+            p.relative_to(docs).as_posix()
+            for p in (docs / base).rglob("*.md")
+            if p.relative_to(docs / base).parts[0] not in ("rankings", "lists", "communities")
+            and p.relative_to(docs / base).as_posix() not in known
+        )
+        if others:
+            section.append({"其他": others})
         nav.append({f"{month_label(m)}公示": section})
     if have("months/index.md"):
         nav.append({"往期公示": "months/index.md"})
@@ -1406,8 +1541,9 @@ def site_nav(docs_dir: Path) -> list[Any]:
         nav.append({"个人查询": "lookup/index.md"})
     guide = sorted((docs / "guide").glob("*.md")) if (docs / "guide").is_dir() else []
     if guide:
-        pages = [f"guide/{p.name}" for p in guide if p.name == "index.md"]
-        pages += [f"guide/{p.name}" for p in guide if p.name != "index.md"]
+        names = [p.name for p in guide]
+        order = [n for n in GUIDE_ORDER if n in names]
+        pages = [f"guide/{n}" for n in order + sorted(set(names) - set(order))]
         nav.append({"政策人员指南": pages})
     if have("about.md"):
         nav.append({"关于与隐私": "about.md"})

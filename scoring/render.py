@@ -196,7 +196,10 @@ def _cond(cond: Any, ctx: _Context) -> str:
 def _test(field: str, op: str, arg: Any, ctx: _Context) -> str:
     title = ctx.field_title(field)
     unit = ctx.unit(field)
-    val = lambda v: ctx.value(field, v)
+
+    def val(v: Any) -> str:
+        return ctx.value(field, v)
+
     if op == "eq":
         if isinstance(arg, bool):
             return title if arg else f"{title}：否"

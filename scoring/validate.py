@@ -820,7 +820,7 @@ class _Semantics:
                     ("timezone",),
                     f"unknown time zone '{tz}'; use an IANA name such as Asia/Shanghai",
                 )
-        for name, tiers in (s.get("tier_sets") or {}).items():
+        for name in s.get("tier_sets") or {}:
             self.check_tiers(f, s, ("tier_sets", name), f"tier set '{name}'")
         for gid, g in (s.get("groups") or {}).items():
             tiers = g.get("tiers")

@@ -41,7 +41,7 @@ def county(tmp_path_factory):
             day, sec = divmod(i * 50, 86400)
             kind = "parking" if i % 7 == 0 else "volunteer"
             rec = {"id": f"e{i:06d}", "type": kind, "subject": f"R{(i * 37) % 500:03d}",
-                   "at": f"2024-03-01T00:00:00+08:00", "attrs": {"hours": (i % 9) / 2}}  # fmt: skip
+                   "at": "2024-03-01T00:00:00+08:00", "attrs": {"hours": (i % 9) / 2}}  # fmt: skip
             rec["at"] = _at(day, sec)
             f.write(orjson.dumps(rec) + b"\n")
     return root
@@ -98,3 +98,21 @@ def test_kill_during_score_then_rerun_gives_the_same_ledger(county, tmp_path):
     assert ledger(crashed) == expected
     with sqlite3.connect(crashed) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.slow
+def test_writer_process_and_single_process_give_the_same_ledger(county, tmp_path):
+    base = tmp_path / "base.db"
+    gc(county, base, "ingest", "-q", str(county / "subjects.jsonl"), str(county / "events.jsonl"))
+    single = tmp_path / "single.db"
+    shutil.copy(base, single)
+    env = {**os.environ, "GRIDCREDIT_SINGLE_PROCESS": "1"}
+    subprocess.run(
+        [*GRIDCREDIT, "--scheme", str(county), "--db", str(single), "score"], check=True, env=env,
+        capture_output=True,
+    )  # fmt: skip
+    gc(county, base, "score")  # 150k events: the writer-process path
+    assert ledger(base) == ledger(single)
+    with sqlite3.connect(base) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"entries_subject", "entries_event"} <= names  # rebuilt after the bulk insert

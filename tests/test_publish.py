@@ -401,12 +401,12 @@ def test_publish_rejects_wrong_month():
 
 def test_ranking_page_shows_ties_movement_and_masked_names(built):
     page = (built / "site/months/2024-03/rankings/residents.md").read_text("utf-8")
-    lines = [ln for ln in page.splitlines() if ln.startswith("| ")]
-    assert lines[0].startswith("| 名次 | 变化 | 姓名 |")
-    assert md("欧**明") in lines[1] and lines[1].startswith("| 1 |")
-    assert lines[2].startswith('| 2<span class="gc-tie">并列</span>')
-    assert lines[3].startswith('| 2<span class="gc-tie">并列</span>')
-    assert lines[4].startswith("| 4 |")
+    lines = [ln for ln in page.splitlines() if ln.startswith("<tr>")]
+    assert lines[0].startswith("<tr><th>名次</th><th>变化</th><th>姓名</th>")
+    assert md("欧**明") in lines[1] and lines[1].startswith("<tr><td>1</td>")
+    assert lines[2].startswith('<tr><td>2<span class="gc-tie">并列</span>')
+    assert lines[3].startswith('<tr><td>2<span class="gc-tie">并列</span>')
+    assert lines[4].startswith("<tr><td>4</td>")
     assert md(mask_name(HOSTILE, "person")) in page and md(mask_name(STARRY, "person")) in page
     assert md("张*") in page and "张三" not in page
     assert 'class="gc-new"' in page and ("↑" in page and "↓" in page)
