@@ -48,7 +48,9 @@ def test_compile_reference_scheme(benchmark, scheme):
 
 
 def test_condition_eval(benchmark):
-    test = compile_condition({"attrs.hours": {"gte": 0.5}, "subject.tags": {"contains": "志愿者"}}, operator_table())
+    test = compile_condition(
+        {"attrs.hours": {"gte": 0.5}, "subject.tags": {"contains": "志愿者"}}, operator_table()
+    )
     view = SubjectView("R1", tags=frozenset({"志愿者"}))
     attrs = {"hours": 2}
 
@@ -83,7 +85,9 @@ def test_score_demo_month(benchmark, scheme, county, tmp_path):
     conn.execute(f"CREATE TABLE entries ({', '.join(ENTRY_COLUMNS)})")
     t = time.perf_counter()
     with conn:
-        conn.executemany(f"INSERT INTO entries VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})", rows)
+        conn.executemany(
+            f"INSERT INTO entries VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})", rows
+        )
     floor = time.perf_counter() - t
     if benchmark.stats:  # None with --benchmark-disable
         benchmark.extra_info["ratio_to_raw_inserts"] = round(benchmark.stats["min"] / floor, 2)

@@ -84,7 +84,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def as_of_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--as-of", "as_of", metavar="DATE", help="Balances at the end of this local day (YYYY-MM-DD)."
+        "--as-of",
+        "as_of",
+        metavar="DATE",
+        help="Balances at the end of this local day (YYYY-MM-DD).",
     )(f)
 
 
@@ -94,7 +97,9 @@ def parse_as_of(scheme: Any, as_of: str | None) -> int | None:
     try:
         return scheme.clock.end_of_day(as_of)
     except ValueError:
-        raise UsageError(f"--as-of {as_of!r}: write a date as YYYY-MM-DD, e.g. 2024-03-31") from None
+        raise UsageError(
+            f"--as-of {as_of!r}: write a date as YYYY-MM-DD, e.g. 2024-03-31"
+        ) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +107,12 @@ def parse_as_of(scheme: Any, as_of: str | None) -> int | None:
     "--scheme", "scheme_dir", default=".", show_default=True, metavar="DIR",
     help="The scheme repository (with rules/) or the rules folder.",
 )  # fmt: skip
-@click.option("--db", "db_path", metavar="PATH", help="Ledger database [default: gridcredit.db in the scheme repository].")
+@click.option(
+    "--db",
+    "db_path",
+    metavar="PATH",
+    help="Ledger database [default: gridcredit.db in the scheme repository].",
+)
 @click.version_option(package_name="gridcredit")
 @click.pass_context
 def cli(ctx: click.Context, scheme_dir: str, db_path: str | None) -> None:
@@ -185,9 +195,13 @@ def ingest(ctx: Context, files: tuple[str, ...], quiet: bool) -> None:
 @handle_errors
 def rejects(ctx: Context, limit: int) -> None:
     """Records that were rejected, with file, line and reason."""
-    rows = ctx.db().execute(
-        "SELECT file, line, record_id, reason FROM rejects ORDER BY rowid LIMIT ?", [limit]
-    ).fetchall()
+    rows = (
+        ctx.db()
+        .execute(
+            "SELECT file, line, record_id, reason FROM rejects ORDER BY rowid LIMIT ?", [limit]
+        )
+        .fetchall()
+    )
     for file, line, rid, reason in rows:
         where = f"{file}:{line}" if line else file
         click.echo(f"{where}: {reason}" + (f" (record {rid})" if rid else ""))
@@ -209,7 +223,11 @@ def score(ctx: Context) -> None:
 @as_of_option
 @click.option("--group", help="Only this group.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
 )
 @pass_ctx
 @handle_errors
@@ -220,26 +238,34 @@ def balances(ctx: Context, as_of: str | None, group: str | None, fmt: str) -> No
     scheme = ctx.scheme()
     if group and group not in scheme.groups:
         raise UsageError(f"unknown group {group!r}; groups: {', '.join(scheme.groups)}")
-    rows = [b.as_dict() for b in read(ctx.db(), scheme, as_of=parse_as_of(scheme, as_of), group=group)]
+    rows = [
+        b.as_dict() for b in read(ctx.db(), scheme, as_of=parse_as_of(scheme, as_of), group=group)
+    ]
     if fmt == "json":
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif fmt == "csv":
         out = io.StringIO()
-        w = csv.DictWriter(out, ["subject", "group", "score", "wallet", "tier"], lineterminator="\n")
+        w = csv.DictWriter(
+            out, ["subject", "group", "score", "wallet", "tier"], lineterminator="\n"
+        )
         w.writeheader()
         w.writerows(rows)
         sys.stdout.write(out.getvalue())
     else:
         click.echo(f"{'subject':<14} {'group':<20} {'score':>6} {'wallet':>7} tier")
         for r in rows:
-            click.echo(f"{r['subject']:<14} {r['group']:<20} {r['score']:>6} {r['wallet']:>7} {r['tier']}")
+            click.echo(
+                f"{r['subject']:<14} {r['group']:<20} {r['score']:>6} {r['wallet']:>7} {r['tier']}"
+            )
 
 
 @cli.command()
 @click.argument("subject")
 @click.option("--group", help="Only this group's account.")
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @pass_ctx
 @handle_errors
 def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fmt: str) -> None:
@@ -255,14 +281,20 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
     lines = run(db, scheme, subject, group=group, as_of=t)
     bals = read(db, scheme, as_of=t, subject=subject, group=group)
     if not bals:
-        raise GridcreditError(f"no subject {subject!r} in the ledger; check the id or ingest the subjects file")
+        raise GridcreditError(
+            f"no subject {subject!r} in the ledger; check the id or ingest the subjects file"
+        )
     if fmt == "json":
-        sys.stdout.write(orjson.dumps([asdict(x) for x in lines], option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps([asdict(x) for x in lines], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
         return
     for b in bals:
         g = scheme.groups[b.group]
         graded = f" (直接判级 ≤ {b.graded})" if b.graded else ""
-        click.echo(f"{subject} · {g.title} ({b.group}): score {b.score}, wallet {b.wallet}, tier {b.tier}{graded}")
+        click.echo(
+            f"{subject} · {g.title} ({b.group}): score {b.score}, wallet {b.wallet}, tier {b.tier}{graded}"
+        )
         click.echo(f"  {'date':<10} {'points':>6} {'wallet':>6} {'score':>6}  rule")
         click.echo(f"  {'':<10} {'':>6} {'':>6} {g.base_score:>6}  base score")
         for x in lines:
@@ -281,12 +313,19 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
                 flags.append(x.note)
             extra = f"  [{'; '.join(flags)}]" if flags else ""
             score_col = "" if x.trial else str(x.running_score)
-            click.echo(f"  {x.date:<10} {x.points:>+6} {x.wallet:>+6} {score_col:>6}  {x.title} ({x.rule}){extra}")
+            click.echo(
+                f"  {x.date:<10} {x.points:>+6} {x.wallet:>+6} {score_col:>6}  {x.title} ({x.rule}){extra}"
+            )
 
 
 @cli.command()
 @click.argument("month")
-@click.option("--site", "site_dir", metavar="DIR", help="The MkDocs docs_dir [default: site/ in the scheme repository].")
+@click.option(
+    "--site",
+    "site_dir",
+    metavar="DIR",
+    help="The MkDocs docs_dir [default: site/ in the scheme repository].",
+)
 @pass_ctx
 @handle_errors
 def publish(ctx: Context, month: str, site_dir: str | None) -> None:
@@ -301,14 +340,18 @@ def publish(ctx: Context, month: str, site_dir: str | None) -> None:
     run(db, scheme)
     if not is_closed(db, month):
         rec = close_month(db, scheme, month)
-        click.echo(f"{month} closed: ledger hash {rec['hash'][:16]}, {rec['late_events']} late events absorbed")
+        click.echo(
+            f"{month} closed: ledger hash {rec['hash'][:16]}, {rec['late_events']} late events absorbed"
+        )
     site = Path(site_dir) if site_dir else ctx.repo / "site"
     paths = publish_month(db, scheme, month, site, private_dir=ctx.private_dir())
     click.echo(f"wrote {len(paths):,} files into {site}; personal codes in {ctx.private_dir()}")
 
 
 @cli.command()
-@click.option("--config", "config", metavar="FILE", help="mkdocs.yml [default: in the scheme repository].")
+@click.option(
+    "--config", "config", metavar="FILE", help="mkdocs.yml [default: in the scheme repository]."
+)
 @pass_ctx
 @handle_errors
 def build(ctx: Context, config: str | None) -> None:
@@ -320,7 +363,9 @@ def build(ctx: Context, config: str | None) -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", default="demo", show_default=True, help="Folder for the demo county.")
+@click.option(
+    "--out", "out_dir", default="demo", show_default=True, help="Folder for the demo county."
+)
 @click.option("--events", default=100_000, show_default=True, help="Events over all months.")
 @click.option("--residents", default=20_000, show_default=True)
 @click.option("--months", default="2024-01,2024-02,2024-03", show_default=True)
@@ -328,7 +373,9 @@ def build(ctx: Context, config: str | None) -> None:
 @click.option("--no-build", is_flag=True, help="Skip the MkDocs build.")
 @pass_ctx
 @handle_errors
-def demo(ctx: Context, out_dir: str, events: int, residents: int, months: str, seed: int, no_build: bool) -> None:
+def demo(
+    ctx: Context, out_dir: str, events: int, residents: int, months: str, seed: int, no_build: bool
+) -> None:
     """Generate a synthetic county, run the whole pipeline for each month, build the site."""
     from .pipeline import run_demo
 
@@ -452,7 +499,9 @@ def plugins(ctx: Context) -> None:
 
 @cli.command()
 @click.argument("period")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @pass_ctx
 @handle_errors
 def assess(ctx: Context, period: str, fmt: str) -> None:
@@ -461,13 +510,17 @@ def assess(ctx: Context, period: str, fmt: str) -> None:
 
     runs = run_assessment(ctx.db(), ctx.scheme(), period)
     if fmt == "json":
-        sys.stdout.write(orjson.dumps([r.as_dict() for r in runs], option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps([r.as_dict() for r in runs], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
         return
     if not runs:
         click.echo(f"no assessment runs for {period}; assessments.yaml names the period kinds")
     for r in runs:
         state = "" if r.new else " (already assessed; nothing changed)"
-        click.echo(f"{r.title} ({r.assessment}) {r.period}{state}: {len(r.selected)} selected, {len(r.awards)} awards")
+        click.echo(
+            f"{r.title} ({r.assessment}) {r.period}{state}: {len(r.selected)} selected, {len(r.awards)} awards"
+        )
         for x in r.selected:
             value = f"{x.value:.2f}" if x.value is not None else "-"
             click.echo(f"  #{x.rank} {x.scope_name or x.scope_id} ({x.scope_id}) {value} {x.badge}")
@@ -482,12 +535,16 @@ def close(ctx: Context, month: str) -> None:
     from .periods import close_month
 
     rec = close_month(ctx.db(), ctx.scheme(), month)
-    click.echo(f"{month} closed: ledger hash {rec['hash'][:16]}, {rec['late_events']} late events absorbed")
+    click.echo(
+        f"{month} closed: ledger hash {rec['hash'][:16]}, {rec['late_events']} late events absorbed"
+    )
 
 
 @cli.command()
 @click.option("--month", help="Only requests posted in this month (YYYY-MM).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @pass_ctx
 @handle_errors
 def redemptions(ctx: Context, month: str | None, fmt: str) -> None:
@@ -498,7 +555,9 @@ def redemptions(ctx: Context, month: str | None, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(orjson.dumps(rep.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    click.echo(f"{rep.requests:,} requests: {rep.granted:,} granted ({rep.points:,} points), {rep.refused:,} rejected")
+    click.echo(
+        f"{rep.requests:,} requests: {rep.granted:,} granted ({rep.points:,} points), {rep.refused:,} rejected"
+    )
     for code, n in sorted(rep.refused_by_reason.items()):
         click.echo(f"  rejected {code}: {n:,}")
     click.echo("per item:")
@@ -512,7 +571,9 @@ def redemptions(ctx: Context, month: str | None, fmt: str) -> None:
 
 @cli.command(name="lists")
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @pass_ctx
 @handle_errors
 def lists_(ctx: Context, as_of: str | None, fmt: str) -> None:

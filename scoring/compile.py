@@ -99,7 +99,9 @@ def compile_rule(
         group=rule.group,
         pack_hash=rule.pack_hash,
         test=compile_condition(rule.when, operators) if rule.when else None,
-        points=None if esc else compile_points(rule.points if rule.points is not None else 0, forms),
+        points=None
+        if esc
+        else compile_points(rule.points if rule.points is not None else 0, forms),
         trial=rule.status == "trial",
         start=rule.effective_from if rule.effective_from is not None else FAR_PAST,
         end=rule.effective_until if rule.effective_until is not None else FAR_FUTURE,
@@ -138,9 +140,7 @@ class CompiledScheme:
 def compile_scheme(scheme: Scheme) -> CompiledScheme:
     operators = operator_table()
     forms = points_table()
-    compiled = [
-        compile_rule(r, operators, forms) for r in scheme.rules if r.status != "retired"
-    ]
+    compiled = [compile_rule(r, operators, forms) for r in scheme.rules if r.status != "retired"]
     by_type: dict[str, list[CompiledRule]] = {}
     for c in compiled:
         for t in c.rule.on:

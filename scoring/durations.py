@@ -227,4 +227,3 @@ def next_month(month: str) -> str:
 def previous_month(month: str) -> str:
     y, m = int(month[:4]), int(month[5:7])
     return f"{y - 1}-12" if m == 1 else f"{y}-{m - 1:02d}"
-

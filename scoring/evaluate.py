@@ -108,7 +108,9 @@ class _LedgerWriter:
         try:
             msg = self.recv_out.recv()
         except EOFError:
-            raise RuntimeError("the ledger writer process stopped unexpectedly; nothing was written") from None
+            raise RuntimeError(
+                "the ledger writer process stopped unexpectedly; nothing was written"
+            ) from None
         if msg[0] != word:
             raise GridcreditError(f"ledger writer: {msg[1]}")
 
@@ -194,7 +196,9 @@ class _Subject:
 class Engine:
     """Holds the running state of one score run."""
 
-    def __init__(self, db: sqlite_utils.Database, scheme: Scheme, compiled: CompiledScheme | None = None):
+    def __init__(
+        self, db: sqlite_utils.Database, scheme: Scheme, compiled: CompiledScheme | None = None
+    ):
         self.db = db
         self.conn = db.conn
         self.scheme = scheme
@@ -220,9 +224,7 @@ class Engine:
     # --- loading -----------------------------------------------------------
 
     def _load_subjects(self) -> None:
-        grids = {
-            gid: (g.community, g.street) for gid, g in self.scheme.grids.items()
-        }
+        grids = {gid: (g.community, g.street) for gid, g in self.scheme.grids.items()}
         for gid, comm, street in self.conn.execute("SELECT id, community, street FROM grids"):
             grids.setdefault(gid, (comm, street))
         groups: dict[str, list[str]] = defaultdict(list)
@@ -395,7 +397,9 @@ class Engine:
         """Score and tier of one account at ``at`` (for redemptions)."""
         g = self.scheme.groups[grp]
         key = (subject, grp)
-        score = g.base_score + self.fixed[key] + sum(p for e, p in self.expiring.get(key, ()) if e > at)
+        score = (
+            g.base_score + self.fixed[key] + sum(p for e, p in self.expiring.get(key, ()) if e > at)
+        )
         tier = g.tier_of(score)
         for grade, until, entry_id in self.graded.get(key, ()):
             if until > at and entry_id not in self.undone:
@@ -482,7 +486,9 @@ class Engine:
         order = "seq" if in_order else "at, id"
         self.rq = conn  # committed ledger rows of earlier runs are read here
         self.reversed: set[int] = set()
-        self.repairable = {r for c in self.compiled.rules if c.repair for r in c.repair.get("rules", [])}
+        self.repairable = {
+            r for c in self.compiled.rules if c.repair for r in c.repair.get("rules", [])
+        }
         for c in self.compiled.rules:
             if c.id in self.repairable:
                 c.shape = GENERAL  # their penalties are tracked in _post for credit repair
@@ -524,7 +530,9 @@ class Engine:
             if last_row is not None:
                 new_last = (last_row[3], last_row[0])
                 if last_key is None or new_last > last_key:
-                    final.append((_STATE_SQL, ["last_scored", orjson.dumps(list(new_last)).decode()]))
+                    final.append(
+                        (_STATE_SQL, ["last_scored", orjson.dumps(list(new_last)).decode()])
+                    )
             final.append((_STATE_SQL, ["scored_seq", str(top)]))
             for month, n in self.late_by_month.items():
                 final.append((
@@ -556,7 +564,9 @@ class Engine:
 
     def _ingested_in_order(self, done: int) -> bool:
         prev = None
-        for key in self.conn.execute("SELECT at, id FROM events WHERE seq > ? ORDER BY seq", [done]):
+        for key in self.conn.execute(
+            "SELECT at, id FROM events WHERE seq > ? ORDER BY seq", [done]
+        ):
             if prev is not None and key < prev:
                 return False
             prev = key
@@ -802,15 +812,43 @@ class Engine:
         self.undone.add(ref)
         back = -orig if spec.get("restore", "all") == "all" else (-orig) // 2
         self._post(
-            (sid, grp, "score", back, 0, rule, pack_hash, eid, at, period, "repair", ref,
-             expires_at, None, None, f"credit repair by {c.id}")  # fmt: skip
+            (
+                sid,
+                grp,
+                "score",
+                back,
+                0,
+                rule,
+                pack_hash,
+                eid,
+                at,
+                period,
+                "repair",
+                ref,
+                expires_at,
+                None,
+                None,
+                f"credit repair by {c.id}",
+            )  # fmt: skip
         )
 
     def _reverse_event(self, target: str, eid: str, at: int) -> None:
         """Undo every live entry of ``target`` with new opposite entries."""
         period = self._posting(at)
         found = [
-            (entry_id, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[8], row[12], row[10])
+            (
+                entry_id,
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[8],
+                row[12],
+                row[10],
+            )
             for entry_id, row in self.run_rows.get(target, ())
         ]
         found += self.rq.execute(
@@ -844,8 +882,24 @@ class Engine:
                 back_w = -w if w < 0 else -min(w, cur)
                 self.wallet[(s, g)] = cur + back_w
             self._post(
-                (s, g, account, -pts, back_w, rule, pack_hash, eid, at, period, "reversal", ref,
-                 expires_at, None, None, f"reverses entry {ref} of event {target}")  # fmt: skip
+                (
+                    s,
+                    g,
+                    account,
+                    -pts,
+                    back_w,
+                    rule,
+                    pack_hash,
+                    eid,
+                    at,
+                    period,
+                    "reversal",
+                    ref,
+                    expires_at,
+                    None,
+                    None,
+                    f"reverses entry {ref} of event {target}",
+                )  # fmt: skip
             )
             self.summary.reversals += 1
 
@@ -870,7 +924,12 @@ class Engine:
         self.summary.unknown_subject += 1
         self._write(
             "INSERT INTO rejects (batch, file, line, record_id, reason, raw) VALUES (0, 'score', 0, ?, ?, NULL)",
-            [(eid, f"event names subject '{sid}', which is not in the subjects file; ingest the subject")],
+            [
+                (
+                    eid,
+                    f"event names subject '{sid}', which is not in the subjects file; ingest the subject",
+                )
+            ],
         )
 
     # --- redemptions ------------------------------------------------------
@@ -882,7 +941,9 @@ class Engine:
         item = self.scheme.catalog.get(item_id)
         grp = attrs.get("group")
         if subj is not None and grp is None:
-            allowed = [g for g in subj.groups if item is None or item.groups is None or g in item.groups]
+            allowed = [
+                g for g in subj.groups if item is None or item.groups is None or g in item.groups
+            ]
             grp = allowed[0] if allowed else (subj.groups[0] if subj.groups else "")
         period = self._posting(at)
         code = None
@@ -910,7 +971,11 @@ class Engine:
                 limit_key = (item_id, sid, self._period(at, item.limit.get("per", "month")))
                 if self.item_usage[limit_key] + qty > item.limit.get("max_count", 1):
                     code = "limit_reached"
-            if code is None and item.stock is not None and self.stock_used[item_id] + qty > item.stock:
+            if (
+                code is None
+                and item.stock is not None
+                and self.stock_used[item_id] + qty > item.stock
+            ):
                 code = "out_of_stock"
             if code is None and self.wallet[(sid, grp)] < cost:
                 code = "insufficient_points"
@@ -920,8 +985,24 @@ class Engine:
                 if limit_key is not None:
                     self.item_usage[limit_key] += qty
                 self._post(
-                    (sid, grp, "wallet", 0, -cost, item_id, None, eid, at, period, "redeem", None,
-                     None, None, None, f"redeemed {qty} × {item.title}")  # fmt: skip
+                    (
+                        sid,
+                        grp,
+                        "wallet",
+                        0,
+                        -cost,
+                        item_id,
+                        None,
+                        eid,
+                        at,
+                        period,
+                        "redeem",
+                        None,
+                        None,
+                        None,
+                        None,
+                        f"redeemed {qty} × {item.title}",
+                    )  # fmt: skip
                 )
         outcome = "granted" if code is None else "rejected"
         if code is None:
@@ -929,7 +1010,19 @@ class Engine:
         else:
             self.summary.redemptions_rejected += 1
         self.redeemed.append(
-            (eid, sid, grp, item_id, qty, cost, outcome, code, at, period, item.partner if item else None)
+            (
+                eid,
+                sid,
+                grp,
+                item_id,
+                qty,
+                cost,
+                outcome,
+                code,
+                at,
+                period,
+                item.partner if item else None,
+            )
         )
         if len(self.redeemed) >= 1000:
             self._flush_redemptions()
@@ -944,7 +1037,9 @@ class Engine:
             self.redeemed.clear()
 
 
-def score(db: sqlite_utils.Database, scheme: Scheme, compiled: CompiledScheme | None = None) -> ScoreSummary:
+def score(
+    db: sqlite_utils.Database, scheme: Scheme, compiled: CompiledScheme | None = None
+) -> ScoreSummary:
     """Evaluate every unscored event into the ledger (one transaction)."""
     from .plugins import get_plugin_manager
 

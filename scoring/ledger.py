@@ -301,11 +301,22 @@ def explain(
                 run[1] += wal
             out.append(
                 ExplainLine(
-                    id=eid, date=clock.local(at).strftime("%Y-%m-%d"), group=grp, rule=rule or "",
-                    title=titles.get(rule or "", rule or ""), points=pts, wallet=wal,
-                    running_score=run[0], running_wallet=run[1], reason=reason,
-                    event=event or "", period=period, note=note or "", trial=trial,
-                    expired=expired, objection=(event or "") in disputed,
+                    id=eid,
+                    date=clock.local(at).strftime("%Y-%m-%d"),
+                    group=grp,
+                    rule=rule or "",
+                    title=titles.get(rule or "", rule or ""),
+                    points=pts,
+                    wallet=wal,
+                    running_score=run[0],
+                    running_wallet=run[1],
+                    reason=reason,
+                    event=event or "",
+                    period=period,
+                    note=note or "",
+                    trial=trial,
+                    expired=expired,
+                    objection=(event or "") in disputed,
                 )  # fmt: skip
             )
     return out

@@ -159,7 +159,9 @@ def _src(data: Any, file: str) -> tuple[str, int, int]:
 def _adopted(data: Any) -> Adopted | None:
     if not isinstance(data, dict):
         return None
-    return Adopted(by=str(data.get("by", "")), on=str(data.get("on", "")), ref=str(data.get("ref", "")))
+    return Adopted(
+        by=str(data.get("by", "")), on=str(data.get("on", "")), ref=str(data.get("ref", ""))
+    )
 
 
 def _day(clock: Clock, text: Any, *, after: bool = False) -> int | None:
@@ -190,10 +192,20 @@ def build_scheme(raw: RawScheme) -> Scheme:
     groups: dict[str, Group] = {}
     for gid, g in (s.get("groups") or {}).items():
         tiers = g.get("tiers")
-        tier_list = tier_sets.get(tiers, []) if isinstance(tiers, str) else [
-            Tier(str(t["id"]), str(t.get("title", t["id"])), t.get("min"), t.get("max"), _src(t, sfile))
-            for t in (tiers or [])
-        ]
+        tier_list = (
+            tier_sets.get(tiers, [])
+            if isinstance(tiers, str)
+            else [
+                Tier(
+                    str(t["id"]),
+                    str(t.get("title", t["id"])),
+                    t.get("min"),
+                    t.get("max"),
+                    _src(t, sfile),
+                )
+                for t in (tiers or [])
+            ]
+        )
         groups[gid] = Group(
             id=gid,
             title=str(g.get("title", gid)),
@@ -236,7 +248,9 @@ def build_scheme(raw: RawScheme) -> Scheme:
             )
             for name, a in (t.get("attrs") or {}).items()
         }
-        event_types[tid] = EventType(id=tid, title=str(t.get("title", tid)), attrs=attrs, src=_src(t, efile))
+        event_types[tid] = EventType(
+            id=tid, title=str(t.get("title", tid)), attrs=attrs, src=_src(t, efile)
+        )
 
     packs: list[Pack] = []
     for pfile in raw.pack_files():
@@ -256,7 +270,10 @@ def build_scheme(raw: RawScheme) -> Scheme:
                 grade = {"to": grade["to"], "for": parse_duration(grade["for"])}
             escalate = r.get("escalate")
             if isinstance(escalate, dict):
-                escalate = {"within": parse_duration(escalate["within"]), "steps": list(escalate["steps"])}
+                escalate = {
+                    "within": parse_duration(escalate["within"]),
+                    "steps": list(escalate["steps"]),
+                }
             repair = r.get("repair")
             if isinstance(repair, dict):
                 repair = {

@@ -82,10 +82,19 @@ def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> pub.Mon
                 _, kind, _, code = subjects.get(r.subject, ("", "person", "", None))
                 rows.append(
                     pub.RankRow(
-                        subject=r.subject, name=r.name, grid=r.grid or "", score=r.score,
-                        tier=r.tier, rank=r.rank, previous_rank=r.previous_rank, earned=r.earned,
-                        wallet=r.wallet, kind=kind or "person", code=code,
-                        community=r.community or "", street=r.street or "",
+                        subject=r.subject,
+                        name=r.name,
+                        grid=r.grid or "",
+                        score=r.score,
+                        tier=r.tier,
+                        rank=r.rank,
+                        previous_rank=r.previous_rank,
+                        earned=r.earned,
+                        wallet=r.wallet,
+                        kind=kind or "person",
+                        code=code,
+                        community=r.community or "",
+                        street=r.street or "",
                         note="直接判级" if (r.subject, gid) in graded else "",
                     )  # fmt: skip
                 )
@@ -93,8 +102,13 @@ def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> pub.Mon
     resident_group = "residents" if "residents" in scheme.groups else next(iter(scheme.groups))
     grid_rows = [
         pub.GridRank(
-            grid=r.grid, name=r.name, community=r.community, mean_score=r.mean_score or 0.0,
-            residents=r.residents, rank=r.rank or 0, previous_rank=r.previous_rank,
+            grid=r.grid,
+            name=r.name,
+            community=r.community,
+            mean_score=r.mean_score or 0.0,
+            residents=r.residents,
+            rank=r.rank or 0,
+            previous_rank=r.previous_rank,
         )  # fmt: skip
         for t in grid_rankings(db, scheme, month, group=resident_group, within="scheme", view=view)
         for r in t.rows
@@ -122,7 +136,9 @@ def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> pub.Mon
     )
 
 
-def _graded_at_month_end(db: sqlite_utils.Database, scheme: Scheme, month: str) -> set[tuple[str, str]]:
+def _graded_at_month_end(
+    db: sqlite_utils.Database, scheme: Scheme, month: str
+) -> set[tuple[str, str]]:
     from .periods import month_end
 
     t = month_end(scheme, month)
@@ -136,7 +152,9 @@ def _graded_at_month_end(db: sqlite_utils.Database, scheme: Scheme, month: str) 
     }
 
 
-def _assessments(db: sqlite_utils.Database, scheme: Scheme, month: str) -> list[pub.AssessmentResult]:
+def _assessments(
+    db: sqlite_utils.Database, scheme: Scheme, month: str
+) -> list[pub.AssessmentResult]:
     out = []
     for period in periods_ending_in(month):
         for run in assessment_results(db, scheme, period):
@@ -149,11 +167,17 @@ def _assessments(db: sqlite_utils.Database, scheme: Scheme, month: str) -> list[
                     period=run.period,
                     selected=[
                         pub.Selection(
-                            scope=r.scope_id, name=r.scope_name or r.scope_id,
-                            value=r.value if r.value is not None else 0.0, rank=r.rank or 0,
-                            kind="grid" if run.scope == "grid" else (
-                                "community" if run.scope == "community"
-                                else scheme.groups[a.group].kind if a and a.group in scheme.groups
+                            scope=r.scope_id,
+                            name=r.scope_name or r.scope_id,
+                            value=r.value if r.value is not None else 0.0,
+                            rank=r.rank or 0,
+                            kind="grid"
+                            if run.scope == "grid"
+                            else (
+                                "community"
+                                if run.scope == "community"
+                                else scheme.groups[a.group].kind
+                                if a and a.group in scheme.groups
                                 else "person"
                             ),
                         )  # fmt: skip
@@ -194,9 +218,15 @@ def _lists(
                 description=ld.description,
                 members=[
                     pub.ListMember(
-                        subject=m.subject, name=m.name, group=m.group, kind=m.kind or "organization",
-                        code=subjects.get(m.subject, (None, None, None, None))[3], grid=m.grid or "",
-                        reasons=[pub.ListReason(r.text, r.since, r.until, r.objection) for r in m.reasons],
+                        subject=m.subject,
+                        name=m.name,
+                        group=m.group,
+                        kind=m.kind or "organization",
+                        code=subjects.get(m.subject, (None, None, None, None))[3],
+                        grid=m.grid or "",
+                        reasons=[
+                            pub.ListReason(r.text, r.since, r.until, r.objection) for r in m.reasons
+                        ],
                     )  # fmt: skip
                     for m in members.get(ld.id, [])
                 ],
@@ -234,15 +264,24 @@ def _catalog(scheme: Scheme) -> list[pub.CatalogItem]:
         if it.available_from or it.available_until:
             clock = scheme.clock
             start = clock.local(it.available_from).strftime("%Y-%m-%d") if it.available_from else ""
-            end = clock.local(it.available_until - 1).strftime("%Y-%m-%d") if it.available_until else ""
+            end = (
+                clock.local(it.available_until - 1).strftime("%Y-%m-%d")
+                if it.available_until
+                else ""
+            )
             available = f"{start} 至 {end}".strip()
         else:
             available = "长期"
         out.append(
             pub.CatalogItem(
-                id=it.id, title=it.title, cost=it.cost, min_tier=it.min_tier,
+                id=it.id,
+                title=it.title,
+                cost=it.cost,
+                min_tier=it.min_tier,
                 groups=[scheme.groups[g].title for g in (it.groups or []) if g in scheme.groups],
-                stock=it.stock, available=available, partner=it.partner or "",
+                stock=it.stock,
+                available=available,
+                partner=it.partner or "",
             )  # fmt: skip
         )
     return out
@@ -268,7 +307,10 @@ def _trends(db: sqlite_utils.Database, scheme: Scheme, month: str) -> list[pub.T
 
 
 def _lookup(
-    db: sqlite_utils.Database, scheme: Scheme, month: str, ranking_rows: dict[str, list[pub.RankRow]]
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    month: str,
+    ranking_rows: dict[str, list[pub.RankRow]],
 ) -> list[pub.LookupAccount]:
     """Per person: the month's balance and entries, for the private look-up page."""
     titles = scheme.rule_titles()
@@ -286,7 +328,9 @@ def _lookup(
         if event in disputed:
             flag = "异议审核中"
         entries[(s, g)].append(
-            pub.LookupEntry(clock.local(at).strftime("%Y-%m-%d"), titles.get(rule, rule or ""), pts, wal, flag)
+            pub.LookupEntry(
+                clock.local(at).strftime("%Y-%m-%d"), titles.get(rule, rule or ""), pts, wal, flag
+            )
         )
     out = []
     for gid, rows in ranking_rows.items():
@@ -295,15 +339,27 @@ def _lookup(
         for r in rows:
             out.append(
                 pub.LookupAccount(
-                    subject=r.subject, group=gid, score=r.score, wallet=r.wallet, tier=r.tier,
-                    entries=entries.get((r.subject, gid), []), name=r.name, kind="person", note=r.note,
+                    subject=r.subject,
+                    group=gid,
+                    score=r.score,
+                    wallet=r.wallet,
+                    tier=r.tier,
+                    entries=entries.get((r.subject, gid), []),
+                    name=r.name,
+                    kind="person",
+                    note=r.note,
                 )  # fmt: skip
             )
     return out
 
 
 def run_month(
-    db: sqlite_utils.Database, scheme: Scheme, month: str, site_dir: Path, *, private_dir: Path | None = None
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    month: str,
+    site_dir: Path,
+    *,
+    private_dir: Path | None = None,
 ) -> MonthRun:
     """Score, assess, close and publish one month."""
     import time
@@ -321,13 +377,20 @@ def run_month(
 
 
 def publish_month(
-    db: sqlite_utils.Database, scheme: Scheme, month: str, site_dir: Path, *, private_dir: Path | None = None
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    month: str,
+    site_dir: Path,
+    *,
+    private_dir: Path | None = None,
 ) -> list[Path]:
     """Write the pages and open data of a closed month; personal codes go to ``private_dir``."""
     from .errors import GridcreditError
 
     if not is_closed(db, month):
-        raise GridcreditError(f"{month} is not closed; `gridcredit publish {month}` closes it first")
+        raise GridcreditError(
+            f"{month} is not closed; `gridcredit publish {month}` closes it first"
+        )
     pm = get_plugin_manager()
     data = month_data(db, scheme, month)
     secret = lookup_secret(db)
@@ -431,7 +494,9 @@ def run_demo(
     config = (repo / "mkdocs.yml").read_text(encoding="utf-8")
     (out / "mkdocs.yml").write_text(config, encoding="utf-8")
     echo(f"gridcredit demo: {scheme.title}")
-    files = generate_county(out / "input", scheme, seed=seed, events=events, months=months, residents=residents)
+    files = generate_county(
+        out / "input", scheme, seed=seed, events=events, months=months, residents=residents
+    )
     echo(f"generated {files.subjects.name} and {len(files.events)} event files in {out / 'input'}")
     db = connect(db_path)
     summaries = ingest_files(db, scheme, [files.subjects], progress=False)
@@ -445,7 +510,9 @@ def run_demo(
         awards = sum(len(a.awards) for a in run.assessed)
         echo(f"{month}: {run.scored.line() if run.scored else ''}")
         if run.assessed:
-            echo(f"  assessed {', '.join(sorted({a.period for a in run.assessed}))}: {awards} awards")
+            echo(
+                f"  assessed {', '.join(sorted({a.period for a in run.assessed}))}: {awards} awards"
+            )
         echo(
             f"  closed, hash {run.closed['hash'][:16] if run.closed else '-'};"
             f" published {len(run.paths):,} files in {run.publish_seconds:.1f}s"
@@ -482,6 +549,8 @@ def _print_summary(db: sqlite_utils.Database, scheme: Scheme, month: str, echo: 
             tiers[f.tier] += 1
         counts = " ".join(f"{t.id}:{tiers.get(t.id, 0)}" for t in g.tiers)
         name = pm.hook.mask_name(name=names.get(top.subject, ""), kind=g.kind)
-        echo(f"  {g.title:<8} {len(mine):>6,} accounts  top {name} {top.score} ({top.tier})  tiers {counts}")
+        echo(
+            f"  {g.title:<8} {len(mine):>6,} accounts  top {name} {top.score} ({top.tier})  tiers {counts}"
+        )
     rejected = db.execute("SELECT COUNT(*) FROM rejects").fetchone()[0]
     echo(f"  rejected records kept with file, line and reason: {rejected:,} (gridcredit rejects)")

@@ -32,10 +32,17 @@ def county(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
     shutil.copytree(FIXTURES / "engine", root, dirs_exist_ok=True)
     pack = {"pack": "residents", "version": "1", "group": "residents", "rules": RULES}
-    (root / "rules" / "packs" / "residents.yaml").write_text(yaml.safe_dump(pack, allow_unicode=True))
+    (root / "rules" / "packs" / "residents.yaml").write_text(
+        yaml.safe_dump(pack, allow_unicode=True)
+    )
     with open(root / "subjects.jsonl", "wb") as f:
         for i in range(500):
-            f.write(orjson.dumps({"id": f"R{i:03d}", "groups": ["residents"], "name": "张三", "grid": "G1"}) + b"\n")
+            f.write(
+                orjson.dumps(
+                    {"id": f"R{i:03d}", "groups": ["residents"], "name": "张三", "grid": "G1"}
+                )
+                + b"\n"
+            )
     with open(root / "events.jsonl", "wb") as f:
         for i in range(150_000):
             day, sec = divmod(i * 50, 86400)

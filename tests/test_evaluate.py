@@ -85,7 +85,11 @@ def test_max_points_on_a_penalty_caps_the_absolute_sum(fresh_db, engine_scheme):
     s = engine_scheme(residents=[noise])
     put(fresh_db, s, [ev(f"n{i}", "noise", "P1", f"2024-03-0{i}T20:00") for i in range(1, 4)])
     score(fresh_db, s)
-    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [(-15, "match"), (-5, "match"), (0, "capped")]
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [
+        (-15, "match"),
+        (-5, "match"),
+        (0, "capped"),
+    ]
     assert bal(fresh_db, s, "P1").score == 980
 
 
@@ -122,7 +126,11 @@ def test_escalation_counts_matches_within_the_window(fresh_db, engine_scheme):
 
 def test_escalation_is_per_subject(fresh_db, engine_scheme):
     s = engine_scheme(residents=[PARKING])
-    put(fresh_db, s, [ev("p1", "parking", "P1", "2024-01-10"), ev("p2", "parking", "P2", "2024-01-11")])
+    put(
+        fresh_db,
+        s,
+        [ev("p1", "parking", "P1", "2024-01-10"), ev("p2", "parking", "P2", "2024-01-11")],
+    )
     score(fresh_db, s)
     assert entries(fresh_db, "P2") == [("park", -5, 0, "match")]
 
@@ -253,7 +261,11 @@ def test_amendment_reverses_the_original_and_scores_the_new_one(fresh_db, engine
     fix["amends"] = "e1"
     put(fresh_db, s, [ev("e1", "volunteer", "P1", "2024-03-01", hours=10), fix])
     score(fresh_db, s)
-    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [(20, "match"), (-20, "reversal"), (8, "match")]
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [
+        (20, "match"),
+        (-20, "reversal"),
+        (8, "match"),
+    ]
 
 
 def test_objection_upheld_reverses_and_rejected_keeps(fresh_db, engine_scheme):
@@ -295,14 +307,23 @@ def test_credit_repair_restores_the_latest_penalty_once(fresh_db, engine_scheme)
 
 def test_rerunning_adds_nothing(fresh_db, engine_scheme):
     s = engine_scheme(residents=[VOLUNTEER, PARKING])
-    put(fresh_db, s, [ev("e1", "volunteer", "P1", "2024-03-01", hours=3), ev("p", "parking", "P1", "2024-03-02")])
+    put(
+        fresh_db,
+        s,
+        [
+            ev("e1", "volunteer", "P1", "2024-03-01", hours=3),
+            ev("p", "parking", "P1", "2024-03-02"),
+        ],
+    )
     first = score(fresh_db, s)
     again = score(fresh_db, s)
     assert (first.events, again.events, again.entries) == (2, 0, 0)
     assert fresh_db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 2
 
 
-def test_a_late_earlier_event_rewinds_open_months_to_the_same_ledger(fresh_db, engine_scheme, tmp_path):
+def test_a_late_earlier_event_rewinds_open_months_to_the_same_ledger(
+    fresh_db, engine_scheme, tmp_path
+):
     from scoring.ledger import memory_db
 
     s = engine_scheme(residents=[VOLUNTEER, PARKING])
@@ -311,7 +332,7 @@ def test_a_late_earlier_event_rewinds_open_months_to_the_same_ledger(fresh_db, e
         ev("e2", "volunteer", "P1", "2024-03-03", hours=10),
         ev("p1", "parking", "P1", "2024-03-04"),
         ev("e3", "volunteer", "P1", "2024-03-02", hours=10),  # arrives late, sorts second
-        ev("p0", "parking", "P1", "2024-02-01"),              # arrives late, sorts first
+        ev("p0", "parking", "P1", "2024-02-01"),  # arrives late, sorts first
     ]
     # in two runs, the late ones second
     put(fresh_db, s, evs[:3])

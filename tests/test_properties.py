@@ -55,14 +55,18 @@ def _shift(at: str, days: int) -> str:
     return (datetime.fromisoformat(at) + timedelta(days=days)).isoformat()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(stream=streams)
 def test_invariants(engine_scheme, stream):
     s = engine_scheme(residents=RULES)
     db = memory_db()
     put(db, s, to_events(stream))
     score(db, s)
-    rows = db.execute("SELECT subject, rule, points, wallet, at, reason FROM entries ORDER BY at, id").fetchall()
+    rows = db.execute(
+        "SELECT subject, rule, points, wallet, at, reason FROM entries ORDER BY at, id"
+    ).fetchall()
     # score = base + Σ score entries; wallet = Σ wallet entries, never negative at any point
     for b in balances(db, s, as_of=2**40):
         mine = [r for r in rows if r[0] == b.subject]
@@ -84,7 +88,9 @@ def test_invariants(engine_scheme, stream):
             assert max_count is None or u[1] <= max_count
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(stream=streams, data=st.data())
 def test_ledger_is_the_same_for_any_split_and_order(engine_scheme, stream, data):
     s = engine_scheme(residents=RULES)
