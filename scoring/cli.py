@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -75,6 +76,13 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except GridcreditError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except sqlite3.DatabaseError as e:
+            click.echo(
+                f"error: the ledger database failed: {e}. If another gridcredit command is running,"
+                " wait for it; if the file is damaged, restore it from a backup",
+                err=True,
+            )
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted; the database is as it was before this command", err=True)
             sys.exit(130)

@@ -111,8 +111,21 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) a ledger database. WAL, so readers never block the writer."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    from .errors import GridcreditError
+
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as e:
+        hint = (
+            "the folder does not exist or is not writable"
+            if isinstance(e, sqlite3.OperationalError)
+            else "it is not a gridcredit ledger (SQLite) file"
+        )
+        raise GridcreditError(
+            f"{path}: cannot open the ledger database ({e}); {hint}. Pass --db with a new or"
+            " existing ledger file"
+        ) from None
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA cache_size=-200000")

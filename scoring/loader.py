@@ -81,16 +81,11 @@ def find_rules_dir(path: str | Path) -> Path:
         return p / "rules"
     if (p / SCHEME_FILE).is_file():
         return p
-    raise SchemeError(
-        [
-            Problem(
-                str(p),
-                0,
-                0,
-                f"no {SCHEME_FILE} here or in {p / 'rules'}; run in a scheme repository or pass"
-                " --scheme DIR",
-            )
-        ]
+    from .errors import UsageError
+
+    raise UsageError(
+        f"no {SCHEME_FILE} in {p.resolve()} or in {p.resolve() / 'rules'}; run gridcredit in a"
+        " scheme repository or pass --scheme DIR"
     )
 
 

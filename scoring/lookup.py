@@ -37,7 +37,7 @@ import hmac
 import json
 import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 ITERATIONS = 5_000
@@ -109,17 +109,69 @@ def decrypt(enc_key: bytes, mac_key: bytes, payload: str) -> bytes:
     return _xor(ct, _keystream(enc_key, nonce, len(ct)))
 
 
-def _derive_many(
+def _derive_chunk(
     secret: bytes, subjects: list[str], salt: str, iterations: int
 ) -> dict[str, tuple[str, bytes, bytes]]:
-    # hashlib's PBKDF2 releases the GIL, so threads use every core.
-    def one(sid: str) -> tuple[str, tuple[str, bytes, bytes]]:
-        return sid, derive_keys(person_code(secret, sid), salt, iterations)
+    return {sid: derive_keys(person_code(secret, sid), salt, iterations) for sid in subjects}
 
-    if len(subjects) < 64:
-        return dict(map(one, subjects))
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return dict(pool.map(one, subjects, chunksize=64))
+
+class LookupKeys:
+    """The look-up keys of many subjects, derived in background threads.
+
+    Start it early (publish starts it before writing the month's pages);
+    :meth:`result` waits for the keys. hashlib's PBKDF2 releases the GIL, so
+    the threads use every core while the main thread renders pages. Keys
+    found in ``cache`` (a private file outside the site) are not derived
+    again; new ones are added to it.
+    """
+
+    CHUNK = 64
+
+    def __init__(
+        self,
+        secret: bytes,
+        subjects: Iterable[str],
+        *,
+        iterations: int = ITERATIONS,
+        cache: Path | None = None,
+    ):
+        self.secret, self.iterations, self.cache = secret, iterations, cache
+        self.salt = lookup_salt(secret)
+        self.keys = _load_cache(cache, secret, self.salt, iterations)
+        missing = sorted(set(subjects) - set(self.keys))
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[dict[str, tuple[str, bytes, bytes]]]] = []
+        if len(missing) < self.CHUNK:
+            self.keys.update(_derive_chunk(secret, missing, self.salt, iterations))
+            self._dirty = bool(missing)
+            return
+        self._dirty = True
+        self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+        self._futures = [
+            self._pool.submit(
+                _derive_chunk, secret, missing[i : i + self.CHUNK], self.salt, iterations
+            )
+            for i in range(0, len(missing), self.CHUNK)
+        ]
+
+    def result(self) -> dict[str, tuple[str, bytes, bytes]]:
+        """Subject id → ``(file id, encryption key, MAC key)``; waits for the threads."""
+        try:
+            for fut in self._futures:
+                self.keys.update(fut.result())
+        finally:
+            self.close()
+        if self._dirty:
+            _save_cache(self.cache, self.secret, self.salt, self.iterations, self.keys)
+            self._dirty = False
+        return self.keys
+
+    def close(self) -> None:
+        """Stop the threads (keys not derived yet are dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures = []
 
 
 def _cache_tag(secret: bytes, salt: str, iterations: int) -> str:
@@ -156,11 +208,13 @@ def _save_cache(
         "tag": _cache_tag(secret, salt, iterations),
         "keys": {sid: [k[0], k[1].hex(), k[2].hex()] for sid, k in sorted(keys.items())},
     }
-    cache.write_text(json.dumps(data), encoding="utf-8")
-    try:
-        cache.chmod(0o600)
-    except OSError:  # pragma: no cover
-        pass
+    # The keys decrypt the look-up files: created readable by the owner only.
+    tmp = cache.with_name(cache.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data))
+    os.replace(tmp, cache)
 
 
 def write_lookup_files(
@@ -170,29 +224,35 @@ def write_lookup_files(
     secret: bytes,
     iterations: int = ITERATIONS,
     cache: Path | None = None,
+    keys: LookupKeys | None = None,
 ) -> list[Path]:
     """Write ``lookup_dir/<file id>.js`` per subject and remove stale ones.
 
     ``people`` maps subject id → the JSON-able record the page shows. The
     subject id itself is never written. ``cache`` (a private file, never in
     the site) keeps the derived keys so later months skip the slow PBKDF2
-    work: 20,000 subjects take about a minute the first time.
+    work; ``keys`` is a :class:`LookupKeys` started earlier for ``people``.
+    A changed file is replaced, never rewritten in place: the MkDocs build
+    hard-links these files into the built site.
     """
     lookup_dir.mkdir(parents=True, exist_ok=True)
-    salt = lookup_salt(secret)
-    keys = _load_cache(cache, secret, salt, iterations)
-    missing = sorted(sid for sid in people if sid not in keys)
-    if missing:
-        keys.update(_derive_many(secret, missing, salt, iterations))
-        _save_cache(cache, secret, salt, iterations, keys)
+    if keys is None:
+        keys = LookupKeys(secret, people, iterations=iterations, cache=cache)
+    derived = keys.result()
     written: list[Path] = []
     for sid in sorted(people):
-        file_id, enc_key, mac_key = keys[sid]
+        file_id, enc_key, mac_key = derived[sid]
         plain = json.dumps(people[sid], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         payload = encrypt(enc_key, mac_key, plain.encode("utf-8"))
         path = lookup_dir / f"{file_id}.js"
         data = f'gridcreditLookup("{file_id}","{payload}");\n'.encode("ascii")
-        if not path.exists() or path.read_bytes() != data:
+        try:
+            same = path.read_bytes() == data
+        except FileNotFoundError:
+            same = None
+        if not same:
+            if same is not None:
+                path.unlink()
             path.write_bytes(data)
         written.append(path)
     keep = {p.name for p in written}

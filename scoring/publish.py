@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from scoring import charts
 from scoring.errors import InputError
-from scoring.lookup import ITERATIONS, lookup_salt, write_lookup_files
+from scoring.lookup import ITERATIONS, LookupKeys, lookup_salt, write_lookup_files
 
 TOP_N = 100  # rows on a group ranking page; the CSV has everyone
 ASSETS = ("gridcredit.css", "lookup.js", "iframe-worker-shim.js")
@@ -1411,6 +1411,33 @@ def publish_month(
         month, data, out, lambda name, kind: mask_fn(name, kind) or mask_name(name, kind)
     )
 
+    latest = all(m <= month for m, _ in _archive_months(site_dir, data, (month, "")))
+    keys = None
+    if latest:
+        cache = Path(private_dir) / "lookup-keys.json" if private_dir else None
+        if cache and site_dir.resolve() in cache.resolve().parents:
+            raise InputError(f"publish: private_dir {private_dir} must be outside the site folder")
+        # the slow key derivation runs in threads while the pages are written
+        keys = LookupKeys(
+            secret, {a.subject for a in data.lookup}, iterations=iterations, cache=cache
+        )
+    try:
+        return _publish(site, site_dir, secret, iterations, publishers, latest, keys)
+    finally:
+        if keys is not None:
+            keys.close()
+
+
+def _publish(
+    site: _MonthSite,
+    site_dir: Path,
+    secret: bytes,
+    iterations: int,
+    publishers: Sequence[Publisher],
+    latest: bool,
+    keys: LookupKeys | None,
+) -> list[Path]:
+    month, data, out = site.month, site.d, site.out
     for gid in site.group_order:
         site.group_page(gid)
     communities = site.communities_pages()
@@ -1446,7 +1473,6 @@ def publish_month(
     )
 
     months = _archive_months(site_dir, data, (month, digest))
-    latest = months[0][0] == month
     if latest:
         out.text("index.md", _home_page(site))
         out.text("lookup/index.md", _lookup_page(secret, iterations, month))
@@ -1459,14 +1485,44 @@ def publish_month(
     written.append(archive)
     written += write_assets(site_dir)
     if latest:
-        people = _lookup_records(site)
-        cache = Path(private_dir) / "lookup-keys.json" if private_dir else None
-        if cache and site_dir.resolve() in cache.resolve().parents:
-            raise InputError(f"publish: private_dir {private_dir} must be outside the site folder")
         written += write_lookup_files(
-            site_dir / "lookup", people, secret=secret, iterations=iterations, cache=cache
+            site_dir / "lookup", _lookup_records(site), secret=secret, keys=keys
         )
     return sorted(set(written))
+
+
+def is_lookup_file(src_uri: str) -> bool:
+    """A per-person look-up data file (``lookup/<32 hex>.js``)."""
+    return re.fullmatch(r"lookup/[0-9a-f]{32}\.js", src_uri) is not None
+
+
+def link_files(pairs: Iterable[tuple[str | Path, str | Path]]) -> int:
+    """Hard-link each ``(source, destination)``; copy where linking fails.
+
+    The MkDocs hook puts the tens of thousands of look-up files into the
+    built site this way instead of copying them. Safe because the publisher
+    replaces a changed look-up file (new inode) rather than rewriting it.
+    Returns the number of files placed.
+    """
+    import os
+    import shutil
+
+    made: set[Path] = set()
+    n = 0
+    for src, dest in pairs:
+        dest = Path(dest)
+        if dest.parent not in made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            made.add(dest.parent)
+        try:
+            os.link(src, dest)
+        except FileExistsError:
+            dest.unlink()
+            os.link(src, dest)
+        except OSError:  # another file system, or no hard links there
+            shutil.copyfile(src, dest)
+        n += 1
+    return n
 
 
 # --------------------------------------------------------------------------

@@ -129,9 +129,11 @@ def test_semantic_checks_skip_files_that_fail_the_schema(scheme_dir: Path) -> No
 
 
 def test_validate_scheme_without_scheme_file(tmp_path: Path) -> None:
-    problems = validate_scheme(tmp_path)
-    assert len(problems) == 1
-    assert "no scheme.yaml here" in problems[0].message
+    from scoring.errors import UsageError
+
+    # not a scheme at all: a usage error (exit 2), not a problem in some file
+    with pytest.raises(UsageError, match="no scheme.yaml in .* run gridcredit in a scheme repository"):
+        validate_scheme(tmp_path)
 
 
 # ---- hostile YAML is refused quickly, with a clear message -----------------

@@ -5,9 +5,12 @@
 * ``on_page_markdown`` / ``on_page_content``: the large tables and charts the
   publisher writes as finished HTML (between ``<!-- gc:html -->`` markers) skip
   Markdown parsing: they are lifted out before Markdown runs and put back
-  into the rendered page (:func:`scoring.publish.stash_raw_html`). This keeps
-  ``mkdocs build`` of a county with tens of thousands of rows fast.
+  into the rendered page (:func:`scoring.publish.stash_raw_html`).
+* ``on_files`` / ``on_post_build``: the per-person look-up files
+  (``lookup/<hash>.js``, one per resident) are hard-linked into the built
+  site instead of copied (:func:`scoring.publish.link_files`).
 
+Together these keep ``mkdocs build`` of a county of 20,000 residents fast.
 Excluded from the built site (``exclude_docs``); the logic lives in
 :mod:`scoring.publish` so it is tested with the publisher.
 """
@@ -16,15 +19,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scoring.publish import restore_raw_html, site_nav, stash_raw_html
+from mkdocs.structure.files import Files
+
+from scoring.publish import (
+    is_lookup_file,
+    link_files,
+    restore_raw_html,
+    site_nav,
+    stash_raw_html,
+)
 
 _blocks: dict[str, list[str]] = {}
+_linked: list[tuple[str, str]] = []
 
 
 def on_config(config, **kwargs):
     config["nav"] = site_nav(Path(config["docs_dir"]))
     _blocks.clear()
+    _linked.clear()
     return config
+
+
+def on_files(files, config, **kwargs):
+    keep = []
+    for f in files:
+        if is_lookup_file(f.src_uri):
+            _linked.append((f.abs_src_path, f.abs_dest_path))
+        else:
+            keep.append(f)
+    return Files(keep)
 
 
 def on_page_markdown(markdown, page, **kwargs):
@@ -35,3 +58,8 @@ def on_page_markdown(markdown, page, **kwargs):
 
 def on_page_content(html, page, **kwargs):
     return restore_raw_html(html, _blocks.pop(page.file.src_uri, []))
+
+
+def on_post_build(config, **kwargs):
+    link_files(_linked)
+    _linked.clear()
