@@ -179,10 +179,15 @@ def rules(ctx: Context, group: str | None) -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any record was rejected.")
 @pass_ctx
 @handle_errors
-def ingest(ctx: Context, files: tuple[str, ...], quiet: bool) -> None:
-    """Load subjects, jurisdictions or events (JSON Lines or CSV), accounting for every record."""
+def ingest(ctx: Context, files: tuple[str, ...], quiet: bool, strict: bool) -> None:
+    """Load subjects, jurisdictions or events (JSON Lines or CSV), accounting for every record.
+
+    Rejected records are kept with file, line and reason (`gridcredit rejects`);
+    the command still exits 0 unless --strict is given.
+    """
     from .ingest import ingest_files, summary_line
 
     summaries = ingest_files(ctx.db(), ctx.scheme(), [Path(f) for f in files], progress=not quiet)
@@ -195,6 +200,8 @@ def ingest(ctx: Context, files: tuple[str, ...], quiet: bool) -> None:
             " see `gridcredit rejects`",
             err=True,
         )
+        if strict:
+            sys.exit(1)
 
 
 @cli.command()

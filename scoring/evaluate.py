@@ -43,10 +43,6 @@ _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
 FLUSH_EVERY = 20_000
 BULK_EVENTS = 20_000  # runs this big append through a writer process
 _STATE_SQL = "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)"
-_BULK_INDEXES = {
-    "entries_subject": "CREATE INDEX entries_subject ON entries (subject, grp)",
-    "entries_event": "CREATE INDEX entries_event ON entries (event)",
-}
 
 
 @dataclass
@@ -139,7 +135,7 @@ class _LedgerWriter:
 
 
 def _ledger_writer(
-    path: str, first_id: int, done: int, inbox: Any, parent_send: Any, outbox: Any, parent_recv: Any
+    path: str, first_id: int, done: int, inbox: Any, parent_send: Any, outbox: Any, parent_recv: Any,
 ) -> None:  # pragma: no cover - runs in the child process (exercised by the bulk tests)
     parent_send.close()  # so EOF arrives when the parent is gone
     parent_recv.close()
@@ -154,8 +150,6 @@ def _ledger_writer(
             raise GridcreditError(
                 "another process wrote to the ledger while this run started; run `gridcredit score` again"
             )
-        for name in _BULK_INDEXES:
-            conn.execute(f"DROP INDEX IF EXISTS {name}")
         outbox.send(("ready",))
         while True:
             msg = inbox.recv()
@@ -166,8 +160,6 @@ def _ledger_writer(
             (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
             if last_id is not None and last != last_id:
                 raise RuntimeError(f"ledger ids out of step: expected {last_id}, found {last}")
-            for ddl in _BULK_INDEXES.values():
-                conn.execute(ddl)
             for sql, params in statements:
                 conn.execute(sql, params)
             conn.execute("COMMIT")
@@ -509,8 +501,7 @@ class Engine:
             params,
         )
         if bulk_path:
-            # Secondary indexes are rebuilt once at the end (a sort) instead of per insert;
-            # lookups of earlier runs read this connection's committed snapshot, which keeps them.
+            # lookups of earlier runs read this connection's committed snapshot
             self.writer = _LedgerWriter(bulk_path, self.first_id, done)
         last_row = None
         try:
