@@ -560,3 +560,172 @@ def test_charts_are_escaped_and_scalable():
     line = charts.line_chart("走势", ["24-01", "24-02", "24-03"], [("居民", [985.0, None, 990.0])])
     assert "<polyline" not in line  # a gap between two single points draws no line
     assert "暂无数据" in charts.bar_chart("空", [], [])
+
+
+# --- plugin pages, fast tables, reproducible builds ----------------------------------
+
+
+class FakePublisher:
+    """A plugin publisher as ``register_publishers`` gives one: a page and a CSV."""
+
+    name = "fake"
+
+    def __init__(self, text: str = "甲"):
+        self.text = text
+
+    def write(self, month: str, data: MonthData, site_dir: Path) -> list[Path]:
+        page = site_dir / "months" / month / "fake-plugin.md"
+        csv_file = site_dir / "data" / month / "fake-plugin.csv"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        csv_file.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(f"# 插件页面 [测试]\n\n内容{self.text}\n", encoding="utf-8")
+        csv_file.write_text("列\n" + self.text + "\n", encoding="utf-8")
+        return [page, csv_file]
+
+
+class RoguePublisher:
+    name = "rogue"
+
+    def __init__(self, rel: str):
+        self.rel = rel
+
+    def write(self, month: str, data: MonthData, site_dir: Path) -> list[Path]:
+        path = (site_dir / self.rel.format(month=month)).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# x\n", encoding="utf-8")
+        return [path]
+
+
+def _publish_with(site: Path, publishers) -> dict:
+    publish_month(
+        "2024-03", month_data(), site, secret=SECRET, iterations=1000, publishers=publishers
+    )
+    return json.loads((site / "data/2024-03/manifest.json").read_text("utf-8"))
+
+
+def test_plugin_pages_are_hashed_linked_and_kept(tmp_path):
+    site = tmp_path / "site"
+    plain = _publish_with(tmp_path / "plain", [])
+    first = _publish_with(site, [FakePublisher("甲")])
+    assert "months/2024-03/fake-plugin.md" in first["files"]
+    assert "data/2024-03/fake-plugin.csv" in first["files"]
+    assert first["content_hash"] != plain["content_hash"]
+    index = (site / "months/2024-03/index.md").read_text("utf-8")
+    assert "## 其他" in index and "[插件页面 &#91;测试&#93;](fake-plugin.md)" in index
+    assert "## 其他" not in (tmp_path / "plain/months/2024-03/index.md").read_text("utf-8")
+    data_page = (site / "months/2024-03/data.md").read_text("utf-8")
+    assert "(../../data/2024-03/fake-plugin.csv)" in data_page
+    # the hash follows the plugin's content, and publishing again keeps the files
+    second = _publish_with(site, [FakePublisher("乙")])
+    assert second["content_hash"] != first["content_hash"]
+    assert (site / "months/2024-03/fake-plugin.md").read_text("utf-8").endswith("内容乙\n")
+    assert _publish_with(site, [FakePublisher("乙")]) == second
+    # without the plugin its stale files go, and the hash is the plain one again
+    assert _publish_with(site, [])["content_hash"] == plain["content_hash"]
+    assert not (site / "months/2024-03/fake-plugin.md").exists()
+    # the navigation lists plugin pages under 其他
+    _publish_with(site, [FakePublisher()])
+    section = next(v for item in site_nav(site) for k, v in item.items() if k.endswith("公示"))
+    assert {"其他": ["months/2024-03/fake-plugin.md"]} in section
+
+
+def test_plugin_publishers_must_stay_in_their_lane(tmp_path):
+    with pytest.raises(InputError, match="outside the site folder"):
+        _publish_with(tmp_path / "site", [RoguePublisher("../elsewhere.md")])
+    with pytest.raises(InputError, match="gridcredit writes itself"):
+        _publish_with(tmp_path / "site", [RoguePublisher("months/{month}/rules.md")])
+    with pytest.raises(InputError, match="gridcredit writes itself"):
+        _publish_with(tmp_path / "site", [RoguePublisher("months/{month}/index.md")])
+
+
+def test_guide_links_change_a_rule_page():
+    guide = (ROOT / "site/guide/index.md").read_text("utf-8")
+    assert "(change-a-rule.md)" in guide
+    nav = site_nav(ROOT / "site")
+    pages = next(v for item in nav for k, v in item.items() if k == "政策人员指南")
+    assert pages[0] == "guide/index.md" and "guide/change-a-rule.md" in pages
+
+
+def test_raw_html_blocks_skip_markdown_and_render_the_same():
+    import markdown
+
+    from scoring.publish import _html_table, restore_raw_html, stash_raw_html
+
+    table = _html_table(["名次", "姓名"], [["1", md("*x*")], ["2", md(HOSTILE)]])
+    text = f"# 标题\n\n前文 *强调*\n\n{table}\n\n后文\n"
+    exts = ["tables", "md_in_html", "attr_list"]
+    plain = markdown.markdown(text, extensions=exts)
+    stashed, blocks = stash_raw_html(text)
+    assert len(blocks) == 1 and "<table>" not in stashed
+    fast = restore_raw_html(markdown.markdown(stashed, extensions=exts), blocks)
+    norm = lambda s: re.sub(r"\s+", "", re.sub(r"<!--.*?-->", "", s))  # noqa: E731
+    assert norm(fast) == norm(plain)
+    assert "<td>" + md("*x*") + "</td>" in fast and "<em>强调</em>" in fast
+    assert "<script>" not in fast and "gcrawhtml" not in fast
+
+
+def _build_in_child(root: Path, seed: str) -> Path:
+    """``pipeline.build_site`` in a fresh interpreter (own hash seed, own clock)."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "SOURCE_DATE_EPOCH"}
+    env["PYTHONHASHSEED"] = seed
+    code = "import sys; from pathlib import Path; from scoring.pipeline import build_site; build_site(Path(sys.argv[1]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(root / "mkdocs.yml")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return root / "public"
+
+
+def test_site_build_is_byte_identical(tmp_path):
+    root = copy_site_skeleton(tmp_path)
+    for month in ("2024-02", "2024-03"):
+        publish_month(
+            month,
+            month_data(month),
+            root / "site",
+            secret=SECRET,
+            iterations=1000,
+            publishers=[FakePublisher()],
+        )
+    first = _build_in_child(root, "1").rename(tmp_path / "public-1")
+    second = _build_in_child(root, "2")
+    files_1 = {p.relative_to(first): p.read_bytes() for p in _all_files(first)}
+    files_2 = {p.relative_to(second): p.read_bytes() for p in _all_files(second)}
+    assert sorted(files_1) == sorted(files_2)
+    changed = [str(k) for k in files_1 if files_1[k] != files_2[k]]
+    assert changed == [], f"differ between two builds: {changed}"
+    for must in ("sitemap.xml", "sitemap.xml.gz", "search/search_index.json", "404.html"):
+        assert Path(must) in files_1
+    # the build date is the fixed SOURCE_DATE_EPOCH of pipeline.build_site, not today
+    gz = files_1[Path("sitemap.xml.gz")]
+    assert int.from_bytes(gz[4:8], "little") == 1704067200
+    # the fast paths: look-up files hard-linked, tables and charts kept, plugin page built
+    lookups = sorted(p for p in files_1 if p.parts[0] == "lookup" and p.suffix == ".js")
+    assert len(lookups) == len(subjects())
+    assert (second / lookups[0]).stat().st_nlink >= 2
+    assert files_1[lookups[0]] == (root / "site" / lookups[0]).read_bytes()
+    ranking = files_1[Path("months/2024-03/rankings/residents.html")].decode("utf-8")
+    assert ranking.count("<tr>") > 40 and 'class="gc-chart"' in ranking
+    assert "gcrawhtml" not in ranking and "gc:html" not in ranking
+    index = files_1[Path("months/2024-03/index.html")].decode("utf-8")
+    assert 'href="fake-plugin.html"' in index
+    assert Path("months/2024-03/fake-plugin.html") in files_1
+
+
+def test_republishing_never_changes_a_built_site(tmp_path):
+    people = {"SUBJ-R-0001": {"name": "王*", "accounts": []}}
+    site, built_copy = tmp_path / "site", tmp_path / "public/lookup"
+    (path,) = lookup.write_lookup_files(site, people, secret=SECRET, iterations=1000)
+    from scoring.publish import link_files
+
+    assert link_files([(path, built_copy / path.name)]) == 1
+    before = (built_copy / path.name).read_bytes()
+    people["SUBJ-R-0001"]["name"] = "李*"
+    (again,) = lookup.write_lookup_files(site, people, secret=SECRET, iterations=1000)
+    assert again == path and path.read_bytes() != before
+    assert (built_copy / path.name).read_bytes() == before  # the link was broken, not written

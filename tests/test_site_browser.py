@@ -211,3 +211,24 @@ def test_month_overview_and_grids(visit):
     assert page.locator("article table tbody tr").count() == 6
     visit.shot("grids")
     assert visit.errors == []
+
+
+def test_raw_tables_get_the_theme_table_style(visit):
+    # the large tables skip Markdown (site/overrides/hooks.py); they must look the same
+    page = visit.go("/months/2024-03/communities/S01C01.html")
+    assert page.locator("article .md-typeset__table table").count() >= 1
+    assert page.locator("article table tbody tr").count() > 5
+    page = visit.go("/months/2024-03/rankings/residents.html")
+    assert page.locator("article .md-typeset__table table").count() == 1
+    assert page.locator("article svg.gc-chart").count() == 3
+    assert visit.errors == []
+
+
+def test_guide_reaches_change_a_rule(visit):
+    page = visit.go("/guide/index.html")
+    page.locator("article a[href='change-a-rule.html']").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("article h1").inner_text() == "如何安全地修改规则"
+    assert "如何安全地修改规则" in page.locator("nav.md-nav--primary").inner_text()
+    visit.shot("guide-change-a-rule")
+    assert visit.errors == []
