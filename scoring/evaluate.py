@@ -141,7 +141,7 @@ def _ledger_writer(
     parent_recv.close()
     conn = sqlite3.connect(path, isolation_level=None, timeout=120)
     try:
-        for pragma in ("synchronous=NORMAL", "temp_store=MEMORY", "cache_size=-200000"):
+        for pragma in ("synchronous=NORMAL", "temp_store=MEMORY", "cache_size=-64000"):
             conn.execute(f"PRAGMA {pragma}")
         conn.execute("BEGIN IMMEDIATE")
         (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
@@ -209,6 +209,7 @@ class Engine:
                 self.by_type_group.setdefault((t, c.group), []).append(c)
         self.system_types = frozenset((REDEEM, WITHDRAW, OBJECTION))
         self._plans: dict[tuple[str, tuple[str, ...]], list[tuple[str, list[CompiledRule]]]] = {}
+        self._pruned_day = ""
         for c in self.compiled.rules:
             if c.cap_per:
                 c.cap_key = self._period_fn(c.cap_per)
@@ -317,6 +318,32 @@ class Engine:
         self.calendar = PostingCalendar(self.db, self.scheme)
 
     # --- helpers -----------------------------------------------------------
+
+    def _forget_past_caps(self, now: int) -> None:
+        """Drop cap counters of periods that have ended: events come in time order,
+        so only the current day, week, month... can still be capped. Keeps memory
+        flat however many events a run has."""
+        day = self.clock.period(now, "day")
+        if day == self._pruned_day:
+            return
+        self._pruned_day = day
+        from .durations import PERIOD_KINDS, period_kind
+
+        now_by_kind = {kind: self.clock.period(now, kind) for kind in PERIOD_KINDS}
+        current = set(now_by_kind.values())
+        ended: dict[str, bool] = {}
+        stale = []
+        for k in self.usage:
+            pk = k[4]
+            if pk in current:
+                continue
+            gone = ended.get(pk)
+            if gone is None:  # an ended period, never a future one (a late rewind's)
+                gone = ended[pk] = pk < now_by_kind[period_kind(pk)]
+            if gone:
+                stale.append(k)
+        for k in stale:
+            del self.usage[k]
 
     def _period_fn(self, kind: str) -> Any:
         """A fast ``at -> period key`` for one period kind (cached per 15 minutes)."""
@@ -511,6 +538,7 @@ class Engine:
                     break
                 self._score_rows(rows)
                 last_row = rows[-1]
+                self._forget_past_caps(last_row[3])
                 if len(self.buf) >= FLUSH_EVERY:
                     self._flush()
             self._flush_redemptions()
