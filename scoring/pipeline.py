@@ -225,7 +225,8 @@ def _lists(
                         code=subjects.get(m.subject, (None, None, None, None))[3],
                         grid=m.grid or "",
                         reasons=[
-                            pub.ListReason(r.text, r.since, r.until, r.objection) for r in m.reasons
+                            pub.ListReason(_reason_text(r), r.since, r.until, r.objection)
+                            for r in m.reasons
                         ],
                     )  # fmt: skip
                     for m in members.get(ld.id, [])
@@ -233,6 +234,14 @@ def _lists(
             )
         )
     return out
+
+
+def _reason_text(reason: Any) -> str:
+    """A list reason without its dates: the page shows the window beside it."""
+    text = reason.text
+    if reason.since and text.startswith(f"{reason.since} "):
+        text = text[len(reason.since) + 1 :]
+    return text.split("，公示至")[0]
 
 
 def _adopted_text(adopted: Any) -> str:

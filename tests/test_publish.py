@@ -729,3 +729,13 @@ def test_republishing_never_changes_a_built_site(tmp_path):
     (again,) = lookup.write_lookup_files(site, people, secret=SECRET, iterations=1000)
     assert again == path and path.read_bytes() != before
     assert (built_copy / path.name).read_bytes() == before  # the link was broken, not written
+
+
+def test_repository_site_assets_are_the_packaged_ones():
+    """site/assets/ is what `publish` copies from the package: the two never drift apart."""
+    from scoring.publish import ASSETS
+
+    root = Path(__file__).resolve().parent.parent
+    for name in ASSETS:
+        packaged = root / "scoring" / "assets" / name
+        assert (root / "site" / "assets" / name).read_bytes() == packaged.read_bytes(), name
