@@ -135,7 +135,13 @@ class _LedgerWriter:
 
 
 def _ledger_writer(
-    path: str, first_id: int, done: int, inbox: Any, parent_send: Any, outbox: Any, parent_recv: Any,
+    path: str,
+    first_id: int,
+    done: int,
+    inbox: Any,
+    parent_send: Any,
+    outbox: Any,
+    parent_recv: Any,
 ) -> None:  # pragma: no cover - runs in the child process (exercised by the bulk tests)
     parent_send.close()  # so EOF arrives when the parent is gone
     parent_recv.close()

@@ -176,7 +176,10 @@ def test_usage_errors_exit_2(tmp_path, args, message):
 def test_no_scheme_here_is_a_clean_error(tmp_path):
     result = run("--scheme", tmp_path, "test")
     assert result.exit_code == 2  # a usage error: the command was pointed at no scheme
-    assert f"no scheme.yaml in {tmp_path.resolve()} or in {tmp_path.resolve() / 'rules'}" in result.stderr
+    assert (
+        f"no scheme.yaml in {tmp_path.resolve()} or in {tmp_path.resolve() / 'rules'}"
+        in result.stderr
+    )
     assert "Traceback" not in result.output
 
 
@@ -354,7 +357,10 @@ def test_broken_entry_point_stops_a_command_cleanly(monkeypatch, tmp_path, schem
 def test_unusable_database_is_a_clean_error(tmp_path):
     bad = tmp_path / "bad.db"
     bad.write_text("not a database")
-    for db, words in ((bad, "not a gridcredit ledger"), (tmp_path / "no" / "x.db", "does not exist")):
+    for db, words in (
+        (bad, "not a gridcredit ledger"),
+        (tmp_path / "no" / "x.db", "does not exist"),
+    ):
         result = run("--scheme", ROOT, "--db", db, "score")
         assert result.exit_code == 1
         assert "cannot open the ledger database" in result.stderr and words in result.stderr

@@ -132,7 +132,9 @@ def test_validate_scheme_without_scheme_file(tmp_path: Path) -> None:
     from scoring.errors import UsageError
 
     # not a scheme at all: a usage error (exit 2), not a problem in some file
-    with pytest.raises(UsageError, match="no scheme.yaml in .* run gridcredit in a scheme repository"):
+    with pytest.raises(
+        UsageError, match="no scheme.yaml in .* run gridcredit in a scheme repository"
+    ):
         validate_scheme(tmp_path)
 
 
