@@ -143,7 +143,11 @@ def validate(ctx: Context) -> None:
         click.echo(str(p), err=p.severity == "error")
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        click.echo(f"{len(errors)} error(s); the rules were not changed", err=True)
+        n = len(errors)
+        click.echo(
+            f"{n} error{'s' if n != 1 else ''}; fix them and run `gridcredit validate` again",
+            err=True,
+        )
         sys.exit(1)
     scheme = ctx.scheme(check=False)
     n_rules = len({r.id for r in scheme.rules})

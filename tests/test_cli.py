@@ -100,7 +100,7 @@ def test_validate_broken_copy_reports_file_line_col(scheme_copy):
         f"{pack}:{line}:5: unknown key 'pionts' in rule 'res-volunteer'; did you mean 'points'?"
         in result.stderr
     ), result.stderr
-    assert "error(s); the rules were not changed" in result.stderr
+    assert "fix them and run `gridcredit validate` again" in result.stderr
     assert result.stdout == ""
 
 
