@@ -26,8 +26,8 @@ class Context:
     def __init__(self, scheme_dir: str, db_path: str | None):
         self.scheme_dir = Path(scheme_dir)
         self.db_path = db_path
-        self._scheme = None
-        self._db = None
+        self._scheme: Any = None
+        self._db: Any = None
 
     @property
     def repo(self) -> Path:
@@ -511,7 +511,9 @@ def plugins(ctx: Context) -> None:
 
     ctx.scheme()
     for p in describe_plugins(get_plugin_manager()):
-        click.echo(f"{p['name']}: {', '.join(p['hooks']) or '-'}")
+        hooks = p["hooks"]
+        assert isinstance(hooks, list)
+        click.echo(f"{p['name']}: {', '.join(hooks) or '-'}")
         if p["file"]:
             click.echo(f"    {p['file']}")
 

@@ -73,7 +73,8 @@ def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
     if isinstance(spec, bool):
         raise ValueError("points must be a whole number or a mapping")
     if isinstance(spec, int):
-        return lambda attrs, n=spec: n
+        n: int = spec
+        return lambda attrs: n
     if isinstance(spec, dict):
         for key, form in forms.items():
             if key in spec:

@@ -94,18 +94,26 @@ def compile_condition(
             if not isinstance(value, list):
                 raise ConditionError(f"'{key}' takes a list of conditions", here)
             subs = [compile_condition(c, operators, (*here, i)) for i, c in enumerate(value)]
-            if key == "all":
-                parts.append(lambda a, s, g, t, subs=subs: all(f(a, s, g, t) for f in subs))
-            else:
-                parts.append(lambda a, s, g, t, subs=subs: any(f(a, s, g, t) for f in subs))
+            parts.append(_all_of(subs) if key == "all" else _any_of(subs))
         elif key == "not":
-            sub = compile_condition(value, operators, here)
-            parts.append(lambda a, s, g, t, sub=sub: not sub(a, s, g, t))
+            parts.append(_none_of([compile_condition(value, operators, here)]))
         else:
             parts.append(_field_test(str(key), value, operators, here))
     if len(parts) == 1:
         return parts[0]
     return lambda a, s, g, t: all(f(a, s, g, t) for f in parts)
+
+
+def _all_of(subs: list[Condition]) -> Condition:
+    return lambda a, s, g, t: all(f(a, s, g, t) for f in subs)
+
+
+def _any_of(subs: list[Condition]) -> Condition:
+    return lambda a, s, g, t: any(f(a, s, g, t) for f in subs)
+
+
+def _none_of(subs: list[Condition]) -> Condition:
+    return lambda a, s, g, t: not any(f(a, s, g, t) for f in subs)
 
 
 def _field_test(

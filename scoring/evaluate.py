@@ -268,9 +268,9 @@ class Engine:
                     " WHERE at >= ? AND reason IN ('match', 'capped', 'reversal') ORDER BY at, id",
                     [horizon],
                 ):
-                    c = capped_rules.get(rule)
-                    if c is not None:
-                        key = (trial, rule, s, g, self._period(at, c.cap_per))
+                    capped = capped_rules.get(rule)
+                    if capped is not None and capped.cap_per:
+                        key = (trial, rule, s, g, self._period(at, capped.cap_per))
                         u = self.usage.setdefault(key, [0, 0])
                         if reason == "match":
                             u[0] += abs(pts)
@@ -660,11 +660,11 @@ class Engine:
                         continue
                     # the common shapes, inline: points (a number or a points form),
                     # optionally a cap; no windows, expiry or side effects
-                    pts = c.points(attrs)
+                    pts = c.points(attrs)  # type: ignore[misc]  # never None for these shapes
                     if not pts:
                         continue
                     if shape == CAPPED:
-                        key = (False, c.id, sid, grp, c.cap_key(at))
+                        key = (False, c.id, sid, grp, c.cap_key(at))  # type: ignore[misc]  # set for capped rules
                         u = usage.get(key)
                         if u is None:
                             u = usage[key] = [0, 0]
@@ -727,9 +727,10 @@ class Engine:
             times.append(at)
             pts = c.esc_steps[min(n, len(c.esc_steps)) - 1]
         else:
-            pts = c.points(attrs) if c.points is not None else 0
-            if pts is None:
+            found = c.points(attrs) if c.points is not None else 0
+            if found is None:
                 return
+            pts = found
         if pts == 0 and c.repair is None:
             return  # a zero-point match is no match: it neither counts against a cap nor shows
         capped = False
@@ -754,9 +755,9 @@ class Engine:
                 u[1] += 1
         if capped:
             self.summary.capped += 1
-            row = (sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period, "capped",
+            capped_row: tuple = (sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period, "capped",
                    None, None, None, None, note)  # fmt: skip
-            self._post(row, trial)
+            self._post(capped_row, trial)
             return
         if pts == 0 and c.repair is None:
             return
@@ -768,15 +769,15 @@ class Engine:
         w = 0
         if wallet_moves:
             if trial:
-                w = pts if pts > 0 else 0
+                w = max(pts, 0)
             else:
-                key = (sid, grp)
-                cur = self.wallet[key]
+                cur = self.wallet[(sid, grp)]
                 w = pts if pts > 0 else -min(-pts, cur)
-                self.wallet[key] = cur + w
+                self.wallet[(sid, grp)] = cur + w
         expires_at = self.clock.add(at, c.expires) if c.expires else None
-        grade = grade_until = None
-        if c.grade_to:
+        grade: str | None = None
+        grade_until: int | None = None
+        if c.grade_to and c.grade_for:
             grade, grade_until = c.grade_to, self.clock.add(at, c.grade_for)
         account = "score+wallet" if w else "score"
         row = (sid, grp, account, pts, w, c.id, c.pack_hash, eid, at, period, "match",
@@ -791,9 +792,9 @@ class Engine:
     ) -> None:  # fmt: skip
         target = subj.view.links.get(link.get("link", ""))
         tsubj = self.subjects.get(target) if target else None
-        if tsubj is None:
+        if target is None or tsubj is None:
             return
-        grp = link.get("group") or c.group
+        grp: str = link.get("group") or c.group
         if grp not in tsubj.groups:
             return
         lp = link.get("points", "same")

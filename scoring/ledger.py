@@ -220,7 +220,7 @@ def balances(
         GROUP BY m.subject, m.grp
         ORDER BY m.grp, m.subject
     """
-    named = {"t": t}
+    named: dict[str, Any] = {"t": t}
     named.update({f"p{i}": v for i, v in enumerate(params)})
     sql = sql.replace("?", "{}").format(*[f":p{i}" for i in range(len(params))])
     # several gradings at once: the worst holds; a reversed or repaired penalty lifts its grading
