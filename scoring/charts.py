@@ -206,13 +206,13 @@ def line_chart(
     body: list[str] = []
     ticks = round((ymax - ymin) / step)
     for t in range(ticks + 1):
-        v = ymin + t * step
-        y = py(v)
+        tick = ymin + t * step
+        y = py(tick)
         body.append(
             f'<line class="gc-grid" x1="{left}" y1="{_n(y)}" x2="{WIDTH - right}" y2="{_n(y)}"/>'
         )
         body.append(
-            f'<text x="{left - 4}" y="{_n(y + 4)}" text-anchor="end" font-size="10">{_n(v)}</text>'
+            f'<text x="{left - 4}" y="{_n(y + 4)}" text-anchor="end" font-size="10">{_n(tick)}</text>'
         )
     label_every = max(1, math.ceil(n / 6))
     for i, lab in enumerate(x_labels):

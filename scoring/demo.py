@@ -1125,7 +1125,7 @@ class _Generator:
                     if st.kind != "normal":
                         st = common
                     attrs = st.make()
-                    rec = {
+                    rec: dict[str, Any] = {
                         "id": eid,
                         "type": st.type,
                         "subject": st.members[int(rnd() * len(st.members))],
@@ -1138,7 +1138,6 @@ class _Generator:
                     continue
                 late = p_dup <= r < p_dup + p_late and not is_last_month
                 kind = st.kind
-                rec: dict[str, Any]
                 if kind == "normal":
                     if st.pool and rnd() < st.pool_share:
                         j = st.pool[int(rnd() * len(st.pool))]

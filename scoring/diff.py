@@ -20,6 +20,7 @@ request comment) or JSON.
 
 from __future__ import annotations
 
+import builtins
 import io
 import json
 import sqlite3
@@ -76,7 +77,8 @@ class ListChange:
     subject: str
     group: str
     change: str  # joined | left
-    reasons: list[str] = field(default_factory=list)
+    # ``builtins.list``: the field ``list`` above shadows the name in this class body
+    reasons: builtins.list[str] = field(default_factory=builtins.list)
 
 
 @dataclass

@@ -216,6 +216,7 @@ class Engine:
         self.system_types = frozenset((REDEEM, WITHDRAW, OBJECTION))
         self._plans: dict[tuple[str, tuple[str, ...]], list[tuple[str, list[CompiledRule]]]] = {}
         self._pruned_day = ""
+        self.rules_by_id = {c.id: c for c in self.compiled.rules}
         for c in self.compiled.rules:
             if c.cap_per:
                 c.cap_key = self._period_fn(c.cap_per)
@@ -263,9 +264,12 @@ class Engine:
                 if c.esc_within is not None:
                     horizon = min(horizon, self.clock.sub(since, c.esc_within) - 86400)
             for table, trial in (("entries", False), ("trial_entries", True)):
-                for rule, s, g, at, pts, reason in q(
-                    f"SELECT rule, subject, grp, at, points, reason FROM {table}"
-                    " WHERE at >= ? AND reason IN ('match', 'capped', 'reversal') ORDER BY at, id",
+                # a reversal counts in the period of the entry it undoes (its `ref`)
+                for rule, s, g, at, pts, reason, undone in q(
+                    f"SELECT e.rule, e.subject, e.grp, COALESCE(o.at, e.at), e.points, e.reason, o.reason"
+                    f" FROM {table} e LEFT JOIN {table} o ON e.reason = 'reversal' AND o.id = e.ref"
+                    " WHERE COALESCE(o.at, e.at) >= ? AND e.reason IN ('match', 'capped', 'reversal')"
+                    " ORDER BY e.at, e.id",
                     [horizon],
                 ):
                     capped = capped_rules.get(rule)
@@ -275,15 +279,17 @@ class Engine:
                         if reason == "match":
                             u[0] += abs(pts)
                             u[1] += 1
-                        elif reason == "reversal":
+                        elif reason == "reversal" and undone == "match":
                             u[0] -= abs(pts)
                             u[1] -= 1
                     if rule in esc_rules and reason in ("match", "capped"):
                         self.matches[(trial, rule, s, g)].append(at)
-                    elif rule in esc_rules and reason == "reversal":
+                    elif (
+                        rule in esc_rules and reason == "reversal" and undone in ("match", "capped")
+                    ):
                         times = self.matches.get((trial, rule, s, g))
-                        if times:
-                            times.pop()
+                        if times and at in times:
+                            times.remove(at)
         # running scores, for redemption tier checks without a query per request
         self.fixed: dict[tuple[str, str], int] = defaultdict(int)
         self.expiring: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
@@ -312,6 +318,8 @@ class Engine:
         self.undone: set[int] = set()  # entries reversed or repaired in this run
         self.run_rows: dict[str, list[tuple[int, tuple]]] = defaultdict(list)
         self.penalties: dict[tuple[str, str], list[tuple[int, tuple]]] = defaultdict(list)
+        self.repairs: dict[int, list[tuple[int, tuple]]] = defaultdict(list)  # penalty id → repairs
+        self.granted: dict[str, tuple[str, str, int, int]] = {}  # this run's granted redemptions
         self.stock_used: dict[str, int] = defaultdict(int)
         self.item_usage: dict[tuple, int] = defaultdict(int)
         for item, s, qty, at in q(
@@ -417,6 +425,8 @@ class Engine:
             self.graded[key].append((row[13], row[14], entry_id))
         if pts < 0 and row[10] in ("match", "linked") and row[5] in self.repairable:
             self.penalties[key].append((entry_id, row))
+        elif row[10] == "repair":
+            self.repairs[row[11]].append((entry_id, row))
 
     def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
         """Score and tier of one account at ``at`` (for redemptions)."""
@@ -528,6 +538,17 @@ class Engine:
             if t
         )
         self.targets = self._all_targets
+        # an event amended by one that sorts before it is never scored: the amendment
+        # came first and replaces it (one that sorts after reverses it instead)
+        self.skip_amended = frozenset(
+            t
+            for (t,) in conn.execute(
+                f"SELECT e.id FROM events a JOIN events e ON e.id = a.amends"
+                f" WHERE e.id IN (SELECT id FROM events WHERE {where})"
+                " AND (a.at < e.at OR (a.at = e.at AND a.id < e.id))",
+                params,
+            )
+        )
         cur = conn.cursor()
         cur.execute(
             f"SELECT id, type, subject, at, attrs, amends FROM events WHERE {where} ORDER BY {order}",
@@ -613,8 +634,11 @@ class Engine:
         targets = self.targets
         system = self.system_types
         plan_cache = self._plans
+        skip = self.skip_amended
         for eid, etype, sid, at, attrs_json, amends in rows:
             n += 1
+            if eid in skip:
+                continue
             if eid in targets:
                 self._score_rows_of_target([(eid, etype, sid, at, attrs_json, amends)])
                 continue
@@ -802,9 +826,11 @@ class Engine:
         if p == 0:
             return
         w = 0
-        if p > 0 and not trial:
-            w = p
-            self.wallet[(target, grp)] += p
+        moves = c.wallet if c.wallet is not None else p > 0
+        if moves and not trial:
+            cur = self.wallet[(target, grp)]
+            w = p if p > 0 else -min(-p, cur)
+            self.wallet[(target, grp)] = cur + w
         row = (target, grp, "score+wallet" if w else "score", p, w, c.id, c.pack_hash, eid, at,
                period, "linked", None, expires_at, None, None, f"linked from {subj.view.id}")  # fmt: skip
         self._post(row, trial)
@@ -859,7 +885,12 @@ class Engine:
         )
 
     def _reverse_event(self, target: str, eid: str, at: int) -> None:
-        """Undo every live entry of ``target`` with new opposite entries."""
+        """Undo every live entry of ``target`` with new opposite entries.
+
+        Credit repairs that restored one of those entries are undone too (else
+        the penalty would be paid back twice), and a withdrawn redemption gives
+        its points and its stock back.
+        """
         period = self._posting(at)
         found = [
             (
@@ -883,51 +914,106 @@ class Engine:
                  AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id AND r.reason = 'reversal')""",
             [target, self.first_id],
         ).fetchall()
-        rules = {c.id: c for c in self.compiled.rules}
-        for ref, s, g, account, pts, w, rule, pack_hash, oat, expires_at, reason in sorted(found):
-            if reason not in ("match", "capped", "linked", "repair") or ref in self.reversed:
-                continue
-            self.reversed.add(ref)
-            self.undone.add(ref)
-            c = rules.get(rule)
-            if reason in ("match", "capped") and c is not None:
-                if c.cap_per and reason == "match":
-                    u = self.usage.get((False, rule, s, g, self._period(oat, c.cap_per)))
-                    if u:
-                        u[0] -= abs(pts)
-                        u[1] -= 1
-                if c.esc_steps:
-                    times = self.matches.get((False, rule, s, g))
-                    if times and oat in times:
-                        times.remove(oat)
-            if reason == "capped":
-                continue
-            back_w = 0
-            if w:
-                cur = self.wallet[(s, g)]
-                back_w = -w if w < 0 else -min(w, cur)
-                self.wallet[(s, g)] = cur + back_w
-            self._post(
-                (
-                    s,
-                    g,
-                    account,
-                    -pts,
-                    back_w,
-                    rule,
-                    pack_hash,
-                    eid,
-                    at,
-                    period,
-                    "reversal",
-                    ref,
-                    expires_at,
-                    None,
-                    None,
-                    f"reverses entry {ref} of event {target}",
-                )  # fmt: skip
+        for entry in sorted(found):
+            if self._reverse_entry(entry, eid, at, period, f"event {target}"):
+                for repair in self._repairs_of(entry[0]):
+                    self._reverse_entry(repair, eid, at, period, f"the repair of entry {entry[0]}")
+        if any(e[10] == "redeem" for e in found):
+            self._return_redemption(target)
+
+    def _repairs_of(self, ref: int) -> list[tuple]:
+        """Live credit-repair entries that restored entry ``ref`` (this run's and earlier)."""
+        mine = [
+            (
+                entry_id,
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[8],
+                row[12],
+                row[10],
             )
+            for entry_id, row in self.repairs.get(ref, ())
+        ]
+        mine += self.rq.execute(
+            """SELECT id, subject, grp, account, points, wallet, rule, pack_hash, at, expires_at, reason
+               FROM entries e WHERE ref = ? AND reason = 'repair' AND id < ?
+                 AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id AND r.reason = 'reversal')""",
+            [ref, self.first_id],
+        ).fetchall()
+        return sorted(mine)
+
+    def _reverse_entry(self, entry: tuple, eid: str, at: int, period: str, what: str) -> bool:
+        ref, s, g, account, pts, w, rule, pack_hash, oat, expires_at, reason = entry
+        if reason not in ("match", "capped", "linked", "repair", "redeem") or ref in self.reversed:
+            return False
+        self.reversed.add(ref)
+        self.undone.add(ref)
+        c = self.rules_by_id.get(rule)
+        if reason in ("match", "capped") and c is not None:
+            if c.cap_per and reason == "match":
+                u = self.usage.get((False, rule, s, g, self._period(oat, c.cap_per)))
+                if u:
+                    u[0] -= abs(pts)
+                    u[1] -= 1
+            if c.esc_steps:
+                times = self.matches.get((False, rule, s, g))
+                if times and oat in times:
+                    times.remove(oat)
+        back_w = 0
+        if w:
+            cur = self.wallet[(s, g)]
+            back_w = -w if w < 0 else -min(w, cur)
+            self.wallet[(s, g)] = cur + back_w
+        self._post(
+            (
+                s,
+                g,
+                account,
+                -pts,
+                back_w,
+                rule,
+                pack_hash,
+                eid,
+                at,
+                period,
+                "reversal",
+                ref,
+                expires_at,
+                None,
+                None,
+                f"reverses entry {ref} of {what}",
+            )  # fmt: skip
+        )
+        if reason != "capped":
             self.summary.reversals += 1
+        return True
+
+    def _return_redemption(self, target: str) -> None:
+        """Give a withdrawn redemption's stock and per-subject limit back."""
+        granted = self.granted.pop(target, None)
+        if granted is None:
+            row = self.rq.execute(
+                "SELECT item, subject, quantity, at FROM redemptions WHERE event = ? AND outcome = 'granted'",
+                [target],
+            ).fetchone()
+            granted = tuple(row) if row else None
+        if granted is None:
+            return
+        item_id, sid, qty, at = granted
+        self.stock_used[item_id] -= qty
+        item = self.scheme.catalog.get(item_id)
+        if item and item.limit:
+            self.item_usage[(item_id, sid, self._period(at, item.limit.get("per", "month")))] -= qty
+        self._flush_redemptions()
+        self._write(
+            "UPDATE redemptions SET outcome = 'withdrawn', reason_code = 'withdrawn' WHERE event = ?",
+            [(target,)],
+        )
 
     def _correction(self, eid: str, etype: str, at: int, attrs: dict) -> None:
         target = attrs.get("target")
@@ -1008,6 +1094,7 @@ class Engine:
             if code is None:
                 self.wallet[(sid, grp)] -= cost
                 self.stock_used[item_id] += qty
+                self.granted[eid] = (item_id, sid, qty, at)
                 if limit_key is not None:
                     self.item_usage[limit_key] += qty
                 self._post(

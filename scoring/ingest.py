@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -303,7 +303,7 @@ def _attr_check(spec: AttrSpec, type_id: str, text: bool) -> Callable[[Any], Any
     def to_str(v: Any) -> Any:
         if v.__class__ is not str:
             raise wrong(v)
-        if has_values and v not in values:
+        if values is not None and v not in values:
             allowed(v)
         return v
 
@@ -364,7 +364,15 @@ _MMSS = {f":{m:02d}:{s:02d}": m * 60 + s for m in range(60) for s in range(60)}
 _HHMM = {f"{h:02d}:{m:02d}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
 
 
-def time_parser(scheme: Scheme) -> Callable[[str], int]:
+class TimeParser(Protocol):
+    """A ``time_parser`` result: callable, with its local-hour cache exposed."""
+
+    local_hours: dict[str, int]
+
+    def __call__(self, text: str) -> int: ...
+
+
+def time_parser(scheme: Scheme) -> TimeParser:
     """``parse(text) -> UTC epoch seconds`` for ISO 8601 times (raises ``ValueError``).
 
     Same results as ``Clock.parse_time``, with the two common shapes
@@ -410,8 +418,9 @@ def time_parser(scheme: Scheme) -> Callable[[str], int]:
                         return base + off - tz if text[19] == "+" else base + off + tz
         return slow(text)
 
-    parse.local_hours = local_hours  # type: ignore[attr-defined]  # read by the ingest hot loop
-    return parse
+    fast = cast(TimeParser, parse)
+    fast.local_hours = local_hours  # read by the ingest hot loop
+    return fast
 
 
 # --- the batch writer --------------------------------------------------------------
@@ -862,7 +871,9 @@ class _SubjectIngest:
             stored.update(
                 conn.execute(f"SELECT id, hash FROM subjects WHERE id IN ({q})", part).fetchall()
             )
-        upserts, memberships, changed = [], [], []
+        upserts: list[tuple[Any, ...]] = []
+        memberships: list[tuple[str, str]] = []
+        changed: list[tuple[str]] = []
         s = b.s
         for line, raw, rec, c in cands:
             sid, groups, kind, name, grid, tags, code, links, h = c
@@ -1295,7 +1306,8 @@ def _pool_for(
     """A worker pool when a JSON Lines events file is worth splitting, else None."""
     from .builtin.formats import JSONL
 
-    if fmt is not JSONL or workers == 0 or kind not in (None, "events"):
+    read_raw = fmt.read_raw
+    if fmt is not JSONL or read_raw is None or workers == 0 or kind not in (None, "events"):
         return None
     if workers is None:
         if path.stat().st_size < PARALLEL_MIN_BYTES:
@@ -1304,9 +1316,7 @@ def _pool_for(
         if not workers:
             return None
     if kind is None:
-        first = next(
-            (r for _, r, _ in islice(fmt.read_raw(path), 1000) if r.__class__ is dict), None
-        )  # type: ignore[misc]
+        first = next((r for _, r, _ in islice(read_raw(path), 1000) if r.__class__ is dict), None)
         if first is None or detect_kind(first) != "events":
             return None
     import multiprocessing
@@ -1338,14 +1348,14 @@ def ingest_files(
         from .plugins import get_plugin_manager
 
         pm = get_plugin_manager()
-    paths = [Path(p) for p in paths]
+    files = [Path(p) for p in paths]
     formats = input_formats(pm)
-    for p in paths:  # fail on names before touching the database
-        format_for(p, formats)
-    pm.hook.before_ingest(db=db, files=[str(p) for p in paths])
+    for f in files:  # fail on names before touching the database
+        format_for(f, formats)
+    pm.hook.before_ingest(db=db, files=[str(f) for f in files])
     out = [
-        ingest_file(db, scheme, p, kind=kind, progress=progress, formats=formats, workers=workers)
-        for p in paths
+        ingest_file(db, scheme, f, kind=kind, progress=progress, formats=formats, workers=workers)
+        for f in files
     ]
     pm.hook.after_ingest(db=db, batches=[b.as_dict() for b in out])
     return out

@@ -165,9 +165,9 @@ def list_members(
             continue
         bals = balances(db, scheme, as_of=as_of, group=g)
         if month is not None:
-            graded = {(b.subject, b.group): b.graded for b in bals if b.graded}
+            graded_by = {(b.subject, b.group): b.graded for b in bals if b.graded}
             for f in month_figures(db, scheme, month, group=g):
-                state[(f.subject, f.group)] = (f.score, f.tier, graded.get((f.subject, f.group)))
+                state[(f.subject, f.group)] = (f.score, f.tier, graded_by.get((f.subject, f.group)))
         else:
             for b in bals:
                 state[(b.subject, b.group)] = (b.score, b.tier, b.graded)

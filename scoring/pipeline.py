@@ -124,7 +124,7 @@ def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> pub.Mon
         assessments=_assessments(db, scheme, month),
         lists=_lists(db, scheme, month, subjects),
         rules=_rules(scheme),
-        catalog=_catalog(scheme),
+        catalog=_catalog(scheme, {sid: v[0] for sid, v in subjects.items()}),
         trends=_trends(db, scheme, month),
         lookup=_lookup(db, scheme, month, ranking_rows),
         archive=[
@@ -267,7 +267,8 @@ def _rules(scheme: Scheme) -> list[pub.RulePackText]:
     ]
 
 
-def _catalog(scheme: Scheme) -> list[pub.CatalogItem]:
+def _catalog(scheme: Scheme, names: dict[str, str]) -> list[pub.CatalogItem]:
+    """The redemption catalog; a partner merchant appears by name, never by its id."""
     out = []
     for it in scheme.catalog.values():
         if it.available_from or it.available_until:
@@ -290,7 +291,7 @@ def _catalog(scheme: Scheme) -> list[pub.CatalogItem]:
                 groups=[scheme.groups[g].title for g in (it.groups or []) if g in scheme.groups],
                 stock=it.stock,
                 available=available,
-                partner=it.partner or "",
+                partner=names.get(it.partner, "合作商户") if it.partner else "",
             )  # fmt: skip
         )
     return out

@@ -252,6 +252,8 @@ class Publisher(Protocol):
 # Escaping and masking
 # --------------------------------------------------------------------------
 
+# bidirectional-override controls would let a name visually reorder the text around it
+_BIDI = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 _MD_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>&\"'~=:^$@%")
 
 
@@ -261,13 +263,18 @@ def md(text: object) -> str:
     Whitespace collapses to single spaces, and every character Markdown or
     HTML could give meaning to becomes a numeric character reference.
     """
-    flat = " ".join(str(text).split())
+    flat = " ".join(str(text).translate(_BIDI).split())
     return "".join(f"&#{ord(c)};" if c in _MD_SPECIAL else c for c in flat)
 
 
 def h(text: object) -> str:
     """Escape input text for HTML and SVG."""
-    return escape(str(text), quote=True)
+    return escape(str(text).translate(_BIDI), quote=True)
+
+
+def tier_is_code(tier: str) -> bool:
+    """Grade codes (AAA, A, S5) are shown with their title; word ids (excellent) are not."""
+    return len(tier) <= 3 or tier.isupper()
 
 
 def mask_name(name: str, kind: str) -> str:
@@ -371,7 +378,7 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 RAW_OPEN = "<!-- gc:html -->"
 RAW_CLOSE = "<!-- /gc:html -->"
 _RAW_BLOCK = re.compile(re.escape(RAW_OPEN) + r"\n\n(.*?)\n\n" + re.escape(RAW_CLOSE), re.DOTALL)
-_RAW_MARK = re.compile(r"<p>gcrawhtml(\d+)z</p>")
+_RAW_MARK = re.compile(r"<p>gc:rawhtml:(\d+):</p>")  # ':' never survives md()
 
 
 def _raw(html: str) -> str:
@@ -397,7 +404,7 @@ def stash_raw_html(markdown: str) -> tuple[str, list[str]]:
 
     def keep(m: re.Match[str]) -> str:
         blocks.append(m.group(1))
-        return f"\n\ngcrawhtml{len(blocks) - 1}z\n\n"
+        return f"\n\ngc:rawhtml:{len(blocks) - 1}:\n\n"
 
     return _RAW_BLOCK.sub(keep, markdown), blocks
 
@@ -406,7 +413,12 @@ def restore_raw_html(html: str, blocks: Sequence[str]) -> str:
     """Put the blocks of :func:`stash_raw_html` back into the rendered page."""
     if not blocks:
         return html
-    return _RAW_MARK.sub(lambda m: blocks[int(m.group(1))], html)
+
+    def put(m: re.Match[str]) -> str:
+        i = int(m.group(1))
+        return blocks[i] if i < len(blocks) else m.group(0)
+
+    return _RAW_MARK.sub(put, html)
 
 
 def _rank_cell(rank: int, tied: bool) -> str:
@@ -530,7 +542,10 @@ class _MonthSite:
 
     def tier_cell(self, gid: str, r: RankRow) -> str:
         title = self.tier_title(gid, r.tier)
-        text = md(r.tier) + (f'<br><span class="gc-sub">{md(title)}</span>' if title else "")
+        if title and not tier_is_code(r.tier):
+            text = md(title)
+        else:
+            text = md(r.tier) + (f'<br><span class="gc-sub">{md(title)}</span>' if title else "")
         if r.note:
             text += f'<span class="gc-flag">{md(r.note)}</span>'
         return text
@@ -916,7 +931,7 @@ class _MonthSite:
                     for r in self.rows[gid]
                 ),
             )
-            files.append((name, f"{g.title}排名（全部）"))
+            files.append((name, f"{md(g.title)}排名（全部）"))
         self.out.csv(
             f"{self.data_base}/grids.csv",
             ["名次", "上月名次", "网格编号", "网格", "社区", "居民平均信用积分", "居民人数"],

@@ -233,9 +233,9 @@ def _operator_word(op: str) -> str:
     try:
         from .conditions import operator_table
 
-        o = operator_table().get(op)
-        if o is not None and getattr(o, "description", ""):
-            return str(o.description)
+        described: object = getattr(operator_table().get(op), "description", "")
+        if described:
+            return str(described)
     except ImportError:  # a built-in plugin module is missing: show the operator's name
         pass
     return f" {op} "

@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlite_utils
@@ -626,7 +626,7 @@ class ScenarioRunner:
             except GridcreditError as e:
                 fails.append(self._fail(sc, _line(assess, i, sc.line), f"assess {period}: {e}"))
         self.coverage.collect(db)
-        ctx = {"subjects": {s["id"] for s in subjects}, "events": ev_line}
+        ctx: dict[str, Any] = {"subjects": {s["id"] for s in subjects}, "events": ev_line}
         ctx["subjects"] |= {r[0] for r in db.execute("SELECT id FROM subjects").fetchall()}
         ctx["events"] = {**{r[0]: sc.line for r in db.execute("SELECT id FROM events")}, **ev_line}
         return db, ctx
@@ -693,10 +693,12 @@ class ScenarioRunner:
         template = dict(t.get("event") or {})
         etype_default = template.get("type") or (rule.on[0] if rule else None)
         at_default = template.get("at") or _default_time(rule)
-        subjects, events, expected = [], [], []
+        subjects: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        expected: list[dict[str, Any]] = []
         for i, row in enumerate(t["rows"]):
             sid = f"T{i + 1:03d}"
-            subj = {"id": sid, "groups": [group]}
+            subj: dict[str, Any] = {"id": sid, "groups": [group]}
             for k in ("grid", "tags"):
                 if k in sc.defaults:
                     subj[k] = sc.defaults[k]
@@ -705,7 +707,12 @@ class ScenarioRunner:
             subj["groups"] = subj.get("groups") or [group]
             subj["id"] = sid
             attrs = dict(template.get("attrs") or {})
-            ev = {"id": f"row{i + 1:03d}", "type": etype_default, "subject": sid, "at": at_default}
+            ev: dict[str, Any] = {
+                "id": f"row{i + 1:03d}",
+                "type": etype_default,
+                "subject": sid,
+                "at": at_default,
+            }
             exp: dict[str, Any] = {}
             if len(row) != len(cols):
                 results[i].failures.append(self._fail(sc, labels[i][0], f"row has {len(row)} values"
@@ -753,7 +760,7 @@ class ScenarioRunner:
                 sql += " AND rule = ?"
                 params.append(rule_id)
             got = db.execute(sql, params).fetchall()
-            actual = {
+            actual: dict[str, Any] = {
                 "points": sum(g[0] for g in got) if got else None,
                 "wallet": sum(g[1] for g in got) if got else None,
                 "reason": ",".join(sorted({g[2] for g in got})) if got else None,
@@ -773,7 +780,8 @@ class ScenarioRunner:
                 if c == "points" and have is None:
                     msg = f"expected {what} to give {_show(want)} points, but it did not match this event"
                 elif c == "points" and want is None:
-                    msg = f"expected {what} not to match this event, but it gave {_signed(have)}"
+                    # have is not None: _same() accepted None against None above
+                    msg = f"expected {what} not to match this event, but it gave {_signed(cast(int, have))}"
                 else:
                     msg = f"expected {c} {_show(want)}, got {_show(have)} from {what}"
                     if c in ("points", "wallet") and actual.get("reason") == "capped":
@@ -1071,11 +1079,15 @@ class _Checker:
         as_of = self.r._as_of(self.sc, item, self.db)
         month = str(item.get("month") or self.scheme.clock.month(as_of))
         within = item.get("within", "scheme")
+        have: int | None
         if "grid" in item:
             gid = str(item["grid"])
-            grp = str(item.get("group", "residents"))
-            tables = grid_rankings(self.db, self.scheme, month, group=grp, within=within)
-            rows = [r for t in tables for r in t.rows if r.grid == gid]
+            grid_group = str(item.get("group", "residents"))
+            grid_tables = grid_rankings(
+                self.db, self.scheme, month, group=grid_group, within=within
+            )
+            grid_rows = [r for gt in grid_tables for r in gt.rows if r.grid == gid]
+            have = grid_rows[0].rank if grid_rows else None
             who = f"grid {gid}"
         else:
             sid = str(item["subject"])
@@ -1088,8 +1100,8 @@ class _Checker:
                 self.db, self.scheme, month, group=grp, by=item.get("by", "score"), within=within
             )
             rows = [r for t in tables for r in t.rows if r.subject == sid]
+            have = rows[0].rank if rows else None
             who = self._who(sid, grp)
-        have = rows[0].rank if rows else None
         if have == item["rank"]:
             return
         ranked = ""
@@ -1218,12 +1230,9 @@ class _CoverageTracker:
                     if v is None:
                         continue
                     r = v[0]
+                    esc = r.escalate or {}  # a version without escalation: no window
                     times = seen[(rule, s, g)]
-                    floor = (
-                        clock.sub(at, r.escalate["within"])
-                        if r.escalate.get("within")
-                        else -(2**62)
-                    )
+                    floor = clock.sub(at, esc["within"]) if esc.get("within") else -(2**62)
                     n = 1 + sum(1 for t in times if t > floor)
                     times.append(at)
                     steps = self.steps.get(id(r), [])

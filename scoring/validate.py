@@ -58,7 +58,8 @@ TYPE_WORDS = {
     "date": "a date",
     "tags": "a set of tags",
 }
-ATTR_TYPE_WORDS = {
+# keyed by type name; looked up with raw YAML values (possibly None), hence Any
+ATTR_TYPE_WORDS: dict[Any, str] = {
     "integer": "a whole number",
     "number": "a number",
     "string": "text",
@@ -281,7 +282,13 @@ def _explain(err: Any, file: str, data: Any) -> list[Problem]:
         return [at(f"{here.field()} has more than {n} values")]
     if kind == "uniqueItems":
         seen: set[Any] = set()
-        dup = next((x for x in inst if _hashable(x) in seen or seen.add(_hashable(x))), None)
+        dup = None
+        for x in inst:
+            hx = _hashable(x)
+            if hx in seen:
+                dup = x
+                break
+            seen.add(hx)
         return [at(f"{here.field()} lists {_describe(dup)} twice; list each value once")]
     if kind == "propertyNames":
         sub = err.context[0] if err.context else None
@@ -938,13 +945,13 @@ class _Semantics:
                 " lowest tier",
             )
         for i, t in enumerate(tiers):
-            tid = t.get("id")
+            tier_id = t.get("id")
             if i < len(tiers) - 1 and "min" not in t:
                 self.add(
                     f,
                     s,
                     (*path, i),
-                    f"tier '{tid}' in {where} has no min; only the lowest tier may leave out"
+                    f"tier '{tier_id}' in {where} has no min; only the lowest tier may leave out"
                     " 'min': write the score where this tier starts",
                 )
             if i > 0 and "max" not in t:
@@ -952,7 +959,7 @@ class _Semantics:
                     f,
                     s,
                     (*path, i),
-                    f"tier '{tid}' in {where} has no max; only the highest tier may leave out"
+                    f"tier '{tier_id}' in {where} has no max; only the highest tier may leave out"
                     " 'max': write the score where this tier ends",
                 )
         for i in range(len(tiers) - 1):

@@ -347,3 +347,85 @@ def test_a_late_earlier_event_rewinds_open_months_to_the_same_ledger(
     q = f"SELECT {cols} FROM entries ORDER BY at, event, rule"
     assert fresh_db.execute(q).fetchall() == once.execute(q).fetchall()
     assert [e[1] for e in entries(once, "P1")] == [-5, 20, 20, 0, -10]
+
+
+# --- corrections meeting repairs, redemptions, later runs (found in review) -----------------
+
+FIX = {"id": "fix", "title": "信用修复", "on": "fix",
+       "repair": {"rules": ["park"], "within": "12 months", "restore": "all"}}  # fmt: skip
+
+
+def test_withdrawing_a_repaired_penalty_also_undoes_the_repair(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[PARKING, FIX])
+    put(fresh_db, s, [
+        ev("p1", "parking", "P1", "2024-03-01"),                 # -5
+        ev("f1", "fix", "P1", "2024-03-02"),                     # repairs p1: +5
+        ev("w1", "withdraw", "P1", "2024-03-03", target="p1"),   # p1 never happened: +5 and -5
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert bal(fresh_db, s, "P1").score == 1000  # not 1005: the penalty is not paid back twice
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [
+        (-5, "match"), (5, "repair"), (5, "reversal"), (-5, "reversal"),
+    ]  # fmt: skip
+
+
+def test_a_later_run_counts_a_withdrawn_cap_in_the_original_month(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [
+        ev("e1", "volunteer", "P1", "2024-03-31T10:00", hours=19),  # 38 in March
+        ev("w1", "withdraw", "P1", "2024-04-01T10:00", target="e1"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    put(fresh_db, s, [
+        ev("e2", "volunteer", "P1", "2024-04-02", hours=20),  # 40: April's cap is whole
+        ev("e3", "volunteer", "P1", "2024-04-03", hours=5),   # capped
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")][-2:] == [(40, "match"), (0, "capped")]
+
+
+def test_a_later_run_forgets_only_the_withdrawn_escalation_match(fresh_db, engine_scheme):
+    park = {**PARKING, "escalate": {"within": "30d", "steps": [-5, -10, -20]}}
+    s = engine_scheme(residents=[park])
+    put(fresh_db, s, [
+        ev("p1", "parking", "P1", "2024-01-01"),
+        ev("p2", "parking", "P1", "2024-03-01"),
+        ev("w1", "withdraw", "P1", "2024-03-02", target="p1"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    put(fresh_db, s, [ev("p3", "parking", "P1", "2024-03-15")])  # 2nd match within 30 days
+    score(fresh_db, s)
+    assert entries(fresh_db, "P1")[-1] == ("park", -10, 0, "match")
+
+
+def test_withdrawing_a_redemption_returns_points_and_stock(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[{"id": "aw", "title": "奖励", "on": "volunteer", "points": 20}])
+    put(fresh_db, s, [
+        *(ev(f"v{p}", "volunteer", p, "2024-03-01", hours=1) for p in ("P1", "P2", "P3")),
+        ev("r1", "redeem", "P1", "2024-03-02", item="rice"),     # stock 2: 1 left
+        ev("r2", "redeem", "P2", "2024-03-03", item="rice"),     # 0 left
+        ev("w1", "withdraw", "P1", "2024-03-04", target="r1"),   # back to 1, P1 refunded
+        ev("r3", "redeem", "P3", "2024-03-05", item="rice"),     # granted
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert bal(fresh_db, s, "P1").wallet == 20
+    outcomes = fresh_db.execute("SELECT event, outcome FROM redemptions ORDER BY event").fetchall()
+    assert outcomes == [("r1", "withdrawn"), ("r2", "granted"), ("r3", "granted")]
+
+
+def test_an_amendment_that_sorts_before_its_target_replaces_it(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[PARKING])
+    fix = ev("e2", "parking", "P1", "2024-03-01")
+    fix["amends"] = "e1"  # the record said 03-05; it was 03-01
+    put(fresh_db, s, [ev("e1", "parking", "P1", "2024-03-05"), fix])
+    score(fresh_db, s)
+    assert entries(fresh_db, "P1") == [("park", -5, 0, "match")]
+
+
+def test_linked_entries_follow_the_rules_wallet_setting(fresh_db, engine_scheme):
+    good = {"id": "good", "title": "公益", "on": "volunteer", "points": 10, "wallet": False,
+            "also": [{"link": "legal_representative", "group": "residents", "points": "same"}]}  # fmt: skip
+    s = engine_scheme(merchants=[good])
+    put(fresh_db, s, [ev("g", "volunteer", "M1", "2024-03-01", hours=1)])
+    score(fresh_db, s)
+    assert entries(fresh_db, "P2") == [("good", 10, 0, "linked")]

@@ -24,3 +24,11 @@ def test_ruff_check_passes():
 def test_ruff_format_is_clean():
     result = ruff("format", "--check", "--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_passes_on_the_package():
+    """STYLE: type hints on public functions, checked by mypy on scoring/."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -739,3 +739,33 @@ def test_repository_site_assets_are_the_packaged_ones():
     for name in ASSETS:
         packaged = root / "scoring" / "assets" / name
         assert (root / "site" / "assets" / name).read_bytes() == packaged.read_bytes(), name
+
+
+def test_hostile_titles_descriptions_and_markers_stay_text(tmp_path):
+    """Found in review: titles reach <title> through striptags; placeholders could be forged."""
+    from dataclasses import replace
+
+    evil = "</title><script>alert(1)</script><title>"
+    data = month_data("2024-03")
+    data = replace(
+        data,
+        groups=[replace(g, title=f"{g.title}{evil}") for g in data.groups],
+        lists=[
+            replace(
+                lst, title=f"{lst.title}{evil}", description="gc:rawhtml:0: gcrawhtml0z \u202eevil"
+            )
+            for lst in data.lists
+        ],
+    )
+    root = copy_site_skeleton(tmp_path)
+    publish_month("2024-03", data, root / "site", secret=SECRET, iterations=1000)
+    public = build_site(root)
+    for path in _all_files(public):
+        if path.suffix == ".html":
+            text = path.read_text("utf-8")
+            assert "<script>alert" not in text, path
+            assert "\u202e" not in text, path
+            for title in re.findall(r"<title>(.*?)</title>", text, re.S):
+                assert "<" not in title and ">" not in title, (path, title)
+    grey = next(public.glob("months/2024-03/lists/*.html")).read_text("utf-8")
+    assert grey.count("<table>") == 1  # the forged marker did not duplicate the table

@@ -116,7 +116,9 @@
       var card = el("section", "gc-card");
       card.appendChild(el("h3", null, acc.group));
       var stats = el("div", "gc-stats");
-      [["信用积分", acc.score], ["等级", acc.tier_title ? acc.tier + " " + acc.tier_title : acc.tier],
+      [["信用积分", acc.score], ["等级", !acc.tier_title ? acc.tier
+        : (acc.tier.length <= 3 || acc.tier === acc.tier.toUpperCase()) ? acc.tier + " " + acc.tier_title
+        : acc.tier_title],
        ["可用积分", acc.wallet]].forEach(function (pair) {
         var box = el("div", "gc-stat");
         box.appendChild(el("span", "gc-stat-label", pair[0]));
@@ -126,6 +128,8 @@
       card.appendChild(stats);
       if (acc.note) card.appendChild(el("p", "gc-muted", acc.note));
       var entries = acc.entries || [];
+      card.appendChild(el("h4", null, "本月明细"));
+      if (!entries.length) card.appendChild(el("p", "gc-muted", "本月没有积分变动。"));
       if (entries.length) {
         var wrap = el("div", "md-typeset__table");
         var table = el("table");
