@@ -127,7 +127,7 @@ def connect(path: str | Path) -> sqlite_utils.Database:
             " existing ledger file"
         ) from None
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA temp_store=FILE")  # big sorts (10M events) spill to disk, not RAM
     conn.execute("PRAGMA cache_size=-64000")  # 64 MB: scans need no more
     db = sqlite_utils.Database(conn)
     migrations.apply(db)
