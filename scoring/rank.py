@@ -411,7 +411,8 @@ def redemption_report(
     """Outcomes per item, per subject and per partner merchant (``gridcredit redemptions``).
 
     ``month`` filters on the posting month (``redemptions.period``).
-    Outcome ``granted`` counts as granted, any other outcome as refused.
+    Outcome ``granted`` counts as granted, ``withdrawn`` (granted, then the
+    request was withdrawn and its points returned) on its own, any other as refused.
     """
     sql = "SELECT * FROM redemptions"
     params: list[Any] = []
@@ -423,7 +424,7 @@ def redemption_report(
 
     def blank(**kw: Any) -> dict[str, Any]:
         return {**kw, "requests": 0, "granted": 0, "quantity": 0, "points": 0, "refused": 0,
-                "refused_by_reason": {}}  # fmt: skip
+                "withdrawn": 0, "refused_by_reason": {}}  # fmt: skip
 
     items: dict[str, dict[str, Any]] = {}
     subjects: dict[tuple[str, str], dict[str, Any]] = {}
@@ -454,6 +455,8 @@ def redemption_report(
                 b["granted"] += 1
                 b["quantity"] += r["quantity"] or 1
                 b["points"] += r["cost"] or 0
+            elif r["outcome"] == "withdrawn":
+                b["withdrawn"] += 1
             else:
                 b["refused"] += 1
                 code = r["reason_code"] or "refused"

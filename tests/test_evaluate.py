@@ -411,6 +411,10 @@ def test_withdrawing_a_redemption_returns_points_and_stock(fresh_db, engine_sche
     assert bal(fresh_db, s, "P1").wallet == 20
     outcomes = fresh_db.execute("SELECT event, outcome FROM redemptions ORDER BY event").fetchall()
     assert outcomes == [("r1", "withdrawn"), ("r2", "granted"), ("r3", "granted")]
+    from scoring.rank import redemption_report
+
+    rep = redemption_report(fresh_db, s)
+    assert (rep.granted, rep.refused, rep.by_item[0]["withdrawn"]) == (2, 0, 1)
 
 
 def test_an_amendment_that_sorts_before_its_target_replaces_it(fresh_db, engine_scheme):
