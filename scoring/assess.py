@@ -94,10 +94,23 @@ class MetricContext:
         self._cache: dict[Any, Any] = {}
 
     def scores(self) -> dict[str, int]:
-        """Subject → score at the period's end."""
+        """Subject → score at the period's end, before this period end's own awards.
+
+        Awards of assessments ending at the same moment (a month's and its
+        quarter's) are left out, so the order assessments run in never matters.
+        """
         if "scores" not in self._cache:
             figs = month_figures(self.db, self.scheme, self.months[-1], group=self.group)
-            self._cache["scores"] = {f.subject: f.score for f in figs}
+            awarded = dict(
+                self.db.execute(
+                    "SELECT subject, SUM(points) FROM entries WHERE grp = ? AND reason = 'assessment'"
+                    " AND at = ? GROUP BY subject",
+                    [self.group, self.as_of],
+                ).fetchall()
+            )
+            self._cache["scores"] = {
+                f.subject: f.score - (awarded.get(f.subject) or 0) for f in figs
+            }
         return self._cache["scores"]
 
     def earned(self) -> dict[str, int]:
@@ -435,6 +448,14 @@ def run_assessment(
         raise UsageError(f"no {kind} assessment with id {only!r}; assessments: {ids}")
     metrics = metric_registry(pm)
     calendar = PostingCalendar(db, scheme)
+    start, end = scheme.clock.period_bounds(period)
+    has_data = db.execute(
+        "SELECT 1 FROM events WHERE at >= ? AND at < ? UNION ALL"
+        " SELECT 1 FROM entries WHERE at >= ? AND at < ? LIMIT 1",
+        [start, end, start, end],
+    ).fetchone()
+    if not has_data:
+        return []  # nothing happened in the period: every unit would tie at its base score
     runs = []
     for a in todo:
         if _already(db, a, period):

@@ -183,10 +183,17 @@ def rules(ctx: Context, group: str | None) -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--kind",
+    type=click.Choice(["events", "subjects", "jurisdictions"]),
+    help="What the files hold [default: told from their first record or header].",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 if any record was rejected.")
 @pass_ctx
 @handle_errors
-def ingest(ctx: Context, files: tuple[str, ...], quiet: bool, strict: bool) -> None:
+def ingest(
+    ctx: Context, files: tuple[str, ...], quiet: bool, kind: str | None, strict: bool
+) -> None:
     """Load subjects, jurisdictions or events (JSON Lines or CSV), accounting for every record.
 
     Rejected records are kept with file, line and reason (`gridcredit rejects`);
@@ -194,7 +201,9 @@ def ingest(ctx: Context, files: tuple[str, ...], quiet: bool, strict: bool) -> N
     """
     from .ingest import ingest_files, summary_line
 
-    summaries = ingest_files(ctx.db(), ctx.scheme(), [Path(f) for f in files], progress=not quiet)
+    summaries = ingest_files(
+        ctx.db(), ctx.scheme(), [Path(f) for f in files], kind=kind, progress=not quiet
+    )
     for s in summaries:
         click.echo(summary_line(s))
     rejected = sum(getattr(s, "rejected", 0) for s in summaries)
@@ -345,9 +354,10 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
     metavar="DIR",
     help="The MkDocs docs_dir [default: site/ in the scheme repository].",
 )
+@click.option("--force", is_flag=True, help="Rewrite a month that is published already.")
 @pass_ctx
 @handle_errors
-def publish(ctx: Context, month: str, site_dir: str | None) -> None:
+def publish(ctx: Context, month: str, site_dir: str | None, force: bool) -> None:
     """Close MONTH (YYYY-MM) and write its site pages and open data."""
     from .periods import check_month, close_month, is_closed
     from .pipeline import publish_month
@@ -363,7 +373,7 @@ def publish(ctx: Context, month: str, site_dir: str | None) -> None:
             f"{month} closed: ledger hash {rec['hash'][:16]}, {rec['late_events']} late events absorbed"
         )
     site = Path(site_dir) if site_dir else ctx.repo / "site"
-    paths = publish_month(db, scheme, month, site, private_dir=ctx.private_dir())
+    paths = publish_month(db, scheme, month, site, private_dir=ctx.private_dir(), force=force)
     click.echo(f"wrote {len(paths):,} files into {site}; personal codes in {ctx.private_dir()}")
 
 
@@ -536,7 +546,10 @@ def assess(ctx: Context, period: str, fmt: str) -> None:
         )
         return
     if not runs:
-        click.echo(f"no assessment runs for {period}; assessments.yaml names the period kinds")
+        click.echo(
+            f"nothing assessed for {period}: no events or entries in that period, or no"
+            " assessment of that period kind in assessments.yaml"
+        )
     for r in runs:
         state = "" if r.new else " (already assessed; nothing changed)"
         click.echo(
@@ -599,10 +612,13 @@ def redemptions(ctx: Context, month: str | None, fmt: str) -> None:
 @handle_errors
 def lists_(ctx: Context, as_of: str | None, fmt: str) -> None:
     """Members of the public lists (红榜, 灰榜) with the reasons that put them there."""
+    from .ledger import default_as_of
     from .lists import list_members
 
     scheme = ctx.scheme()
     t = parse_as_of(scheme, as_of)
+    if t is None:
+        t = default_as_of(ctx.db(), scheme)
     out = {ld.id: list_members(ctx.db(), scheme, ld, t) for ld in scheme.lists}
     if fmt == "json":
         data = {k: [m.as_dict() for m in v] for k, v in out.items()}

@@ -216,6 +216,7 @@ class Engine:
         self.system_types = frozenset((REDEEM, WITHDRAW, OBJECTION))
         self._plans: dict[tuple[str, tuple[str, ...]], list[tuple[str, list[CompiledRule]]]] = {}
         self._pruned_day = ""
+        self._late_seen: set[str] = set()
         self.rules_by_id = {c.id: c for c in self.compiled.rules}
         for c in self.compiled.rules:
             if c.cap_per:
@@ -382,9 +383,10 @@ class Engine:
             p = self._period_cache[key] = self.clock.period(at, kind)
         return p
 
-    def _posting(self, at: int) -> str:
+    def _posting(self, at: int, eid: str) -> str:
         month = self.calendar.posting_month(at)
-        if month != self.clock.month(at):
+        if month != self.clock.month(at) and eid not in self._late_seen:
+            self._late_seen.add(eid)  # an amendment posts twice (reversal, new entries)
             self.summary.late += 1
             self.late_by_month[month] += 1
         return month
@@ -629,7 +631,7 @@ class Engine:
         wallet = self.wallet
         usage = self.usage
         month = self.clock.month
-        closed = self.calendar.closed
+        latest = self.calendar.latest  # months up to the latest closed one are history
         n = 0
         targets = self.targets
         system = self.system_types
@@ -676,8 +678,8 @@ class Engine:
                         continue
                     if period is None:
                         period = month(at)
-                        if period in closed:
-                            period = posting(at)
+                        if latest and period <= latest:
+                            period = posting(at, eid)
                     shape = c.shape
                     if shape == GENERAL:
                         apply(c, eid, sid, subj, at, attrs, period)
@@ -891,7 +893,7 @@ class Engine:
         the penalty would be paid back twice), and a withdrawn redemption gives
         its points and its stock back.
         """
-        period = self._posting(at)
+        period = self._posting(at, eid)
         found = [
             (
                 entry_id,
@@ -1057,7 +1059,7 @@ class Engine:
                 g for g in subj.groups if item is None or item.groups is None or g in item.groups
             ]
             grp = allowed[0] if allowed else (subj.groups[0] if subj.groups else "")
-        period = self._posting(at)
+        period = self._posting(at, eid)
         code = None
         cost = item.cost * qty if item else 0
         if subj is None:

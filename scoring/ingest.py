@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from datetime import date as _date
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -188,7 +189,16 @@ _TYPE_WORDS = {
 
 
 def _show(v: Any) -> str:
-    return orjson.dumps(v).decode() if not isinstance(v, str) else repr(v)
+    if isinstance(v, str):
+        return repr(v)
+    try:
+        return orjson.dumps(v).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits
+        return repr(v)[:40]
+
+
+# Largest magnitude an attribute number may have: exact in a double, storable in SQLite.
+_MAX_NUMBER = 2**53
 
 
 def _attr_check(spec: AttrSpec, type_id: str, text: bool) -> Callable[[Any], Any]:
@@ -253,6 +263,11 @@ def _attr_check(spec: AttrSpec, type_id: str, text: bool) -> Callable[[Any], Any
                     v = int(f) if f.is_integer() else f
             else:
                 raise wrong(v)
+            if not -_MAX_NUMBER <= v <= _MAX_NUMBER:
+                raise _Bad(
+                    f"attribute '{name}' of '{type_id}' = {_show(v)} is too large;"
+                    f" numbers must lie within ±{_MAX_NUMBER:,}"
+                )
             if has_bounds:
                 bounds(v)
             if has_values:
@@ -418,7 +433,15 @@ def time_parser(scheme: Scheme) -> TimeParser:
                         return base + off - tz if text[19] == "+" else base + off + tz
         return slow(text)
 
-    fast = cast(TimeParser, parse)
+    low, high = scheme.clock.day_start(_date(1970, 1, 1)), scheme.clock.day_start(_date(2100, 1, 1))
+
+    def checked(text: str) -> int:
+        at = parse(text)
+        if not low <= at < high:
+            raise ValueError(f"{text!r} is outside 1970-2100; check the year")
+        return at
+
+    fast = cast(TimeParser, checked)
     fast.local_hours = local_hours  # read by the ingest hot loop
     return fast
 

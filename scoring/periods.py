@@ -146,23 +146,25 @@ class PostingCalendar:
 
     def refresh(self) -> None:
         self.closed = closed_months(self.db)
+        self.latest = max(self.closed) if self.closed else ""
         self._posting: dict[str, str] = {}
 
     def posting_month(self, at: int) -> str:
         own = self.clock.month(at)
-        if own not in self.closed:
+        if not self.latest or own > self.latest:
             return own
+        # a closed month, or one skipped before the latest closed month: both are history
         m = self._posting.get(own)
         if m is None:
-            m = own
-            while m in self.closed:
+            m = next_month(self.latest)
+            while m in self.closed:  # pragma: no cover - months close in order
                 m = next_month(m)
             self._posting[own] = m
         return m
 
     def late(self, at: int) -> bool:
-        """True if the event's own month is closed already."""
-        return self.clock.month(at) in self.closed
+        """True if the event's own month is closed already (or lies before one that is)."""
+        return bool(self.latest) and self.clock.month(at) <= self.latest
 
 
 def first_open_month(db: sqlite_utils.Database, scheme: Scheme, at: int) -> str:

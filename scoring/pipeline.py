@@ -393,13 +393,25 @@ def publish_month(
     site_dir: Path,
     *,
     private_dir: Path | None = None,
+    force: bool = False,
 ) -> list[Path]:
-    """Write the pages and open data of a closed month; personal codes go to ``private_dir``."""
+    """Write the pages and open data of a closed month; personal codes go to ``private_dir``.
+
+    A month's pages are written once: publishing it again into the same site is
+    refused unless ``force`` (the frozen figures are the same, but list reasons
+    and flags would show today's state of late corrections and objections).
+    """
     from .errors import GridcreditError
 
     if not is_closed(db, month):
         raise GridcreditError(
             f"{month} is not closed; `gridcredit publish {month}` closes it first"
+        )
+    manifest = Path(site_dir) / "data" / month / "manifest.json"
+    if manifest.exists() and not force:
+        raise GridcreditError(
+            f"{month} is published already ({manifest}); a published month's pages never change."
+            " To build the site run `gridcredit build`; to rewrite the month anyway use --force"
         )
     pm = get_plugin_manager()
     data = month_data(db, scheme, month)

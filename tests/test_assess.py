@@ -342,3 +342,44 @@ def test_stored_results_read_back(five, base_scheme, pm):
     assert values(stored) == values(run)
     assert [r.scope_name for r in stored.selected] == ["R1名"]
     assert [e["points"] for e in stored.awards] == [5]
+
+
+def test_awards_at_the_same_period_end_do_not_feed_each_other(tmp_path):
+    """Found in review: a grid's quarter mean must not include the same quarter's awards,
+    whichever assessment runs first."""
+    import shutil
+
+    import yaml
+
+    from scoring.evaluate import score
+    from scoring.ingest import ingest_records
+    from scoring.ledger import memory_db
+    from scoring.loader import load_scheme
+
+    star = {"id": "star", "title": "之星", "period": "quarter", "scope": "subject",
+            "group": "residents", "metric": {"mean": "score"}, "select": {"top": 1},
+            "award": {"points": 30}, "badge": "之星"}  # fmt: skip
+    grid = {"id": "flag", "title": "红旗网格", "period": "quarter", "scope": "grid",
+            "group": "residents", "metric": {"mean": "score"}, "select": {"top": 1},
+            "badge": "红旗网格"}  # fmt: skip
+    selected = []
+    for order in ([star, grid], [grid, star]):
+        root = tmp_path / f"s{len(selected)}"
+        shutil.copytree(Path(__file__).parent / "fixtures" / "mini", root)
+        (root / "rules" / "assessments.yaml").write_text(
+            yaml.safe_dump({"assessments": order}, allow_unicode=True), encoding="utf-8"
+        )
+        scheme = load_scheme(root)
+        db = memory_db()
+        people = [("P1", "S01C01G01"), ("P2", "S01C01G02"), ("P3", "S01C01G02")]
+        ingest_records(db, scheme, [{"id": p, "groups": ["residents"], "name": "张三", "grid": g}
+                                    for p, g in people], kind="subjects")  # fmt: skip
+        ingest_records(db, scheme, [
+            {"id": "e1", "type": "volunteer_service", "subject": "P1", "at": "2024-03-10T10:00", "attrs": {"hours": 6}},
+            {"id": "e2", "type": "volunteer_service", "subject": "P2", "at": "2024-03-10T10:00", "attrs": {"hours": 10}},
+        ], kind="events")  # fmt: skip
+        score(db, scheme)
+        runs = {r.assessment: r for r in run_assessment(db, scheme, "2024-Q1")}
+        selected.append([(x.scope_id, x.value) for x in runs["flag"].selected])
+    # G01: P1 1012; G02: (P2 1020 + P3 1000) / 2 = 1010, not (1050 + 1000) / 2 with P2's award
+    assert selected == [[("S01C01G01", 1012.0)], [("S01C01G01", 1012.0)]]

@@ -365,3 +365,49 @@ def test_unusable_database_is_a_clean_error(tmp_path):
         assert result.exit_code == 1
         assert "cannot open the ledger database" in result.stderr and words in result.stderr
         assert "Traceback" not in result.output
+
+
+def test_a_published_month_is_not_rewritten(tmp_path):
+    db, site = tmp_path / "l.db", tmp_path / "site"
+    subjects = tmp_path / "subjects.jsonl"
+    subjects.write_text(
+        '{"id": "R1", "groups": ["residents"], "name": "张三", "grid": "S01C01G01"}\n'
+    )
+    assert run("--scheme", ROOT, "--db", db, "ingest", "-q", subjects).exit_code == 0
+    first = run("--scheme", ROOT, "--db", db, "publish", "2024-03", "--site", site)
+    assert first.exit_code == 0, first.output
+    again = run("--scheme", ROOT, "--db", db, "publish", "2024-03", "--site", site)
+    assert again.exit_code == 1
+    assert "published already" in again.stderr and "--force" in again.stderr
+    assert (
+        run("--scheme", ROOT, "--db", db, "publish", "2024-03", "--site", site, "--force").exit_code
+        == 0
+    )
+
+
+def test_absurd_numbers_and_years_are_rejected_not_crashing(tmp_path):
+    """Found in review: 1e308 or year 1 used to crash ingest or every later score."""
+    db, f = tmp_path / "l.db", tmp_path / "e.jsonl"
+    base = '"type": "volunteer_service", "subject": "R1", "attrs": {"hours": %s}, "at": "%s"'
+    lines = [
+        "{" + '"id": "a", ' + base % ("1e308", "2024-03-01T10:00:00") + "}",
+        "{" + '"id": "b", ' + base % ("1", "0001-01-01T00:00:00+08:00") + "}",
+        "{" + '"id": "c", ' + base % ("2", "2024-03-01T10:00:00") + "}",
+    ]
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run("--scheme", ROOT, "--db", db, "ingest", "-q", f)
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert "read 3 = accepted 1 + duplicates 0 + rejected 2" in result.output
+    rejects = run("--scheme", ROOT, "--db", db, "rejects").output
+    assert (
+        "e.jsonl:1: attribute 'hours' of 'volunteer_service'" in rejects and "too large" in rejects
+    )
+    assert "e.jsonl:2: cannot read time '0001-01-01T00:00:00+08:00'" in rejects
+    assert run("--scheme", ROOT, "--db", db, "score").exit_code == 0
+
+
+def test_lists_default_to_the_latest_day_and_assess_without_data_selects_nothing(tmp_path):
+    db = tmp_path / "l.db"
+    assert run("--scheme", ROOT, "--db", db, "lists").exit_code == 0
+    result = run("--scheme", ROOT, "--db", db, "assess", "2023-Q1")
+    assert result.exit_code == 0 and "nothing assessed for 2023-Q1" in result.output

@@ -433,3 +433,38 @@ def test_linked_entries_follow_the_rules_wallet_setting(fresh_db, engine_scheme)
     put(fresh_db, s, [ev("g", "volunteer", "M1", "2024-03-01", hours=1)])
     score(fresh_db, s)
     assert entries(fresh_db, "P2") == [("good", 10, 0, "linked")]
+
+
+def test_a_late_amendment_counts_as_one_late_event(fresh_db, engine_scheme):
+    from scoring.periods import close_month, month_record
+
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [ev("e1", "volunteer", "P1", "2024-01-10", hours=2)])
+    score(fresh_db, s)
+    close_month(fresh_db, s, "2024-01")
+    fix = ev("e2", "volunteer", "P1", "2024-01-10", hours=3)
+    fix["amends"] = "e1"  # late for January: reversal and new entry both post to February
+    put(fresh_db, s, [fix])
+    summary = score(fresh_db, s)
+    assert summary.late == 1
+    assert month_record(fresh_db, "2024-02")["late_events"] == 1
+    assert fresh_db.execute(
+        "SELECT DISTINCT period FROM entries WHERE event = 'e2'"
+    ).fetchall() == [("2024-02",)]
+
+
+def test_an_event_for_a_skipped_month_before_a_closed_one_is_late(fresh_db, engine_scheme):
+    from scoring.periods import close_month
+
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [ev("j", "volunteer", "P1", "2024-01-10", hours=1),
+                      ev("m", "volunteer", "P1", "2024-03-10", hours=1)])  # fmt: skip
+    score(fresh_db, s)
+    close_month(fresh_db, s, "2024-01")
+    close_month(fresh_db, s, "2024-03")  # February had nothing: skipped
+    put(fresh_db, s, [ev("f", "volunteer", "P1", "2024-02-10", hours=1)])
+    assert score(fresh_db, s).late == 1
+    assert fresh_db.execute("SELECT period FROM entries WHERE event = 'f'").fetchone() == (
+        "2024-04",
+    )
+    close_month(fresh_db, s, "2024-04")  # not blocked by February

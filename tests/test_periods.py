@@ -179,7 +179,9 @@ def test_posting_calendar_sends_late_events_to_first_open_month(feb_march, schem
     assert not cal.late(t(scheme, "2024-04-01T00:00:00"))
     # local time decides: 2024-01-31T16:30Z is 2024-02-01 00:30 in Shanghai
     assert cal.posting_month(scheme.clock.parse_time("2024-01-31T16:30:00Z")) == "2024-04"
-    assert cal.posting_month(scheme.clock.parse_time("2024-01-31T15:30:00Z")) == "2024-01"
+    # January was never closed, but it lies before a closed month: it is history too
+    assert cal.posting_month(scheme.clock.parse_time("2024-01-31T15:30:00Z")) == "2024-04"
+    assert cal.late(scheme.clock.parse_time("2024-01-31T15:30:00Z"))
     assert first_open_month(db, scheme, t(scheme, "2024-03-05T00:00:00")) == "2024-04"
 
 
