@@ -894,60 +894,34 @@ class Engine:
         its points and its stock back.
         """
         period = self._posting(at, eid)
-        found = [
-            (
-                entry_id,
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                row[8],
-                row[12],
-                row[10],
-            )
-            for entry_id, row in self.run_rows.get(target, ())
-        ]
-        found += self.rq.execute(
-            """SELECT id, subject, grp, account, points, wallet, rule, pack_hash, at, expires_at, reason
-               FROM entries e WHERE event = ? AND id < ?
-                 AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id AND r.reason = 'reversal')""",
-            [target, self.first_id],
-        ).fetchall()
-        for entry in sorted(found):
+        found = self._live_entries(self.run_rows.get(target, ()), "event = ?", target)
+        for entry in found:
             if self._reverse_entry(entry, eid, at, period, f"event {target}"):
-                for repair in self._repairs_of(entry[0]):
+                repairs = self._live_entries(
+                    self.repairs.get(entry[0], ()), "ref = ? AND reason = 'repair'", entry[0]
+                )
+                for repair in repairs:
                     self._reverse_entry(repair, eid, at, period, f"the repair of entry {entry[0]}")
         if any(e[10] == "redeem" for e in found):
             self._return_redemption(target)
 
-    def _repairs_of(self, ref: int) -> list[tuple]:
-        """Live credit-repair entries that restored entry ``ref`` (this run's and earlier)."""
-        mine = [
-            (
-                entry_id,
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                row[8],
-                row[12],
-                row[10],
-            )
-            for entry_id, row in self.repairs.get(ref, ())
+    def _live_entries(
+        self, mine: Iterable[tuple[int, tuple]], where: str, value: Any
+    ) -> list[tuple]:
+        """Entries not yet reversed: this run's (``mine``, from memory) and earlier runs'
+        (``where`` on the committed ledger), as (id, subject, grp, account, points,
+        wallet, rule, pack_hash, at, expires_at, reason), in id order."""
+        rows = [
+            (entry_id, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[8], r[12], r[10])
+            for entry_id, r in mine
         ]
-        mine += self.rq.execute(
-            """SELECT id, subject, grp, account, points, wallet, rule, pack_hash, at, expires_at, reason
-               FROM entries e WHERE ref = ? AND reason = 'repair' AND id < ?
-                 AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id AND r.reason = 'reversal')""",
-            [ref, self.first_id],
+        rows += self.rq.execute(
+            "SELECT id, subject, grp, account, points, wallet, rule, pack_hash, at, expires_at, reason"
+            f" FROM entries e WHERE {where} AND id < ?"
+            " AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id AND r.reason = 'reversal')",
+            [value, self.first_id],
         ).fetchall()
-        return sorted(mine)
+        return sorted(rows)
 
     def _reverse_entry(self, entry: tuple, eid: str, at: int, period: str, what: str) -> bool:
         ref, s, g, account, pts, w, rule, pack_hash, oat, expires_at, reason = entry
