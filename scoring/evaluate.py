@@ -637,13 +637,16 @@ class Engine:
         system = self.system_types
         plan_cache = self._plans
         skip = self.skip_amended
+        special = skip | targets  # one set lookup per event on the common path
+        capped_n = 0
         for eid, etype, sid, at, attrs_json, amends in rows:
             n += 1
-            if eid in skip:
-                continue
-            if eid in targets:
-                self._score_rows_of_target([(eid, etype, sid, at, attrs_json, amends)])
-                continue
+            if eid in special:
+                if eid in skip:
+                    continue
+                if eid in targets:
+                    self._score_rows_of_target([(eid, etype, sid, at, attrs_json, amends)])
+                    continue
             if amends:
                 self._reverse_event(amends, eid, at)
             if etype in system:
@@ -695,7 +698,7 @@ class Engine:
                         if u is None:
                             u = usage[key] = [0, 0]
                         if c.max_count is not None and u[1] >= c.max_count:
-                            self.summary.capped += 1
+                            capped_n += 1
                             buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period,
                                         "capped", None, None, None, None, c.count_note))  # fmt: skip
                             continue
@@ -703,7 +706,7 @@ class Engine:
                         if c.max_points is not None:
                             left = c.max_points - u[0]
                             if left <= 0:
-                                self.summary.capped += 1
+                                capped_n += 1
                                 buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at,
                                             period, "capped", None, None, None, None, c.points_note))  # fmt: skip
                                 continue
@@ -715,15 +718,17 @@ class Engine:
                         u[1] += 1
                     else:
                         note = None
+                    sg = (sid, grp)
                     if pts > 0 and c.wallet is not False:
-                        wallet[(sid, grp)] += pts
+                        wallet[sg] += pts
                         buf.append((sid, grp, "score+wallet", pts, pts, c.id, c.pack_hash, eid, at,
                                     period, "match", None, None, None, None, note))  # fmt: skip
                     else:
                         buf.append((sid, grp, "score", pts, 0, c.id, c.pack_hash, eid, at,
                                     period, "match", None, None, None, None, note))  # fmt: skip
-                    fixed[(sid, grp)] += pts
+                    fixed[sg] += pts
         self.summary.events += n
+        self.summary.capped += capped_n
 
     def _score_rows_of_target(self, rows: list[tuple]) -> None:
         """Score an event that a later event withdraws, amends or disputes, keeping its
