@@ -7,7 +7,6 @@ Follow this file to find where any number on the site was computed.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -438,13 +437,6 @@ def publish_month(
         )
     pm.hook.after_publish(month=month, site_dir=Path(site_dir), paths=paths)
     return paths
-
-
-def content_hash(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def build_site(config: Path) -> Path:
