@@ -814,6 +814,32 @@ def _links(v: Any) -> dict[str, str]:
     raise _Bad(f"'links' must be an object {{name: subject id}} or name=id|name=id, got {_show(v)}")
 
 
+def _checked(
+    b: _Batch,
+    items: list[tuple[int, Any, Any]],
+    what: str,
+    parse: Callable[[dict], Any],
+    id_key: str,
+) -> Iterator[tuple[int, dict, Any, Any]]:
+    """Parse each record with ``parse``; reject (with line and reason) what is no object or bad."""
+    for line, rec, raw in items:
+        if rec.__class__ is not dict:
+            reason = (
+                str(rec)
+                if isinstance(rec, Exception)
+                else f"a {what} record must be an object, got {_show(rec)}"
+            )
+            b.reject(line, None, reason, raw, getattr(rec, "col", 1), rec=rec)
+            continue
+        try:
+            parsed = parse(rec)
+        except _Bad as e:
+            rid = rec.get(id_key)
+            b.reject(line, rid if isinstance(rid, (str, int)) else None, str(e), raw, rec=rec)
+            continue
+        yield line, rec, raw, parsed
+
+
 class _SubjectIngest:
     def __init__(self, scheme: Scheme, conn: sqlite3.Connection):
         self.scheme = scheme
@@ -868,23 +894,10 @@ class _SubjectIngest:
 
     def process(self, b: _Batch, items: list[tuple[int, Any, Any]]) -> None:
         conn = b.conn
-        cands = []
-        for line, rec, raw in items:
-            if rec.__class__ is not dict:
-                reason = (
-                    str(rec)
-                    if isinstance(rec, Exception)
-                    else f"a subject record must be an object, got {_show(rec)}"
-                )
-                b.reject(line, None, reason, raw, getattr(rec, "col", 1), rec=rec)
-                continue
-            try:
-                c = self._record(rec)
-            except _Bad as e:
-                rid = rec.get("id")
-                b.reject(line, rid if isinstance(rid, (str, int)) else None, str(e), raw, rec=rec)
-                continue
-            cands.append((line, raw, rec, c))
+        cands = [
+            (line, raw, rec, c)
+            for line, rec, raw, c in _checked(b, items, "subject", self._record, "id")
+        ]
         if not cands:
             return
         ids = list({c[3][0] for c in cands})
@@ -982,20 +995,7 @@ class _JurisdictionIngest:
         conn = b.conn
         s = b.s
         rows = []
-        for line, rec, raw in items:
-            if rec.__class__ is not dict:
-                reason = (
-                    str(rec)
-                    if isinstance(rec, Exception)
-                    else f"a jurisdiction record must be an object, got {_show(rec)}"
-                )
-                b.reject(line, None, reason, raw, getattr(rec, "col", 1), rec=rec)
-                continue
-            try:
-                row = self._record(rec)
-            except _Bad as e:
-                b.reject(line, rec.get("grid_id"), str(e), raw, rec=rec)
-                continue
+        for line, rec, raw, row in _checked(b, items, "jurisdiction", self._record, "grid_id"):
             prev = self.seen.get(row[0])
             if prev is not None:
                 if prev[0] == row:
