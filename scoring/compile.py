@@ -48,7 +48,6 @@ class CompiledRule:
     also: list[dict[str, Any]] = field(default_factory=list)
     repair: dict[str, Any] | None = None
     shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
-    cap_key: Callable[[int], str] | None = None  # event time → cap period key (set by the engine)
     count_note: str = ""
     points_note: str = ""
 

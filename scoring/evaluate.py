@@ -29,9 +29,17 @@ import orjson
 import sqlite_utils
 
 from .compile import CompiledRule, CompiledScheme, compile_scheme
-from .conditions import SubjectView
+from .conditions import SubjectView, condition_fields
+from .durations import PERIOD_KINDS
 from .errors import GridcreditError
-from .ledger import ENTRY_COLUMNS, capped_tier, get_state
+from .ledger import (
+    CORRECTIONS,
+    ENTRY_COLUMNS,
+    ENTRY_INDEXES,
+    capped_tier,
+    corrections,
+    get_state,
+)
 from .model import Scheme
 from .periods import PostingCalendar, closed_months
 
@@ -41,6 +49,9 @@ SIMPLE, CAPPED, GENERAL = 0, 1, 2  # rule shapes, see CompiledRule.shape
 _INSERT_ENTRY = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
 _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
 FLUSH_EVERY = 20_000
+MEMO_MAX = 200_000  # distinct (type, groups, attributes) remembered before starting afresh
+INLINE, APPLY, PER_EVENT = 0, 1, 2  # how a memoised step is carried out (see Engine._steps)
+PRUNE_MIN = 100_000  # cap counters kept before ended periods' are dropped
 BULK_EVENTS = 20_000  # runs this big append through a writer process
 _STATE_SQL = "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)"
 
@@ -85,13 +96,22 @@ class _LedgerWriter:
     way, so a killed run leaves the ledger as it was.
     """
 
-    def __init__(self, path: str, first_id: int, done: int):
+    def __init__(self, path: str, first_id: int, done: int, reindex: bool = False):
         ctx = multiprocessing.get_context("fork")
         self.recv_in, self.send_in = ctx.Pipe(duplex=False)  # parent → child
         self.recv_out, self.send_out = ctx.Pipe(duplex=False)  # child → parent
         self.proc = ctx.Process(
             target=_ledger_writer,
-            args=(path, first_id, done, self.recv_in, self.send_in, self.send_out, self.recv_out),
+            args=(
+                path,
+                first_id,
+                done,
+                reindex,
+                self.recv_in,
+                self.send_in,
+                self.send_out,
+                self.recv_out,
+            ),  # fmt: skip
             name="gridcredit-ledger-writer",
             daemon=True,
         )
@@ -117,13 +137,14 @@ class _LedgerWriter:
     def put(self, sql: str, rows: list[tuple]) -> None:
         self._check()
         try:
-            self.send_in.send(("rows", sql, rows))
+            # orjson both ways costs a sixth of pickling the same rows
+            self.send_in.send_bytes(orjson.dumps((sql, rows)))
         except (BrokenPipeError, OSError):
             self._expect("-")
             raise
 
     def finish(self, last_id: int | None, statements: list[tuple[str, list[Any]]]) -> None:
-        self.send_in.send(("finish", last_id, statements))
+        self.send_in.send_bytes(orjson.dumps(("finish", last_id, statements)))
         self._expect("ok")
         self.close()
 
@@ -138,6 +159,7 @@ def _ledger_writer(
     path: str,
     first_id: int,
     done: int,
+    reindex: bool,
     inbox: Any,
     parent_send: Any,
     outbox: Any,
@@ -147,7 +169,8 @@ def _ledger_writer(
     parent_recv.close()
     conn = sqlite3.connect(path, isolation_level=None, timeout=120)
     try:
-        for pragma in ("synchronous=NORMAL", "temp_store=MEMORY", "cache_size=-64000"):
+        # temp_store=FILE: rebuilding the indexes of 10M entries sorts on disk, not in RAM
+        for pragma in ("synchronous=NORMAL", "temp_store=FILE", "cache_size=-64000"):
             conn.execute(f"PRAGMA {pragma}")
         conn.execute("BEGIN IMMEDIATE")
         (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
@@ -156,11 +179,15 @@ def _ledger_writer(
             raise GridcreditError(
                 "another process wrote to the ledger while this run started; run `gridcredit score` again"
             )
+        if reindex:  # in this transaction: a killed run rolls back to the indexes it had
+            for name in ENTRY_INDEXES:
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
         outbox.send(("ready",))
+        loads = orjson.loads
         while True:
-            msg = inbox.recv()
-            if msg[0] == "rows":
-                conn.executemany(msg[1], msg[2])
+            msg = loads(inbox.recv_bytes())
+            if msg[0] != "finish":
+                conn.executemany(msg[0], msg[1])
                 continue
             _, last_id, statements = msg
             (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
@@ -168,6 +195,9 @@ def _ledger_writer(
                 raise RuntimeError(f"ledger ids out of step: expected {last_id}, found {last}")
             for sql, params in statements:
                 conn.execute(sql, params)
+            if reindex:
+                for ddl in ENTRY_INDEXES.values():
+                    conn.execute(ddl)
             conn.execute("COMMIT")
             outbox.send(("ok",))
             return
@@ -182,6 +212,17 @@ def _ledger_writer(
             pass
     finally:
         conn.close()
+
+
+_MEMO_FIELDS = ("type", "subject.group")
+_NO_SUBJECT = SubjectView(id="")  # what a memoised (attribute-only) condition is given
+
+
+def _reads_subject(when: Any) -> bool:
+    """Whether a condition reads anything of the subject beyond its group."""
+    return any(
+        not (f.startswith("attrs.") or f in _MEMO_FIELDS) for f, *_ in condition_fields(when)
+    )
 
 
 @dataclass
@@ -214,13 +255,16 @@ class Engine:
             for t in c.rule.on:
                 self.by_type_group.setdefault((t, c.group), []).append(c)
         self.system_types = frozenset((REDEEM, WITHDRAW, OBJECTION))
-        self._plans: dict[tuple[str, tuple[str, ...]], list[tuple[str, list[CompiledRule]]]] = {}
-        self._pruned_day = ""
+        # (type, groups, attrs JSON) -> steps; see _steps
+        self._memo: dict[tuple[str, tuple[str, ...], str], list[tuple]] = {}
+        # rules whose condition reads the subject: tested per event, not memoised
+        self._subject_rules = frozenset(
+            c.id for c in self.compiled.rules if c.rule.when and _reads_subject(c.rule.when)
+        )
+        self._spans: dict[str, list[Any]] = {k: [0, 0, ""] for k in PERIOD_KINDS}
+        self._prune_at = PRUNE_MIN
         self._late_seen: set[str] = set()
         self.rules_by_id = {c.id: c for c in self.compiled.rules}
-        for c in self.compiled.rules:
-            if c.cap_per:
-                c.cap_key = self._period_fn(c.cap_per)
 
     # --- loading -----------------------------------------------------------
 
@@ -337,12 +381,11 @@ class Engine:
     def _forget_past_caps(self, now: int) -> None:
         """Drop cap counters of periods that have ended: events come in time order,
         so only the current day, week, month... can still be capped. Keeps memory
-        flat however many events a run has."""
-        day = self.clock.period(now, "day")
-        if day == self._pruned_day:
+        flat however many events a run has: a scan whenever the counters have doubled
+        since the last one, so its cost per counter stays constant."""
+        if len(self.usage) < self._prune_at:
             return
-        self._pruned_day = day
-        from .durations import PERIOD_KINDS, period_kind
+        from .durations import period_kind
 
         now_by_kind = {kind: self.clock.period(now, kind) for kind in PERIOD_KINDS}
         current = set(now_by_kind.values())
@@ -359,22 +402,7 @@ class Engine:
                 stale.append(k)
         for k in stale:
             del self.usage[k]
-
-    def _period_fn(self, kind: str) -> Any:
-        """A fast ``at -> period key`` for one period kind (cached per 15 minutes)."""
-        if kind == "month":
-            return self.clock.month
-        cache: dict[int, str] = {}
-        period = self.clock.period
-
-        def key(at: int) -> str:
-            b = at // 900
-            p = cache.get(b)
-            if p is None:
-                p = cache[b] = period(at, kind)
-            return p
-
-        return key
+        self._prune_at = max(PRUNE_MIN, 2 * len(self.usage))
 
     def _period(self, at: int, kind: str) -> str:
         key = (kind, at // 900)
@@ -453,14 +481,15 @@ class Engine:
         if top <= done:
             self.summary.seconds = time.perf_counter() - t0
             return self.summary
-        path = self._bulk_path(done, top)
+        first, in_order = self._scan_new(done)
+        path = self._bulk_path(done, top, first)
         if path:
             # read-only here; the child process writes and commits (see _LedgerWriter)
-            self._run(done, top, bulk_path=path)
+            self._run(done, top, first, in_order, bulk_path=path)
         else:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._run(done, top)
+                self._run(done, top, first, in_order)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -468,7 +497,21 @@ class Engine:
         self.summary.seconds = time.perf_counter() - t0
         return self.summary
 
-    def _bulk_path(self, done: int, top: int) -> str | None:
+    def _scan_new(self, done: int) -> tuple[tuple[int, str], bool]:
+        """The first new event in (time, id) order, and whether the new events were
+        ingested in that order (then the rowid scan is the sorted order): one pass."""
+        rows = self.conn.execute("SELECT at, id FROM events WHERE seq > ? ORDER BY seq", [done])
+        first = prev = next(rows)
+        in_order = True
+        for key in rows:
+            if key < prev:
+                in_order = False
+                if key < first:
+                    first = key
+            prev = key
+        return first, in_order
+
+    def _bulk_path(self, done: int, top: int, first: tuple[int, str]) -> str | None:
         """The database file, when this run is big, appends, and may use a writer process."""
         if top - done < BULK_EVENTS or os.environ.get("GRIDCREDIT_SINGLE_PROCESS"):
             return None
@@ -477,19 +520,16 @@ class Engine:
         row = self.conn.execute("PRAGMA database_list").fetchone()
         if not row or not row[2] or self.conn.in_transaction:
             return None
-        first = self.conn.execute(
-            "SELECT at, id FROM events WHERE seq > ? ORDER BY at, id LIMIT 1", [done]
-        ).fetchone()
         last = get_state(self.db, "last_scored")
         if last and tuple(first) <= tuple(orjson.loads(last)):
             return None  # a rewind: done in this process, in one transaction
         return str(row[2])
 
-    def _run(self, done: int, top: int, bulk_path: str | None = None) -> None:
+    def _run(
+        self, done: int, top: int, first: tuple[int, str], in_order: bool,
+        bulk_path: str | None = None,
+    ) -> None:  # fmt: skip
         conn = self.conn
-        first = conn.execute(
-            "SELECT at, id FROM events WHERE seq > ? ORDER BY at, id LIMIT 1", [done]
-        ).fetchone()
         last = get_state(self.db, "last_scored")
         last_key = tuple(orjson.loads(last)) if last else None
         self.late_by_month: dict[str, int] = defaultdict(int)
@@ -519,7 +559,7 @@ class Engine:
         self._load_subjects()
         self._load_state(since)
         # Events usually arrive in time order; then the rowid scan is the sorted order.
-        in_order = where == "seq > ?" and self._ingested_in_order(done)
+        in_order = in_order and where == "seq > ?"
         order = "seq" if in_order else "at, id"
         self.rq = conn  # committed ledger rows of earlier runs are read here
         self.reversed: set[int] = set()
@@ -529,16 +569,18 @@ class Engine:
         for c in self.compiled.rules:
             if c.id in self.repairable:
                 c.shape = GENERAL  # their penalties are tracked in _post for credit repair
-        self._all_targets = frozenset(
-            t
-            for (t,) in conn.execute(
-                f"SELECT json_extract(attrs, '$.target') FROM events WHERE {where}"
-                " AND type IN ('withdraw', 'objection')"
-                f" UNION SELECT amends FROM events WHERE {where} AND amends IS NOT NULL",
-                params + params,
-            )
-            if t
-        )
+        # corrections are few and under a partial index (ledger.CORRECTIONS)
+        targets: set[str] = set()
+        for etype, amends, attrs in conn.execute(
+            f"SELECT type, amends, attrs FROM events WHERE {where} AND {CORRECTIONS}", params
+        ):
+            if amends:
+                targets.add(amends)
+            if etype in (WITHDRAW, OBJECTION):
+                t = orjson.loads(attrs).get("target")
+                if t and isinstance(t, str):
+                    targets.add(t)
+        self._all_targets = frozenset(targets)
         self.targets = self._all_targets
         # an event amended by one that sorts before it is never scored: the amendment
         # came first and replaces it (one that sorts after reverses it instead)
@@ -546,7 +588,8 @@ class Engine:
             t
             for (t,) in conn.execute(
                 f"SELECT e.id FROM events a JOIN events e ON e.id = a.amends"
-                f" WHERE e.id IN (SELECT id FROM events WHERE {where})"
+                f" WHERE {corrections('a')} AND a.amends IS NOT NULL"
+                f" AND {'e.seq > ?' if where == 'seq > ?' else 'e.' + where}"
                 " AND (a.at < e.at OR (a.at = e.at AND a.id < e.id))",
                 params,
             )
@@ -558,7 +601,10 @@ class Engine:
         )
         if bulk_path:
             # lookups of earlier runs read this connection's committed snapshot
-            self.writer = _LedgerWriter(bulk_path, self.first_id, done)
+            # rebuild the entries indexes once at the end when this run adds about as many
+            # rows as the ledger has (row by row upkeep costs ~3x a rebuild per row)
+            reindex = (top - done) * 2 >= self.first_id - 1
+            self.writer = _LedgerWriter(bulk_path, self.first_id, done, reindex)
         last_row = None
         try:
             while True:
@@ -610,18 +656,41 @@ class Engine:
         start, _ = self.clock.period_bounds(next_month(max(closed)))
         return start
 
-    def _ingested_in_order(self, done: int) -> bool:
-        prev = None
-        for key in self.conn.execute(
-            "SELECT at, id FROM events WHERE seq > ? ORDER BY seq", [done]
-        ):
-            if prev is not None and key < prev:
-                return False
-            prev = key
-        return True
+    def _steps(self, etype: str, groups: tuple[str, ...], attrs_json: str) -> list[tuple]:
+        """What the rules make of one (type, groups, attributes): memoised, since most
+        events repeat a few attribute sets. Each step is ``(group, rule, points, mode)``:
+        mode ``INLINE`` has the points of a matched common-shape rule, ``APPLY`` a matched
+        rule with other effects, ``PER_EVENT`` a rule whose condition reads the subject
+        (tested for each event). Rules that cannot match are left out."""
+        if len(self._memo) >= MEMO_MAX:
+            self._memo.clear()
+        attrs = orjson.loads(attrs_json)
+        steps: list[tuple] = []
+        for g in groups:
+            for c in self.by_type_group.get((etype, g), ()):
+                if c.id in self._subject_rules:
+                    steps.append((g, c, None, PER_EVENT))
+                    continue
+                if c.test is not None and not c.test(attrs, _NO_SUBJECT, g, etype):
+                    continue
+                if c.shape == GENERAL:
+                    steps.append((g, c, None, APPLY))
+                    continue
+                pts = c.points(attrs)  # type: ignore[misc]  # never None for these shapes
+                if pts:
+                    steps.append((g, c, pts, INLINE))
+        self._memo[(etype, groups, attrs_json)] = steps
+        return steps
+
+    def _spans_of(self, at: int, kind: str) -> list[Any]:
+        """``[start, end, key]`` of the ``kind`` period holding ``at``, kept for reuse."""
+        key = self.clock.period(at, kind)
+        start, end = self.clock.period_bounds(key)
+        span = self._spans[kind]
+        span[:] = [start, end, key]
+        return span
 
     def _score_rows(self, rows: Iterable[tuple]) -> None:
-        by_tg = self.by_type_group
         subjects = self.subjects
         loads = orjson.loads
         posting = self._posting
@@ -630,12 +699,16 @@ class Engine:
         fixed = self.fixed
         wallet = self.wallet
         usage = self.usage
-        month = self.clock.month
         latest = self.calendar.latest  # months up to the latest closed one are history
         n = 0
         targets = self.targets
         system = self.system_types
-        plan_cache = self._plans
+        by_type = self.compiled.by_type
+        memo = self._memo
+        steps_of = self._steps
+        spans = self._spans
+        spans_of = self._spans_of
+        month = spans["month"]  # events come in time order: the month rarely changes
         skip = self.skip_amended
         special = skip | targets  # one set lookup per event on the common path
         capped_n = 0
@@ -657,76 +730,82 @@ class Engine:
                 continue
             subj = subjects.get(sid)
             if subj is None:
-                if etype in self.compiled.by_type:
+                if etype in by_type:
                     self._unknown_subject(eid, sid)
                 continue
-            # which (group, rules) apply to this type for a subject in these groups
-            pkey = (etype, subj.groups)
-            plan = plan_cache.get(pkey)
-            if plan is None:
-                plan = plan_cache[pkey] = [
-                    (g, by_tg[(etype, g)]) for g in subj.groups if (etype, g) in by_tg
-                ]
-            if not plan:
+            steps = memo.get((etype, subj.groups, attrs_json))
+            if steps is None:
+                steps = steps_of(etype, subj.groups, attrs_json)
+            if not steps:
                 continue
-            attrs = loads(attrs_json)
             period = None
-            view = subj.view
-            for grp, rules in plan:
-                for c in rules:
-                    if not (c.start <= at < c.end):
-                        continue
+            attrs = None
+            for grp, c, pts, mode in steps:
+                if not (c.start <= at < c.end):
+                    continue
+                if mode == PER_EVENT:
+                    if attrs is None:
+                        attrs = loads(attrs_json)
                     test = c.test
-                    if test is not None and not test(attrs, view, grp, etype):
+                    if test is not None and not test(attrs, subj.view, grp, etype):
                         continue
-                    if period is None:
-                        period = month(at)
-                        if latest and period <= latest:
-                            period = posting(at, eid)
-                    shape = c.shape
-                    if shape == GENERAL:
-                        apply(c, eid, sid, subj, at, attrs, period)
-                        continue
-                    # the common shapes, inline: points (a number or a points form),
-                    # optionally a cap; no windows, expiry or side effects
-                    pts = c.points(attrs)  # type: ignore[misc]  # never None for these shapes
-                    if not pts:
-                        continue
-                    if shape == CAPPED:
-                        key = (False, c.id, sid, grp, c.cap_key(at))  # type: ignore[misc]  # set for capped rules
-                        u = usage.get(key)
-                        if u is None:
-                            u = usage[key] = [0, 0]
-                        if c.max_count is not None and u[1] >= c.max_count:
-                            capped_n += 1
-                            buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period,
-                                        "capped", None, None, None, None, c.count_note))  # fmt: skip
+                    if c.shape == GENERAL:
+                        mode = APPLY
+                    else:
+                        pts = c.points(attrs)  # type: ignore[misc]  # never None for these shapes
+                        if not pts:
                             continue
-                        note = None
-                        if c.max_points is not None:
-                            left = c.max_points - u[0]
-                            if left <= 0:
-                                capped_n += 1
-                                buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at,
-                                            period, "capped", None, None, None, None, c.points_note))  # fmt: skip
-                                continue
-                            if abs(pts) > left:
-                                cut = left if pts > 0 else -left
-                                note = f"cut from {pts} to {cut} by {c.points_note[:-8]}"
-                                pts = cut
-                        u[0] += abs(pts)
-                        u[1] += 1
-                    else:
-                        note = None
-                    sg = (sid, grp)
-                    if pts > 0 and c.wallet is not False:
-                        wallet[sg] += pts
-                        buf.append((sid, grp, "score+wallet", pts, pts, c.id, c.pack_hash, eid, at,
-                                    period, "match", None, None, None, None, note))  # fmt: skip
-                    else:
-                        buf.append((sid, grp, "score", pts, 0, c.id, c.pack_hash, eid, at,
-                                    period, "match", None, None, None, None, note))  # fmt: skip
-                    fixed[sg] += pts
+                if period is None:
+                    if not (month[0] <= at < month[1]):
+                        month = spans_of(at, "month")
+                    period = month[2]
+                    if latest and period <= latest:
+                        period = posting(at, eid)
+                if mode == APPLY:
+                    if attrs is None:
+                        attrs = loads(attrs_json)
+                    apply(c, eid, sid, subj, at, attrs, period)
+                    continue
+                # the common shapes, inline: points (a number or a points form),
+                # optionally a cap; no windows, expiry or side effects
+                if c.shape == CAPPED:
+                    span = spans[c.cap_per]  # type: ignore[index]  # set for capped rules
+                    if not (span[0] <= at < span[1]):
+                        span = spans_of(at, c.cap_per)  # type: ignore[arg-type]
+                    key = (False, c.id, sid, grp, span[2])
+                    u = usage.get(key)
+                    if u is None:
+                        u = usage[key] = [0, 0]
+                    if c.max_count is not None and u[1] >= c.max_count:
+                        capped_n += 1
+                        buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period,
+                                    "capped", None, None, None, None, c.count_note))  # fmt: skip
+                        continue
+                    note = None
+                    if c.max_points is not None:
+                        left = c.max_points - u[0]
+                        if left <= 0:
+                            capped_n += 1
+                            buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at,
+                                        period, "capped", None, None, None, None, c.points_note))  # fmt: skip
+                            continue
+                        if abs(pts) > left:
+                            cut = left if pts > 0 else -left
+                            note = f"cut from {pts} to {cut} by {c.points_note[:-8]}"
+                            pts = cut
+                    u[0] += abs(pts)
+                    u[1] += 1
+                else:
+                    note = None
+                sg = (sid, grp)
+                if pts > 0 and c.wallet is not False:
+                    wallet[sg] += pts
+                    buf.append((sid, grp, "score+wallet", pts, pts, c.id, c.pack_hash, eid, at,
+                                period, "match", None, None, None, None, note))  # fmt: skip
+                else:
+                    buf.append((sid, grp, "score", pts, 0, c.id, c.pack_hash, eid, at,
+                                period, "match", None, None, None, None, note))  # fmt: skip
+                fixed[sg] += pts
         self.summary.events += n
         self.summary.capped += capped_n
 
