@@ -44,7 +44,7 @@ INPUT_TABLES = {
     "subjects": "id, kind, name, grid, tags, code, links, hash",
     "memberships": "subject, grp",
 }
-EVENT_COLUMNS = "seq, id, type, subject, at, attrs, amends, hash, batch, line"
+EVENT_COLUMNS = "seq, id, type, subject, at, attrs, amends, batch, line"
 
 
 @dataclass

@@ -383,6 +383,8 @@ class TimeParser(Protocol):
     """A ``time_parser`` result: callable, with its local-hour cache exposed."""
 
     local_hours: dict[str, int]
+    low: int
+    high: int
 
     def __call__(self, text: str) -> int: ...
 
@@ -443,6 +445,7 @@ def time_parser(scheme: Scheme) -> TimeParser:
 
     fast = cast(TimeParser, checked)
     fast.local_hours = local_hours  # read by the ingest hot loop
+    fast.low, fast.high = low, high
     return fast
 
 
@@ -557,6 +560,8 @@ class _EventIngest:
             tid: compile_validator(et, text=text) for tid, et in scheme.event_types.items()
         }
         self.parse_at = time_parser(scheme)
+        self.zoned_hours: dict[str, int] = {}  # "YYYY-MM-DDTHH+08:00" -> epoch of HH:00:00
+        self.canonical: dict[str, dict[bytes, bytes]] = {}  # type -> raw attrs -> canonical
 
     def _unknown_type(self, typ: str) -> str:
         known = sorted(self.scheme.event_types)
@@ -611,9 +616,10 @@ class _EventIngest:
         validators = self.validators
         parse_at = self.parse_at
         hours = parse_at.local_hours
-        rows: list[
-            tuple[Any, ...]
-        ] = []  # (id, type, subject, at, attrs, amends, hash, batch, line)
+        zoned = self.zoned_hours
+        low, high = parse_at.low, parse_at.high
+        memo = self.canonical
+        rows: list[tuple[Any, ...]] = []  # (id, type, subject, at, attrs, amends, batch, line)
         seen: set[str] = set()
         repeats: list[tuple[Any, ...]] = []
         rejects: list[tuple[Any, ...]] = []
@@ -649,6 +655,13 @@ class _EventIngest:
                     and (off := _MMSS.get(at[13:19])) is not None
                 ):
                     ts = base + off
+                elif (
+                    len(at) == 25  # with an offset: the hour's start in that offset, cached
+                    and (base := zoned.get(at[:13] + at[19:])) is not None
+                    and (off := _MMSS.get(at[13:19])) is not None
+                    and low <= base + off < high
+                ):
+                    ts = base + off
                 else:
                     try:
                         ts = parse_at(at)
@@ -656,26 +669,36 @@ class _EventIngest:
                         if not at.strip():
                             self._core(rec)  # says which field is missing
                         raise _Bad(f"cannot read time {at!r} in 'at': {TIME_HINT}") from None
+                    if len(at) == 25 and at[13:19] in _MMSS and len(zoned) < 500_000:
+                        zoned[at[:13] + at[19:]] = ts - _MMSS[at[13:19]]
                 validate = validators.get(typ)
                 if validate is None:
                     if not typ.strip():
                         self._core(rec)
                     raise _Bad(self._unknown_type(typ))
                 if len(rec) == 5 and "attrs" in rec:
-                    attrs = validate(rec["attrs"])
+                    # most events repeat a few attribute sets: their canonical JSON is
+                    # remembered by the raw attributes' JSON (validation is pure)
                     amends = None
+                    raw_attrs = rec["attrs"]
+                    known = memo.get(typ)
+                    if known is None:
+                        known = memo[typ] = {}
+                    key = _dumps(raw_attrs)
+                    attrs_json = known.get(key)
+                    if attrs_json is None:
+                        attrs_json = _dumps(validate(raw_attrs), option=_SORT)
+                        if len(known) >= 50_000:
+                            known.clear()
+                        known[key] = attrs_json
                 else:
                     attrs, amends = self._merged(rec, validate)
+                    attrs_json = _dumps(attrs, option=_SORT)
             except _Bad as e:
                 rid = eid if eid.__class__ in (str, int) else None
                 rejects.append((line, rid, str(e), _raw_text(raw, rec), 1))
                 continue
-            attrs_json = _dumps(attrs, option=_SORT)
-            h = _blake2b(
-                f"{typ}\x1f{subj}\x1f{ts}\x1f{amends or ''}\x1f".encode() + attrs_json,
-                digest_size=16,
-            ).hexdigest()
-            row = (eid, typ, subj, ts, attrs_json.decode(), amends, h, batch_id, line)
+            row = (eid, typ, subj, ts, attrs_json.decode(), amends, batch_id, line)
             if eid in seen:
                 repeats.append(row)
             else:
@@ -695,44 +718,48 @@ class _EventIngest:
         batch_id = s.batch
         # The UNIQUE id index decides: insert what is new, then look only at what was not.
         n = conn.executemany(
-            "INSERT OR IGNORE INTO events (id, type, subject, at, attrs, amends, hash, batch, line)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO events (id, type, subject, at, attrs, amends, batch, line)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         ).rowcount
         s.accepted += n
         if n == len(rows) and not repeats:
             return
         first = {r[0]: r for r in rows}
-        winner: dict[str, tuple[str, str | None, int | None]] = {}
+        # id -> (content, file, line) of the stored event; content as in a row: r[1:6]
+        winner: dict[str, tuple[tuple[Any, ...], str | None, int | None]] = {}
         if n < len(rows):
             for part in _in_chunks(list(first)):
                 q = ",".join("?" * len(part))
-                for eid, h, f, ln, bt in conn.execute(
-                    "SELECT e.id, e.hash, b.file, e.line, e.batch FROM events e LEFT JOIN batches b"
-                    f" ON b.id = e.batch WHERE e.id IN ({q})",
+                for eid, typ, subj, at, attrs, amends, f, ln, bt in conn.execute(
+                    "SELECT e.id, e.type, e.subject, e.at, e.attrs, e.amends, b.file, e.line,"
+                    f" e.batch FROM events e LEFT JOIN batches b ON b.id = e.batch WHERE e.id IN ({q})",
                     part,
                 ):
-                    winner[eid] = (h, f, ln)
+                    winner[eid] = ((typ, subj, at, attrs, amends), f, ln)
                     r = first[eid]
-                    if bt == batch_id and ln == r[8]:
+                    if bt == batch_id and ln == r[7]:
                         continue  # this row was inserted just now
                     self._judge(b, r, winner[eid], raw_of)
         for r in repeats:
             w = winner.get(r[0])
             if w is None:
                 w0 = first[r[0]]
-                w = (w0[6], s.file, w0[8])
+                w = (w0[1:6], s.file, w0[7])
             self._judge(b, r, w, raw_of)
 
     def _judge(
-        self, b: _Batch, row: tuple[Any, ...], earlier: tuple[str, str | None, int | None],
+        self, b: _Batch, row: tuple[Any, ...], earlier: tuple[tuple[Any, ...], str | None, int | None],
         raw_of: Callable[[int], Any],
     ) -> None:  # fmt: skip
-        """A row whose id is already taken: duplicate (same hash) or conflicting."""
-        if earlier[0] == row[6]:
+        """A row whose id is already taken: duplicate (same content) or conflicting.
+
+        Content is type, subject, time, canonical attributes and amends, so a JSON
+        Lines event and the same event as a CSV row are duplicates."""
+        if tuple(earlier[0]) == tuple(row[1:6]):
             b.s.duplicates += 1
             return
-        eid, line = row[0], row[8]
+        eid, line = row[0], row[7]
         b.conflict(
             line, eid,
             f"conflicts with event '{eid}' accepted earlier at {_earlier(earlier[1], earlier[2])}:"

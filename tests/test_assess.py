@@ -70,7 +70,7 @@ def entry(db, scheme, sid, points, when, grp="residents", reason="match"):
 
 def survey(db, scheme, eid, sid, respondent, score, when="2024-02-10T10:00:00"):
     db.execute(
-        "INSERT INTO events (id, type, subject, at, attrs, hash) VALUES (?, 'survey', ?, ?, ?, 'h')",
+        "INSERT INTO events (id, type, subject, at, attrs) VALUES (?, 'survey', ?, ?, ?)",
         [
             eid,
             sid,
@@ -191,7 +191,7 @@ def test_weighted_survey_composite_with_min(db, base_scheme, pm):
     survey(db, s, "s7", "M3", "residents", 100)  # no community survey: no value
     survey(db, s, "s8", "M1", "community", 10)  # withdrawn below: not counted
     db.execute(
-        "INSERT INTO events (id, type, subject, at, attrs, hash) VALUES ('w1', 'withdraw', 'M1', 0, ?, 'h')",
+        "INSERT INTO events (id, type, subject, at, attrs) VALUES ('w1', 'withdraw', 'M1', 0, ?)",
         [json.dumps({"target": "s8"})],
     )
     a = A(

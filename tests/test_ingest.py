@@ -63,7 +63,7 @@ def jl(*records) -> bytes:
 
 def events_table(db):
     return db.execute(
-        "SELECT id, type, subject, at, attrs, amends, hash FROM events ORDER BY id"
+        "SELECT id, type, subject, at, attrs, amends FROM events ORDER BY id"
     ).fetchall()
 
 

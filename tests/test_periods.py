@@ -61,7 +61,7 @@ def entry(db, scheme, sid, points, when, *, grp="residents", period=None, rule="
 
 def event(db, scheme, eid, when):
     db.execute(
-        "INSERT INTO events (id, type, subject, at, attrs, hash) VALUES (?, 'x', 'R1', ?, '{}', 'h')",
+        "INSERT INTO events (id, type, subject, at, attrs) VALUES (?, 'x', 'R1', ?, '{}')",
         [eid, t(scheme, when)],
     )
 
