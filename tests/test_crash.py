@@ -74,6 +74,11 @@ def ledger(db: Path) -> list[tuple]:
         ).fetchall()
 
 
+def index_names(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
 @pytest.mark.slow
 def test_kill_during_score_then_rerun_gives_the_same_ledger(county, tmp_path):
     clean = tmp_path / "clean.db"
@@ -98,6 +103,8 @@ def test_kill_during_score_then_rerun_gives_the_same_ledger(county, tmp_path):
         rows = ledger(crashed)
         # all or nothing: a killed run leaves no partial ledger
         assert rows in ([], expected)
+        # nor a ledger without the indexes the bulk run drops and rebuilds
+        assert {"entries_subject", "entries_event", "entries_ref"} <= index_names(crashed)
         if rows:
             break
     assert kills >= 1, "score finished before it could be killed; raise the event count"
@@ -120,6 +127,8 @@ def test_writer_process_and_single_process_give_the_same_ledger(county, tmp_path
     )  # fmt: skip
     gc(county, base, "score")  # 150k events: the writer-process path
     assert ledger(base) == ledger(single)
-    with sqlite3.connect(base) as conn:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"entries_subject", "entries_event"} <= names  # rebuilt after the bulk insert
+    # rebuilt after the bulk insert, the same as the migrations create them
+    with sqlite3.connect(base) as a, sqlite3.connect(single) as b:
+        q = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries'"
+        assert sorted(a.execute(q)) == sorted(b.execute(q))
+        assert {r[0] for r in a.execute(q)} == {"entries_subject", "entries_event", "entries_ref"}

@@ -468,3 +468,30 @@ def test_an_event_for_a_skipped_month_before_a_closed_one_is_late(fresh_db, engi
         "2024-04",
     )
     close_month(fresh_db, s, "2024-04")  # not blocked by February
+
+
+def test_same_attributes_give_per_subject_results_when_a_condition_reads_the_subject(
+    fresh_db, engine_scheme
+):
+    """The evaluator remembers what rules make of an attribute set; a condition on the
+    subject (here its tags) must still be tested for each event's own subject."""
+    veteran = {"id": "vet", "title": "退役军人志愿服务", "on": "volunteer", "points": 5,
+               "when": {"subject.tags": {"contains": "退役军人"}}}  # fmt: skip
+    long_shift = {"id": "long", "title": "长时志愿服务", "on": "volunteer", "points": 1,
+                  "when": {"attrs.hours": {"gte": 4}}}  # fmt: skip
+    s = engine_scheme(residents=[veteran, long_shift])
+    people = [
+        {"id": "P1", "groups": ["residents"], "name": "张三丰", "grid": "G1", "tags": ["退役军人"]},
+        {"id": "P2", "groups": ["residents"], "name": "李四", "grid": "G1"},
+    ]
+    put(fresh_db, s, [
+        ev("e1", "volunteer", "P1", "2024-03-01T09:00", hours=4),  # vet 5 + long 1
+        ev("e2", "volunteer", "P2", "2024-03-01T10:00", hours=4),  # long 1 only
+        ev("e3", "volunteer", "P1", "2024-03-01T11:00", hours=2),  # vet 5 only
+        ev("e4", "volunteer", "P2", "2024-03-01T12:00", hours=2),  # nothing
+    ], subjects=people)  # fmt: skip
+    score(fresh_db, s)
+    assert entries(fresh_db, "P1") == [
+        ("vet", 5, 5, "match"), ("long", 1, 1, "match"), ("vet", 5, 5, "match"),
+    ]  # fmt: skip
+    assert entries(fresh_db, "P2") == [("long", 1, 1, "match")]
