@@ -581,3 +581,39 @@ def test_worker_processes_give_the_same_result(tmp_path, scheme, monkeypatch, ch
         ))  # fmt: skip
     assert results[0] == results[1] == results[2]
     assert results[0][0] == (30, 3, 3, 4, 24)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(min_value=datetime(2023, 12, 31, 20), max_value=datetime(2024, 1, 1, 4)),
+            st.sampled_from(["+08:00", "-05:30", "+00:00", "+14:00"]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_ingest_hot_loop_times_with_offsets_agree_with_clock(scheme, times):
+    """The ingest loop caches each (hour, offset) it has seen: the same hour under
+    another offset, and every minute and second of it, must still come out exact."""
+    from scoring.ingest import _EventIngest
+
+    texts = [dt.replace(microsecond=0).isoformat() + off for dt, off in times]
+    items = [
+        (
+            n,
+            {
+                "id": f"E{n}",
+                "type": "council_meeting",
+                "subject": "P1",
+                "at": t,
+                "attrs": {"role": "speaker"},
+            },
+            None,
+        )
+        for n, t in enumerate(texts * 2, 1)  # twice: the second round reads the cache
+    ]
+    rows, _, rejects = _EventIngest(scheme, False).prepare(items, 1)
+    assert not rejects
+    assert [r[3] for r in rows] == [scheme.clock.parse_time(t) for t in texts * 2]
