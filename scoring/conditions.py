@@ -214,6 +214,18 @@ def condition_fields(cond: Any) -> list[tuple[str, str, Any, tuple[Any, ...]]]:
     return out
 
 
+# fields that read the event or the account's group, never the subject itself
+_EVENT_FIELDS = ("type", "subject.group")
+
+
+def reads_subject(cond: Any) -> bool:
+    """Whether a condition reads anything of the subject beyond its group (the
+    evaluator memoises the others by event attributes)."""
+    return any(
+        not (f.startswith("attrs.") or f in _EVENT_FIELDS) for f, *_ in condition_fields(cond)
+    )
+
+
 def operator_table() -> dict[str, Operator]:
     from .plugins import get_plugin_manager
 

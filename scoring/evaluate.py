@@ -29,11 +29,10 @@ import orjson
 import sqlite_utils
 
 from .compile import CompiledRule, CompiledScheme, compile_scheme
-from .conditions import SubjectView, condition_fields
+from .conditions import SubjectView, reads_subject
 from .durations import PERIOD_KINDS
 from .errors import GridcreditError
 from .ledger import (
-    CORRECTIONS,
     ENTRY_COLUMNS,
     ENTRY_INDEXES,
     capped_tier,
@@ -214,15 +213,7 @@ def _ledger_writer(
         conn.close()
 
 
-_MEMO_FIELDS = ("type", "subject.group")
 _NO_SUBJECT = SubjectView(id="")  # what a memoised (attribute-only) condition is given
-
-
-def _reads_subject(when: Any) -> bool:
-    """Whether a condition reads anything of the subject beyond its group."""
-    return any(
-        not (f.startswith("attrs.") or f in _MEMO_FIELDS) for f, *_ in condition_fields(when)
-    )
 
 
 @dataclass
@@ -259,7 +250,7 @@ class Engine:
         self._memo: dict[tuple[str, tuple[str, ...], str], list[tuple]] = {}
         # rules whose condition reads the subject: tested per event, not memoised
         self._subject_rules = frozenset(
-            c.id for c in self.compiled.rules if c.rule.when and _reads_subject(c.rule.when)
+            c.id for c in self.compiled.rules if c.rule.when and reads_subject(c.rule.when)
         )
         self._spans: dict[str, list[Any]] = {k: [0, 0, ""] for k in PERIOD_KINDS}
         self._prune_at = PRUNE_MIN
@@ -521,7 +512,7 @@ class Engine:
         if not row or not row[2] or self.conn.in_transaction:
             return None
         last = get_state(self.db, "last_scored")
-        if last and tuple(first) <= tuple(orjson.loads(last)):
+        if last and first <= tuple(orjson.loads(last)):
             return None  # a rewind: done in this process, in one transaction
         return str(row[2])
 
@@ -534,7 +525,7 @@ class Engine:
         last_key = tuple(orjson.loads(last)) if last else None
         self.late_by_month: dict[str, int] = defaultdict(int)
         open_start = self._open_start(closed_months(self.db))
-        if last_key is not None and tuple(first) <= last_key:
+        if last_key is not None and first <= last_key:
             # an event sorts before work already done: rewind open months from there
             rewind_at, rewind_id = first
             self.summary.rewound_from = rewind_id
@@ -569,10 +560,10 @@ class Engine:
         for c in self.compiled.rules:
             if c.id in self.repairable:
                 c.shape = GENERAL  # their penalties are tracked in _post for credit repair
-        # corrections are few and under a partial index (ledger.CORRECTIONS)
+        # corrections are few and under a partial index (ledger.corrections)
         targets: set[str] = set()
         for etype, amends, attrs in conn.execute(
-            f"SELECT type, amends, attrs FROM events WHERE {where} AND {CORRECTIONS}", params
+            f"SELECT type, amends, attrs FROM events WHERE {where} AND {corrections()}", params
         ):
             if amends:
                 targets.add(amends)

@@ -756,7 +756,7 @@ class _EventIngest:
 
         Content is type, subject, time, canonical attributes and amends, so a JSON
         Lines event and the same event as a CSV row are duplicates."""
-        if tuple(earlier[0]) == tuple(row[1:6]):
+        if tuple(earlier[0]) == tuple(row[1:6]):  # rows from worker processes are lists
             b.s.duplicates += 1
             return
         eid, line = row[0], row[7]

@@ -119,18 +119,16 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 # Events that correct others (amendments, withdrawals, objections): few, and the
 # scorer looks them up before every run. A partial index keeps that lookup off the
-# full table scan; ``CORRECTIONS`` must be repeated verbatim in queries that use it.
-CORRECTIONS = "(amends IS NOT NULL OR type IN ('withdraw', 'objection'))"
-
-
-def corrections(table: str) -> str:
-    """``CORRECTIONS`` for a query that names the events table ``table``."""
-    return f"({table}.amends IS NOT NULL OR {table}.type IN ('withdraw', 'objection'))"
+# full table scan; queries that use it must repeat this term (``corrections()``).
+def corrections(alias: str = "") -> str:
+    """The partial index's WHERE term, its columns qualified by ``alias`` if given."""
+    t = f"{alias}." if alias else ""
+    return f"({t}amends IS NOT NULL OR {t}type IN ('withdraw', 'objection'))"
 
 
 @migrations()
 def m002_corrections_index(db: sqlite_utils.Database) -> None:
-    db.execute(f"CREATE INDEX events_corrections ON events (seq) WHERE {CORRECTIONS}")
+    db.execute(f"CREATE INDEX events_corrections ON events (seq) WHERE {corrections()}")
 
 
 @migrations()
