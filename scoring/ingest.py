@@ -53,6 +53,7 @@ from typing import Any, Protocol, cast
 
 import orjson
 
+from .bulk import paused_gc
 from .errors import InputError, Problem
 from .model import AttrSpec, EventType, Scheme
 
@@ -1086,15 +1087,10 @@ def _run(
         from .errors import UsageError
 
         raise UsageError(f"unknown input kind {kind!r}; use one of {', '.join(KINDS)}")
-    gc_was = gc.isenabled()
-    gc.disable()  # millions of short-lived tuples and no cycles: the collector only costs time
-    try:
+    with paused_gc():
         return _run_batch(
             conn, scheme, items, summary, kind=kind, text=text, bar=bar, t0=t0, parallel=parallel
         )
-    finally:
-        if gc_was:
-            gc.enable()
 
 
 def _run_batch(
@@ -1191,21 +1187,26 @@ def _worker_chunk(args: tuple[int, int, list[bytes]]) -> bytes:
 
 
 def default_workers() -> int:
-    """Worker processes for a large file: one per idle core beyond this one, at most 4.
+    """Worker processes for a large file: one per core beyond this one, at most 4.
 
-    0 without ``fork`` or without an idle core (by the load average): on a
-    busy machine workers only compete with the writer for the same cores.
+    0 without ``fork``, on one core, or when the machine is oversubscribed (a
+    load average above the core count): then workers only compete with the
+    writer. The load average is not read as idle cores: it trails by a minute and
+    counts this process's own work just before (a demo's generator, an earlier
+    file), which on two cores would wrongly leave the writer to check every
+    record itself (a seventh slower at 1M events).
     """
     import multiprocessing
 
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 0
     cores = os.cpu_count() or 1
+    if "fork" not in multiprocessing.get_all_start_methods() or cores < 2:
+        return 0
     try:
-        idle = cores - os.getloadavg()[0]
+        if os.getloadavg()[0] > cores:
+            return 0
     except OSError:
-        idle = cores - 1
-    return max(0, min(4, cores - 1, int(idle)))
+        pass
+    return min(4, cores - 1)
 
 
 def _events_in_workers(b: _Batch, scheme: Scheme, path: Path, pool: Any, bar: Any) -> None:

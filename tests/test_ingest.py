@@ -583,6 +583,19 @@ def test_worker_processes_give_the_same_result(tmp_path, scheme, monkeypatch, ch
     assert results[0][0] == (30, 3, 3, 4, 24)
 
 
+@pytest.mark.parametrize(
+    ("cores", "load", "expected"),
+    [(2, 0.0, 1), (2, 1.7, 1), (2, 2.5, 0), (1, 0.0, 0), (8, 3.0, 4)],
+)
+def test_default_workers_reads_the_load_against_the_cores(monkeypatch, cores, load, expected):
+    """A load average of 1.7 on two cores is mostly this process's own work just
+    before (the demo's generator): it still gets a worker. Only an oversubscribed
+    machine (load above the cores) or a single core checks records in-process."""
+    monkeypatch.setattr(ingest.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(ingest.os, "getloadavg", lambda: (load, load, load))
+    assert ingest.default_workers() == expected
+
+
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
