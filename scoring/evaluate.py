@@ -16,6 +16,7 @@ See docs/design.md for the entry columns and SPEC §4 for the semantics.
 
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 import os
 import sqlite3
@@ -28,7 +29,8 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from .compile import CompiledRule, CompiledScheme, compile_scheme
+from .bulk import paused_gc
+from .compile import FAR_FUTURE, FAR_PAST, CompiledRule, CompiledScheme, compile_scheme
 from .conditions import SubjectView, reads_subject
 from .durations import PERIOD_KINDS
 from .errors import GridcreditError
@@ -50,7 +52,6 @@ _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
 FLUSH_EVERY = 20_000
 MEMO_MAX = 200_000  # distinct (type, groups, attributes) remembered before starting afresh
 INLINE, APPLY, PER_EVENT = 0, 1, 2  # how a memoised step is carried out (see Engine._steps)
-PRUNE_MIN = 100_000  # cap counters kept before ended periods' are dropped
 BULK_EVENTS = 20_000  # runs this big append through a writer process
 _STATE_SQL = "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)"
 
@@ -221,6 +222,9 @@ class _Subject:
     view: SubjectView
     groups: tuple[str, ...]
     kind: str
+    # (id, group) per group: the same key objects on every event, so the scorer's dicts
+    # compare keys by identity instead of by content (ids read from SQLite are new strings)
+    keys: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class Engine:
@@ -246,14 +250,20 @@ class Engine:
             for t in c.rule.on:
                 self.by_type_group.setdefault((t, c.group), []).append(c)
         self.system_types = frozenset((REDEEM, WITHDRAW, OBJECTION))
-        # (type, groups, attrs JSON) -> steps; see _steps
+        # Rule versions take effect and end at these instants; between two of them (an
+        # era: [start, end]) the same rules are in force, so what they make of an event
+        # is memoised for the era: (type, groups, attrs JSON) -> steps (see _steps).
+        self._era_bounds = sorted(
+            {t for c in self.compiled.rules for t in (c.start, c.end) if FAR_PAST < t < FAR_FUTURE}
+        )
+        self._era = [0, 0]
         self._memo: dict[tuple[str, tuple[str, ...], str], list[tuple]] = {}
         # rules whose condition reads the subject: tested per event, not memoised
         self._subject_rules = frozenset(
             c.id for c in self.compiled.rules if c.rule.when and reads_subject(c.rule.when)
         )
+        # [start, end, key] of the period of each kind last looked at
         self._spans: dict[str, list[Any]] = {k: [0, 0, ""] for k in PERIOD_KINDS}
-        self._prune_at = PRUNE_MIN
         self._late_seen: set[str] = set()
         self.rules_by_id = {c.id: c for c in self.compiled.rules}
 
@@ -281,7 +291,7 @@ class Engine:
                 links=orjson.loads(links) if links else {},
             )
             gs = tuple(sorted(groups.get(sid, []), key=lambda g: order.get(g, 999)))
-            self.subjects[sid] = _Subject(view, gs, kind or "person")
+            self.subjects[sid] = _Subject(view, gs, kind or "person", {g: (sid, g) for g in gs})
 
     def _load_state(self, since: int) -> None:
         """Rebuild caps, escalation windows, wallets and stock from the ledger."""
@@ -289,7 +299,9 @@ class Engine:
         self.wallet: dict[tuple[str, str], int] = defaultdict(int)
         for s, g, w in q("SELECT subject, grp, SUM(wallet) FROM entries GROUP BY subject, grp"):
             self.wallet[(s, g)] = w or 0
-        self.usage: dict[tuple, list[int]] = {}
+        # cap counters by (trial, rule, subject, group): [period, points, matches] of the
+        # latest period; a new period starts it afresh, so none is ever pruned
+        self.usage: dict[tuple, list[Any]] = {}
         self.matches: dict[tuple, list[int]] = defaultdict(list)
         capped_rules = {c.id: c for c in self.compiled.rules if c.cap_per}
         esc_rules = {c.id: c for c in self.compiled.rules if c.esc_steps}
@@ -310,14 +322,18 @@ class Engine:
                 ):
                     capped = capped_rules.get(rule)
                     if capped is not None and capped.cap_per:
-                        key = (trial, rule, s, g, self._period(at, capped.cap_per))
-                        u = self.usage.setdefault(key, [0, 0])
-                        if reason == "match":
-                            u[0] += abs(pts)
-                            u[1] += 1
+                        pk = self._period(at, capped.cap_per)
+                        u = self.usage.get((trial, rule, s, g))
+                        if u is None or u[0] < pk:
+                            u = self.usage[(trial, rule, s, g)] = [pk, 0, 0]
+                        if u[0] != pk:
+                            pass  # a reversal of an entry in a period already over
+                        elif reason == "match":
+                            u[1] += abs(pts)
+                            u[2] += 1
                         elif reason == "reversal" and undone == "match":
-                            u[0] -= abs(pts)
-                            u[1] -= 1
+                            u[1] -= abs(pts)
+                            u[2] -= 1
                     if rule in esc_rules and reason in ("match", "capped"):
                         self.matches[(trial, rule, s, g)].append(at)
                     elif (
@@ -369,31 +385,16 @@ class Engine:
 
     # --- helpers -----------------------------------------------------------
 
-    def _forget_past_caps(self, now: int) -> None:
-        """Drop cap counters of periods that have ended: events come in time order,
-        so only the current day, week, month... can still be capped. Keeps memory
-        flat however many events a run has: a scan whenever the counters have doubled
-        since the last one, so its cost per counter stays constant."""
-        if len(self.usage) < self._prune_at:
-            return
-        from .durations import period_kind
-
-        now_by_kind = {kind: self.clock.period(now, kind) for kind in PERIOD_KINDS}
-        current = set(now_by_kind.values())
-        ended: dict[str, bool] = {}
-        stale = []
-        for k in self.usage:
-            pk = k[4]
-            if pk in current:
-                continue
-            gone = ended.get(pk)
-            if gone is None:  # an ended period, never a future one (a late rewind's)
-                gone = ended[pk] = pk < now_by_kind[period_kind(pk)]
-            if gone:
-                stale.append(k)
-        for k in stale:
-            del self.usage[k]
-        self._prune_at = max(PRUNE_MIN, 2 * len(self.usage))
+    def _counter(self, period: str, key: tuple) -> list[Any]:
+        """The cap counter ``[period, points, matches]`` of ``key`` (trial, rule,
+        subject, group) for ``period``. Events come in time order, so a period other
+        than the counter's is a later one: the cap starts afresh."""
+        u = self.usage.get(key)
+        if u is None:
+            u = self.usage[key] = [period, 0, 0]
+        elif u[0] != period:
+            u[:] = [period, 0, 0]
+        return u
 
     def _period(self, at: int, kind: str) -> str:
         key = (kind, at // 900)
@@ -472,19 +473,20 @@ class Engine:
         if top <= done:
             self.summary.seconds = time.perf_counter() - t0
             return self.summary
-        first, in_order = self._scan_new(done)
-        path = self._bulk_path(done, top, first)
-        if path:
-            # read-only here; the child process writes and commits (see _LedgerWriter)
-            self._run(done, top, first, in_order, bulk_path=path)
-        else:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._run(done, top, first, in_order)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with paused_gc():
+            first, in_order = self._scan_new(done)
+            path = self._bulk_path(done, top, first)
+            if path:
+                # read-only here; the child process writes and commits (see _LedgerWriter)
+                self._run(done, top, first, in_order, bulk_path=path)
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._run(done, top, first, in_order)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
         self.summary.seconds = time.perf_counter() - t0
         return self.summary
 
@@ -604,7 +606,6 @@ class Engine:
                     break
                 self._score_rows(rows)
                 last_row = rows[-1]
-                self._forget_past_caps(last_row[3])
                 if len(self.buf) >= FLUSH_EVERY:
                     self._flush()
             self._flush_redemptions()
@@ -647,18 +648,33 @@ class Engine:
         start, _ = self.clock.period_bounds(next_month(max(closed)))
         return start
 
-    def _steps(self, etype: str, groups: tuple[str, ...], attrs_json: str) -> list[tuple]:
-        """What the rules make of one (type, groups, attributes): memoised, since most
-        events repeat a few attribute sets. Each step is ``(group, rule, points, mode)``:
-        mode ``INLINE`` has the points of a matched common-shape rule, ``APPLY`` a matched
-        rule with other effects, ``PER_EVENT`` a rule whose condition reads the subject
-        (tested for each event). Rules that cannot match are left out."""
-        if len(self._memo) >= MEMO_MAX:
-            self._memo.clear()
+    def _enter_era(self, at: int) -> None:
+        """Make the era holding ``at`` current; the memo starts afresh (in place, so
+        loops that hold it see the change)."""
+        bounds = self._era_bounds
+        i = bisect.bisect_right(bounds, at)
+        self._era[:] = [
+            bounds[i - 1] if i else FAR_PAST,
+            bounds[i] if i < len(bounds) else FAR_FUTURE,
+        ]
+        self._memo.clear()
+
+    def _steps(self, etype: str, groups: tuple[str, ...], attrs_json: str, at: int) -> list[tuple]:
+        """What the rules in force at ``at`` make of one (type, groups, attributes):
+        memoised for the era, since most events repeat a few attribute sets. Each step
+        is ``(group, rule, points, mode)``: mode ``INLINE`` has the points of a matched
+        common-shape rule, ``APPLY`` a matched rule with other effects, ``PER_EVENT`` a
+        rule whose condition reads the subject (tested for each event). Rules that
+        cannot match or are not in force are left out."""
+        memo = self._memo
+        if len(memo) >= MEMO_MAX:
+            memo.clear()
         attrs = orjson.loads(attrs_json)
         steps: list[tuple] = []
         for g in groups:
             for c in self.by_type_group.get((etype, g), ()):
+                if not (c.start <= at < c.end):
+                    continue
                 if c.id in self._subject_rules:
                     steps.append((g, c, None, PER_EVENT))
                     continue
@@ -670,7 +686,7 @@ class Engine:
                 pts = c.points(attrs)  # type: ignore[misc]  # never None for these shapes
                 if pts:
                     steps.append((g, c, pts, INLINE))
-        self._memo[(etype, groups, attrs_json)] = steps
+        memo[(etype, groups, attrs_json)] = steps
         return steps
 
     def _spans_of(self, at: int, kind: str) -> list[Any]:
@@ -689,12 +705,12 @@ class Engine:
         buf = self.buf
         fixed = self.fixed
         wallet = self.wallet
-        usage = self.usage
         latest = self.calendar.latest  # months up to the latest closed one are history
         n = 0
         targets = self.targets
         system = self.system_types
         by_type = self.compiled.by_type
+        era = self._era
         memo = self._memo
         steps_of = self._steps
         spans = self._spans
@@ -702,6 +718,7 @@ class Engine:
         month = spans["month"]  # events come in time order: the month rarely changes
         skip = self.skip_amended
         special = skip | targets  # one set lookup per event on the common path
+        usage = self.usage
         capped_n = 0
         for eid, etype, sid, at, attrs_json, amends in rows:
             n += 1
@@ -724,16 +741,17 @@ class Engine:
                 if etype in by_type:
                     self._unknown_subject(eid, sid)
                 continue
+            sid = subj.view.id  # the stored id object: the dict keys below hold it
+            if not (era[0] <= at < era[1]):
+                self._enter_era(at)
             steps = memo.get((etype, subj.groups, attrs_json))
             if steps is None:
-                steps = steps_of(etype, subj.groups, attrs_json)
+                steps = steps_of(etype, subj.groups, attrs_json, at)
             if not steps:
                 continue
             period = None
             attrs = None
             for grp, c, pts, mode in steps:
-                if not (c.start <= at < c.end):
-                    continue
                 if mode == PER_EVENT:
                     if attrs is None:
                         attrs = loads(attrs_json)
@@ -763,18 +781,20 @@ class Engine:
                     span = spans[c.cap_per]  # type: ignore[index]  # set for capped rules
                     if not (span[0] <= at < span[1]):
                         span = spans_of(at, c.cap_per)  # type: ignore[arg-type]
-                    key = (False, c.id, sid, grp, span[2])
+                    key = (False, c.id, sid, grp)
                     u = usage.get(key)
                     if u is None:
-                        u = usage[key] = [0, 0]
-                    if c.max_count is not None and u[1] >= c.max_count:
+                        u = usage[key] = [span[2], 0, 0]
+                    elif u[0] != span[2]:
+                        u[:] = [span[2], 0, 0]  # a new period
+                    if c.max_count is not None and u[2] >= c.max_count:
                         capped_n += 1
                         buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period,
                                     "capped", None, None, None, None, c.count_note))  # fmt: skip
                         continue
                     note = None
                     if c.max_points is not None:
-                        left = c.max_points - u[0]
+                        left = c.max_points - u[1]
                         if left <= 0:
                             capped_n += 1
                             buf.append((sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at,
@@ -784,11 +804,11 @@ class Engine:
                             cut = left if pts > 0 else -left
                             note = f"cut from {pts} to {cut} by {c.points_note[:-8]}"
                             pts = cut
-                    u[0] += abs(pts)
-                    u[1] += 1
+                    u[1] += abs(pts)
+                    u[2] += 1
                 else:
                     note = None
-                sg = (sid, grp)
+                sg = subj.keys[grp]
                 if pts > 0 and c.wallet is not False:
                     wallet[sg] += pts
                     buf.append((sid, grp, "score+wallet", pts, pts, c.id, c.pack_hash, eid, at,
@@ -837,14 +857,11 @@ class Engine:
         capped = False
         note = None
         if c.cap_per:
-            key = (trial, c.id, sid, grp, self._period(at, c.cap_per))
-            u = self.usage.get(key)
-            if u is None:
-                u = self.usage[key] = [0, 0]
-            if c.max_count is not None and u[1] >= c.max_count:
+            u = self._counter(self._period(at, c.cap_per), (trial, c.id, sid, grp))
+            if c.max_count is not None and u[2] >= c.max_count:
                 capped, note = True, c.count_note
             elif c.max_points is not None:
-                left = c.max_points - u[0]
+                left = c.max_points - u[1]
                 if left <= 0:
                     capped, note = True, c.points_note
                 elif abs(pts) > left:
@@ -852,8 +869,8 @@ class Engine:
                     note = f"cut from {pts} to {cut} by {c.points_note[:-8]}"
                     pts = cut
             if not capped:
-                u[0] += abs(pts)
-                u[1] += 1
+                u[1] += abs(pts)
+                u[2] += 1
         if capped:
             self.summary.capped += 1
             capped_row: tuple = (sid, grp, "score", 0, 0, c.id, c.pack_hash, eid, at, period, "capped",
@@ -1007,10 +1024,10 @@ class Engine:
         c = self.rules_by_id.get(rule)
         if reason in ("match", "capped") and c is not None:
             if c.cap_per and reason == "match":
-                u = self.usage.get((False, rule, s, g, self._period(oat, c.cap_per)))
-                if u:
-                    u[0] -= abs(pts)
-                    u[1] -= 1
+                u = self.usage.get((False, rule, s, g))
+                if u and u[0] == self._period(oat, c.cap_per):
+                    u[1] -= abs(pts)
+                    u[2] -= 1
             if c.esc_steps:
                 times = self.matches.get((False, rule, s, g))
                 if times and oat in times:

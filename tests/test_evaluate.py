@@ -495,3 +495,66 @@ def test_same_attributes_give_per_subject_results_when_a_condition_reads_the_sub
         ("vet", 5, 5, "match"), ("long", 1, 1, "match"), ("vet", 5, 5, "match"),
     ]  # fmt: skip
     assert entries(fresh_db, "P2") == [("long", 1, 1, "match")]
+
+
+def test_withdrawing_an_earlier_days_match_leaves_todays_cap_alone(fresh_db, engine_scheme):
+    """A reversal gives cap room back in the period of the entry it undoes, not in
+    the period the counter has moved on to."""
+    sorting = {"id": "sort", "title": "垃圾分类", "on": "sorting", "points": 1,
+               "limit": {"max_count": 1, "per": "day"}}  # fmt: skip
+    s = engine_scheme(residents=[sorting])
+    put(fresh_db, s, [
+        ev("s1", "sorting", "P1", "2024-03-01T08:00"),                  # day 1: match
+        ev("s2", "sorting", "P1", "2024-03-02T08:00"),                  # day 2: match
+        ev("w", "withdraw", "P1", "2024-03-02T09:00", target="s1"),     # undoes day 1's
+        ev("s3", "sorting", "P1", "2024-03-02T10:00"),                  # day 2 still full
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [
+        (1, "match"), (1, "match"), (-1, "reversal"), (0, "capped"),
+    ]  # fmt: skip
+
+
+def test_a_cap_counted_in_one_run_holds_in_the_next_run_of_the_same_day(fresh_db, engine_scheme):
+    sorting = {"id": "sort", "title": "垃圾分类", "on": "sorting", "points": 1,
+               "limit": {"max_count": 2, "per": "day"}}  # fmt: skip
+    s = engine_scheme(residents=[sorting])
+    put(fresh_db, s, [
+        ev("s1", "sorting", "P1", "2024-03-01T08:00"),
+        ev("s2", "sorting", "P1", "2024-03-02T08:00"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    put(fresh_db, s, [
+        ev("s3", "sorting", "P1", "2024-03-02T09:00"),  # day 2's second: match
+        ev("s4", "sorting", "P1", "2024-03-02T10:00"),  # day 2's third: capped
+        ev("s5", "sorting", "P1", "2024-03-03T08:00"),  # day 3 starts afresh
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [e[3] for e in entries(fresh_db, "P1")] == [
+        "match", "match", "match", "capped", "match",
+    ]  # fmt: skip
+
+
+def test_score_pauses_the_garbage_collector_and_restores_it(fresh_db, engine_scheme, monkeypatch):
+    """Scoring makes millions of short-lived tuples and no cycles: the cyclic
+    collector is off while events are scored (it cost a quarter of the loop) and
+    back on afterwards."""
+    import gc
+
+    from scoring import evaluate
+
+    seen: list[bool] = []
+    inner = evaluate.Engine._score_rows
+
+    def spy(self, rows):
+        seen.append(gc.isenabled())
+        return inner(self, rows)
+
+    monkeypatch.setattr(evaluate.Engine, "_score_rows", spy)
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [ev("e1", "volunteer", "P1", "2024-03-01", hours=2)])
+    assert gc.isenabled()
+    score(fresh_db, s)
+    assert seen == [False]
+    assert gc.isenabled()
+    assert entries(fresh_db, "P1") == [("vol", 4, 4, "match")]
