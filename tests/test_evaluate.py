@@ -558,3 +558,38 @@ def test_score_pauses_the_garbage_collector_and_restores_it(fresh_db, engine_sch
     assert seen == [False]
     assert gc.isenabled()
     assert entries(fresh_db, "P1") == [("vol", 4, 4, "match")]
+
+
+def test_compact_and_full_entry_rows_insert_in_order_as_the_same_entries():
+    """Common entries travel as (subject, points, wallet, event, at, period, kind);
+    a batch mixing them with full rows must give the ledger the full rows give."""
+    from scoring import evaluate, ledger
+
+    full = [
+        ("P1", "residents", "score+wallet", 2, 2, "vol", "h1", "e1", 100, "2024-03", "match",
+         None, None, None, None, None),
+        ("P1", "residents", "score", 0, 0, "vol", "h1", "e2", 200, "2024-03", "capped",
+         None, None, None, None, "capped: 40 points a month"),
+        ("P2", "residents", "score", -5, 0, "park", "h1", "e3", 300, "2024-03", "match",
+         None, 1700000000, None, None, None),
+        ("P1", "residents", "score+wallet", 2, 2, "vol", "h1", "e4", 400, "2024-04", "match",
+         None, None, None, None, None),
+    ]  # fmt: skip
+    kinds = [("residents", "score+wallet", "vol", "h1", "match", None),
+             ("residents", "score", "vol", "h1", "capped", "capped: 40 points a month")]  # fmt: skip
+    mixed = [
+        ("P1", 2, 2, "e1", 100, "2024-03", 0),
+        ("P1", 0, 0, "e2", 200, "2024-03", 1),
+        full[2],  # expiring: no kind for it, so in full
+        ("P1", 2, 2, "e4", 400, "2024-04", 0),
+    ]
+    got = []
+    for rows in (full, mixed):
+        db = ledger.memory_db()
+        db.execute(evaluate._KIND_DDL)
+        db.conn.executemany(evaluate._INSERT_KIND, [(i, *k) for i, k in enumerate(kinds)])
+        evaluate._execute(db.conn, evaluate.ENTRIES, rows)
+        got.append(db.execute("SELECT * FROM entries ORDER BY id").fetchall())
+    assert got[0] == got[1]
+    assert [r[0] for r in got[1]] == [1, 2, 3, 4]
+    assert [r[8] for r in got[1]] == ["e1", "e2", "e3", "e4"]
