@@ -80,7 +80,11 @@ def index_names(db: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_kill_during_score_then_rerun_gives_the_same_ledger(county, tmp_path):
+@pytest.mark.parametrize("reindex", [False, True], ids=["live-indexes", "rebuilt-indexes"])
+def test_kill_during_score_then_rerun_gives_the_same_ledger(county, tmp_path, monkeypatch, reindex):
+    # 150k events: below REINDEX_ABOVE the writer keeps the indexes live; a lower
+    # threshold takes the drop-and-rebuild path of big runs
+    monkeypatch.setenv("GRIDCREDIT_REINDEX_ABOVE", "1000" if reindex else "")
     clean = tmp_path / "clean.db"
     gc(county, clean, "ingest", "-q", str(county / "subjects.jsonl"), str(county / "events.jsonl"))
     crashed = tmp_path / "crashed.db"
@@ -103,7 +107,7 @@ def test_kill_during_score_then_rerun_gives_the_same_ledger(county, tmp_path):
         rows = ledger(crashed)
         # all or nothing: a killed run leaves no partial ledger
         assert rows in ([], expected)
-        # nor a ledger without the indexes the bulk run drops and rebuilds
+        # nor a ledger without the indexes a big run drops and rebuilds
         assert {"entries_subject", "entries_event", "entries_ref"} <= index_names(crashed)
         if rows:
             break
@@ -115,7 +119,11 @@ def test_kill_during_score_then_rerun_gives_the_same_ledger(county, tmp_path):
 
 
 @pytest.mark.slow
-def test_writer_process_and_single_process_give_the_same_ledger(county, tmp_path):
+@pytest.mark.parametrize("reindex", [False, True], ids=["live-indexes", "rebuilt-indexes"])
+def test_writer_process_and_single_process_give_the_same_ledger(
+    county, tmp_path, monkeypatch, reindex
+):
+    monkeypatch.setenv("GRIDCREDIT_REINDEX_ABOVE", "1000" if reindex else "")
     base = tmp_path / "base.db"
     gc(county, base, "ingest", "-q", str(county / "subjects.jsonl"), str(county / "events.jsonl"))
     single = tmp_path / "single.db"
@@ -127,7 +135,7 @@ def test_writer_process_and_single_process_give_the_same_ledger(county, tmp_path
     )  # fmt: skip
     gc(county, base, "score")  # 150k events: the writer-process path
     assert ledger(base) == ledger(single)
-    # rebuilt after the bulk insert, the same as the migrations create them
+    # kept, or rebuilt after the bulk insert, the same as the migrations create them
     with sqlite3.connect(base) as a, sqlite3.connect(single) as b:
         q = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries'"
         assert sorted(a.execute(q)) == sorted(b.execute(q))

@@ -593,3 +593,18 @@ def test_compact_and_full_entry_rows_insert_in_order_as_the_same_entries():
     assert got[0] == got[1]
     assert [r[0] for r in got[1]] == [1, 2, 3, 4]
     assert [r[8] for r in got[1]] == ["e1", "e2", "e3", "e4"]
+
+
+def test_big_runs_rebuild_the_entry_indexes_only_beyond_a_million_entries(monkeypatch):
+    """Up to about a million entries the writer keeps the indexes live while the
+    evaluator is busy anyway; a bigger first load drops and rebuilds them; a run
+    small against its ledger never does."""
+    from scoring.evaluate import _rebuilds_indexes
+
+    monkeypatch.delenv("GRIDCREDIT_REINDEX_ABOVE", raising=False)
+    assert not _rebuilds_indexes(1_000_000, 0)
+    assert _rebuilds_indexes(2_000_000, 0)
+    assert _rebuilds_indexes(10_000_000, 1_000_000)
+    assert not _rebuilds_indexes(1_000_000, 10_000_000)
+    monkeypatch.setenv("GRIDCREDIT_REINDEX_ABOVE", "1000")
+    assert _rebuilds_indexes(150_000, 0)
