@@ -275,6 +275,10 @@ class _Subject:
     # (id, group) per group: the same key objects on every event, so the scorer's dicts
     # compare keys by identity instead of by content (ids read from SQLite are new strings)
     keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # cap counters by rule id (a rule scores one group): [period, points, matches] of
+    # the latest period; a new period starts one afresh, so none is ever pruned
+    caps: dict[str, list[Any]] = field(default_factory=dict)
+    trial_caps: dict[str, list[Any]] = field(default_factory=dict)
 
 
 class Engine:
@@ -352,9 +356,7 @@ class Engine:
         self.wallet: dict[tuple[str, str], int] = defaultdict(int)
         for s, g, w in q("SELECT subject, grp, SUM(wallet) FROM entries GROUP BY subject, grp"):
             self.wallet[(s, g)] = w or 0
-        # cap counters by (trial, rule, subject, group): [period, points, matches] of the
-        # latest period; a new period starts it afresh, so none is ever pruned
-        self.usage: dict[tuple, list[Any]] = {}
+        self._other_caps: dict[tuple[bool, str], dict[str, list[Any]]] = {}
         self.matches: dict[tuple, list[int]] = defaultdict(list)
         capped_rules = {c.id: c for c in self.compiled.rules if c.cap_per}
         esc_rules = {c.id: c for c in self.compiled.rules if c.esc_steps}
@@ -376,9 +378,10 @@ class Engine:
                     capped = capped_rules.get(rule)
                     if capped is not None and capped.cap_per:
                         pk = self._period(at, capped.cap_per)
-                        u = self.usage.get((trial, rule, s, g))
+                        caps = self._caps_of(s, trial)
+                        u = caps.get(rule)
                         if u is None or u[0] < pk:
-                            u = self.usage[(trial, rule, s, g)] = [pk, 0, 0]
+                            u = caps[rule] = [pk, 0, 0]
                         if u[0] != pk:
                             pass  # a reversal of an entry in a period already over
                         elif reason == "match":
@@ -438,13 +441,21 @@ class Engine:
 
     # --- helpers -----------------------------------------------------------
 
-    def _counter(self, period: str, key: tuple) -> list[Any]:
-        """The cap counter ``[period, points, matches]`` of ``key`` (trial, rule,
-        subject, group) for ``period``. Events come in time order, so a period other
-        than the counter's is a later one: the cap starts afresh."""
-        u = self.usage.get(key)
+    def _caps_of(self, sid: str, trial: bool) -> dict[str, list[Any]]:
+        """The cap counters of a subject, by rule id (see _Subject.caps)."""
+        subj = self.subjects.get(sid)
+        if subj is None:  # entries of a subject no longer listed
+            return self._other_caps.setdefault((trial, sid), {})
+        return subj.trial_caps if trial else subj.caps
+
+    def _counter(self, period: str, sid: str, rule: str, trial: bool) -> list[Any]:
+        """The cap counter ``[period, points, matches]`` of a subject under a rule for
+        ``period``. Events come in time order, so a period other than the counter's
+        is a later one: the cap starts afresh."""
+        caps = self._caps_of(sid, trial)
+        u = caps.get(rule)
         if u is None:
-            u = self.usage[key] = [period, 0, 0]
+            u = caps[rule] = [period, 0, 0]
         elif u[0] != period:
             u[:] = [period, 0, 0]
         return u
@@ -804,7 +815,6 @@ class Engine:
         month = spans["month"]  # events come in time order: the month rarely changes
         skip = self.skip_amended
         special = skip | targets  # one set lookup per event on the common path
-        usage = self.usage
         capped_n = 0
         for eid, etype, sid, at, attrs_json, amends in rows:
             n += 1
@@ -867,10 +877,9 @@ class Engine:
                     span = spans[c.cap_per]  # type: ignore[index]  # set for capped rules
                     if not (span[0] <= at < span[1]):
                         span = spans_of(at, c.cap_per)  # type: ignore[arg-type]
-                    key = (False, c.id, sid, grp)
-                    u = usage.get(key)
+                    u = subj.caps.get(c.id)
                     if u is None:
-                        u = usage[key] = [span[2], 0, 0]
+                        u = subj.caps[c.id] = [span[2], 0, 0]
                     elif u[0] != span[2]:
                         u[:] = [span[2], 0, 0]  # a new period
                     if c.max_count is not None and u[2] >= c.max_count:
@@ -947,7 +956,7 @@ class Engine:
         capped = False
         note = None
         if c.cap_per:
-            u = self._counter(self._period(at, c.cap_per), (trial, c.id, sid, grp))
+            u = self._counter(self._period(at, c.cap_per), sid, c.id, trial)
             if c.max_count is not None and u[2] >= c.max_count:
                 capped, note = True, c.count_note
             elif c.max_points is not None:
@@ -1114,7 +1123,7 @@ class Engine:
         c = self.rules_by_id.get(rule)
         if reason in ("match", "capped") and c is not None:
             if c.cap_per and reason == "match":
-                u = self.usage.get((False, rule, s, g))
+                u = self._caps_of(s, False).get(rule)
                 if u and u[0] == self._period(oat, c.cap_per):
                     u[1] -= abs(pts)
                     u[2] -= 1
