@@ -38,6 +38,7 @@ from __future__ import annotations
 import difflib
 import gc
 import hashlib
+import io
 import math
 import os
 import sqlite3
@@ -1167,10 +1168,21 @@ def _worker_init(scheme: Scheme) -> None:
     _WORKER["events"] = _EventIngest(scheme, False)
 
 
-def _worker_chunk(args: tuple[int, int, list[bytes]]) -> bytes:
+def _chunk_lines(data: bytes) -> list[bytes]:
+    """A chunk's lines, split as a file's ``readlines`` splits them (at ``\n`` only)."""
+    return io.BytesIO(data).readlines()
+
+
+def _worker_chunk(args: tuple[int, int, str, int, int]) -> bytes:
+    """Check the lines of one byte range of the file, read here: the parent sends
+    where they are, not the lines themselves (pickling 40 MB of lines a file cost the
+    parent more than inserting them)."""
     from .builtin.formats import json_error
 
-    batch_id, n0, lines = args
+    batch_id, n0, path, offset, size = args
+    with open(path, "rb") as f:
+        f.seek(offset)
+        lines = _chunk_lines(f.read(size))
     loads = orjson.loads
     items = []
     for n, line in enumerate(lines, n0):
@@ -1216,34 +1228,37 @@ def _events_in_workers(b: _Batch, scheme: Scheme, path: Path, pool: Any, bar: An
 
     store = _EventIngest.__new__(_EventIngest)  # store() and _judge() need no compiled checks
     depth = getattr(pool, "_processes", 1) + 1
-    pending: deque[tuple[int, list[bytes], Any]] = deque()
+    pending: deque[tuple[int, bytes, Any]] = deque()
     batch_id = b.s.batch
+    name = str(path)
     with open(path, "rb") as f:
-        if f.peek(3)[:3] == BOM:
-            f.read(3)
+        offset = 3 if f.peek(3)[:3] == BOM else 0
+        f.seek(offset)
         n0 = 1
         while True:
-            lines = f.readlines(CHUNK * 128)
-            if lines:
-                pending.append(
-                    (n0, lines, pool.apply_async(_worker_chunk, ((batch_id, n0, lines),)))
-                )
-                n0 += len(lines)
-            while pending and (not lines or len(pending) > depth):
+            data = f.read(CHUNK * 128)
+            if data and not data.endswith(b"\n"):
+                data += f.readline()  # whole lines only
+            if data:
+                task = (batch_id, n0, name, offset, len(data))
+                pending.append((n0, data, pool.apply_async(_worker_chunk, (task,))))
+                n0 += data.count(b"\n") + (not data.endswith(b"\n"))
+                offset += len(data)
+            while pending and (not data or len(pending) > depth):
                 start, chunk, res = pending.popleft()
                 count, rows, repeats, rejects = orjson.loads(res.get())
                 b.s.read += count
                 for r in rejects:
                     b.reject(*r)
 
-                def raw_of(line: int, chunk: list[bytes] = chunk, start: int = start) -> str:
-                    return _raw_text(chunk[line - start], None)
+                def raw_of(line: int, chunk: bytes = chunk, start: int = start) -> str:
+                    return _raw_text(_chunk_lines(chunk)[line - start], None)  # rare
 
                 store.store(b, rows, repeats, raw_of)
                 b.flush()
                 if bar is not None:
-                    bar.update(sum(map(len, chunk)))
-            if not lines:
+                    bar.update(len(chunk))
+            if not data:
                 break
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -559,12 +560,17 @@ def test_batch_summary_as_dict():
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("shape", ["lf", "bom-crlf-unterminated"])
 @pytest.mark.parametrize("chunk", [3, 20_000])
-def test_worker_processes_give_the_same_result(tmp_path, scheme, monkeypatch, chunk):
-    """Large JSON Lines event files are checked in worker processes: same events, same accounting."""
+def test_worker_processes_give_the_same_result(tmp_path, scheme, monkeypatch, chunk, shape):
+    """Large JSON Lines event files are checked in worker processes, each reading its
+    own byte range of the file: same events, same accounting, same line numbers."""
     monkeypatch.setattr(ingest, "CHUNK", chunk)
     path = tmp_path / "events.jsonl"
-    path.write_bytes(MIXED + MIXED.replace(b'"E1"', b'"E1b"'))
+    content = MIXED + MIXED.replace(b'"E1"', b'"E1b"')
+    if shape != "lf":
+        content = b"\xef\xbb\xbf" + content.replace(b"\n", b"\r\n").rstrip(b"\r\n")
+    path.write_bytes(content)
     results = []
     for workers in (0, 1, 2):
         db = ledger.connect(tmp_path / f"w{workers}.db")
@@ -581,6 +587,26 @@ def test_worker_processes_give_the_same_result(tmp_path, scheme, monkeypatch, ch
         ))  # fmt: skip
     assert results[0] == results[1] == results[2]
     assert results[0][0] == (30, 3, 3, 4, 24)
+
+
+def test_a_worker_checks_only_the_byte_range_it_is_sent(tmp_path, scheme):
+    """The parent sends each worker where its lines are, not the lines."""
+    lines = [
+        orjson.dumps(ev("E1", hours=1)) + b"\n",
+        orjson.dumps(ev("E2", hours=2)) + b"\n",
+        orjson.dumps(ev("E3", hours=3)) + b"\n",
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(lines))
+    ingest._worker_init(scheme)
+    try:
+        out = ingest._worker_chunk((7, 2, str(path), len(lines[0]), len(lines[1])))
+    finally:
+        ingest._WORKER.clear()
+        gc.enable()
+    count, rows, repeats, rejects = orjson.loads(out)
+    assert (count, repeats, rejects) == (1, [], [])
+    assert [(r[0], r[6], r[7]) for r in rows] == [("E2", 7, 2)]  # id, batch, line
 
 
 @pytest.mark.parametrize(
