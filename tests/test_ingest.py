@@ -609,6 +609,29 @@ def test_a_worker_checks_only_the_byte_range_it_is_sent(tmp_path, scheme):
     assert [(r[0], r[6], r[7]) for r in rows] == [("E2", 7, 2)]  # id, batch, line
 
 
+def test_conflicts_from_workers_split_their_chunk_once(tmp_path, scheme, monkeypatch):
+    """A resent file whose every line conflicts quotes each raw line from the chunk the
+    parent kept; it splits that chunk once, not once per conflict (150k conflicts took
+    112 s that way, against 2 s)."""
+    first = [ev(f"E{i}", hours=1) for i in range(50)]
+    again = [ev(f"E{i}", hours=2) for i in range(50)]
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_bytes(jl(*first))
+    b.write_bytes(jl(*again))
+    splits = []
+    split = ingest._chunk_lines
+    monkeypatch.setattr(ingest, "_chunk_lines", lambda data: splits.append(1) or split(data))
+    db = ledger.connect(tmp_path / "c.db")
+    ingest_file(db, scheme, a, progress=False, workers=1)
+    s = ingest_file(db, scheme, b, progress=False, workers=1)
+    assert (s.read, s.conflicting, s.rejected) == (50, 50, 50)
+    raws = [
+        r[0] for r in db.execute("SELECT raw FROM rejects WHERE batch = ? ORDER BY line", [s.batch])
+    ]
+    assert raws == [orjson.dumps(e).decode() for e in again]
+    assert len(splits) == 1  # in this process; the worker splits its own copy
+
+
 @pytest.mark.parametrize(
     ("cores", "load", "expected"),
     [(2, 0.0, 1), (2, 1.7, 1), (2, 2.5, 0), (1, 0.0, 0), (8, 3.0, 4)],
