@@ -501,7 +501,7 @@ class Engine:
         )
 
     def _full(self, row: tuple) -> tuple:
-        """An entry row in full, whether it is or compact (see ENTRIES)."""
+        """An entry row in full, whether it was queued full or compact (see ENTRIES)."""
         if len(row) != 7:
             return row
         sid, pts, w, eid, at, period, kind = row
@@ -758,10 +758,11 @@ class Engine:
     def _steps(self, etype: str, groups: tuple[str, ...], attrs_json: str, at: int) -> list[tuple]:
         """What the rules in force at ``at`` make of one (type, groups, attributes):
         memoised for the era, since most events repeat a few attribute sets. Each step
-        is ``(group, rule, points, mode)``: mode ``INLINE`` has the points of a matched
-        common-shape rule, ``APPLY`` a matched rule with other effects, ``PER_EVENT`` a
-        rule whose condition reads the subject (tested for each event). Rules that
-        cannot match or are not in force are left out."""
+        is ``(group, rule, points, mode, kinds)``: mode ``INLINE`` has the points of a
+        matched common-shape rule, ``APPLY`` a matched rule with other effects,
+        ``PER_EVENT`` a rule whose condition reads the subject (tested for each event);
+        ``kinds`` are the entry kinds of a common-shape rule (see _rule_kinds). Rules
+        that cannot match or are not in force are left out."""
         memo = self._memo
         if len(memo) >= MEMO_MAX:
             memo.clear()
@@ -877,7 +878,7 @@ class Engine:
                     span = spans[c.cap_per]  # type: ignore[index]  # set for capped rules
                     if not (span[0] <= at < span[1]):
                         span = spans_of(at, c.cap_per)  # type: ignore[arg-type]
-                    u = subj.caps.get(c.id)
+                    u = subj.caps.get(c.id)  # _counter, inline
                     if u is None:
                         u = subj.caps[c.id] = [span[2], 0, 0]
                     elif u[0] != span[2]:
