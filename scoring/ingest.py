@@ -1088,25 +1088,7 @@ def _run(
         from .errors import UsageError
 
         raise UsageError(f"unknown input kind {kind!r}; use one of {', '.join(KINDS)}")
-    with paused_gc():
-        return _run_batch(
-            conn, scheme, items, summary, kind=kind, text=text, bar=bar, t0=t0, parallel=parallel
-        )
-
-
-def _run_batch(
-    conn: sqlite3.Connection,
-    scheme: Scheme,
-    items: Iterator[tuple[int, Any, Any]],
-    summary: BatchSummary,
-    *,
-    kind: str | None,
-    text: bool,
-    bar: Any,
-    t0: float,
-    parallel: tuple[Path, Any] | None = None,
-) -> BatchSummary:
-    with _Transaction(conn):
+    with paused_gc(), _Transaction(conn):
         cur = conn.execute(
             "INSERT INTO batches (file, kind, read, accepted, duplicates, conflicting, rejected)"
             " VALUES (?, ?, 0, 0, 0, 0, 0)",
