@@ -84,7 +84,11 @@ def _execute(conn: sqlite3.Connection, sql: str, rows: list) -> None:
 
 
 FLUSH_EVERY = 20_000
-MEMO_MAX = 200_000  # distinct (type, groups, attributes) remembered before starting afresh
+MEMO_MAX = 200_000  # distinct (type, attributes) per groups remembered before starting afresh
+# The scan reads each event as (id, subject, at, key, amends), where the key
+# ``type \x1f attributes JSON`` is the memo's key as it is: one string to hash, no
+# tuple to build, and one column fewer to read (type names never hold \x1f).
+EVENT_COLUMNS = "id, subject, at, type || char(31) || attrs, amends"
 INLINE, APPLY, PER_EVENT = 0, 1, 2  # how a memoised step is carried out (see Engine._steps)
 BULK_EVENTS = 20_000  # runs this big append through a writer process
 # A ledger up to this many entries keeps its indexes up to date row by row even in a
@@ -267,14 +271,19 @@ def _ledger_writer(
 _NO_SUBJECT = SubjectView(id="")  # what a memoised (attribute-only) condition is given
 
 
-@dataclass
+@dataclass(slots=True)
 class _Subject:
     view: SubjectView
     groups: tuple[str, ...]
     kind: str
-    # (id, group) per group: the same key objects on every event, so the scorer's dicts
-    # compare keys by identity instead of by content (ids read from SQLite are new strings)
-    keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # the stored id object: the scorer's dicts hold it as their keys, so they compare
+    # keys by identity instead of by content (ids read from SQLite are new strings)
+    sid: str = ""
+    # what the rules make of an event, by ``type \x1f attributes JSON``: one dict shared
+    # by the subjects of the same groups (see Engine._steps)
+    memo: dict[str, list[tuple]] = field(default_factory=dict)
+    # [fixed score, wallet] per group: the lists of Engine.acct, without a key to hash
+    acct: dict[str, list[int]] = field(default_factory=dict)
     # cap counters by rule id (a rule scores one group): [period, points, matches] of
     # the latest period; a new period starts one afresh, so none is ever pruned
     caps: dict[str, list[Any]] = field(default_factory=dict)
@@ -314,7 +323,8 @@ class Engine:
             {t for c in self.compiled.rules for t in (c.start, c.end) if FAR_PAST < t < FAR_FUTURE}
         )
         self._era = [0, 0]
-        self._memo: dict[tuple[str, tuple[str, ...], str], list[tuple]] = {}
+        # memo per groups tuple: ``type \x1f attributes JSON`` -> steps (see _steps)
+        self._memos: dict[tuple[str, ...], dict[str, list[tuple]]] = {}
         # rules whose condition reads the subject: tested per event, not memoised
         self._subject_rules = frozenset(
             c.id for c in self.compiled.rules if c.rule.when and reads_subject(c.rule.when)
@@ -348,14 +358,19 @@ class Engine:
                 links=orjson.loads(links) if links else {},
             )
             gs = tuple(sorted(groups.get(sid, []), key=lambda g: order.get(g, 999)))
-            self.subjects[sid] = _Subject(view, gs, kind or "person", {g: (sid, g) for g in gs})
+            memo = self._memos.get(gs)
+            if memo is None:
+                memo = self._memos[gs] = {}
+            self.subjects[sid] = _Subject(view, gs, kind or "person", sid, memo)
 
     def _load_state(self, since: int) -> None:
         """Rebuild caps, escalation windows, wallets and stock from the ledger."""
         q = self.conn.execute
-        self.wallet: dict[tuple[str, str], int] = defaultdict(int)
+        # [fixed score, wallet] of each account (subject, group); the fixed score leaves
+        # out points that expire, kept in ``expiring``
+        self.acct: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         for s, g, w in q("SELECT subject, grp, SUM(wallet) FROM entries GROUP BY subject, grp"):
-            self.wallet[(s, g)] = w or 0
+            self.acct[(s, g)][1] = w or 0
         self._other_caps: dict[tuple[bool, str], dict[str, list[Any]]] = {}
         self.matches: dict[tuple, list[int]] = defaultdict(list)
         capped_rules = {c.id: c for c in self.compiled.rules if c.cap_per}
@@ -399,12 +414,13 @@ class Engine:
                         if times and at in times:
                             times.remove(at)
         # running scores, for redemption tier checks without a query per request
-        self.fixed: dict[tuple[str, str], int] = defaultdict(int)
         self.expiring: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         for s, g, pts in q(
             "SELECT subject, grp, SUM(points) FROM entries WHERE expires_at IS NULL GROUP BY subject, grp"
         ):
-            self.fixed[(s, g)] = pts or 0
+            self.acct[(s, g)][0] = pts or 0
+        for sid, subj in self.subjects.items():
+            subj.acct = {g: self.acct[(sid, g)] for g in subj.groups}
         for s, g, exp, pts in q(
             "SELECT subject, grp, expires_at, points FROM entries WHERE expires_at > ?", [since]
         ):
@@ -535,7 +551,7 @@ class Engine:
         pts = row[3]
         if pts:
             if row[12] is None:
-                self.fixed[key] += pts
+                self.acct[key][0] += pts
             else:
                 self.expiring[key].append((row[12], pts))
         if row[13] is not None:
@@ -550,7 +566,9 @@ class Engine:
         g = self.scheme.groups[grp]
         key = (subject, grp)
         score = (
-            g.base_score + self.fixed[key] + sum(p for e, p in self.expiring.get(key, ()) if e > at)
+            g.base_score
+            + self.acct[key][0]
+            + sum(p for e, p in self.expiring.get(key, ()) if e > at)
         )
         tier = g.tier_of(score)
         for grade, until, entry_id in self.graded.get(key, ()):
@@ -687,7 +705,7 @@ class Engine:
         )
         cur = conn.cursor()
         cur.execute(
-            f"SELECT id, type, subject, at, attrs, amends FROM events WHERE {where} ORDER BY {order}",
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY {order}",
             params,
         )
         if bulk_path:
@@ -710,7 +728,7 @@ class Engine:
             last_id = self.first_id + self.flushed - 1 if self.flushed else None
             final: list[tuple[str, list[Any]]] = []
             if last_row is not None:
-                new_last = (last_row[3], last_row[0])
+                new_last = (last_row[2], last_row[0])  # (at, id)
                 if last_key is None or new_last > last_key:
                     final.append(
                         (_STATE_SQL, ["last_scored", orjson.dumps(list(new_last)).decode()])
@@ -753,22 +771,45 @@ class Engine:
             bounds[i - 1] if i else FAR_PAST,
             bounds[i] if i < len(bounds) else FAR_FUTURE,
         ]
-        self._memo.clear()
+        for memo in self._memos.values():
+            memo.clear()
 
-    def _steps(self, etype: str, groups: tuple[str, ...], attrs_json: str, at: int) -> list[tuple]:
+    def _first_sight(
+        self, eid: str, sid: str, subj: _Subject | None, at: int, key: str
+    ) -> list[tuple] | None:
+        """An event the memo does not answer: a system event (redemption, withdrawal,
+        objection), carried out here; one naming no known subject; or the first of its
+        (type, attributes) for the subject's groups in this era: its steps, memoised.
+        None when the event is done with."""
+        etype, _, attrs_json = key.partition("\x1f")
+        if etype in self.system_types:
+            if etype == REDEEM:
+                self._redeem(eid, sid, at, orjson.loads(attrs_json))
+            elif etype == WITHDRAW or etype == OBJECTION:
+                self._correction(eid, etype, at, orjson.loads(attrs_json))
+            return None
+        if subj is None:
+            if etype in self.compiled.by_type:
+                self._unknown_subject(eid, sid)
+            return None
+        return self._steps(etype, subj, key, at)
+
+    def _steps(self, etype: str, subj: _Subject, key: str, at: int) -> list[tuple]:
         """What the rules in force at ``at`` make of one (type, groups, attributes):
-        memoised for the era, since most events repeat a few attribute sets. Each step
+        memoised for the era in ``subj.memo`` (shared by subjects of the same groups) by
+        ``key``, the event's ``type \x1f attributes JSON`` as the scan reads it, since
+        most events repeat a few attribute sets. Each step
         is ``(group, rule, points, mode, kinds)``: mode ``INLINE`` has the points of a
         matched common-shape rule, ``APPLY`` a matched rule with other effects,
         ``PER_EVENT`` a rule whose condition reads the subject (tested for each event);
         ``kinds`` are the entry kinds of a common-shape rule (see _rule_kinds). Rules
         that cannot match or are not in force are left out."""
-        memo = self._memo
+        memo = subj.memo
         if len(memo) >= MEMO_MAX:
             memo.clear()
-        attrs = orjson.loads(attrs_json)
+        attrs = orjson.loads(key[len(etype) + 1 :])
         steps: list[tuple] = []
-        for g in groups:
+        for g in subj.groups:
             for c in self.by_type_group.get((etype, g), ()):
                 if not (c.start <= at < c.end):
                     continue
@@ -784,7 +825,7 @@ class Engine:
                 pts = c.points(attrs)  # type: ignore[misc]  # never None for these shapes
                 if pts:
                     steps.append((g, c, pts, INLINE, kinds))
-        memo[(etype, groups, attrs_json)] = steps
+        memo[key] = steps
         return steps
 
     def _spans_of(self, at: int, kind: str) -> list[Any]:
@@ -801,57 +842,48 @@ class Engine:
         posting = self._posting
         apply = self._apply
         buf = self.buf
-        fixed = self.fixed
-        wallet = self.wallet
         latest = self.calendar.latest  # months up to the latest closed one are history
         n = 0
         targets = self.targets
-        system = self.system_types
-        by_type = self.compiled.by_type
         era = self._era
-        memo = self._memo
-        steps_of = self._steps
+        first_sight = self._first_sight
         spans = self._spans
         spans_of = self._spans_of
         month = spans["month"]  # events come in time order: the month rarely changes
         skip = self.skip_amended
         special = skip | targets  # one set lookup per event on the common path
         capped_n = 0
-        for eid, etype, sid, at, attrs_json, amends in rows:
+        for eid, sid, at, key, amends in rows:
             n += 1
             if eid in special:
                 if eid in skip:
                     continue
                 if eid in targets:
-                    self._score_rows_of_target([(eid, etype, sid, at, attrs_json, amends)])
+                    self._score_rows_of_target([(eid, sid, at, key, amends)])
                     continue
             if amends:
                 self._reverse_event(amends, eid, at)
-            if etype in system:
-                if etype == REDEEM:
-                    self._redeem(eid, sid, at, loads(attrs_json))
-                elif etype == WITHDRAW or etype == OBJECTION:
-                    self._correction(eid, etype, at, loads(attrs_json))
-                continue
-            subj = subjects.get(sid)
-            if subj is None:
-                if etype in by_type:
-                    self._unknown_subject(eid, sid)
-                continue
-            sid = subj.view.id  # the stored id object: the dict keys below hold it
             if not (era[0] <= at < era[1]):
                 self._enter_era(at)
-            steps = memo.get((etype, subj.groups, attrs_json))
+            subj = subjects.get(sid)
+            if subj is None:
+                first_sight(eid, sid, None, at, key)
+                continue
+            steps = subj.memo.get(key)
             if steps is None:
-                steps = steps_of(etype, subj.groups, attrs_json, at)
+                steps = first_sight(eid, sid, subj, at, key)
+                if steps is None:
+                    continue
             if not steps:
                 continue
+            sid = subj.sid  # the stored id object: the dict keys below hold it
             period = None
             attrs = None
             for grp, c, pts, mode, kinds in steps:
                 if mode == PER_EVENT:
+                    etype = key[: key.index("\x1f")]
                     if attrs is None:
-                        attrs = loads(attrs_json)
+                        attrs = loads(key[len(etype) + 1 :])
                     test = c.test
                     if test is not None and not test(attrs, subj.view, grp, etype):
                         continue
@@ -869,7 +901,7 @@ class Engine:
                         period = posting(at, eid)
                 if mode == APPLY:
                     if attrs is None:
-                        attrs = loads(attrs_json)
+                        attrs = loads(key[key.index("\x1f") + 1 :])
                     apply(c, eid, sid, subj, at, attrs, period)
                     continue
                 # the common shapes, inline: points (a number or a points form),
@@ -902,9 +934,9 @@ class Engine:
                     u[2] += 1
                 else:
                     note = None
-                sg = subj.keys[grp]
+                a = subj.acct[grp]
                 if pts > 0 and c.wallet is not False:
-                    wallet[sg] += pts
+                    a[1] += pts
                     if note is None:
                         buf.append((sid, pts, pts, eid, at, period, kinds[0]))
                     else:
@@ -915,7 +947,7 @@ class Engine:
                 else:
                     buf.append((sid, grp, "score", pts, 0, c.id, c.pack_hash, eid, at,
                                 period, "match", None, None, None, None, note))  # fmt: skip
-                fixed[sg] += pts
+                a[0] += pts
         self.summary.events += n
         self.summary.capped += capped_n
 
@@ -989,9 +1021,9 @@ class Engine:
             if trial:
                 w = max(pts, 0)
             else:
-                cur = self.wallet[(sid, grp)]
-                w = pts if pts > 0 else -min(-pts, cur)
-                self.wallet[(sid, grp)] = cur + w
+                a = self.acct[(sid, grp)]
+                w = pts if pts > 0 else -min(-pts, a[1])
+                a[1] += w
         expires_at = self.clock.add(at, c.expires) if c.expires else None
         grade: str | None = None
         grade_until: int | None = None
@@ -1022,9 +1054,9 @@ class Engine:
         w = 0
         moves = c.wallet if c.wallet is not None else p > 0
         if moves and not trial:
-            cur = self.wallet[(target, grp)]
-            w = p if p > 0 else -min(-p, cur)
-            self.wallet[(target, grp)] = cur + w
+            a = self.acct[(target, grp)]
+            w = p if p > 0 else -min(-p, a[1])
+            a[1] += w
         row = (target, grp, "score+wallet" if w else "score", p, w, c.id, c.pack_hash, eid, at,
                period, "linked", None, expires_at, None, None, f"linked from {subj.view.id}")  # fmt: skip
         self._post(row, trial)
@@ -1134,9 +1166,9 @@ class Engine:
                     times.remove(oat)
         back_w = 0
         if w:
-            cur = self.wallet[(s, g)]
-            back_w = -w if w < 0 else -min(w, cur)
-            self.wallet[(s, g)] = cur + back_w
+            a = self.acct[(s, g)]
+            back_w = -w if w < 0 else -min(w, a[1])
+            a[1] += back_w
         self._post(
             (
                 s,
@@ -1257,10 +1289,10 @@ class Engine:
                 and self.stock_used[item_id] + qty > item.stock
             ):
                 code = "out_of_stock"
-            if code is None and self.wallet[(sid, grp)] < cost:
+            if code is None and self.acct[(sid, grp)][1] < cost:
                 code = "insufficient_points"
             if code is None:
-                self.wallet[(sid, grp)] -= cost
+                self.acct[(sid, grp)][1] -= cost
                 self.stock_used[item_id] += qty
                 self.granted[eid] = (item_id, sid, qty, at)
                 if limit_key is not None:
