@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -600,13 +601,15 @@ def test_a_worker_checks_only_the_byte_range_it_is_sent(tmp_path, scheme):
     path.write_bytes(b"".join(lines))
     ingest._worker_init(scheme)
     try:
-        out = ingest._worker_chunk((7, 2, str(path), len(lines[0]), len(lines[1])))
+        out = ingest._worker_chunk((2, str(path), len(lines[0]), len(lines[1]), str(tmp_path)))
+        ingest._WORKER["stage"][1].close()
     finally:
         ingest._WORKER.clear()
         gc.enable()
-    count, rows, repeats, rejects = orjson.loads(out)
-    assert (count, repeats, rejects) == (1, [], [])
-    assert [(r[0], r[6], r[7]) for r in rows] == [("E2", 7, 2)]  # id, batch, line
+    count, db, lo, hi, repeats, firsts, rejects = orjson.loads(out)
+    assert (count, lo, hi, repeats, firsts, rejects) == (1, 1, 1, [], [], [])
+    staged = sqlite3.connect(db).execute("SELECT id, line FROM ev").fetchall()
+    assert staged == [("E2", 2)]  # id, line: the rows wait in the worker's own database
 
 
 def test_conflicts_from_workers_split_their_chunk_once(tmp_path, scheme, monkeypatch):
@@ -634,12 +637,13 @@ def test_conflicts_from_workers_split_their_chunk_once(tmp_path, scheme, monkeyp
 
 @pytest.mark.parametrize(
     ("cores", "load", "expected"),
-    [(2, 0.0, 1), (2, 1.7, 1), (2, 2.5, 0), (1, 0.0, 0), (8, 3.0, 4)],
+    [(2, 0.0, 2), (2, 1.7, 2), (2, 2.5, 0), (1, 0.0, 0), (8, 3.0, 4)],
 )
 def test_default_workers_reads_the_load_against_the_cores(monkeypatch, cores, load, expected):
     """A load average of 1.7 on two cores is mostly this process's own work just
-    before (the demo's generator): it still gets a worker. Only an oversubscribed
-    machine (load above the cores) or a single core checks records in-process."""
+    before (the demo's generator): it still gets a worker per core, since this
+    process only waits while they check. Only an oversubscribed machine (load above
+    the cores) or a single core checks records in-process."""
     monkeypatch.setattr(ingest.os, "cpu_count", lambda: cores)
     monkeypatch.setattr(ingest.os, "getloadavg", lambda: (load, load, load))
     assert ingest.default_workers() == expected
@@ -679,3 +683,51 @@ def test_ingest_hot_loop_times_with_offsets_agree_with_clock(scheme, times):
     rows, _, rejects = _EventIngest(scheme, False).prepare(items, 1)
     assert not rejects
     assert [r[3] for r in rows] == [scheme.clock.parse_time(t) for t in texts * 2]
+
+
+def test_workers_stage_rows_in_their_own_databases_and_the_scratch_goes(
+    tmp_path, scheme, monkeypatch
+):
+    """With workers, no event row passes through this process: each chunk is copied
+    from the worker's scratch database by one INSERT ... SELECT. The scratch folder
+    beside the ledger is gone afterwards, and one a killed ingest left behind (its
+    process no longer exists) is removed by the next."""
+    monkeypatch.setattr(ingest, "CHUNK", 4)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(jl(*[ev(f"E{i}", hours=i % 20) for i in range(30)]))
+    stale = tmp_path / f"{ingest._STAGE_PREFIX}999999999-x"
+    stale.mkdir()
+    (stale / "worker-1.db").write_bytes(b"left by a killed run")
+    bound = []
+    monkeypatch.setattr(ingest._EventIngest, "store", lambda *a: bound.append(a))
+    db = ledger.connect(tmp_path / "l.db")
+    s = ingest_file(db, scheme, path, progress=False, workers=2)
+    assert (s.read, s.accepted) == (30, 30)
+    assert bound == []
+    assert db.execute("SELECT count(*), min(line), max(line) FROM events").fetchone() == (30, 1, 30)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert {r[1] for r in db.execute("PRAGMA database_list")} <= {"main", "temp"}  # detached
+
+
+_REAL_CHUNK = ingest._worker_chunk
+
+
+def _flaky_chunk(args):  # module level: the worker pool pickles it by name
+    if args[0] > 10:
+        raise OSError("disk full")
+    return _REAL_CHUNK(args)
+
+
+def test_a_failing_worker_leaves_no_batch_and_no_scratch(tmp_path, scheme, monkeypatch):
+    """A worker that dies mid-file (here: its chunk raises) fails the ingest before
+    the batch's transaction: nothing is written and the scratch folder is removed."""
+    monkeypatch.setattr(ingest, "CHUNK", 4)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(jl(*[ev(f"E{i}", hours=1) for i in range(30)]))
+    monkeypatch.setattr(ingest, "_worker_chunk", _flaky_chunk)
+    db = ledger.connect(tmp_path / "l.db")
+    with pytest.raises(InputError, match="disk full"):
+        ingest_file(db, scheme, path, progress=False, workers=2)
+    assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM batches").fetchone() == (0,)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
