@@ -590,7 +590,7 @@ class Engine:
             self.summary.seconds = time.perf_counter() - t0
             return self.summary
         with paused_gc():
-            first, in_order = self._scan_new(done)
+            first, in_order = self._scan_new(done, top)
             path = self._bulk_path(done, top, first)
             if path:
                 # read-only here; the child process writes and commits (see _LedgerWriter)
@@ -606,9 +606,13 @@ class Engine:
         self.summary.seconds = time.perf_counter() - t0
         return self.summary
 
-    def _scan_new(self, done: int) -> tuple[tuple[int, str], bool]:
+    def _scan_new(self, done: int, top: int) -> tuple[tuple[int, str], bool]:
         """The first new event in (time, id) order, and whether the new events were
-        ingested in that order (then the rowid scan is the sorted order): one pass."""
+        ingested in that order (then the rowid scan is the sorted order): from what
+        ingest recorded of each batch, or else one pass over the new events."""
+        known = self._recorded_order(done, top)
+        if known is not None:
+            return known, True
         rows = self.conn.execute("SELECT at, id FROM events WHERE seq > ? ORDER BY seq", [done])
         first = prev = next(rows)
         in_order = True
@@ -619,6 +623,32 @@ class Engine:
                     first = key
             prev = key
         return first, in_order
+
+    def _recorded_order(self, done: int, top: int) -> tuple[int, str] | None:
+        """The first new event, when the batches that stored the new events (seqs
+        ``done``+1..``top``, every one of them) each recorded its events in (at, id)
+        order and each batch's last event sorts before the next one's first; else None."""
+        conn = self.conn
+
+        def at_id(seq: int) -> tuple[int, str] | None:
+            row = conn.execute("SELECT at, id FROM events WHERE seq = ?", [seq]).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        expect, prev = done + 1, None
+        for first, last, in_order in conn.execute(
+            "SELECT first_seq, last_seq, in_order FROM batches"
+            " WHERE last_seq > ? AND last_seq >= first_seq ORDER BY id",
+            [done],
+        ).fetchall():
+            if first != expect or in_order != 1:
+                return None  # a batch without the record, or one out of order
+            head, tail = at_id(first), at_id(last)
+            if head is None or tail is None or (prev is not None and head < prev):
+                return None  # events removed since (a scratch copy), or out of order
+            prev, expect = tail, last + 1
+        if prev is None or expect != top + 1:
+            return None  # new events no batch accounts for
+        return at_id(done + 1)
 
     def _bulk_path(self, done: int, top: int, first: tuple[int, str]) -> str | None:
         """The database file, when this run is big, appends, and may use a writer process."""

@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from datetime import date as _date
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -1210,6 +1211,7 @@ def _write_batch(
 
 PARALLEL_MIN_BYTES = 16 * 2**20
 _WORKER: dict[str, Any] = {}
+_AT_ID = itemgetter(3, 0)  # a row's (at, id): the order the scorer reads events in
 _STAGE_PREFIX = ".gridcredit-ingest-"
 
 
@@ -1263,7 +1265,14 @@ def _worker_chunk(args: tuple[int, str, int, int, str]) -> bytes:
     stage[3] += len(rows)
     again = {r[0] for r in repeats}
     firsts = [r for r in rows if r[0] in again] if again else []
-    return orjson.dumps((len(items), stage[2], lo, stage[3], repeats, firsts, rejects))
+    # (at, id) of the first and last row, and whether the rows are in that order
+    # (timsort checks a sorted list in one pass); rows later found to be stored
+    # already only leave a sorted sequence sorted
+    order = None
+    if rows:
+        in_order = sorted(rows, key=_AT_ID) == rows
+        order = (_AT_ID(rows[0]), _AT_ID(rows[-1]), in_order)
+    return orjson.dumps((len(items), stage[2], lo, stage[3], repeats, firsts, rejects, order))
 
 
 def default_workers() -> int:
@@ -1361,8 +1370,19 @@ class _Staged:
                 conn.execute("ATTACH DATABASE ? AS " + self.schemas[db], [db])
 
     def store(self, b: _Batch) -> None:
+        """Copy the staged chunks into ``events`` in file order; record the batch's
+        seqs and whether they are in (at, id) order (``batches.in_order``)."""
+        conn = b.conn
         store = _EventIngest.__new__(_EventIngest)  # store() and _judge() need no compiled checks
-        for n0, offset, size, (count, db, lo, hi, repeats, firsts, rejects) in self.chunks:
+        (before,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        in_order, last = True, None
+        for n0, offset, size, (
+            count, db, lo, hi, repeats, firsts, rejects, order
+        ) in self.chunks:  # fmt: skip
+            if order is not None:
+                first_key, last_key, ordered = order
+                in_order = in_order and ordered and (last is None or last <= first_key)
+                last = last_key
             b.s.read += count
             for r in rejects:
                 b.reject(*r)
@@ -1381,6 +1401,11 @@ class _Staged:
                 b, self.schemas[db], lo, hi, repeats, {r[0]: r for r in firsts}, raw_of
             )
             b.flush()
+        (after,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        conn.execute(
+            "UPDATE batches SET first_seq = ?, last_seq = ?, in_order = ? WHERE id = ?",
+            [before + 1, after, int(in_order), b.s.batch],
+        )
 
     def close(self) -> None:
         import shutil

@@ -138,6 +138,15 @@ def m003_events_without_hash(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE events DROP COLUMN hash")
 
 
+@migrations()
+def m004_batch_order(db: sqlite_utils.Database) -> None:
+    # The seqs an events batch stored (first_seq..last_seq) and whether they came in
+    # (at, id) order (1, 0; NULL: not recorded): with these the scorer needs no pass
+    # over the new events to learn their order (see evaluate.Engine._scan_new).
+    for column in ("first_seq", "last_seq", "in_order"):
+        db.execute(f"ALTER TABLE batches ADD COLUMN {column} INTEGER")
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) a ledger database. WAL, so readers never block the writer."""
     from .errors import GridcreditError

@@ -606,8 +606,9 @@ def test_a_worker_checks_only_the_byte_range_it_is_sent(tmp_path, scheme):
     finally:
         ingest._WORKER.clear()
         gc.enable()
-    count, db, lo, hi, repeats, firsts, rejects = orjson.loads(out)
+    count, db, lo, hi, repeats, firsts, rejects, order = orjson.loads(out)
     assert (count, lo, hi, repeats, firsts, rejects) == (1, 1, 1, [], [], [])
+    assert order[2] is True and order[0] == order[1]  # one row: in order, first = last
     staged = sqlite3.connect(db).execute("SELECT id, line FROM ev").fetchall()
     assert staged == [("E2", 2)]  # id, line: the rows wait in the worker's own database
 
@@ -731,3 +732,39 @@ def test_a_failing_worker_leaves_no_batch_and_no_scratch(tmp_path, scheme, monke
     assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM batches").fetchone() == (0,)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _at(i: int) -> str:
+    return f"2024-03-05T{10 + i // 60:02d}:{i % 60:02d}:00"
+
+
+@pytest.mark.parametrize(
+    ("files", "workers", "recorded", "in_order"),
+    [
+        ([range(0, 30), range(30, 60)], 2, True, True),  # in order, chunk to chunk, file to file
+        ([[*range(0, 12), 40, *range(12, 30)]], 2, False, False),  # one event late in the file
+        ([range(30, 60), range(0, 30)], 2, False, False),  # the second file goes back in time
+        ([range(0, 30)], 0, False, True),  # checked in this process: nothing recorded, a scan
+    ],
+)
+def test_the_scorer_reads_the_new_events_order_from_what_ingest_recorded(
+    tmp_path, scheme, monkeypatch, files, workers, recorded, in_order
+):
+    """Workers note whether each chunk's rows are in (at, id) order; a batch records
+    its seqs and whether they all are. The scorer then knows the new events' order
+    and the first of them without a pass over them, and falls back to that pass
+    whenever a batch says otherwise or recorded nothing."""
+    from scoring.evaluate import Engine
+
+    monkeypatch.setattr(ingest, "CHUNK", 4)
+    db = ledger.connect(tmp_path / "l.db")
+    for n, minutes in enumerate(files):
+        path = tmp_path / f"e{n}.jsonl"
+        path.write_bytes(jl(*[ev(f"E{i:03d}", at=_at(i), hours=1) for i in minutes]))
+        ingest_file(db, scheme, path, progress=False, workers=workers)
+    (top,) = db.execute("SELECT MAX(seq) FROM events").fetchone()
+    engine = Engine(db, scheme)
+    found = engine._recorded_order(0, top)
+    scanned = db.execute("SELECT at, id FROM events ORDER BY at, id LIMIT 1").fetchone()
+    assert found == (tuple(scanned) if recorded else None)
+    assert engine._scan_new(0, top) == (tuple(scanned), in_order)
