@@ -612,7 +612,7 @@ class Engine:
         ingest recorded of each batch, or else one pass over the new events."""
         known = self._recorded_order(done, top)
         if known is not None:
-            return known, True
+            return known
         rows = self.conn.execute("SELECT at, id FROM events WHERE seq > ? ORDER BY seq", [done])
         first = prev = next(rows)
         in_order = True
@@ -624,31 +624,39 @@ class Engine:
             prev = key
         return first, in_order
 
-    def _recorded_order(self, done: int, top: int) -> tuple[int, str] | None:
-        """The first new event, when the batches that stored the new events (seqs
-        ``done``+1..``top``, every one of them) each recorded its events in (at, id)
-        order and each batch's last event sorts before the next one's first; else None."""
+    def _recorded_order(self, done: int, top: int) -> tuple[tuple[int, str], bool] | None:
+        """``_scan_new`` from the batches that stored the new events (seqs ``done``+1
+        ..``top``), when every one of them recorded whether its events came in (at,
+        id) order: in order if each did and each batch's last event sorts before the
+        next one's first (the first new event is then the first stored); otherwise the
+        first is found by SQLite. None when a batch recorded nothing."""
         conn = self.conn
 
         def at_id(seq: int) -> tuple[int, str] | None:
             row = conn.execute("SELECT at, id FROM events WHERE seq = ?", [seq]).fetchone()
             return None if row is None else (row[0], row[1])
 
-        expect, prev = done + 1, None
-        for first, last, in_order in conn.execute(
+        expect, prev, in_order = done + 1, None, True
+        for first, last, ordered in conn.execute(
             "SELECT first_seq, last_seq, in_order FROM batches"
             " WHERE last_seq > ? AND last_seq >= first_seq ORDER BY id",
             [done],
         ).fetchall():
-            if first != expect or in_order != 1:
-                return None  # a batch without the record, or one out of order
+            if first != expect or ordered is None:
+                return None  # a batch without the record
             head, tail = at_id(first), at_id(last)
-            if head is None or tail is None or (prev is not None and head < prev):
-                return None  # events removed since (a scratch copy), or out of order
+            if head is None or tail is None:
+                return None  # events removed since (a scratch copy)
+            in_order = in_order and ordered == 1 and (prev is None or prev <= head)
             prev, expect = tail, last + 1
         if prev is None or expect != top + 1:
             return None  # new events no batch accounts for
-        return at_id(done + 1)
+        if in_order:
+            return at_id(done + 1), True  # type: ignore[return-value]  # checked above
+        row = conn.execute(
+            "SELECT at, id FROM events WHERE seq > ? ORDER BY at, id LIMIT 1", [done]
+        ).fetchone()
+        return (row[0], row[1]), False
 
     def _bulk_path(self, done: int, top: int, first: tuple[int, str]) -> str | None:
         """The database file, when this run is big, appends, and may use a writer process."""

@@ -742,8 +742,8 @@ def _at(i: int) -> str:
     ("files", "workers", "recorded", "in_order"),
     [
         ([range(0, 30), range(30, 60)], 2, True, True),  # in order, chunk to chunk, file to file
-        ([[*range(0, 12), 40, *range(12, 30)]], 2, False, False),  # one event late in the file
-        ([range(30, 60), range(0, 30)], 2, False, False),  # the second file goes back in time
+        ([[*range(0, 12), 40, *range(12, 30)]], 2, True, False),  # one event late in the file
+        ([range(30, 60), range(0, 30)], 2, True, False),  # the second file goes back in time
         ([range(0, 30)], 0, False, True),  # checked in this process: nothing recorded, a scan
     ],
 )
@@ -751,9 +751,9 @@ def test_the_scorer_reads_the_new_events_order_from_what_ingest_recorded(
     tmp_path, scheme, monkeypatch, files, workers, recorded, in_order
 ):
     """Workers note whether each chunk's rows are in (at, id) order; a batch records
-    its seqs and whether they all are. The scorer then knows the new events' order
-    and the first of them without a pass over them, and falls back to that pass
-    whenever a batch says otherwise or recorded nothing."""
+    its seqs and whether they all are. The scorer then knows whether the new events
+    are in order, and the first of them, without a pass over them in Python; it
+    falls back to that pass when a batch recorded nothing."""
     from scoring.evaluate import Engine
 
     monkeypatch.setattr(ingest, "CHUNK", 4)
@@ -766,5 +766,5 @@ def test_the_scorer_reads_the_new_events_order_from_what_ingest_recorded(
     engine = Engine(db, scheme)
     found = engine._recorded_order(0, top)
     scanned = db.execute("SELECT at, id FROM events ORDER BY at, id LIMIT 1").fetchone()
-    assert found == (tuple(scanned) if recorded else None)
+    assert found == ((tuple(scanned), in_order) if recorded else None)
     assert engine._scan_new(0, top) == (tuple(scanned), in_order)
