@@ -833,9 +833,9 @@ class Engine:
             if etype in self.compiled.by_type:
                 self._unknown_subject(eid, sid)
             return None
-        return self._steps(etype, subj, key, at)
+        return self._steps(etype, subj, key, attrs_json, at)
 
-    def _steps(self, etype: str, subj: _Subject, key: str, at: int) -> list[tuple]:
+    def _steps(self, etype: str, subj: _Subject, key: str, attrs_json: str, at: int) -> list[tuple]:
         """What the rules in force at ``at`` make of one (type, groups, attributes):
         memoised for the era in ``subj.memo`` (shared by subjects of the same groups) by
         ``key``, the event's ``type \x1f attributes JSON`` as the scan reads it, since
@@ -848,7 +848,7 @@ class Engine:
         memo = subj.memo
         if len(memo) >= MEMO_MAX:
             memo.clear()
-        attrs = orjson.loads(key[len(etype) + 1 :])
+        attrs = orjson.loads(attrs_json)
         steps: list[tuple] = []
         for g in subj.groups:
             for c in self.by_type_group.get((etype, g), ()):
@@ -922,9 +922,9 @@ class Engine:
             attrs = None
             for grp, c, pts, mode, kinds in steps:
                 if mode == PER_EVENT:
-                    etype = key[: key.index("\x1f")]
-                    if attrs is None:
-                        attrs = loads(key[len(etype) + 1 :])
+                    if attrs is None:  # the key split once, on the first step that reads it
+                        etype, _, attrs_json = key.partition("\x1f")
+                        attrs = loads(attrs_json)
                     test = c.test
                     if test is not None and not test(attrs, subj.view, grp, etype):
                         continue
@@ -942,7 +942,8 @@ class Engine:
                         period = posting(at, eid)
                 if mode == APPLY:
                     if attrs is None:
-                        attrs = loads(key[key.index("\x1f") + 1 :])
+                        etype, _, attrs_json = key.partition("\x1f")
+                        attrs = loads(attrs_json)
                     apply(c, eid, sid, subj, at, attrs, period)
                     continue
                 # the common shapes, inline: points (a number or a points form),
