@@ -595,16 +595,38 @@ def test_compact_and_full_entry_rows_insert_in_order_as_the_same_entries():
     assert [r[8] for r in got[1]] == ["e1", "e2", "e3", "e4"]
 
 
-def test_big_runs_rebuild_the_entry_indexes_only_beyond_a_million_entries(monkeypatch):
-    """Up to about a million entries the writer keeps the indexes live while the
-    evaluator is busy anyway; a bigger first load drops and rebuilds them; a run
-    small against its ledger never does."""
+def test_big_runs_rebuild_the_subject_index_beyond_half_a_million_entries(monkeypatch):
+    """Up to half a million entries the writer keeps the indexes live while the
+    evaluator is busy anyway; a bigger load (a 1M-event first month included) drops
+    the (subject, group) index and rebuilds it; a run small against its ledger never
+    does."""
     from scoring.evaluate import _rebuilds_indexes
 
     monkeypatch.delenv("GRIDCREDIT_REINDEX_ABOVE", raising=False)
-    assert not _rebuilds_indexes(1_000_000, 0)
-    assert _rebuilds_indexes(2_000_000, 0)
+    assert not _rebuilds_indexes(400_000, 0)
+    assert _rebuilds_indexes(1_000_000, 0)
     assert _rebuilds_indexes(10_000_000, 1_000_000)
     assert not _rebuilds_indexes(1_000_000, 10_000_000)
     monkeypatch.setenv("GRIDCREDIT_REINDEX_ABOVE", "1000")
     assert _rebuilds_indexes(150_000, 0)
+
+
+def test_the_pipe_to_the_writer_holds_a_whole_batch(tmp_path):
+    """A batch of 20,000 entries is ~0.7 MB of JSON: with the default 64 KB pipe the
+    scorer waited for the writer to read each one (0.6-0.9 s of a 1M-event run)."""
+    import fcntl
+
+    import orjson
+
+    from scoring import evaluate, ledger
+
+    path = tmp_path / "l.db"
+    ledger.connect(path).conn.close()
+    w = evaluate._LedgerWriter(str(path), 1, 0)
+    try:
+        size = fcntl.fcntl(w.send_in.fileno(), fcntl.F_GETPIPE_SZ)
+        assert size >= evaluate.PIPE_BYTES >= 1 << 20
+        big = [("P1", 1, 1, f"e{i:07d}", 100 + i, "2024-03", 0) for i in range(20_000)]
+        assert len(orjson.dumps((evaluate.ENTRIES, big))) < size
+    finally:
+        w.close()
