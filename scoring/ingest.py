@@ -56,7 +56,7 @@ from typing import Any, Protocol, cast
 import orjson
 
 from .bulk import paused_gc
-from .errors import InputError, Problem
+from .errors import GridcreditError, InputError, Problem
 from .model import AttrSpec, EventType, Scheme
 
 CHUNK = 20_000
@@ -1126,21 +1126,20 @@ def _run(
     kind: str | None,
     text: bool,
     bar: Any = None,
-    parallel: tuple[Path, Any] | None = None,
+    staged: _Staged | None = None,
 ) -> BatchSummary:
     t0 = time.perf_counter()
-    if kind is not None and kind not in KINDS:
-        from .errors import UsageError
-
-        raise UsageError(f"unknown input kind {kind!r}; use one of {', '.join(KINDS)}")
-    staged = None
-    if parallel is not None and conn.in_transaction:
-        parallel = None  # a caller's transaction cannot attach the workers' databases
     try:
-        if parallel is not None:
-            staged = _Staged(conn, parallel[0])
+        if kind is not None and kind not in KINDS:
+            from .errors import UsageError
+
+            raise UsageError(f"unknown input kind {kind!r}; use one of {', '.join(KINDS)}")
+        if staged is not None and conn.in_transaction:
+            staged.close()  # a caller's transaction cannot attach the workers' databases
+            staged = None
+        if staged is not None:
             with paused_gc():
-                staged.check(parallel[1], bar)
+                staged.collect(bar)
         _write_batch(conn, scheme, items, summary, kind, text, bar, staged)
     finally:
         if staged is not None:
@@ -1336,30 +1335,42 @@ class _Staged:
         self.path = path
         self.folder = _stage_folder(conn)
         self.schemas: dict[str, str] = {}  # staged database -> its schema name here
+        # (first line, offset, size, the worker's pending result) of each chunk
+        self.pending: list[tuple[int, int, int, Any]] = []
         # (first line, offset, size, the worker's result) of each chunk, in file order
         self.chunks: list[tuple[int, int, int, list[Any]]] = []
 
-    def check(self, pool: Any, bar: Any) -> None:
-        """Have the workers check and stage every chunk; attach their databases."""
+    def submit(self, pool: Any) -> _Staged:
+        """Hand every chunk of the file to the workers (they check and stage it while
+        this process goes on: an earlier file's batch, say)."""
         from .builtin.formats import BOM
 
-        conn, path = self.conn, self.path
-        pending = []
-        with open(path, "rb") as f:
-            offset = 3 if f.peek(3)[:3] == BOM else 0
-            f.seek(offset)
-            n0 = 1
-            while True:
-                data = f.read(CHUNK * 128)
-                if not data:
-                    break
-                if not data.endswith(b"\n"):
-                    data += f.readline()  # whole lines only
-                task = (n0, str(path), offset, len(data), self.folder)
-                pending.append((n0, offset, len(data), pool.apply_async(_worker_chunk, (task,))))
-                n0 += data.count(b"\n") + (not data.endswith(b"\n"))
-                offset += len(data)
-        for n0, offset, size, res in pending:
+        try:
+            with open(self.path, "rb") as f:
+                offset = 3 if f.peek(3)[:3] == BOM else 0
+                f.seek(offset)
+                n0 = 1
+                while True:
+                    data = f.read(CHUNK * 128)
+                    if not data:
+                        break
+                    if not data.endswith(b"\n"):
+                        data += f.readline()  # whole lines only
+                    task = (n0, str(self.path), offset, len(data), self.folder)
+                    self.pending.append(
+                        (n0, offset, len(data), pool.apply_async(_worker_chunk, (task,)))
+                    )
+                    n0 += data.count(b"\n") + (not data.endswith(b"\n"))
+                    offset += len(data)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def collect(self, bar: Any) -> None:
+        """Wait for the workers' results, in file order; attach their databases."""
+        conn = self.conn
+        for n0, offset, size, res in self.pending:
             self.chunks.append((n0, offset, size, orjson.loads(res.get())))
             if bar is not None:
                 bar.update(size)
@@ -1415,6 +1426,7 @@ class _Staged:
                 self.conn.execute(f"DETACH DATABASE {schema}")
             except sqlite3.Error:
                 pass
+        self.schemas.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -1481,10 +1493,30 @@ def ingest_file(
     """
     path = Path(path)
     fmt = format_for(path, formats if formats is not None else input_formats())
+    pool = None
+    try:
+        n = _workers_for(path, fmt, kind, workers) if path.is_file() else 0
+        staged = None
+        if n:
+            pool = _new_pool(scheme, n)
+            staged = _Staged(_conn(db), path).submit(pool)
+        return _ingest(db, scheme, path, fmt, kind, progress, staged)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _ingest(
+    db: Any, scheme: Scheme, path: Path, fmt: InputFormat, kind: str | None,
+    progress: bool | None, staged: _Staged | None,
+) -> BatchSummary:  # fmt: skip
+    """One file's batch; ``staged``: its chunks handed to workers already."""
     if not path.is_file():
+        if staged is not None:
+            staged.close()
         raise InputError(f"{path}: no such file; check the path")
     summary = BatchSummary(str(path), kind or "")
-    pool = _pool_for(path, fmt, kind, scheme, workers)
     raw_reader = fmt.read_raw is not None
     items: Iterator[tuple[int, Any, Any]]
     if raw_reader:
@@ -1510,37 +1542,37 @@ def ingest_file(
     try:
         return _run(
             _conn(db), scheme, items, summary, kind=kind, text=fmt.text_values, bar=bar,
-            parallel=(path, pool) if pool is not None else None,
+            staged=staged,
         )  # fmt: skip
     except OSError as e:
         raise InputError(f"{path}: cannot read file: {e.strerror or e}") from e
     finally:
         if bar is not None:
             bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
 
 
-def _pool_for(
-    path: Path, fmt: InputFormat, kind: str | None, scheme: Scheme, workers: int | None
-) -> Any:
-    """A worker pool when a JSON Lines events file is worth splitting, else None."""
+def _workers_for(path: Path, fmt: InputFormat, kind: str | None, workers: int | None) -> int:
+    """How many workers should check this file: 0 unless it is a JSON Lines events
+    file worth splitting."""
     from .builtin.formats import JSONL
 
     read_raw = fmt.read_raw
     if fmt is not JSONL or read_raw is None or workers == 0 or kind not in (None, "events"):
-        return None
+        return 0
     if workers is None:
         if path.stat().st_size < PARALLEL_MIN_BYTES:
-            return None
+            return 0
         workers = default_workers()
         if not workers:
-            return None
+            return 0
     if kind is None:
         first = next((r for _, r, _ in islice(read_raw(path), 1000) if r.__class__ is dict), None)
         if first is None or detect_kind(first) != "events":
-            return None
+            return 0
+    return workers
+
+
+def _new_pool(scheme: Scheme, workers: int) -> Any:
     import multiprocessing
 
     return multiprocessing.get_context("fork").Pool(
@@ -1565,6 +1597,10 @@ def ingest_files(
     for long files when stderr is a terminal, ``True`` always, ``False``
     never. ``pm``: the plugin manager (default ``get_plugin_manager()``); its
     input formats are used and ``before_ingest``/``after_ingest`` fired.
+
+    With workers, the next file's chunks are handed to them before this
+    process stores a file, so checking one file and storing another overlap;
+    each file is still its own batch, stored in order.
     """
     if pm is None:
         from .plugins import get_plugin_manager
@@ -1572,13 +1608,39 @@ def ingest_files(
         pm = get_plugin_manager()
     files = [Path(p) for p in paths]
     formats = input_formats(pm)
-    for f in files:  # fail on names before touching the database
-        format_for(f, formats)
+    fmts = [format_for(f, formats) for f in files]  # fail on names before touching the database
     pm.hook.before_ingest(db=db, files=[str(f) for f in files])
-    out = [
-        ingest_file(db, scheme, f, kind=kind, progress=progress, formats=formats, workers=workers)
-        for f in files
-    ]
+    pool: Any = None
+    size = workers  # the pool's size, once a file needs it (the load average read once)
+    staged: dict[int, _Staged] = {}
+
+    def submit(i: int) -> None:
+        nonlocal pool, size
+        if i >= len(files) or i in staged:
+            return
+        try:
+            n = _workers_for(files[i], fmts[i], kind, size) if files[i].is_file() else 0
+        except (OSError, GridcreditError):
+            return  # reported when the file's turn comes
+        if not n:
+            return
+        if pool is None:
+            size = n
+            pool = _new_pool(scheme, n)
+        staged[i] = _Staged(_conn(db), files[i]).submit(pool)
+
+    out = []
+    try:
+        for i, f in enumerate(files):
+            submit(i)
+            submit(i + 1)  # checked by the workers while this one is stored
+            out.append(_ingest(db, scheme, f, fmts[i], kind, progress, staged.pop(i, None)))
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        for rest in staged.values():
+            rest.close()
     pm.hook.after_ingest(db=db, batches=[b.as_dict() for b in out])
     return out
 

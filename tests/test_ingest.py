@@ -734,6 +734,73 @@ def test_a_failing_worker_leaves_no_batch_and_no_scratch(tmp_path, scheme, monke
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_the_workers_check_the_next_file_while_this_one_is_stored(tmp_path, scheme, monkeypatch):
+    """``ingest_files`` hands file N+1 to the workers before storing file N (and the
+    first events file before a subjects file): checking and storing overlap. Each
+    file is still one batch, stored in order, as ingested one by one; a missing
+    file fails in its turn, after the files before it are stored, and leaves no
+    scratch behind."""
+    monkeypatch.setattr(ingest, "CHUNK", 4)
+    paths = []
+    for n in range(3):
+        path = tmp_path / f"e{n}.jsonl"
+        path.write_bytes(jl(*[ev(f"E{n}-{i:02d}", at=_at(i), hours=1) for i in range(20)]))
+        paths.append(path)
+    log = []
+    real_submit, real_store = ingest._Staged.submit, ingest._Staged.store
+    monkeypatch.setattr(
+        ingest._Staged,
+        "submit",
+        lambda st, pool: log.append(("submit", st.path.name)) or real_submit(st, pool),
+    )
+    monkeypatch.setattr(
+        ingest._Staged,
+        "store",
+        lambda st, b: log.append(("store", st.path.name)) or real_store(st, b),
+    )
+    db = ledger.connect(tmp_path / "a.db")
+    got = ingest_files(db, scheme, paths, progress=False, workers=2)
+    assert log == [
+        ("submit", "e0.jsonl"), ("submit", "e1.jsonl"), ("store", "e0.jsonl"),
+        ("submit", "e2.jsonl"), ("store", "e1.jsonl"), ("store", "e2.jsonl"),
+    ]  # fmt: skip
+    one = ledger.connect(tmp_path / "b.db")
+    for path in paths:
+        ingest_file(one, scheme, path, progress=False, workers=0)
+    table = "SELECT * FROM events ORDER BY seq"
+    assert db.execute(table).fetchall() == one.execute(table).fetchall()
+    assert [b.accepted for b in got] == [20, 20, 20]
+
+    db = ledger.connect(tmp_path / "c.db")
+    with pytest.raises(InputError, match="no such file"):
+        ingest_files(db, scheme, [paths[0], tmp_path / "gone.jsonl", paths[2]], workers=2)
+    assert db.execute("SELECT count(*) FROM batches").fetchone() == (1,)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _flaky_second_file(args):  # module level: the worker pool pickles it by name
+    if args[1].endswith("e1.jsonl"):
+        raise OSError("disk full")
+    return _REAL_CHUNK(args)
+
+
+def test_a_worker_failing_on_the_next_file_fails_it_in_its_turn(tmp_path, scheme, monkeypatch):
+    """The next file is checked while this one is stored; a worker failing on it
+    does not touch this file's batch, and fails that file when its turn comes."""
+    monkeypatch.setattr(ingest, "CHUNK", 4)
+    monkeypatch.setattr(ingest, "_worker_chunk", _flaky_second_file)
+    paths = []
+    for n in range(2):
+        path = tmp_path / f"e{n}.jsonl"
+        path.write_bytes(jl(*[ev(f"E{n}-{i:02d}", at=_at(i), hours=1) for i in range(20)]))
+        paths.append(path)
+    db = ledger.connect(tmp_path / "l.db")
+    with pytest.raises(InputError, match="disk full"):
+        ingest_files(db, scheme, paths, progress=False, workers=2)
+    assert db.execute("SELECT file, accepted FROM batches").fetchall() == [(str(paths[0]), 20)]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def _at(i: int) -> str:
     return f"2024-03-05T{10 + i // 60:02d}:{i % 60:02d}:00"
 
