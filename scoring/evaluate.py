@@ -56,20 +56,25 @@ _INSERT_ENTRY = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '
 _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
 # Most entries differ only in subject, points, wallet, event, time and period; the
 # rest (group, account, rule, pack hash, reason, note) is one of a few hundred entry
-# kinds. Those travel as 7-tuples (subject, points, wallet, event, at, period, kind)
-# and are inserted by looking the kind up in a temp table: 7 bound parameters
-# instead of 16, and a third of the bytes to the writer process.
+# kinds. Those travel as 7-tuples (subject, points, wallet, event, at, period, kind):
+# 7 bound parameters instead of 16, and a third of the bytes to the writer process.
+# A run of them is bound into a temp table, then joined to their kinds into
+# ``entries`` by one INSERT ... SELECT in the same order (at 1M entries: 3.5-4.4 s
+# against 4.6-7.0 s for a kind lookup in each row's own INSERT ... SELECT).
 ENTRIES = "entries"  # what _execute is given for a batch of entry rows (full or compact)
-_KIND_DDL = (
+_KIND_DDL = (  # statements one by one: executescript would commit the run's transaction
     "CREATE TEMP TABLE IF NOT EXISTS entry_kinds"
-    " (id INTEGER PRIMARY KEY, grp, account, rule, pack_hash, reason, note)"
+    " (id INTEGER PRIMARY KEY, grp, account, rule, pack_hash, reason, note)",
+    "CREATE TEMP TABLE IF NOT EXISTS entry_stage (subject, points, wallet, event, at, period, kind)",
 )
 _INSERT_KIND = "INSERT INTO temp.entry_kinds VALUES (?, ?, ?, ?, ?, ?, ?)"
-_INSERT_COMPACT = (
+_STAGE_COMPACT = "INSERT INTO temp.entry_stage VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_STAGED = (
     "INSERT INTO entries (subject, points, wallet, event, at, period,"
     " grp, account, rule, pack_hash, reason, note)"
-    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, k.grp, k.account, k.rule, k.pack_hash, k.reason, k.note"
-    " FROM temp.entry_kinds k WHERE k.id = ?7"
+    " SELECT s.subject, s.points, s.wallet, s.event, s.at, s.period,"
+    " k.grp, k.account, k.rule, k.pack_hash, k.reason, k.note"
+    " FROM temp.entry_stage s JOIN temp.entry_kinds k ON k.id = s.kind ORDER BY s.rowid"
 )
 
 
@@ -84,7 +89,12 @@ def _execute(conn: sqlite3.Connection, sql: str, rows: list) -> None:
         end = start + 1
         while end < n and (len(rows[end]) == 7) == compact:
             end += 1
-        conn.executemany(_INSERT_COMPACT if compact else _INSERT_ENTRY, rows[start:end])
+        if compact:
+            conn.executemany(_STAGE_COMPACT, rows[start:end])
+            conn.execute(_INSERT_STAGED)
+            conn.execute("DELETE FROM temp.entry_stage")
+        else:
+            conn.executemany(_INSERT_ENTRY, rows[start:end])
         start = end
 
 
@@ -250,7 +260,8 @@ def _ledger_writer(
             raise GridcreditError(
                 "another process wrote to the ledger while this run started; run `gridcredit score` again"
             )
-        conn.execute(_KIND_DDL)
+        for ddl in _KIND_DDL:
+            conn.execute(ddl)
         if reindex:  # in this transaction: a killed run rolls back to the indexes it had
             for name in REBUILT_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
@@ -693,7 +704,8 @@ class Engine:
     ) -> None:  # fmt: skip
         conn = self.conn
         if bulk_path is None:  # entry kinds are numbered afresh each run (the writer's own)
-            conn.execute(_KIND_DDL)
+            for ddl in _KIND_DDL:
+                conn.execute(ddl)
             conn.execute("DELETE FROM temp.entry_kinds")
         last = get_state(self.db, "last_scored")
         last_key = tuple(orjson.loads(last)) if last else None

@@ -586,13 +586,45 @@ def test_compact_and_full_entry_rows_insert_in_order_as_the_same_entries():
     got = []
     for rows in (full, mixed):
         db = ledger.memory_db()
-        db.execute(evaluate._KIND_DDL)
+        for ddl in evaluate._KIND_DDL:
+            db.execute(ddl)
         db.conn.executemany(evaluate._INSERT_KIND, [(i, *k) for i, k in enumerate(kinds)])
         evaluate._execute(db.conn, evaluate.ENTRIES, rows)
         got.append(db.execute("SELECT * FROM entries ORDER BY id").fetchall())
     assert got[0] == got[1]
     assert [r[0] for r in got[1]] == [1, 2, 3, 4]
     assert [r[8] for r in got[1]] == ["e1", "e2", "e3", "e4"]
+
+
+def test_a_run_of_compact_entry_rows_is_one_insert_into_entries():
+    """Compact rows are bound into a temp table and joined to their kinds by one
+    INSERT ... SELECT per run, in the order given (not one kind lookup per row)."""
+    from scoring import evaluate, ledger
+
+    db = ledger.memory_db()
+    for ddl in evaluate._KIND_DDL:
+        db.execute(ddl)
+    db.conn.executemany(
+        evaluate._INSERT_KIND,
+        [(0, "residents", "score+wallet", "vol", "h1", "match", None),
+         (1, "residents", "score", "park", "h1", "match", None)],
+    )  # fmt: skip
+    rows = [
+        (f"P{i % 7}", i % 5, i % 5, f"e{i:03d}", 1000 - i, "2024-03", i % 2) for i in range(200)
+    ]
+    seen: list[str] = []
+    db.conn.set_trace_callback(seen.append)
+    evaluate._execute(db.conn, evaluate.ENTRIES, rows)
+    db.conn.set_trace_callback(None)
+    assert sum(q.startswith("INSERT INTO entries") for q in seen) == 1
+    got = db.execute(
+        "SELECT id, subject, points, event, at, rule FROM entries ORDER BY id"
+    ).fetchall()
+    assert got == [
+        (i + 1, f"P{i % 7}", i % 5, f"e{i:03d}", 1000 - i, "park" if i % 2 else "vol")
+        for i in range(200)
+    ]
+    assert db.execute("SELECT count(*) FROM temp.entry_stage").fetchone() == (0,)
 
 
 def test_big_runs_rebuild_the_subject_index_beyond_half_a_million_entries(monkeypatch):
