@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import ev, put
 
 from scoring.evaluate import score
@@ -662,3 +663,100 @@ def test_the_pipe_to_the_writer_holds_a_whole_batch(tmp_path):
         assert len(orjson.dumps((evaluate.ENTRIES, big))) < size
     finally:
         w.close()
+
+
+def _file_ledger(tmp_path, name, engine_scheme, n=300):
+    """A file ledger (the bulk path needs one) with ``n`` volunteer and parking events."""
+    from scoring import ledger
+
+    s = engine_scheme(residents=[VOLUNTEER, PARKING])
+    db = ledger.connect(tmp_path / name)
+    put(db, s, [
+        ev(f"e{i:04d}", "parking", f"P{i % 3 + 1}", f"2024-03-{1 + i // 20:02d}T08:{i % 60:02d}")
+        if i % 5 == 0 else
+        ev(f"e{i:04d}", "volunteer", f"P{i % 3 + 1}",
+           f"2024-03-{1 + i // 20:02d}T{8 + i % 10:02d}:{i % 60:02d}", hours=i % 4)
+        for i in range(n)
+    ])  # fmt: skip
+    return db, s
+
+
+def _ledger_rows(db):
+    return db.execute("SELECT * FROM entries ORDER BY id").fetchall()
+
+
+def test_a_big_run_reads_its_events_in_a_reader_process(tmp_path, engine_scheme, monkeypatch):
+    """In a big run a child process reads (and sorts) the events and hands them over
+    as orjson batches: this process runs no scan of the events, and the ledger is
+    the one a single-process run writes."""
+    from scoring import evaluate
+
+    db, s = _file_ledger(tmp_path, "a.db", engine_scheme)
+    monkeypatch.setenv("GRIDCREDIT_SINGLE_PROCESS", "1")
+    score(db, s)
+    single = _ledger_rows(db)
+    assert len(single) > 150
+
+    monkeypatch.delenv("GRIDCREDIT_SINGLE_PROCESS")
+    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
+    monkeypatch.setattr(evaluate, "READ_EVERY", 7)
+    db, s = _file_ledger(tmp_path, "b.db", engine_scheme)
+    seen: list[str] = []
+    db.conn.set_trace_callback(seen.append)
+    batches = []
+    real = evaluate._EventReader.__iter__
+
+    def spy(self):
+        for rows in real(self):
+            batches.append(len(rows))
+            yield rows
+
+    monkeypatch.setattr(evaluate._EventReader, "__iter__", spy)
+    score(db, s)
+    db.conn.set_trace_callback(None)
+    assert not [q for q in seen if evaluate.EVENT_COLUMNS in q]
+    (stored,) = db.execute("SELECT count(*) FROM events").fetchone()
+    assert sum(batches) == stored == 300 and max(batches) == 7
+    assert _ledger_rows(db) == single
+
+
+def test_a_failing_reader_process_fails_the_run_and_writes_nothing(
+    tmp_path, engine_scheme, monkeypatch
+):
+    from scoring import evaluate
+    from scoring.errors import GridcreditError
+
+    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
+    monkeypatch.setattr(evaluate, "EVENT_COLUMNS", "id, subject, at, no_such_column, amends")
+    db, s = _file_ledger(tmp_path, "a.db", engine_scheme)
+    with pytest.raises(GridcreditError, match="event reader: OperationalError: no such column"):
+        score(db, s)
+    assert db.execute("SELECT count(*) FROM entries").fetchone() == (0,)
+    assert db.execute("SELECT value FROM state WHERE key = 'scored_seq'").fetchone() is None
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_events_stored_after_a_run_starts_wait_for_the_next_run(
+    tmp_path, engine_scheme, monkeypatch, bulk
+):
+    """A run scores the events up to the last one stored when it started: one an
+    ingest stores meanwhile is not read by it (it would be scored again by the
+    next run, which starts after the run's recorded ``scored_seq``)."""
+    from scoring import evaluate
+    from scoring.ingest import ingest_records
+
+    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50 if bulk else 10**9)
+    db, s = _file_ledger(tmp_path, "a.db", engine_scheme)
+    other = evaluate.sqlite_utils.Database(str(tmp_path / "a.db"))
+    real = evaluate.Engine._scan_new
+
+    def meanwhile(self, done, top):
+        if done == 0:  # an ingest in another connection, just after this run read `top`
+            ingest_records(other, s, [ev("late1", "volunteer", "P1", "2024-12-01T09:00", hours=3)])
+        return real(self, done, top)
+
+    monkeypatch.setattr(evaluate.Engine, "_scan_new", meanwhile)
+    score(db, s)
+    assert db.execute("SELECT count(*) FROM entries WHERE event = 'late1'").fetchone() == (0,)
+    score(db, s)
+    assert db.execute("SELECT points FROM entries WHERE event = 'late1'").fetchall() == [(6,)]
