@@ -182,6 +182,84 @@ def test_deep_nesting_is_refused(scheme_dir: Path) -> None:
     assert got[0].startswith("packs/extra.yaml:1:")
 
 
+def test_deep_block_nesting_is_refused_the_same_way(scheme_dir: Path) -> None:
+    """Nesting by indentation reaches libyaml (brackets never do beyond the limit);
+    the depth check then sends it to the pure-Python loader, which says where."""
+    text = "".join(f"{'  ' * i}k{i}:\n" for i in range(60)) + "  " * 60 + "v: 1\n"
+    got = _hostile(scheme_dir, text)
+    assert len(got) == 1
+    assert "nested more than 50 levels deep" in got[0]
+    assert got[0].startswith("packs/extra.yaml:50:")
+
+
+_YAML_SNIPPETS = [
+    "a: {title: 志愿服务志愿服务, points: 2}\nb: [志愿, 服务, x]\n",
+    "\ufeffpack: p\r\nversion: '1'\r\nrules:\r\n  - id: a\r\n    on: yes\r\n",
+    "base: &b {points: 2, per: month}\nrules:\n  - <<: *b\n    id: x\n  - *b\n",
+    "t: |\n  第一行\n  second\nu: >-\n  folded\n  text\nd: 2024-03-01\nn: ~\nf: 1.5e3\n",
+    "on: true\noff: False\nlist:\n- 1\n- '2'\n- -3\n# a comment\nk: 0o17\n",
+    "",
+    "# only a comment\n",
+    "a: &x [1, *x]\n",  # a recursive list: refused by both
+]
+
+
+def _same(a, b) -> None:
+    from scoring.yamlsafe import PosDict, PosList
+
+    assert type(a) is type(b) and a == b or (a is b)
+    if isinstance(a, PosDict):
+        assert (a.pos, a.key_pos, a.val_pos) == (b.pos, b.key_pos, b.val_pos)
+        for k in a:
+            if a[k] is not a:
+                _same(a[k], b[k])
+    elif isinstance(a, PosList):
+        assert (a.pos, a.item_pos) == (b.pos, b.item_pos)
+        for x, y in zip(a, b, strict=True):
+            if x is not a:
+                _same(x, y)
+
+
+def _both(text: str, monkeypatch: pytest.MonkeyPatch):
+    from scoring import yamlsafe
+
+    if yamlsafe.CParser is None:
+        pytest.skip("this PyYAML has no libyaml: only the pure-Python loader runs")
+    fast = yamlsafe._load_fast(text)
+    with monkeypatch.context() as m:
+        m.setattr(yamlsafe, "_load_fast", lambda text: yamlsafe._SLOW)
+        slow = yamlsafe.load_yaml_text(text)
+    return fast, slow
+
+
+@pytest.mark.parametrize("text", _YAML_SNIPPETS)
+def test_libyaml_reads_what_the_pure_python_loader_reads(text, monkeypatch) -> None:
+    """Same values, same types, same line and column of every key and value."""
+    from scoring import yamlsafe
+
+    if text.startswith("a: &x"):
+        assert yamlsafe._load_fast(text) is yamlsafe._SLOW
+        with pytest.raises(yamlsafe.YamlProblem, match="1:4: found unconstructable recursive node"):
+            yamlsafe.load_yaml_text(text)
+        return
+    fast, slow = _both(text, monkeypatch)
+    _same(fast, slow)
+
+
+def test_the_reference_rules_are_read_by_libyaml_as_by_the_pure_python_loader(
+    monkeypatch,
+) -> None:
+    root = Path(__file__).parent.parent / "rules"
+    files = sorted(root.rglob("*.yaml"))
+    assert len(files) >= 10
+    for f in files:
+        fast, slow = _both(f.read_text(encoding="utf-8"), monkeypatch)
+        from scoring import yamlsafe
+
+        assert fast is not yamlsafe._SLOW, f
+        _same(fast, slow)
+
+
 def test_huge_file_is_refused(scheme_dir: Path) -> None:
     validate_scheme(scheme_dir)  # warm up: schemas and plugins load once per process
     big = scheme_dir / "packs" / "extra.yaml"
