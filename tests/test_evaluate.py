@@ -760,3 +760,19 @@ def test_events_stored_after_a_run_starts_wait_for_the_next_run(
     assert db.execute("SELECT count(*) FROM entries WHERE event = 'late1'").fetchone() == (0,)
     score(db, s)
     assert db.execute("SELECT points FROM entries WHERE event = 'late1'").fetchall() == [(6,)]
+
+
+def test_after_a_bulk_run_its_objects_wait_in_the_oldest_generation():
+    """Leaving ``paused_gc`` hands what the run keeps to the oldest generation
+    without a pass over it; the young generation starts empty."""
+    import gc
+
+    from scoring.bulk import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        keep = [[i] for i in range(100_000)]
+        assert gc.get_count()[0] > 50_000
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 1_000
+    assert any(o is keep[-1] for o in gc.get_objects(generation=2))
