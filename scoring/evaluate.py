@@ -59,8 +59,8 @@ _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
 # kinds. Those travel as 7-tuples (subject, points, wallet, event, at, period, kind):
 # 7 bound parameters instead of 16, and a third of the bytes to the writer process.
 # A run of them is bound into a temp table, then joined to their kinds into
-# ``entries`` by one INSERT ... SELECT in the same order (at 1M entries: 3.5-4.4 s
-# against 4.6-7.0 s for a kind lookup in each row's own INSERT ... SELECT).
+# ``entries`` by one INSERT ... SELECT in the same order (the writer's inserts at 1M
+# entries: 4.6-4.9 s, against 6.8-6.9 s for a kind lookup in each row's own INSERT).
 ENTRIES = "entries"  # what _execute is given for a batch of entry rows (full or compact)
 _KIND_DDL = (  # statements one by one: executescript would commit the run's transaction
     "CREATE TEMP TABLE IF NOT EXISTS entry_kinds"
