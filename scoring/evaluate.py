@@ -904,11 +904,13 @@ class Engine:
                     conn.execute(sql, ps)
                 conn.execute("DROP TABLE IF EXISTS temp.redo")
         finally:
-            if reader is not None:
-                reader.close()
+            # the writer first: forked after the reader, it holds a copy of the reader's
+            # pipe, which a reader still sending must see closed to stop
             if self.writer is not None:
                 self.writer.close()
                 self.writer = None
+            if reader is not None:
+                reader.close()
 
     def _open_start(self, closed: set[str]) -> int:
         if not closed:

@@ -776,3 +776,44 @@ def test_after_a_bulk_run_its_objects_wait_in_the_oldest_generation():
     assert gc.isenabled()
     assert gc.get_count()[0] < 1_000
     assert any(o is keep[-1] for o in gc.get_objects(generation=2))
+
+
+def test_a_failing_run_lets_the_reader_stop_on_its_own(tmp_path, engine_scheme, monkeypatch):
+    """When the scorer fails mid-run with the reader still sending, the reader
+    must see its pipe close and stop by itself: the writer process (forked after
+    it) holds a copy of the pipe's reading end, so it is closed first."""
+    from scoring import evaluate
+
+    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
+    monkeypatch.setattr(evaluate, "READ_EVERY", 50)
+    monkeypatch.setattr(evaluate, "PIPE_BYTES", 0)  # the 64 KB default: the reader blocks
+    from datetime import datetime, timedelta
+
+    from scoring import ledger
+
+    s = engine_scheme(residents=[VOLUNTEER, PARKING])
+    db = ledger.connect(tmp_path / "a.db")
+    start = datetime(2024, 3, 1)
+    put(db, s, [
+        ev(f"e{i:05d}", "volunteer", f"P{i % 3 + 1}",
+           (start + timedelta(minutes=i)).isoformat(timespec="minutes"), hours=i % 4)
+        for i in range(5000)
+    ])  # fmt: skip
+    assert db.execute("SELECT count(*) FROM events").fetchone() == (5000,)  # ~300 KB to send
+    readers = []
+    real_init = evaluate._EventReader.__init__
+
+    def spy_init(self, *a):
+        real_init(self, *a)
+        readers.append(self)
+
+    def boom(self, rows):
+        raise RuntimeError("a rule failed")
+
+    monkeypatch.setattr(evaluate._EventReader, "__init__", spy_init)
+    monkeypatch.setattr(evaluate.Engine, "_score_rows", boom)
+    with pytest.raises(RuntimeError, match="a rule failed"):
+        score(db, s)
+    (reader,) = readers
+    assert reader.proc.exitcode == 0  # stopped on the broken pipe, not terminated
+    assert db.execute("SELECT count(*) FROM entries").fetchone() == (0,)
