@@ -27,6 +27,7 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if was:
-            gc.freeze()
-            gc.unfreeze()
+            if not gc.get_freeze_count():  # never thaw what a host program froze itself
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()

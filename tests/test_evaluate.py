@@ -776,6 +776,15 @@ def test_after_a_bulk_run_its_objects_wait_in_the_oldest_generation():
     assert gc.isenabled()
     assert gc.get_count()[0] < 1_000
     assert any(o is keep[-1] for o in gc.get_objects(generation=2))
+    # what a host program froze itself stays frozen
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with paused_gc():
+            more = [[i] for i in range(1_000)]
+        assert gc.get_freeze_count() == frozen and more
+    finally:
+        gc.unfreeze()
 
 
 def test_a_failing_run_lets_the_reader_stop_on_its_own(tmp_path, engine_scheme, monkeypatch):
