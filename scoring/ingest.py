@@ -36,6 +36,7 @@ rejected.
 from __future__ import annotations
 
 import difflib
+import functools
 import gc
 import hashlib
 import io
@@ -1551,9 +1552,13 @@ def _ingest(
             bar.close()
 
 
-def _workers_for(path: Path, fmt: InputFormat, kind: str | None, workers: int | None) -> int:
+def _workers_for(
+    path: Path, fmt: InputFormat, kind: str | None, workers: int | None,
+    default: Callable[[], int] = default_workers,
+) -> int:  # fmt: skip
     """How many workers should check this file: 0 unless it is a JSON Lines events
-    file worth splitting."""
+    file worth splitting (``workers`` None: ``default()`` for a file of at least
+    ``PARALLEL_MIN_BYTES``)."""
     from .builtin.formats import JSONL
 
     read_raw = fmt.read_raw
@@ -1562,7 +1567,7 @@ def _workers_for(path: Path, fmt: InputFormat, kind: str | None, workers: int | 
     if workers is None:
         if path.stat().st_size < PARALLEL_MIN_BYTES:
             return 0
-        workers = default_workers()
+        workers = default()
         if not workers:
             return 0
     if kind is None:
@@ -1611,21 +1616,20 @@ def ingest_files(
     fmts = [format_for(f, formats) for f in files]  # fail on names before touching the database
     pm.hook.before_ingest(db=db, files=[str(f) for f in files])
     pool: Any = None
-    size = workers  # the pool's size, once a file needs it (the load average read once)
+    cores = functools.cache(default_workers)  # the load average read once, for the pool
     staged: dict[int, _Staged] = {}
 
     def submit(i: int) -> None:
-        nonlocal pool, size
+        nonlocal pool
         if i >= len(files) or i in staged:
             return
         try:
-            n = _workers_for(files[i], fmts[i], kind, size) if files[i].is_file() else 0
+            n = _workers_for(files[i], fmts[i], kind, workers, cores) if files[i].is_file() else 0
         except (OSError, GridcreditError):
             return  # reported when the file's turn comes
         if not n:
             return
         if pool is None:
-            size = n
             pool = _new_pool(scheme, n)
         staged[i] = _Staged(_conn(db), files[i]).submit(pool)
 

@@ -224,7 +224,12 @@ def _both(text: str, monkeypatch: pytest.MonkeyPatch):
     from scoring import yamlsafe
 
     if yamlsafe.CParser is None:
-        pytest.skip("this PyYAML has no libyaml: only the pure-Python loader runs")
+        pytest.skip(
+            "this PyYAML was built without libyaml (`python -c 'import yaml;"
+            " print(yaml.__with_libyaml__)'` prints False), so only the pure-Python loader"
+            " runs and there is nothing to compare; PyPI's PyYAML wheels, which CI installs,"
+            " include libyaml"
+        )
     fast = yamlsafe._load_fast(text)
     with monkeypatch.context() as m:
         m.setattr(yamlsafe, "_load_fast", lambda text: yamlsafe._SLOW)
