@@ -24,12 +24,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
+import apsw
 import orjson
 import sqlite_utils
 
-from .bulk import paused_gc
+from .bulk import child_connection, paused_gc
 from .compile import FAR_FUTURE, FAR_PAST, CompiledRule, CompiledScheme, compile_scheme
 from .conditions import SubjectView, reads_subject
 from .durations import PERIOD_KINDS
@@ -78,7 +80,7 @@ _INSERT_STAGED = (
 )
 
 
-def _execute(conn: sqlite3.Connection, sql: str, rows: list) -> None:
+def _execute(conn: sqlite3.Connection | apsw.Connection, sql: str, rows: list) -> None:
     """``executemany``; for ``ENTRIES``, each run of full or compact rows in order."""
     if sql != ENTRIES:
         conn.executemany(sql, rows)
@@ -250,15 +252,15 @@ def _ledger_writer(
 ) -> None:  # pragma: no cover - runs in the child process (exercised by the bulk tests)
     parent_send.close()  # so EOF arrives when the parent is gone
     parent_recv.close()
-    conn = sqlite3.connect(path, isolation_level=None, timeout=120)
+    conn = child_connection(path)
     try:
         # temp_store=FILE: rebuilding the indexes of 10M entries sorts on disk, not in RAM
         for pragma in ("synchronous=NORMAL", "temp_store=FILE", "cache_size=-64000"):
             conn.execute(f"PRAGMA {pragma}")
         conn.execute("BEGIN IMMEDIATE")
-        (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
-        row = conn.execute("SELECT value FROM state WHERE key = 'scored_seq'").fetchone()
-        if last + 1 != first_id or int(row[0] if row else 0) != done:
+        last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").get
+        seq = conn.execute("SELECT value FROM state WHERE key = 'scored_seq'").get
+        if last + 1 != first_id or int(seq or 0) != done:
             raise GridcreditError(
                 "another process wrote to the ledger while this run started; run `gridcredit score` again"
             )
@@ -275,7 +277,7 @@ def _ledger_writer(
                 _execute(conn, msg[0], msg[1])
                 continue
             _, last_id, statements = msg
-            (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
+            last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").get
             if last_id is not None and last != last_id:
                 raise RuntimeError(f"ledger ids out of step: expected {last_id}, found {last}")
             for sql, params in statements:
@@ -292,7 +294,7 @@ def _ledger_writer(
     except BaseException as e:
         try:
             conn.execute("ROLLBACK")
-        except sqlite3.Error:
+        except apsw.Error:
             pass
         try:
             outbox.send(("error", f"{type(e).__name__}: {e}; nothing was written"))
@@ -355,10 +357,10 @@ def _read_events(
     parent_recv.close()
     dumps = orjson.dumps
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=120)
+        conn = child_connection(path)
         try:
             cur = conn.execute(sql, params)
-            while rows := cur.fetchmany(READ_EVERY):
+            while rows := list(islice(cur, READ_EVERY)):
                 out.send_bytes(dumps(rows))
             out.send_bytes(b"[]")
         finally:

@@ -56,7 +56,7 @@ from typing import Any, Protocol, cast
 
 import orjson
 
-from .bulk import paused_gc
+from .bulk import child_connection, paused_gc
 from .errors import GridcreditError, InputError, Problem
 from .model import AttrSpec, EventType, Scheme
 
@@ -1252,15 +1252,15 @@ def _worker_chunk(args: tuple[int, str, int, int, str]) -> bytes:
         if stage is not None:
             stage[1].close()
         db = os.path.join(folder, f"worker-{os.getpid()}.db")
-        conn = sqlite3.connect(db, isolation_level=None)
+        conn = child_connection(db)
         conn.execute("PRAGMA journal_mode=OFF")  # scratch: the ledger's transaction is the record
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("CREATE TABLE ev (id, type, subject, at, attrs, amends, line)")
         stage = _WORKER["stage"] = [folder, conn, db, 0]
     conn = stage[1]
-    conn.execute("BEGIN")
-    conn.executemany("INSERT INTO ev VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8)", rows)  # not the batch
-    conn.execute("COMMIT")
+    if rows:
+        with conn:  # one transaction
+            conn.executemany("INSERT INTO ev VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8)", rows)
     lo = stage[3] + 1  # a table only appended to numbers its rows 1, 2, 3, ...
     stage[3] += len(rows)
     again = {r[0] for r in repeats}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+import apsw
 import orjson
 import pluggy
 import pytest
@@ -602,7 +603,8 @@ def test_a_worker_checks_only_the_byte_range_it_is_sent(tmp_path, scheme):
     ingest._worker_init(scheme)
     try:
         out = ingest._worker_chunk((2, str(path), len(lines[0]), len(lines[1]), str(tmp_path)))
-        ingest._WORKER["stage"][1].close()
+        stage = ingest._WORKER["stage"][1]
+        stage.close()
     finally:
         ingest._WORKER.clear()
         gc.enable()
@@ -611,6 +613,7 @@ def test_a_worker_checks_only_the_byte_range_it_is_sent(tmp_path, scheme):
     assert order[2] is True and order[0] == order[1]  # one row: in order, first = last
     staged = sqlite3.connect(db).execute("SELECT id, line FROM ev").fetchall()
     assert staged == [("E2", 2)]  # id, line: the rows wait in the worker's own database
+    assert isinstance(stage, apsw.Connection)  # it binds rows ~3x faster than sqlite3
 
 
 def test_conflicts_from_workers_split_their_chunk_once(tmp_path, scheme, monkeypatch):
