@@ -565,7 +565,7 @@ class _EventIngest:
         }
         self.parse_at = time_parser(scheme)
         self.zoned_hours: dict[str, int] = {}  # "YYYY-MM-DDTHH+08:00" -> epoch of HH:00:00
-        self.canonical: dict[str, dict[bytes, bytes]] = {}  # type -> raw attrs -> canonical
+        self.canonical: dict[str, dict[bytes, str]] = {}  # type -> raw attrs -> canonical
 
     def _unknown_type(self, typ: str) -> str:
         known = sorted(self.scheme.event_types)
@@ -691,18 +691,18 @@ class _EventIngest:
                     key = _dumps(raw_attrs)
                     attrs_json = known.get(key)
                     if attrs_json is None:
-                        attrs_json = _dumps(validate(raw_attrs), option=_SORT)
+                        attrs_json = _dumps(validate(raw_attrs), option=_SORT).decode()
                         if len(known) >= 50_000:
                             known.clear()
                         known[key] = attrs_json
                 else:
                     attrs, amends = self._merged(rec, validate)
-                    attrs_json = _dumps(attrs, option=_SORT)
+                    attrs_json = _dumps(attrs, option=_SORT).decode()
             except _Bad as e:
                 rid = eid if eid.__class__ in (str, int) else None
                 rejects.append((line, rid, str(e), _raw_text(raw, rec), 1))
                 continue
-            row = (eid, typ, subj, ts, attrs_json.decode(), amends, batch_id, line)
+            row = (eid, typ, subj, ts, attrs_json, amends, batch_id, line)
             if eid in seen:
                 repeats.append(row)
             else:
