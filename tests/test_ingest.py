@@ -243,6 +243,34 @@ def test_csv_types_and_bad_rows(db, scheme, tmp_path):
     assert attrs == {"E1": '{"hours":1.5}', "E2": '{"item":"rice","quantity":2}'}
 
 
+def test_an_unclosed_quote_in_csv_rejects_its_line_and_not_the_rest(db, scheme, tmp_path):
+    """A quote that is never closed would make one row of the rest of the file: its
+    line is rejected and every line after it is read as a row of its own."""
+    c = tmp_path / "events.csv"
+    c.write_text(
+        "id,type,subject,at,hours,activity\n"
+        "E1,volunteer_service,P1,2024-03-05T10:00:00,1,\n"
+        'E2,volunteer_service,P1,"2024-03-05T11:00:00,1,\n'
+        "E3,volunteer_service,P1,2024-03-05T12:00:00,1,\n"
+        'E4,volunteer_service,P1,2024-03-05T13:00:00,2,"清扫\n'
+        '楼道"\n'
+        "E5,volunteer_service,P1,2024-03-05T14:00:00,1,\n",
+        encoding="utf-8",
+    )
+    s = ingest_file(db, scheme, c, progress=False)
+    assert (s.read, s.accepted, s.rejected) == (5, 4, 1)
+    assert rejects(db, s.batch) == [
+        (3, "a quote opened in this row is never closed on its line (the row ran on to line 5);"
+            " close the quote or remove it"),
+    ]  # fmt: skip
+    (raw,) = db.execute("SELECT raw FROM rejects").fetchone()
+    assert raw == 'E2,volunteer_service,P1,"2024-03-05T11:00:00,1,'
+    # a quoted value over two lines, in a row of the right width, is one value
+    attrs = dict(db.execute("SELECT id, attrs FROM events").fetchall())
+    assert sorted(attrs) == ["E1", "E3", "E4", "E5"]
+    assert orjson.loads(attrs["E4"])["activity"] == "清扫\n楼道"
+
+
 def test_jsonl_is_strict_about_types(db, scheme):
     s = ingest_records(
         db, scheme, [ev("E1", hours="2"), ev("E2", hours=True), ev("E3", hours=None)]

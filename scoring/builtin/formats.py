@@ -9,8 +9,10 @@ with every reject.
 from __future__ import annotations
 
 import csv
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -46,55 +48,96 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict | Exception]]:
         yield n, rec
 
 
+class _CsvLines:
+    """The lines of a CSV file as text for ``csv.reader``, each kept with its number
+    and, if its bytes are not UTF-8, why; lines handed back are read again."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.n = 0
+        self.taken: list[tuple[int, str, str | None]] = []  # read since the last take()
+        self.pending: deque[tuple[int, str, str | None]] = deque()
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        if self.pending:
+            line = self.pending.popleft()
+        else:
+            b = self.f.readline()
+            if not b:
+                raise StopIteration
+            self.n += 1
+            if self.n == 1 and b.startswith(BOM):
+                b = b[3:]
+            why = None
+            try:
+                text = b.decode("utf-8")
+            except UnicodeDecodeError as e:
+                text = b.decode("utf-8", "replace")
+                why = f"not UTF-8 text at line {self.n}, byte {e.start + 1}: save the file as UTF-8"
+            line = (self.n, text, why)
+        self.taken.append(line)
+        return line[1]
+
+    def take(self) -> list[tuple[int, str, str | None]]:
+        """The lines read since the last call: those of one row."""
+        taken, self.taken = self.taken, []
+        return taken
+
+    def again(self, lines: list[tuple[int, str, str | None]]) -> None:
+        self.pending.extendleft(reversed(lines))
+
+
 def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]]:
     """Yield ``(first line of the row, record | RecordError, raw text)``.
 
     The first non-blank row is the header. Values are strings; an empty cell
     is an absent value. A row whose field count differs from the header's is
     rejected, as is a row with bytes that are not UTF-8.
+
+    A quoted value may hold line breaks, so a row can run on over several
+    lines. When such a row is bad (its field count is wrong, or it cannot be
+    read), the cause is a quote that is never closed: only the row's first
+    line is rejected, and reading goes on from the line after it, so one stray
+    quote cannot swallow the records that follow.
     """
-    consumed: list[str] = []
-    bad: list[str] = []
-
     with open(path, "rb") as f:
-
-        def lines() -> Iterator[str]:
-            for n, b in enumerate(f, 1):
-                if n == 1 and b.startswith(BOM):
-                    b = b[3:]
-                try:
-                    s = b.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    s = b.decode("utf-8", "replace")
-                    bad.append(
-                        f"not UTF-8 text at line {n}, byte {e.start + 1}: save the file as UTF-8"
-                    )
-                consumed.append(s)
-                yield s
-
-        reader = csv.reader(lines())
+        lines = _CsvLines(f)
+        reader = csv.reader(lines)
         header: list[str] | None = None
         while True:
-            before = reader.line_num
+            error = None
             try:
                 row = next(reader)
             except StopIteration:
                 break
             except csv.Error as e:
-                raw = "".join(consumed)
-                consumed.clear()
-                bad.clear()
-                if reader.line_num == before:
-                    break
-                yield before + 1, RecordError(f"cannot read CSV row: {e}"), raw.rstrip("\r\n")
+                error, row = e, []
+            taken = lines.take()
+            if not taken:
+                break
+            start = taken[0][0]
+            width = None if header is None else len(header)
+            if width is not None and len(taken) > 1 and (error is not None or len(row) != width):
+                lines.again(taken[1:])  # read them again, as rows of their own
+                yield (
+                    start,
+                    RecordError(
+                        "a quote opened in this row is never closed on its line (the row ran on"
+                        f" to line {taken[-1][0]}); close the quote or remove it"
+                    ),
+                    taken[0][1].rstrip("\r\n"),
+                )
                 continue
-            raw = "".join(consumed)
-            consumed.clear()
-            start = before + 1
-            if bad:
-                msg = bad[0]
-                bad.clear()
-                yield start, RecordError(msg), raw.rstrip("\r\n")
+            raw = "".join(t for _, t, _ in taken).rstrip("\r\n")
+            if error is not None:
+                yield start, RecordError(f"cannot read CSV row: {error}"), raw
+                continue
+            why = next((w for _, _, w in taken if w), None)
+            if why:
+                yield start, RecordError(why), raw
                 continue
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
@@ -118,10 +161,10 @@ def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]
                         f"row has {len(row)} fields but the header has {len(header)};"
                         " quote values that contain commas"
                     ),
-                    raw.rstrip("\r\n"),
+                    raw,
                 )
                 continue
-            yield start, dict(zip(header, row)), raw.rstrip("\r\n")
+            yield start, dict(zip(header, row)), raw
 
 
 def read_csv(path: str | Path) -> Iterator[tuple[int, dict | Exception]]:
