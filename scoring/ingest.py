@@ -1558,12 +1558,15 @@ def _workers_for(
 ) -> int:  # fmt: skip
     """How many workers should check this file: 0 unless it is a JSON Lines events
     file worth splitting (``workers`` None: ``default()`` for a file of at least
-    ``PARALLEL_MIN_BYTES``)."""
-    from .builtin.formats import JSONL
+    ``PARALLEL_MIN_BYTES``) in UTF-8 (the reader refuses other text in its turn)."""
+    from .builtin.formats import JSONL, not_utf8
 
     read_raw = fmt.read_raw
     if fmt is not JSONL or read_raw is None or workers == 0 or kind not in (None, "events"):
         return 0
+    with open(path, "rb") as f:
+        if not_utf8(f.read(4)):
+            return 0
     if workers is None:
         if path.stat().st_size < PARALLEL_MIN_BYTES:
             return 0

@@ -271,6 +271,33 @@ def test_an_unclosed_quote_in_csv_rejects_its_line_and_not_the_rest(db, scheme, 
     assert orjson.loads(attrs["E4"])["activity"] == "清扫\n楼道"
 
 
+@pytest.mark.parametrize(
+    ("name", "encoding", "workers"),
+    [
+        ("events.jsonl", "utf-16", None),
+        ("events.jsonl", "utf-16-be", 2),  # no byte-order mark; checked by workers otherwise
+        ("events.jsonl", "utf-32", 2),
+        ("events.csv", "utf-16", None),
+    ],
+)
+def test_a_utf16_file_is_refused_as_a_whole_with_what_to_do(
+    db, scheme, tmp_path, name, encoding, workers
+):
+    """Read as UTF-8, every line of a UTF-16 file was rejected as invalid JSON or
+    CSV, with no word of why."""
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        text = "id,type,subject,at,hours\nE1,volunteer_service,P1,2024-03-05T10:00:00,1\n"
+    else:
+        text = jl(ev("E1", hours=1), ev("E2", hours=2)).decode()
+    path.write_text(text, encoding=encoding)
+    with pytest.raises(InputError, match=rf"{name}:1: the file is UTF-16 or UTF-32 text, not UTF-8;"
+                       r" nothing was read\. Save it as UTF-8"):  # fmt: skip
+        ingest_file(db, scheme, path, progress=False, kind="events", workers=workers)
+    assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
+
+
 def test_jsonl_is_strict_about_types(db, scheme):
     s = ingest_records(
         db, scheme, [ev("E1", hours="2"), ev("E2", hours=True), ev("E3", hours=None)]

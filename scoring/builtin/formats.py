@@ -28,9 +28,30 @@ def json_error(e: orjson.JSONDecodeError) -> RecordError:
     return RecordError(f"invalid JSON at column {e.colno}: {e.msg}", e.colno)
 
 
+def not_utf8(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is UTF-16 or UTF-32 text (Excel's
+    "Unicode text", Notepad's "Unicode"): a byte-order mark of those, or a NUL
+    among the first bytes, which UTF-8 text never has."""
+    return head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4]
+
+
+def _check_utf8(path: str | Path, f: BinaryIO) -> None:
+    """Refuse a UTF-16 or UTF-32 file as a whole: read as UTF-8, every line of it
+    would be rejected with a message that does not say why."""
+    if not_utf8(f.peek(4)[:4]):
+        from ..errors import InputError
+
+        raise InputError(
+            f"{path}:1: the file is UTF-16 or UTF-32 text, not UTF-8; nothing was read."
+            ' Save it as UTF-8 (Excel: "CSV UTF-8"; Notepad: encoding "UTF-8")'
+            " and ingest it again"
+        )
+
+
 def read_jsonl_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, bytes]]:
     """Yield ``(line, record | RecordError, raw line)``; blank lines are skipped."""
     with open(path, "rb") as f:
+        _check_utf8(path, f)
         if f.peek(3)[:3] == BOM:
             f.read(3)
         for n, line in enumerate(f, 1):
@@ -104,6 +125,7 @@ def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]
     quote cannot swallow the records that follow.
     """
     with open(path, "rb") as f:
+        _check_utf8(path, f)
         lines = _CsvLines(f)
         reader = csv.reader(lines)
         header: list[str] | None = None
