@@ -9,6 +9,7 @@ with every reject.
 from __future__ import annotations
 
 import csv
+import io
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +36,7 @@ def not_utf8(head: bytes) -> bool:
     return head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4]
 
 
-def _check_utf8(path: str | Path, f: BinaryIO) -> None:
+def _check_utf8(path: str | Path, f: io.BufferedReader) -> None:
     """Refuse a UTF-16 or UTF-32 file as a whole: read as UTF-8, every line of it
     would be rejected with a message that does not say why."""
     if not_utf8(f.peek(4)[:4]):
