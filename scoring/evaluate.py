@@ -849,6 +849,20 @@ class Engine:
                     t = orjson.loads(attrs).get("target")
                     if t and isinstance(t, str):
                         targets.add(t)
+            # the amendments of each event, across the ledger, and what a correction of
+            # an event undoes besides it: the versions of it that came before (see
+            # _reverse_event); their entries are kept in memory like any target's
+            self.amendments: dict[str, list[tuple[int, str]]] = defaultdict(list)
+            for amends, aid, aat in conn.execute(
+                f"SELECT amends, id, at FROM events WHERE {corrections()}"
+                " AND amends IS NOT NULL AND seq <= ?",
+                [top],
+            ):
+                self.amendments[amends].append((aat, aid))
+            for versions in self.amendments.values():
+                versions.sort()
+            for t in list(targets):
+                targets.update(aid for _, aid in self._versions(t))
             self._all_targets = frozenset(targets)
             self.targets = self._all_targets
             # an event amended by one that sorts before it is never scored: the amendment
@@ -1271,14 +1285,37 @@ class Engine:
             )  # fmt: skip
         )
 
+    def _versions(self, target: str) -> list[tuple[int, str]]:
+        """(time, id) of the events that amend ``target``, and of those that amend
+        them in turn, in order (a loop of amendments is followed once)."""
+        out: list[tuple[int, str]] = []
+        todo, seen = [target], {target}
+        while todo:
+            for version in self.amendments.get(todo.pop(), ()):
+                if version[1] not in seen:
+                    seen.add(version[1])
+                    out.append(version)
+                    todo.append(version[1])
+        return sorted(out)
+
     def _reverse_event(self, target: str, eid: str, at: int) -> None:
+        """Undo ``target`` as it stands when ``eid`` (at ``at``) corrects it: its own
+        live entries and those of its amendments that come before ``eid``, so that
+        of two amendments of one event only the later stands, and a withdrawal of
+        an amended event withdraws its amendment too."""
+        period = self._posting(at, eid)
+        self._reverse_entries(target, eid, at, period)
+        for version in self._versions(target):
+            if version < (at, eid):
+                self._reverse_entries(version[1], eid, at, period)
+
+    def _reverse_entries(self, target: str, eid: str, at: int, period: str) -> None:
         """Undo every live entry of ``target`` with new opposite entries.
 
         Credit repairs that restored one of those entries are undone too (else
         the penalty would be paid back twice), and a withdrawn redemption gives
         its points and its stock back.
         """
-        period = self._posting(at, eid)
         found = self._live_entries(self.run_rows.get(target, ()), "event = ?", target)
         for entry in found:
             if self._reverse_entry(entry, eid, at, period, f"event {target}"):

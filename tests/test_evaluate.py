@@ -271,6 +271,68 @@ def test_amendment_reverses_the_original_and_scores_the_new_one(fresh_db, engine
     ]
 
 
+def _amends(e: dict, target: str) -> dict:
+    e["amends"] = target
+    return e
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_of_two_amendments_of_one_event_only_the_later_stands(fresh_db, engine_scheme, runs):
+    """The second amendment replaces the event as the first left it: it undoes the
+    first amendment's entries (they stood beside its own before). With two runs
+    the first amendment's entries are read back from the committed ledger."""
+    s = engine_scheme(residents=[VOLUNTEER])
+    first = [
+        ev("e1", "volunteer", "P1", "2024-03-01", hours=10),
+        _amends(ev("a1", "volunteer", "P1", "2024-03-05", hours=4), "e1"),
+    ]
+    second = [_amends(ev("a2", "volunteer", "P1", "2024-03-07", hours=6), "e1")]
+    if runs == 1:
+        put(fresh_db, s, first + second)
+    else:
+        put(fresh_db, s, first)
+        score(fresh_db, s)
+        put(fresh_db, s, second)
+    score(fresh_db, s)
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [
+        (20, "match"),
+        (-20, "reversal"),
+        (8, "match"),
+        (-8, "reversal"),
+        (12, "match"),
+    ]
+    assert bal(fresh_db, s, "P1").score == 1012
+
+
+def test_withdrawing_an_amended_event_withdraws_it_as_amended(fresh_db, engine_scheme):
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [
+        ev("e1", "volunteer", "P1", "2024-03-01", hours=10),
+        _amends(ev("a1", "volunteer", "P1", "2024-03-05", hours=4), "e1"),
+        ev("w1", "withdraw", "P1", "2024-03-09", target="e1"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [
+        (20, "match"),
+        (-20, "reversal"),
+        (8, "match"),
+        (-8, "reversal"),
+    ]
+    assert bal(fresh_db, s, "P1").score == 1000
+
+
+def test_two_events_that_amend_each_other_are_scored_once(fresh_db, engine_scheme):
+    """A loop of amendments (bad data) ends: the later one is the earlier's amendment
+    that sorts after it, so it is never scored, and nothing hangs."""
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [
+        _amends(ev("e1", "volunteer", "P1", "2024-03-01", hours=10), "e2"),
+        _amends(ev("e2", "volunteer", "P1", "2024-03-05", hours=4), "e1"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    assert [(e[1], e[3]) for e in entries(fresh_db, "P1")] == [(20, "match")]
+
+
 def test_objection_upheld_reverses_and_rejected_keeps(fresh_db, engine_scheme):
     s = engine_scheme(residents=[PARKING])
     put(fresh_db, s, [
