@@ -742,8 +742,10 @@ class Engine:
         """``_scan_new`` from the batches that stored the new events (seqs ``done``+1
         ..``top``), when every one of them recorded whether its events came in (at,
         id) order: in order if each did and each batch's last event sorts before the
-        next one's first (the first new event is then the first stored); otherwise the
-        first is found by SQLite. None when a batch recorded nothing."""
+        next one's first (the first new event is then the first stored). Otherwise
+        the first is the least of the batches' recorded firsts when that event is a
+        new one (it sorts before all they read), or else found by SQLite (a pass
+        over the new events). None when a batch recorded nothing."""
         conn = self.conn
 
         def at_id(seq: int) -> tuple[int, str] | None:
@@ -751,8 +753,9 @@ class Engine:
             return None if row is None else (row[0], row[1])
 
         expect, prev, in_order = done + 1, None, True
-        for first, last, ordered in conn.execute(
-            "SELECT first_seq, last_seq, in_order FROM batches"
+        firsts: list[tuple[int, str] | None] = []
+        for first, last, ordered, first_at, first_id in conn.execute(
+            "SELECT first_seq, last_seq, in_order, first_at, first_id FROM batches"
             " WHERE last_seq > ? AND last_seq >= first_seq ORDER BY id",
             [done],
         ).fetchall():
@@ -763,10 +766,17 @@ class Engine:
                 return None  # events removed since (a scratch copy)
             in_order = in_order and ordered == 1 and (prev is None or prev <= head)
             prev, expect = tail, last + 1
+            firsts.append(None if first_id is None else (first_at, first_id))
         if prev is None or expect != top + 1:
             return None  # new events no batch accounts for
         if in_order:
             return at_id(done + 1), True  # type: ignore[return-value]  # checked above
+        known = [f for f in firsts if f is not None]
+        if known and len(known) == len(firsts):
+            least = min(known)
+            row = conn.execute("SELECT seq FROM events WHERE id = ?", [least[1]]).fetchone()
+            if row is not None and done < row[0] <= top and at_id(row[0]) == least:
+                return least, False
         row = conn.execute(
             "SELECT at, id FROM events WHERE seq > ? ORDER BY at, id LIMIT 1", [done]
         ).fetchone()

@@ -1265,13 +1265,14 @@ def _worker_chunk(args: tuple[int, str, int, int, str]) -> bytes:
     stage[3] += len(rows)
     again = {r[0] for r in repeats}
     firsts = [r for r in rows if r[0] in again] if again else []
-    # (at, id) of the first and last row, and whether the rows are in that order
-    # (timsort checks a sorted list in one pass); rows later found to be stored
-    # already only leave a sorted sequence sorted
+    # (at, id) of the smallest and the last row, and whether the rows are in that
+    # order (timsort checks a sorted list in one pass; the smallest is then the
+    # first); rows later found to be stored already only leave a sorted sequence
+    # sorted
     order = None
     if rows:
-        in_order = sorted(rows, key=_AT_ID) == rows
-        order = (_AT_ID(rows[0]), _AT_ID(rows[-1]), in_order)
+        ordered = sorted(rows, key=_AT_ID)
+        order = (_AT_ID(ordered[0]), _AT_ID(rows[-1]), ordered == rows)
     return orjson.dumps((len(items), stage[2], lo, stage[3], repeats, firsts, rejects, order))
 
 
@@ -1387,14 +1388,16 @@ class _Staged:
         conn = b.conn
         store = _EventIngest.__new__(_EventIngest)  # store() and _judge() need no compiled checks
         (before,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        in_order, last = True, None
+        in_order, last, least = True, None, None
         for n0, offset, size, (
             count, db, lo, hi, repeats, firsts, rejects, order
         ) in self.chunks:  # fmt: skip
             if order is not None:
-                first_key, last_key, ordered = order
+                first_key, last_key, ordered = order  # first_key: the chunk's smallest
                 in_order = in_order and ordered and (last is None or last <= first_key)
                 last = last_key
+                if least is None or first_key < least:
+                    least = first_key
             b.s.read += count
             for r in rejects:
                 b.reject(*r)
@@ -1415,8 +1418,9 @@ class _Staged:
             b.flush()
         (after,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         conn.execute(
-            "UPDATE batches SET first_seq = ?, last_seq = ?, in_order = ? WHERE id = ?",
-            [before + 1, after, int(in_order), b.s.batch],
+            "UPDATE batches SET first_seq = ?, last_seq = ?, in_order = ?, first_at = ?,"
+            " first_id = ? WHERE id = ?",
+            [before + 1, after, int(in_order), *(least or (None, None)), b.s.batch],
         )
 
     def close(self) -> None:

@@ -147,6 +147,16 @@ def m004_batch_order(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE batches ADD COLUMN {column} INTEGER")
 
 
+@migrations()
+def m005_batch_first(db: sqlite_utils.Database) -> None:
+    # The first (at, id) among the events a batch read (first_at, first_id; NULL: not
+    # recorded). Rows found stored already are not stored again, so it may sort
+    # before what the batch stored: the scorer uses it when that event is new (see
+    # evaluate.Engine._recorded_order), and saves a pass over the new events.
+    db.execute("ALTER TABLE batches ADD COLUMN first_at INTEGER")
+    db.execute("ALTER TABLE batches ADD COLUMN first_id TEXT")
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) a ledger database. WAL, so readers never block the writer."""
     from .errors import GridcreditError

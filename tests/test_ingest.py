@@ -889,7 +889,36 @@ def test_the_scorer_reads_the_new_events_order_from_what_ingest_recorded(
         ingest_file(db, scheme, path, progress=False, workers=workers)
     (top,) = db.execute("SELECT MAX(seq) FROM events").fetchone()
     engine = Engine(db, scheme)
+    queries: list[str] = []
+    db.conn.set_trace_callback(queries.append)
     found = engine._recorded_order(0, top)
+    db.conn.set_trace_callback(None)
     scanned = db.execute("SELECT at, id FROM events ORDER BY at, id LIMIT 1").fetchone()
     assert found == ((tuple(scanned), in_order) if recorded else None)
     assert engine._scan_new(0, top) == (tuple(scanned), in_order)
+    # the first new event comes from the batches' records: no pass over the events
+    assert not [q for q in queries if "ORDER BY at, id" in q]
+
+
+def test_a_recorded_first_event_stored_before_is_not_taken_for_the_first_new_one(
+    tmp_path, scheme, monkeypatch
+):
+    """A batch records the first of the events it read; one of them stored already
+    (a duplicate) is not new, so the first new event is looked up instead."""
+    from scoring.evaluate import Engine
+
+    monkeypatch.setattr(ingest, "CHUNK", 4)
+    db = ledger.connect(tmp_path / "l.db")
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one.write_bytes(jl(*[ev(f"E{i:03d}", at=_at(i), hours=1) for i in range(0, 30)]))
+    two.write_bytes(jl(*[ev(f"E{i:03d}", at=_at(i), hours=1) for i in (45, 40, 0, 50)]))
+    ingest_file(db, scheme, one, progress=False, workers=2)
+    (done,) = db.execute("SELECT MAX(seq) FROM events").fetchone()
+    ingest_file(db, scheme, two, progress=False, workers=2)
+    (top,) = db.execute("SELECT MAX(seq) FROM events").fetchone()
+    assert (
+        db.execute("SELECT first_at, first_id FROM batches ORDER BY id").fetchall()[1][1] == "E000"
+    )
+    engine = Engine(db, scheme)
+    first = db.execute("SELECT at, id FROM events WHERE id = 'E040'").fetchone()
+    assert engine._recorded_order(done, top) == (tuple(first), False)
