@@ -708,6 +708,19 @@ def test_default_workers_reads_the_load_against_the_cores(monkeypatch, cores, lo
     assert ingest.default_workers() == expected
 
 
+@pytest.mark.parametrize(("mb", "expected"), [(3.5, 0), (4.5, 2)])
+def test_events_files_from_4_mb_are_checked_by_workers(tmp_path, mb, expected):
+    """A month of a 100k-event county (~5 MB) goes to the workers: with them the
+    county ingests in 0.97-1.05 s against 1.22-1.47 s in-process (threshold 16 MB
+    before); a small file stays in-process, where it is done before a pool starts."""
+    from scoring.builtin.formats import JSONL
+
+    line = orjson.dumps(ev("E1", hours=1)) + b"\n"
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(line * int(mb * 2**20 / len(line)))
+    assert ingest._workers_for(path, JSONL, None, None, lambda: 2) == expected
+
+
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
