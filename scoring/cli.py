@@ -16,6 +16,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+import apsw
 import click
 import orjson
 
@@ -80,6 +81,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(
                 f"error: the ledger database failed: {e}. If another gridcredit command is running,"
                 " wait for it; if the file is damaged, restore it from a backup",
+                err=True,
+            )
+            sys.exit(1)
+        except apsw.Error as e:  # an ingest worker's scratch database (see bulk.child_connection)
+            click.echo(
+                f"error: a database failed: {e}. If the disk is full, free disk space beside"
+                " the ledger (ingest stages large files there) and run the command again:"
+                " a file stored already is not stored twice",
                 err=True,
             )
             sys.exit(1)

@@ -198,6 +198,28 @@ def test_ingest_accounts_for_a_malformed_line(tmp_path, inputs):
     assert re.search(rf"^{re.escape(str(inputs[1]))}:3: invalid JSON", rejects.stdout, re.MULTILINE)
 
 
+def test_a_disk_full_in_an_ingest_worker_is_a_message_not_a_traceback(
+    tmp_path, inputs, monkeypatch
+):
+    """The workers stage rows through APSW, whose errors are not ``sqlite3``'s: a
+    full disk there is told like one under the ledger, and nothing is stored."""
+    import apsw
+
+    from scoring import ingest
+
+    def full(path, **kw):
+        raise apsw.FullError("database or disk is full")
+
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest, "default_workers", lambda: 2)
+    monkeypatch.setattr(ingest, "child_connection", full)  # the forked workers inherit it
+    db = tmp_path / "ledger.db"
+    result = run("--scheme", ROOT, "--db", db, "ingest", "-q", inputs[1])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: a database failed: database or disk is full.")
+    assert "free disk space" in result.stderr
+
+
 def test_ingest_missing_file_is_a_usage_error(tmp_path, inputs):
     db = tmp_path / "ledger.db"
     result = run("--scheme", ROOT, "--db", db, "ingest", inputs[0], tmp_path / "nope.jsonl")
