@@ -6,6 +6,7 @@ entries, so any number can be explained entry by entry.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 # Events that correct others (amendments, withdrawals, objections): few, and the
 # scorer looks them up before every run. A partial index keeps that lookup off the
 # full table scan; queries that use it must repeat this term (``corrections()``).
+ASSESSMENT = "reason = 'assessment'"  # the partial index's term (m006_assessment_times)
+
+
 def corrections(alias: str = "") -> str:
     """The partial index's WHERE term, its columns qualified by ``alias`` if given."""
     t = f"{alias}." if alias else ""
@@ -157,12 +161,28 @@ def m005_batch_first(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE batches ADD COLUMN first_id TEXT")
 
 
+@migrations()
+def m006_assessment_times(db: sqlite_utils.Database) -> None:
+    # Assessment entries are the only ones dated after the last scored event (at
+    # their period's end); this small partial index lets default_as_of find the
+    # latest time without a scan of every entry and event (0.28 s at 1M events).
+    db.execute(f"CREATE INDEX entries_assessment_at ON entries (at) WHERE {ASSESSMENT}")
+
+
+# The page size of a new ledger. Its work is appending and scanning millions of rows:
+# with 8 KB pages a 1M-entry run's writer inserted, indexed and checkpointed in
+# 3.97-4.75 s against 4.30-7.31 s with SQLite's default 4 KB (three alternating runs).
+# An existing ledger keeps the page size it was made with.
+PAGE_SIZE = 8192
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) a ledger database. WAL, so readers never block the writer."""
     from .errors import GridcreditError
 
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new database only
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.DatabaseError as e:
         hint = (
@@ -224,15 +244,32 @@ def capped_tier(group: Any, tier: str, grade: str | None) -> str:
     return grade if group.tier_rank(grade) > group.tier_rank(tier) else tier
 
 
+def latest_time(db: sqlite_utils.Database) -> int | None:
+    """The time of the latest event or entry, without a pass over either table.
+
+    Scored events end at ``state.last_scored`` (the scorer keeps the latest it
+    has scored); the unscored ones follow ``scored_seq`` and are few. Entries
+    carry the time of a scored event, except assessment awards (at the end of
+    their period), under the partial index ``entries_assessment_at``.
+    """
+    last = get_state(db, "last_scored")
+    done = int(get_state(db, "scored_seq") or 0)
+    (times,) = db.execute(
+        "SELECT MAX(m) FROM (SELECT MAX(at) AS m FROM events WHERE seq > ?"
+        f" UNION ALL SELECT MAX(at) FROM entries WHERE {ASSESSMENT})",
+        [done],
+    ).fetchone()
+    found = [t for t in (times, json.loads(last)[0] if last else None) if t is not None]
+    return max(found) if found else None
+
+
 def default_as_of(db: sqlite_utils.Database, scheme: Scheme) -> int:
     """End of the local day of the latest event or entry: "now" as far as the data knows."""
-    row = db.execute(
-        "SELECT MAX(m) FROM (SELECT MAX(at) AS m FROM events UNION ALL SELECT MAX(at) FROM entries)"
-    ).fetchone()
-    if not row or row[0] is None:
+    latest = latest_time(db)
+    if latest is None:
         return 2**62
     clock = scheme.clock
-    return clock.end_of_day(clock.local(row[0]).date())
+    return clock.end_of_day(clock.local(latest).date())
 
 
 def balances(

@@ -139,4 +139,6 @@ def test_writer_process_and_single_process_give_the_same_ledger(
     with sqlite3.connect(base) as a, sqlite3.connect(single) as b:
         q = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries'"
         assert sorted(a.execute(q)) == sorted(b.execute(q))
-        assert {r[0] for r in a.execute(q)} == {"entries_subject", "entries_event", "entries_ref"}
+        assert {r[0] for r in a.execute(q)} == {
+            "entries_subject", "entries_event", "entries_ref", "entries_assessment_at"
+        }  # fmt: skip

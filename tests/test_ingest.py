@@ -708,6 +708,17 @@ def test_default_workers_reads_the_load_against_the_cores(monkeypatch, cores, lo
     assert ingest.default_workers() == expected
 
 
+def test_a_new_ledger_has_8_kb_pages_and_an_old_one_keeps_its_own(tmp_path):
+    """8 KB pages: a 1M-entry run's writer inserted, indexed and checkpointed in
+    3.97-4.75 s against 4.30-7.31 s with 4 KB; ``explain`` read no slower."""
+    assert ledger.connect(tmp_path / "new.db").execute("PRAGMA page_size").fetchone() == (8192,)
+    with sqlite3.connect(tmp_path / "old.db") as old:
+        old.execute("CREATE TABLE before_gridcredit (x)")  # a database made with 4 KB pages
+    db = ledger.connect(tmp_path / "old.db")
+    assert db.execute("PRAGMA page_size").fetchone() == (4096,)
+    assert "entries" in db.table_names()
+
+
 @pytest.mark.parametrize(("mb", "expected"), [(3.5, 0), (4.5, 2)])
 def test_events_files_from_4_mb_are_checked_by_workers(tmp_path, mb, expected):
     """A month of a 100k-event county (~5 MB) goes to the workers: with them the
