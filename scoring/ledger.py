@@ -169,6 +169,13 @@ def m006_assessment_times(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX entries_assessment_at ON entries (at) WHERE {ASSESSMENT}")
 
 
+@migrations()
+def m007_graded_entries(db: sqlite_utils.Database) -> None:
+    # Direct gradings are few; balances and every score run look them all up (a scan
+    # of every entry before: 0.14 s at 1M). Queries repeat the term ``grade IS NOT NULL``.
+    db.execute("CREATE INDEX entries_graded ON entries (subject) WHERE grade IS NOT NULL")
+
+
 # The page size of a new ledger. Its work is appending and scanning millions of rows:
 # with 8 KB pages a 1M-entry run's writer inserted, indexed and checkpointed in
 # 3.97-4.75 s against 4.30-7.31 s with SQLite's default 4 KB (three alternating runs).
@@ -295,16 +302,26 @@ def balances(
     if subject:
         where.append("m.subject = ?")
         params.append(subject)
-    sql = f"""
-        SELECT m.subject, m.grp,
-               COALESCE(SUM(CASE WHEN e.expires_at IS NULL OR e.expires_at > :t THEN e.points END), 0),
-               COALESCE(SUM(e.wallet), 0)
-        FROM memberships m
-        LEFT JOIN entries e ON e.subject = m.subject AND e.grp = m.grp AND e.at <= :t
-        WHERE {" AND ".join(where)}
-        GROUP BY m.subject, m.grp
-        ORDER BY m.grp, m.subject
-    """
+    points = "SUM(CASE WHEN e.expires_at IS NULL OR e.expires_at > :t THEN e.points END)"
+    if group or subject:  # a few accounts: their entries through the (subject, grp) index
+        sql = f"""
+            SELECT m.subject, m.grp, COALESCE({points}, 0), COALESCE(SUM(e.wallet), 0)
+            FROM memberships m
+            LEFT JOIN entries e ON e.subject = m.subject AND e.grp = m.grp AND e.at <= :t
+            WHERE {" AND ".join(where)}
+            GROUP BY m.subject, m.grp
+            ORDER BY m.grp, m.subject
+        """
+    else:  # every account: one pass over the entries (at 1M: 1.2 s against 3.1-3.8 s)
+        sql = f"""
+            WITH s AS (
+                SELECT e.subject, e.grp, {points} AS p, SUM(e.wallet) AS w
+                FROM entries AS e NOT INDEXED WHERE e.at <= :t GROUP BY e.subject, e.grp
+            )
+            SELECT m.subject, m.grp, COALESCE(s.p, 0), COALESCE(s.w, 0)
+            FROM memberships m LEFT JOIN s ON s.subject = m.subject AND s.grp = m.grp
+            ORDER BY m.grp, m.subject
+        """
     named: dict[str, Any] = {"t": t}
     named.update({f"p{i}": v for i, v in enumerate(params)})
     sql = sql.replace("?", "{}").format(*[f":p{i}" for i in range(len(params))])

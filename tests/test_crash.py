@@ -140,5 +140,6 @@ def test_writer_process_and_single_process_give_the_same_ledger(
         q = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries'"
         assert sorted(a.execute(q)) == sorted(b.execute(q))
         assert {r[0] for r in a.execute(q)} == {
-            "entries_subject", "entries_event", "entries_ref", "entries_assessment_at"
+            "entries_subject", "entries_event", "entries_ref", "entries_assessment_at",
+            "entries_graded",
         }  # fmt: skip

@@ -250,6 +250,41 @@ def test_direct_grading_holds_the_tier_whatever_the_score(fresh_db, engine_schem
     assert (b.score, b.tier, b.graded) == (1045, "C", "C")  # score says A, grading holds C
     later = bal(fresh_db, s, "M1", "merchants", as_of="2027-03-01")
     assert later.tier == "A"  # three years on the grading has lapsed
+    # every account at once (one pass over the entries) says the same
+    for one in (b, later):
+        t = s.clock.end_of_day(date.fromisoformat("2024-03-31" if one is b else "2027-03-01"))
+        assert [x for x in balances(fresh_db, s, as_of=t) if x.subject == "M1"] == [one]
+
+
+def test_balances_of_every_account_read_the_entries_in_one_pass(fresh_db, engine_scheme):
+    """All accounts: one scan of the entries grouped by account (1.2 s at 1M entries)
+    rather than an index lookup for each entry (3.1-3.8 s); a few accounts: the
+    index. Gradings are found under their own partial index either way."""
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [ev(f"e{i}", "volunteer", f"P{i % 3 + 1}", "2024-03-01", hours=1)
+                      for i in range(9)])  # fmt: skip
+    score(fresh_db, s)
+
+    def plans(**kw) -> list[str]:
+        seen: list[str] = []
+        fresh_db.conn.set_trace_callback(seen.append)
+        try:
+            got = balances(fresh_db, s, as_of=s.clock.end_of_day(date(2024, 3, 31)), **kw)
+        finally:
+            fresh_db.conn.set_trace_callback(None)
+        assert {(b.subject, b.score) for b in got} >= {("P1", 1006)}
+        return [
+            row[3]
+            for q in seen
+            if "entries" in q
+            for row in fresh_db.execute("EXPLAIN QUERY PLAN " + q).fetchall()
+        ]
+
+    every, one = plans(), plans(subject="P1")
+    assert "SCAN e" in every and not [p for p in every if "entries_subject" in p]
+    assert [p for p in one if "entries_subject" in p]
+    for steps in (every, one):
+        assert "SCAN g USING INDEX entries_graded" in steps
 
 
 def test_linked_scoring_reaches_the_legal_representative(fresh_db, engine_scheme):
