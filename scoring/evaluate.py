@@ -791,10 +791,23 @@ class Engine:
         row = self.conn.execute("PRAGMA database_list").fetchone()
         if not row or not row[2] or self.conn.in_transaction:
             return None
-        last = get_state(self.db, "last_scored")
-        if last and first <= tuple(orjson.loads(last)):
+        if self._rewinds(first, self._last_key(), self._open_start(closed_months(self.db))):
             return None  # a rewind: done in this process, in one transaction
         return str(row[2])
+
+    def _last_key(self) -> tuple[int, str] | None:
+        """(time, id) of the latest event scored so far."""
+        last = get_state(self.db, "last_scored")
+        return tuple(orjson.loads(last)) if last else None  # type: ignore[return-value]
+
+    @staticmethod
+    def _rewinds(first: tuple[int, str], last_key: tuple[int, str] | None, open_start: int) -> bool:
+        """Whether a run must rewind: its first event sorts before work already done
+        in an open month. When all that work is in closed months, the late events
+        are only late for those, post to the first open month and come first in the
+        run's order, as in an appending run: a monthly run whose file carries the
+        closed month's stragglers appends (with a writer process, if big)."""
+        return last_key is not None and first <= last_key and last_key[0] >= open_start
 
     def _run(
         self, done: int, top: int, first: tuple[int, str], in_order: bool,
@@ -805,11 +818,10 @@ class Engine:
             for ddl in _KIND_DDL:
                 conn.execute(ddl)
             conn.execute("DELETE FROM temp.entry_kinds")
-        last = get_state(self.db, "last_scored")
-        last_key = tuple(orjson.loads(last)) if last else None
+        last_key = self._last_key()
         self.late_by_month: dict[str, int] = defaultdict(int)
         open_start = self._open_start(closed_months(self.db))
-        if last_key is not None and first <= last_key:
+        if self._rewinds(first, last_key, open_start):
             # an event sorts before work already done: rewind open months from there
             rewind_at, rewind_id = first
             self.summary.rewound_from = rewind_id

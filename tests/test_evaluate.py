@@ -833,6 +833,64 @@ def _ledger_rows(db):
     return db.execute("SELECT * FROM entries ORDER BY id").fetchall()
 
 
+def test_a_month_run_with_stragglers_for_closed_months_appends(
+    tmp_path, engine_scheme, monkeypatch
+):
+    """Each month's file carries a few events late for the month closed before it.
+    With every scored event in closed months there is nothing to rewind: the late
+    ones post to the first open month and come first, as in an appending run, so
+    the run appends, through the writer process when big. The ledger is the one
+    the rewind (what every such run did before) writes."""
+    from scoring import evaluate, ledger
+    from scoring.periods import close_month
+
+    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
+    s = engine_scheme(residents=[VOLUNTEER, PARKING])
+
+    def month(m: int, n: int, prefix: str) -> list[dict]:
+        return [
+            ev(f"{prefix}{i:03d}", "volunteer", f"P{i % 3 + 1}",
+               f"2024-{m:02d}-{1 + i % 27:02d}T{8 + i % 10:02d}:{i % 60:02d}", hours=1 + i % 4)
+            for i in range(n)
+        ]  # fmt: skip
+
+    real_init = evaluate._LedgerWriter.__init__
+    real_rewinds = evaluate.Engine._rewinds
+
+    def run(name: str, old_rule: bool):
+        db = ledger.connect(tmp_path / name)
+        put(db, s, month(2, 80, "f"))
+        score(db, s)
+        close_month(db, s, "2024-02")
+        writers = []
+
+        def spy(self, *a, **kw):
+            writers.append(a)
+            real_init(self, *a, **kw)
+
+        def rewinds(first, last, start):  # before: any event sorting before the last one
+            return (
+                last is not None and first <= last if old_rule else real_rewinds(first, last, start)
+            )
+
+        monkeypatch.setattr(evaluate._LedgerWriter, "__init__", spy)
+        monkeypatch.setattr(evaluate.Engine, "_rewinds", staticmethod(rewinds))
+        put(db, s, month(2, 5, "late") + month(3, 80, "m"))  # March, with February's stragglers
+        summary = score(db, s)
+        monkeypatch.undo()
+        monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
+        assert summary.late == 5
+        assert db.execute(
+            "SELECT DISTINCT period FROM entries WHERE event LIKE 'late%'"
+        ).fetchall() == [("2024-03",)]
+        return summary.rewound_from, len(writers), _ledger_rows(db)
+
+    new, old = run("new.db", False), run("old.db", True)
+    assert new[:2] == (None, 1)  # appended, through the writer process
+    assert old[:2] == ("late000", 0)  # rewound, in this process
+    assert new[2] == old[2] and len(new[2]) > 160
+
+
 def test_a_big_run_reads_its_events_in_a_reader_process(tmp_path, engine_scheme, monkeypatch):
     """In a big run a child process reads (and sorts) the events and hands them over
     as orjson batches: this process runs no scan of the events, and the ledger is
