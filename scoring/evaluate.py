@@ -486,26 +486,43 @@ class Engine:
         # [fixed score, wallet] of each account (subject, group); the fixed score leaves
         # out points that expire, kept in ``expiring``
         self.acct: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for s, g, w in q("SELECT subject, grp, SUM(wallet) FROM entries GROUP BY subject, grp"):
-            self.acct[(s, g)][1] = w or 0
+        # one pass over the entries, grouped (through the (subject, grp) index SQLite
+        # would fetch every row at random: 2.7 s for 642k entries against ~0.5 s)
+        for s, g, pts, w in q(
+            "SELECT subject, grp, SUM(CASE WHEN expires_at IS NULL THEN points END), SUM(wallet)"
+            " FROM entries NOT INDEXED GROUP BY subject, grp"
+        ):
+            self.acct[(s, g)][:] = [pts or 0, w or 0]
         self._other_caps: dict[tuple[bool, str], dict[str, list[Any]]] = {}
         self.matches: dict[tuple, list[int]] = defaultdict(list)
         capped_rules = {c.id: c for c in self.compiled.rules if c.cap_per}
         esc_rules = {c.id: c for c in self.compiled.rules if c.esc_steps}
-        if capped_rules or esc_rules:
-            # a year back covers every cap period; escalation windows say how far they look
-            horizon = since - 366 * 86400
-            for c in esc_rules.values():
-                if c.esc_within is not None:
-                    horizon = min(horizon, self.clock.sub(since, c.esc_within) - 86400)
+        # how far back each capped or escalating rule's entries still count: a cap
+        # counter holds the period ``since`` falls in (an earlier one is reset by the
+        # first event), an escalation window looks back its length from each event
+        horizons: dict[str, int] = {}
+        for c in self.compiled.rules:
+            if c.cap_per:
+                horizons[c.id] = self._spans_of(since, c.cap_per)[0]
+            if c.esc_steps:
+                h = self.clock.sub(since, c.esc_within) - 86400 if c.esc_within else -(2**62)
+                horizons[c.id] = min(h, horizons.get(c.id, h))
+        if horizons:
+            q(
+                "CREATE TEMP TABLE IF NOT EXISTS horizons"
+                " (rule TEXT PRIMARY KEY, since INTEGER) WITHOUT ROWID"
+            )
+            q("DELETE FROM temp.horizons")
+            self.conn.executemany("INSERT INTO temp.horizons VALUES (?, ?)", horizons.items())
             for table, trial in (("entries", False), ("trial_entries", True)):
-                # a reversal counts in the period of the entry it undoes (its `ref`)
+                # a reversal counts in the period of the entry it undoes (its `ref`); one
+                # pass over the entries (CROSS JOIN keeps them the outer loop)
                 for rule, s, g, at, pts, reason, undone in q(
-                    f"SELECT e.rule, e.subject, e.grp, COALESCE(o.at, e.at), e.points, e.reason, o.reason"
-                    f" FROM {table} e LEFT JOIN {table} o ON e.reason = 'reversal' AND o.id = e.ref"
-                    " WHERE COALESCE(o.at, e.at) >= ? AND e.reason IN ('match', 'capped', 'reversal')"
-                    " ORDER BY e.at, e.id",
-                    [horizon],
+                    "SELECT e.rule, e.subject, e.grp, COALESCE(o.at, e.at), e.points, e.reason,"
+                    f" o.reason FROM {table} e CROSS JOIN temp.horizons h ON h.rule = e.rule"
+                    f" LEFT JOIN {table} o ON e.reason = 'reversal' AND o.id = e.ref"
+                    " WHERE COALESCE(o.at, e.at) >= h.since"
+                    " AND e.reason IN ('match', 'capped', 'reversal') ORDER BY e.at, e.id"
                 ):
                     capped = capped_rules.get(rule)
                     if capped is not None and capped.cap_per:
@@ -532,10 +549,6 @@ class Engine:
                             times.remove(at)
         # running scores, for redemption tier checks without a query per request
         self.expiring: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-        for s, g, pts in q(
-            "SELECT subject, grp, SUM(points) FROM entries WHERE expires_at IS NULL GROUP BY subject, grp"
-        ):
-            self.acct[(s, g)][0] = pts or 0
         for sid, subj in self.subjects.items():
             subj.acct = {g: self.acct[(sid, g)] for g in subj.groups}
         for s, g, exp, pts in q(
