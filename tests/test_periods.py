@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scoring import ledger
 from scoring.errors import GridcreditError, PeriodClosedError, UsageError
@@ -128,6 +130,29 @@ def test_close_month_freezes_figures_hash_and_seq(feb_march, scheme):
         "closed_at_seq": 2,
     }
     assert ledger_hash(db, "2024-03") == expected.hexdigest()
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.text(alphabet=st.characters(blacklist_categories=("Cs",))),
+        ),
+        min_size=1,
+        max_size=17,
+    )
+)
+def test_an_entry_line_is_the_json_the_month_hash_always_read(row):
+    """The month hash is published: its lines are byte for byte what ``json.dumps``
+    wrote before orjson did most of them (control characters, non-ASCII text,
+    U+2028, floats)."""
+    from scoring.periods import entry_line
+
+    expected = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
+    assert entry_line(tuple(row)) == expected
 
 
 def test_reclosing_is_refused(feb_march, scheme):
