@@ -121,9 +121,6 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 # Events that correct others (amendments, withdrawals, objections): few, and the
 # scorer looks them up before every run. A partial index keeps that lookup off the
 # full table scan; queries that use it must repeat this term (``corrections()``).
-ASSESSMENT = "reason = 'assessment'"  # the partial index's term (m006_assessment_times)
-
-
 def corrections(alias: str = "") -> str:
     """The partial index's WHERE term, its columns qualified by ``alias`` if given."""
     t = f"{alias}." if alias else ""
@@ -159,6 +156,9 @@ def m005_batch_first(db: sqlite_utils.Database) -> None:
     # evaluate.Engine._recorded_order), and saves a pass over the new events.
     db.execute("ALTER TABLE batches ADD COLUMN first_at INTEGER")
     db.execute("ALTER TABLE batches ADD COLUMN first_id TEXT")
+
+
+ASSESSMENT = "reason = 'assessment'"  # the term of the partial index below
 
 
 @migrations()
