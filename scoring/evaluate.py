@@ -42,6 +42,7 @@ from .ledger import (
     capped_tier,
     corrections,
     get_state,
+    last_scored,
 )
 from .model import Scheme
 from .periods import PostingCalendar, closed_months
@@ -804,14 +805,9 @@ class Engine:
         row = self.conn.execute("PRAGMA database_list").fetchone()
         if not row or not row[2] or self.conn.in_transaction:
             return None
-        if self._rewinds(first, self._last_key(), self._open_start(closed_months(self.db))):
+        if self._rewinds(first, last_scored(self.db), self._open_start(closed_months(self.db))):
             return None  # a rewind: done in this process, in one transaction
         return str(row[2])
-
-    def _last_key(self) -> tuple[int, str] | None:
-        """(time, id) of the latest event scored so far."""
-        last = get_state(self.db, "last_scored")
-        return tuple(orjson.loads(last)) if last else None  # type: ignore[return-value]
 
     @staticmethod
     def _rewinds(first: tuple[int, str], last_key: tuple[int, str] | None, open_start: int) -> bool:
@@ -831,7 +827,7 @@ class Engine:
             for ddl in _KIND_DDL:
                 conn.execute(ddl)
             conn.execute("DELETE FROM temp.entry_kinds")
-        last_key = self._last_key()
+        last_key = last_scored(self.db)
         self.late_by_month: dict[str, int] = defaultdict(int)
         open_start = self._open_start(closed_months(self.db))
         if self._rewinds(first, last_key, open_start):

@@ -259,15 +259,24 @@ def latest_time(db: sqlite_utils.Database) -> int | None:
     carry the time of a scored event, except assessment awards (at the end of
     their period), under the partial index ``entries_assessment_at``.
     """
-    last = get_state(db, "last_scored")
+    last = last_scored(db)
     done = int(get_state(db, "scored_seq") or 0)
     (times,) = db.execute(
         "SELECT MAX(m) FROM (SELECT MAX(at) AS m FROM events WHERE seq > ?"
         f" UNION ALL SELECT MAX(at) FROM entries WHERE {ASSESSMENT})",
         [done],
     ).fetchone()
-    found = [t for t in (times, json.loads(last)[0] if last else None) if t is not None]
+    found = [t for t in (times, last[0] if last else None) if t is not None]
     return max(found) if found else None
+
+
+def last_scored(db: sqlite_utils.Database) -> tuple[int, str] | None:
+    """(time, id) of the latest event scored so far (``state.last_scored``)."""
+    last = get_state(db, "last_scored")
+    if not last:
+        return None
+    at, eid = json.loads(last)
+    return at, eid
 
 
 def default_as_of(db: sqlite_utils.Database, scheme: Scheme) -> int:
