@@ -9,6 +9,7 @@ after ingesting the subjects, and prints seconds and events/s per step.
 
     .venv/bin/python benchmarks/monthly.py                  # 1,000,000 events, 3 months
     .venv/bin/python benchmarks/monthly.py --events 100000
+    .venv/bin/python benchmarks/monthly.py --months 12 --events 4000000   # a year
 """
 
 from __future__ import annotations
@@ -34,19 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Monthly ingest, score and close of the demo county.")
     ap.add_argument("--events", type=int, default=1_000_000, help="events lines [1,000,000]")
     ap.add_argument("--residents", type=int, default=20_000, help="county size [20,000]")
+    ap.add_argument("--months", type=int, default=3, help="months from 2024-01, 1-24 [3]")
     ap.add_argument("--seed", type=int, default=20240101)
     ap.add_argument("--scheme", type=Path, default=REPO, help="scheme repository [this repo]")
     ap.add_argument("--work", type=Path, help="work folder [a temporary folder]")
     args = ap.parse_args(argv)
     if args.events <= 0:
         ap.error("--events must be positive")
+    if not 1 <= args.months <= 24:
+        ap.error("--months must be from 1 to 24")
+    months = [f"{2024 + i // 12}-{i % 12 + 1:02d}" for i in range(args.months)]
     work = args.work or Path(tempfile.mkdtemp(prefix="gridcredit-monthly-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         start = time.perf_counter()
         files = generate_county(
             work / "county", args.scheme, events=args.events, seed=args.seed,
-            residents=args.residents,
+            residents=args.residents, months=months,
         )  # fmt: skip
         print(f"gridcredit monthly benchmark: {args.events:,} events in {len(files.events)} months"
               f" (generated in {time.perf_counter() - start:.1f}s); work folder {work}")  # fmt: skip

@@ -32,7 +32,7 @@ import sqlite_utils
 
 from .durations import next_month, period_kind
 from .errors import GridcreditError, PeriodClosedError, UsageError
-from .ledger import ENTRY_COLUMNS, balances, get_state
+from .ledger import ENTRY_COLUMNS, balances, get_state, keep_totals
 from .model import Scheme
 
 
@@ -129,7 +129,14 @@ def ledger_hash(db: sqlite_utils.Database, month: str) -> str:
     """
     h = hashlib.sha256()
     cols = ", ".join(("id",) + ENTRY_COLUMNS)
-    cur = db.execute(f"SELECT {cols} FROM entries WHERE period = ? ORDER BY id", [month])
+    # the month's entries lie between its first and last id (the period index knows
+    # them): that rowid range is read in id order, with no sort
+    lo, hi = db.execute("SELECT MIN(id), MAX(id) FROM entries WHERE period = ?", [month]).fetchone()
+    cur = db.execute(
+        f"SELECT {cols} FROM entries NOT INDEXED WHERE id BETWEEN ? AND ? AND period = ?"
+        " ORDER BY id",
+        [lo, hi, month],
+    )
     while rows := cur.fetchmany(10_000):
         lines = [entry_line(row) for row in rows]
         lines.append(b"")
@@ -221,8 +228,9 @@ def _earned(db: sqlite_utils.Database, months: list[str]) -> dict[tuple[str, str
     return {
         (s, g): int(p)
         for s, g, p in db.execute(
-            # one pass, grouped (through the (subject, grp) index every row is a random read)
-            f"SELECT subject, grp, SUM(points) FROM entries NOT INDEXED WHERE period IN ({marks})"
+            # the months' entries, under the period index
+            f"SELECT subject, grp, SUM(points) FROM entries INDEXED BY entries_period"
+            f" WHERE period IN ({marks})"
             " GROUP BY subject, grp",
             months,
         ).fetchall()
@@ -271,6 +279,20 @@ def month_figures(
     return compute_month_figures(db, scheme, month, group=group)
 
 
+def posting_months(db: sqlite_utils.Database, *, before: str) -> list[str]:
+    """The months before ``before`` that entries post to, in order: a seek in the
+    period index per month, not a pass over the entries."""
+    months: list[str] = []
+    while True:
+        (m,) = db.execute(
+            "SELECT MIN(period) FROM entries WHERE period > ? AND period < ?",
+            [months[-1] if months else "", before],
+        ).fetchone()
+        if m is None:
+            return months
+        months.append(m)
+
+
 def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[str, Any]:
     """Freeze ``month``: write its figures, hash its entries and mark it closed.
 
@@ -286,13 +308,7 @@ def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[s
             f" Publish the next month instead ({next_month(month)})"
         )
     closed = closed_months(db)
-    earlier = [
-        m
-        for (m,) in db.execute(
-            "SELECT DISTINCT period FROM entries WHERE period < ? ORDER BY period", [month]
-        ).fetchall()
-        if m not in closed
-    ]
+    earlier = [m for m in posting_months(db, before=month) if m not in closed]
     if earlier:
         raise PeriodClosedError(
             f"cannot close {month}: the earlier month {earlier[0]} has entries and is still open."
@@ -309,6 +325,7 @@ def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[s
     figures = compute_month_figures(db, scheme, month)
     digest = ledger_hash(db, month)
     with savepoint(db, "close_month"):
+        keep_totals(db, month)
         db.execute("DELETE FROM month_balances WHERE month = ?", [month])
         db.conn.executemany(
             "INSERT INTO month_balances (month, subject, grp, score, wallet, tier, earned)"

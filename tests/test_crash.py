@@ -141,5 +141,5 @@ def test_writer_process_and_single_process_give_the_same_ledger(
         assert sorted(a.execute(q)) == sorted(b.execute(q))
         assert {r[0] for r in a.execute(q)} == {
             "entries_subject", "entries_event", "entries_ref", "entries_assessment_at",
-            "entries_graded",
+            "entries_graded", "entries_period", "entries_expiry",
         }  # fmt: skip

@@ -281,7 +281,8 @@ def test_balances_of_every_account_read_the_entries_in_one_pass(fresh_db, engine
         ]
 
     every, one = plans(), plans(subject="P1")
-    assert "SCAN e" in every and not [p for p in every if "entries_subject" in p]
+    assert "SCAN entries" in every and not [p for p in every if "entries_subject" in p]
+    assert [p for p in every if "USING INDEX entries_expiry (expires_at>?)" in p]
     assert [p for p in one if "entries_subject" in p]
     for steps in (every, one):
         assert "SCAN g USING INDEX entries_graded" in steps
