@@ -162,3 +162,29 @@ def test_a_month_is_scored_and_closed_without_a_pass_over_the_ledger(tmp_path, s
     assert db.execute("SELECT ledger_hash FROM periods WHERE month = '2024-03'").fetchone() == (
         before,
     )
+
+
+def test_totals_kept_for_a_month_closed_out_of_turn_are_not_used(runs, scheme):
+    """An empty month closed after a later one: the kept totals do not run through
+    the latest closed month, so balances and the next close take a pass."""
+    kept, _ = runs
+    expect = ledger.balances(kept, scheme)
+    kept.execute("SAVEPOINT out_of_turn")  # undone below
+    try:
+        close_month(kept, scheme, "2023-12")  # no entries; 2024-03 is closed already
+        assert ledger.get_state(kept, ledger.TOTALS_MONTH) == "2023-12"
+        assert ledger.kept_totals_month(kept) is None
+        assert ledger.balances(kept, scheme) == expect
+        close_month(kept, scheme, "2024-04")
+        assert ledger.kept_totals_month(kept) == "2024-04"
+        got = dict(((s, g), (f, w)) for s, g, f, w in kept.execute("SELECT * FROM closed_totals"))
+        assert got == {
+            (s, g): (f, w)
+            for s, g, f, w in kept.execute(
+                "SELECT subject, grp, SUM(CASE WHEN expires_at IS NULL THEN points ELSE 0 END),"
+                " SUM(wallet) FROM entries GROUP BY subject, grp"
+            )
+        }
+    finally:
+        kept.execute("ROLLBACK TO out_of_turn")
+        kept.execute("RELEASE out_of_turn")
