@@ -30,10 +30,23 @@ def json_error(e: orjson.JSONDecodeError) -> RecordError:
 
 
 def not_utf8(head: bytes) -> bool:
-    """Whether a file starting with ``head`` is UTF-16 or UTF-32 text (Excel's
-    "Unicode text", Notepad's "Unicode"): a byte-order mark of those, or a NUL
-    among the first bytes, which UTF-8 text never has."""
-    return head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4]
+    """Whether a file starting with ``head`` (its first bytes) is UTF-16 or UTF-32
+    text (Excel's "Unicode text", Notepad's "Unicode"): a byte-order mark of
+    those, or two printable ASCII characters in UTF-16 (``{\\0"\\0``,
+    ``\\0{\\0"``) or one in UTF-32. A first line of garbage with NULs in it is
+    not that: the line is rejected on its own, like any bad record."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True  # never the start of UTF-8 text
+    if len(head) < 4:
+        return False
+    # each byte: NUL (0), printable ASCII (1), or other (2)
+    kinds = tuple(0 if b == 0 else 1 if 0x20 <= b < 0x7F else 2 for b in head[:4])
+    return kinds in (
+        (1, 0, 1, 0),  # UTF-16 LE
+        (0, 1, 0, 1),  # UTF-16 BE
+        (1, 0, 0, 0),  # UTF-32 LE
+        (0, 0, 0, 1),  # UTF-32 BE
+    )
 
 
 def _check_utf8(path: str | Path, f: io.BufferedReader) -> None:
