@@ -588,7 +588,8 @@ class Engine:
         for sid, subj in self.subjects.items():
             subj.acct = {g: self.acct[(sid, g)] for g in subj.groups}
         for s, g, exp, pts in q(
-            "SELECT subject, grp, expires_at, points FROM entries INDEXED BY entries_expiry WHERE expires_at > ?",
+            "SELECT subject, grp, expires_at, points FROM entries INDEXED BY entries_expiry"
+            " WHERE expires_at > ?",
             [since],
         ):
             self.expiring[(s, g)].append((exp, pts))

@@ -47,9 +47,9 @@ _ENTRY_DDL = """
 
 EXPIRING = "expires_at IS NOT NULL"  # the term of entries_expiry (migration 8)
 
-# The indexes of ``entries``, by name. A big appending run drops and rebuilds them
-# inside its transaction (see ``scoring.evaluate._ledger_writer``): sorting once is
-# several times faster than keeping three B-trees up to date row by row.
+# The indexes of ``entries``, by name. A big appending run drops and rebuilds some of
+# them inside its transaction (``scoring.evaluate.REBUILT_INDEXES``): sorting once is
+# faster than keeping those B-trees up to date row by row.
 ENTRY_INDEXES = {
     "entries_subject": "CREATE INDEX entries_subject ON entries (subject, grp)",
     "entries_event": "CREATE INDEX entries_event ON entries (event)",
@@ -329,6 +329,24 @@ def _totals_for(db: sqlite_utils.Database, scheme: Scheme, as_of: int | None) ->
 _SUMS = "SUM(CASE WHEN expires_at IS NULL THEN points ELSE 0 END), SUM(wallet)"
 
 
+def _sums(
+    db: sqlite_utils.Database, kept: bool, where: str, params: dict[str, Any]
+) -> dict[tuple[str, str], list[int]]:
+    """``[points that never expire, wallet]`` per account over the entries ``where``
+    selects (``FROM entries …``), added to the kept totals if ``kept``."""
+    sums: dict[tuple[str, str], list[int]] = {}
+    if kept:
+        for s, g, f, w in db.execute("SELECT subject, grp, fixed, wallet FROM closed_totals"):
+            sums[(s, g)] = [f, w]
+    for s, g, f, w in db.execute(
+        f"SELECT subject, grp, {_SUMS} FROM entries {where} GROUP BY subject, grp", params
+    ):
+        acc = sums.setdefault((s, g), [0, 0])
+        acc[0] += f
+        acc[1] += w
+    return sums
+
+
 def account_sums(
     db: sqlite_utils.Database, scheme: Scheme, as_of: int | None = None
 ) -> dict[tuple[str, str], list[int]]:
@@ -342,27 +360,14 @@ def account_sums(
     pass over every entry.
     """
     kept = _totals_for(db, scheme, as_of)
-    params: dict[str, Any] = {"t": as_of, "m": kept}
-    sums: dict[tuple[str, str], list[int]] = {}
     if kept is not None:
-        for s, g, f, w in db.execute("SELECT subject, grp, fixed, wallet FROM closed_totals"):
-            sums[(s, g)] = [f, w]
-        source = "entries INDEXED BY entries_period WHERE period > :m"
+        where = "INDEXED BY entries_period WHERE period > :m"
     else:
         # one pass, grouped (through the (subject, grp) index every row is a random read)
-        source = "entries NOT INDEXED WHERE 1"
+        where = "NOT INDEXED WHERE 1"
     if as_of is not None:
-        source += " AND at <= :t"
-    for s, g, f, w in db.execute(
-        f"SELECT subject, grp, {_SUMS} FROM {source} GROUP BY subject, grp", params
-    ):
-        acc = sums.get((s, g))
-        if acc is None:
-            sums[(s, g)] = [f, w]
-        else:
-            acc[0] += f
-            acc[1] += w
-    return sums
+        where += " AND at <= :t"
+    return _sums(db, kept is not None, where, {"t": as_of, "m": kept})
 
 
 def keep_totals(db: sqlite_utils.Database, month: str) -> None:
@@ -371,21 +376,10 @@ def keep_totals(db: sqlite_utils.Database, month: str) -> None:
     (else one pass). Call inside the closing transaction, before marking it."""
     prev = kept_totals_month(db)
     if prev is not None:
-        totals = {
-            (s, g): [f, w]
-            for s, g, f, w in db.execute("SELECT subject, grp, fixed, wallet FROM closed_totals")
-        }
-        source = "entries INDEXED BY entries_period WHERE period > :p AND period <= :m"
+        where = "INDEXED BY entries_period WHERE period > :p AND period <= :m"
     else:
-        totals = {}
-        source = "entries NOT INDEXED WHERE period <= :m"
-    for s, g, f, w in db.execute(
-        f"SELECT subject, grp, {_SUMS} FROM {source} GROUP BY subject, grp",
-        {"p": prev, "m": month},
-    ):
-        acc = totals.setdefault((s, g), [0, 0])
-        acc[0] += f
-        acc[1] += w
+        where = "NOT INDEXED WHERE period <= :m"
+    totals = _sums(db, prev is not None, where, {"p": prev, "m": month})
     db.execute("DELETE FROM closed_totals")
     db.conn.executemany(
         "INSERT INTO closed_totals (subject, grp, fixed, wallet) VALUES (?, ?, ?, ?)",
