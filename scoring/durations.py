@@ -44,13 +44,36 @@ class Duration:
 def parse_duration(text: str | int) -> Duration:
     """Parse ``365d``, ``12 months``, ``3 years``; raise ValueError with a hint."""
     if isinstance(text, int) and not isinstance(text, bool):
-        return Duration(text, "days")
+        d = Duration(text, "days")
+        if text < 0:
+            raise ValueError(f"duration {text!r} is negative; write a number of days from 1 up")
+        _check_span(text, d)
+        return d
     m = _DURATION.match(str(text))
     if not m:
         raise ValueError(
             f"cannot read duration {text!r}: write a number and a unit, e.g. '365d', '12 months', '3 years'"
         )
-    return Duration(int(m.group(1)), _UNITS[m.group(2).lower()])
+    d = Duration(int(m.group(1)), _UNITS[m.group(2).lower()])
+    _check_span(text, d)
+    return d
+
+
+# The longest duration a rule may name: 100 years (the calendar ends at year 9999).
+_LONGEST = {"days": 36_525, "weeks": 5_218, "months": 1_200, "years": 100}
+
+
+def _check_span(text: str | int, d: Duration) -> None:
+    if d.n == 0:
+        raise ValueError(
+            f"duration {text!r} is zero, so it never lasts; write at least 1 (e.g. '1 month'),"
+            " or leave the key out"
+        )
+    if d.n > _LONGEST[d.unit]:
+        raise ValueError(
+            f"duration {text!r} is longer than 100 years; write at most '100 years'"
+            " (for no end at all, leave the key out: e.g. without 'expires' points never expire)"
+        )
 
 
 def add_months(d: datetime, months: int) -> datetime:

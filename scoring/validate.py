@@ -179,12 +179,22 @@ def schema_problems(file: str, data: Any, schema_name: str) -> list[Problem]:
     if data is None:
         return [Problem(file, 1, 1, "the file is empty; write its settings or delete the file")]
     out: list[Problem] = []
-    for err in validator.iter_errors(data):
-        out += _explain(err, file, data)
+    for err in _one_per_date(validator.iter_errors(data)):
+        out += explain_schema_error(err, file, data)
     return out
 
 
-def _explain(err: Any, file: str, data: Any) -> list[Problem]:
+def _one_per_date(errors: Iterable[Any]) -> list[Any]:
+    """A date's pattern and its calendar check both fail on '2024-3': say it once."""
+    errors = list(errors)
+    patterned = {tuple(e.absolute_path) for e in errors if e.validator == "pattern"}
+    return [
+        e for e in errors if not (e.validator == "format" and tuple(e.absolute_path) in patterned)
+    ]
+
+
+def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
+    """One jsonschema error as plain-English problems at their line and column."""
     path = tuple(err.absolute_path)
     kind = err.validator
     inst = err.instance
@@ -355,7 +365,7 @@ def _explain_alternatives(err: Any, file: str, data: Any, here: _Where, at: Any)
     _, _, subs = min(fitting, key=score)
     out: list[Problem] = []
     for sub in subs:
-        out += _explain(sub, file, data)
+        out += explain_schema_error(sub, file, data)
     return out
 
 

@@ -7,7 +7,10 @@ anything, and keeps each node's line and column so a later check can say
 ``rules/packs/residents.yaml:12:7: ...``.
 
 Booleans follow YAML 1.2 (only ``true``/``false``): in YAML 1.1 the rule key
-``on`` would silently become ``True``. Dates stay strings.
+``on`` would silently become ``True``. Numbers are decimal only (``-020`` is
+-20, not octal -16; ``1:00`` and ``0x14`` stay text). Dates stay strings.
+Control characters and full-width punctuation where YAML needs ``:`` or
+``,`` are named at their line and column.
 
 Where PyYAML has libyaml, files are parsed by it (about 4x faster, which every
 command pays on start-up) and built by the same constructor. Anything it does
@@ -62,6 +65,25 @@ _Resolver.yaml_implicit_resolvers = {
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+# Numbers as people write them, in decimal only: YAML 1.1 reads ``-020`` as -16 (octal),
+# ``1:00`` as 60 (base 60) and ``0x14``, ``2_0``, ``.inf`` as numbers too. Here those stay
+# text, which the schema then refuses where a number is needed, at its line and column.
+_Resolver.yaml_implicit_resolvers = {
+    k: [
+        (tag, rx)
+        for tag, rx in v
+        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    ]
+    for k, v in _Resolver.yaml_implicit_resolvers.items()
+}
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"),
+)
 
 
 class _TooBig(Exception):
@@ -90,6 +112,22 @@ class _Composer(Composer):
 class _Constructor(SafeConstructor):
     def construct_yaml_timestamp(self, node: ScalarNode) -> str:  # type: ignore[override]
         return str(node.value)
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:  # type: ignore[override]
+        try:
+            return int(node.value, 10)  # decimal: a leading zero is not octal
+        except ValueError:  # only through an explicit !!int tag
+            raise ConstructorError(
+                None, None, f"{node.value!r} is not a whole number", node.start_mark
+            ) from None
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:  # type: ignore[override]
+        try:
+            return float(node.value)
+        except ValueError:
+            raise ConstructorError(
+                None, None, f"{node.value!r} is not a number", node.start_mark
+            ) from None
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> PosDict:  # type: ignore[override]
         out = PosDict()
@@ -130,6 +168,8 @@ class _Constructor(SafeConstructor):
 
 
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_timestamp)
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
+_Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_yaml_float)
 _Constructor.add_constructor("tag:yaml.org,2002:map", _Constructor.construct_yaml_map)
 _Constructor.add_constructor("tag:yaml.org,2002:seq", _Constructor.construct_yaml_seq)
 
@@ -238,8 +278,86 @@ def _size_mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
+# What YAML refuses to read (its reader's set): control characters, which come
+# invisibly with text pasted from a word processor or a chat app.
+_UNREADABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+# Full-width punctuation that a Chinese input method types where YAML needs ASCII,
+# looked for only where YAML reads structure (inside text it is fine Chinese).
+_FULL_WIDTH = re.compile(
+    r"^([ \t]*\u3000)"  # indentation
+    r"|^[ \t]*(?:-[ \t]+)?[A-Za-z_][\w-]*[ \t]*(：)"  # key：
+    r"|^[ \t]*(－)[ \t]"  # － item
+    r"|(?::|^[ \t]*-)[ \t]+([｛［【])"  # ｛ or ［ starting a value
+    r"|[{\[][^}\]]*?(，)[ \t]*[A-Za-z_][\w-]*[ \t]*:"  # {a: 1，b: 2}
+)
+_ASCII = {"\u3000": "a space", "：": "':'", "－": "'-'", "｛": "'{'", "［": "'['", "【": "'['",
+          "，": "','"}  # fmt: skip
+
+
+def _unreadable(text: str, file: str) -> Problem | None:
+    m = _UNREADABLE.search(text)
+    if m is None:
+        return None
+    i = m.start()
+    line = text.count("\n", 0, i) + 1
+    col = i - (text.rfind("\n", 0, i) + 1) + 1
+    return Problem(
+        file,
+        line,
+        col,
+        f"invisible control character U+{ord(m.group()):04X}; delete it (it often comes with"
+        " text pasted from a word processor or a chat app)",
+    )
+
+
+def _syntax_problem(file: str, text: str, e: yaml.MarkedYAMLError) -> Problem:
+    """A syntax error with the position and the advice a person needs: full-width
+    punctuation, a quote never closed, text that starts like a list."""
+    mark = e.problem_mark or e.context_mark
+    problem = (e.problem or "invalid YAML").strip()
+    context = (e.context or "").strip()
+    lines = text.split("\n")
+    if "quoted scalar" in context and e.context_mark is not None:
+        quote = lines[e.context_mark.line][e.context_mark.column : e.context_mark.column + 1]
+        return _problem(
+            file,
+            e.context_mark,
+            f"YAML syntax error: the quote {quote} that starts here is never closed;"
+            f" add the closing {quote} at the end of the text",
+        )
+    if mark is None:
+        return Problem(file, 1, 1, f"YAML syntax error: {problem}")
+    first = e.context_mark.line if e.context_mark is not None else mark.line
+    for n in range(max(0, min(first, mark.line) - 1), min(mark.line + 1, len(lines))):
+        m = _FULL_WIDTH.search(lines[n])
+        if m is not None:
+            group = next(g for g in range(1, 6) if m.group(g) is not None)
+            ch = m.group(group)
+            return Problem(
+                file,
+                n + 1,
+                m.end(group),
+                f"YAML syntax error: full-width '{ch}' where YAML needs {_ASCII[ch]}; switch the"
+                " input method to half-width (English) punctuation and type it again",
+            )
+    msg = f"{problem} ({context})" if context else problem
+    if mark.line < len(lines):
+        value = lines[mark.line].partition(": ")[2].lstrip()
+        if value[:1] in ("[", "{") and not value.rstrip().endswith(("]", "}")):
+            msg += (
+                f"; a value that starts with '{value[0]}' is read as a list or mapping:"
+                " if it is text, put it in quotes"
+            )
+    return _problem(file, mark, f"YAML syntax error: {msg}")
+
+
 def load_yaml_text(text: str, file: str = "<string>") -> Any:
     """Parse YAML text safely; raise ``YamlProblem`` with the position on any failure."""
+    bad = _unreadable(text, file)
+    if bad is not None:
+        raise YamlProblem(bad)
     loaded = _load_fast(text)
     if loaded is not _SLOW:
         return loaded
@@ -269,11 +387,7 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
             )
         raise YamlProblem(_problem(file, mark, msg)) from None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        msg = (e.problem or "invalid YAML").strip()
-        if e.context:
-            msg = f"{msg} ({e.context.strip()})"
-        raise YamlProblem(_problem(file, mark, f"YAML syntax error: {msg}")) from None
+        raise YamlProblem(_syntax_problem(file, text, e)) from None
     except yaml.YAMLError as e:  # reader errors: bad characters
         raise YamlProblem(Problem(file, 1, 1, f"not readable as YAML text: {e}")) from None
     except RecursionError:

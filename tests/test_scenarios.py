@@ -218,9 +218,9 @@ def test_input_errors_are_failures_with_file_and_line(tmp_path: Path) -> None:
     assert any(m.startswith(f"{shown}:16: 事件被拒收: event e0002 was rejected:") and "voluntear_service" in m
                for m in msgs), msgs  # fmt: skip
     assert (
-        f"{shown}:23: 拼写错误的键: expect.balances.0: Additional properties are not allowed ('scroe' was unexpected);"
-        " allowed keys here: as_of, group, score, subject, tier, wallet" in msgs
-    )
+        f"{shown}:23: 拼写错误的键: unknown key 'scroe' in 'expect.balances[1]'; did you mean 'score'?"
+        in msgs
+    ), msgs
     assert sum(1 for m in msgs if "拼写错误的键" in m) == 1
     assert any("broken.yaml:3:" in m and "YAML syntax error" in m for m in msgs), msgs
 
@@ -248,3 +248,32 @@ def test_load_scenario_file_single_and_defaults(tmp_path: Path) -> None:
             " gave +4 in 2024-03 (cap 40 points/month)"
         )
     ]
+
+
+def test_impossible_dates_in_a_scenario_are_file_errors(tmp_path: Path) -> None:
+    """2024-02-30 matches the date pattern; it must still be named at its line,
+    in the validator's words, not crash the run with "day is out of range"."""
+    f = tmp_path / "dates.yaml"
+    f.write_text(
+        "scenarios:\n"
+        "  - name: 不存在的日期\n"
+        "    subjects: [R1]\n"
+        "    expect:\n"
+        "      balances:\n"
+        "        - {subject: R1, score: 1000, as_of: 2024-02-30}\n"
+        "  - name: 月份少写一位\n"
+        "    as_of: 2024-3\n"
+        "    subjects: [R1]\n"
+        "    expect:\n"
+        "      balances:\n"
+        "        - {subject: R1, score: 1000}\n",
+        encoding="utf-8",
+    )
+    report = run_scenarios([f], ROOT)
+    msgs = [str(x) for x in report.failures]
+    assert msgs == [
+        f"{f}:6: 不存在的日期: 'expect.balances[1].as_of' is '2024-02-30', which is not a"
+        " calendar date; write it as YYYY-MM-DD, e.g. 2024-01-01",
+        f"{f}:8: 月份少写一位: 'as_of' is '2024-3', which is not a date; write it as"
+        " YYYY-MM-DD, e.g. 2024-01-01",
+    ], msgs

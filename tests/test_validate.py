@@ -298,3 +298,64 @@ def test_yaml_11_booleans_stay_text(scheme_dir: Path) -> None:
             " does not declare; declare it in events.yaml"
         )
     ]
+
+
+def test_numbers_are_read_in_decimal_only() -> None:
+    """YAML 1.1 reads -020 as -16 (octal) and 1:00 as 60 (base 60): a rule writer
+    means -20 and a typo. Only decimal numbers are numbers; the rest stays text,
+    which the schema then refuses where a number is needed (tests/bad/number-forms)."""
+    from scoring.yamlsafe import load_yaml_text
+
+    got = load_yaml_text("a: -020\nb: 010\nc: 1:00\nd: 0x14\ne: 2_0\nf: 0.5\ng: .inf\nh: +3\n")
+    assert got == {"a": -20, "b": 10, "c": "1:00", "d": "0x14", "e": "2_0", "f": 0.5,
+                   "g": ".inf", "h": 3}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "where", "words"),
+    [
+        ("    title: 参加\x0b培训\n", (8, 14), "invisible control character U+000B"),
+        ("    title: 参加\x1f培训\n", (8, 14), "invisible control character U+001F"),
+        ("    title：参加培训\n", (8, 10), "full-width '：' where YAML needs ':'"),
+        ("    points: ｛per: hours, value: 2}\n", (8, 13), "full-width '｛' where YAML needs '{'"),
+        ("    points: {per: hours，value: 2}\n", (8, 24), "full-width '，' where YAML needs ','"),
+    ],
+)
+def test_pasted_characters_are_named_at_their_place(
+    scheme_dir: Path, line: str, where: tuple[int, int], words: str
+) -> None:
+    """Text pasted from a chat app or typed with a Chinese input method: the
+    character itself is named, at its line and column, never a traceback."""
+    text = (
+        'pack: extra\nversion: "1"\ngroup: residents\ntitle: t\nrules:\n'
+        "  - id: res-a\n    on: volunteer_service\n" + line + "    title2: x\n"
+    )
+    got = _hostile(scheme_dir, text)
+    assert len(got) == 1 and got[0].startswith(f"packs/extra.yaml:{where[0]}:{where[1]}: "), got
+    assert words in got[0], got
+
+
+def test_full_width_punctuation_inside_text_is_fine_chinese(scheme_dir: Path) -> None:
+    from scoring.yamlsafe import load_yaml_text
+
+    assert load_yaml_text("title: 参加，志愿：服务（每小时）\n") == {
+        "title": "参加，志愿：服务（每小时）"
+    }
+
+
+def test_a_backtracking_pattern_cannot_stall_scoring() -> None:
+    """'^(a+)+$' takes Python's re about 2^n steps on n a's and a b; the 'matches'
+    operator must answer at once (RE2, linear time). Run in a child so that a
+    backtracking engine fails the test by its timeout instead of hanging it."""
+    import subprocess
+    import sys
+
+    code = (
+        "from scoring.builtin.operators import _matches\n"
+        "test = _matches('^(a+)+$')\n"
+        "print(test('a' * 60 + 'b'), test('a' * 60))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["False", "True"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
+
+import re2
 
 from ..conditions import Operator
 from ..hookspecs import hookimpl
@@ -74,14 +75,28 @@ def _contains(v: Any):
     return test
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the validator reports a bad pattern, not RE2 on stderr
+
+
 def _matches(v: Any):
+    # RE2 matches in time linear in the text: no pattern a rule writer types, such as
+    # '^(a+)+$', can stall a scoring run by backtracking. It has no backreferences or
+    # lookarounds, which rules never need.
     if not isinstance(v, str):
         raise ValueError("needs a pattern text")
     try:
-        rx = re.compile(v)
-    except re.error as e:
-        raise ValueError(f"pattern {v!r} does not compile: {e}") from None
-    return lambda x: isinstance(x, str) and rx.search(x) is not None
+        rx = re2.compile(v, _RE2_OPTIONS)
+    except re2.error as e:
+        why = e.args[0] if e.args else ""
+        why = why.decode("utf-8", "replace") if isinstance(why, bytes) else str(why)
+        if "escape sequence" in why or "perl operator" in why:
+            why += (
+                "; back-references such as \\1 and look-arounds such as (?=...) are not supported"
+            )
+        raise ValueError(f"pattern {v!r} does not compile: {why}") from None
+    search = rx.search
+    return lambda x: isinstance(x, str) and search(x) is not None
 
 
 BUILTIN_OPERATORS = [
