@@ -172,6 +172,7 @@ class ScoreSummary:
     redemptions_rejected: int = 0
     late: int = 0
     unknown_subject: int = 0
+    waited: int = 0  # events that waited for their subject, scored now it is known
     rewound_from: str | None = None
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -185,8 +186,13 @@ class ScoreSummary:
         )
         if self.late:
             s += f", {self.late:,} late events posted to the first open month"
+        if self.waited:
+            s += f", {self.waited:,} events that waited for their subject"
         if self.unknown_subject:
-            s += f"; {self.unknown_subject:,} events name no known subject (see rejects)"
+            s += (
+                f"; {self.unknown_subject:,} events name no known subject: they wait, and are"
+                " scored once the subject is ingested (see `gridcredit rejects`)"
+            )
         return s
 
 
@@ -750,6 +756,7 @@ class Engine:
         t0 = time.perf_counter()
         conn = self.conn
         done = int(get_state(self.db, "scored_seq", "0") or 0)
+        self._requeue_waiting(done)
         (top,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         if top <= done:
             self.summary.seconds = time.perf_counter() - t0
@@ -770,6 +777,37 @@ class Engine:
                     raise
         self.summary.seconds = time.perf_counter() - t0
         return self.summary
+
+    def _requeue_waiting(self, done: int) -> None:
+        """Events scored while their subject was unknown left a reject (batch 0) and no
+        entry. Once the subject is ingested they are new again: moved to the end of the
+        queue (new seqs), their rejects gone, in one small transaction; the run then
+        scores them in (time, id) order, rewinding open months where they fall before
+        work done, so the ledger is the one the subject-first order gives."""
+        conn = self.conn
+        waiting = conn.execute(
+            "SELECT e.seq FROM rejects r JOIN events e ON e.id = r.record_id"
+            " JOIN subjects s ON s.id = e.subject WHERE r.batch = 0 AND e.seq <= ?"
+            " ORDER BY e.seq",
+            [done],
+        ).fetchall()
+        if not waiting:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (top,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            for k, (seq,) in enumerate(waiting, 1):
+                conn.execute("UPDATE events SET seq = ? WHERE seq = ?", [top + k, seq])
+            conn.execute(
+                "DELETE FROM rejects WHERE batch = 0 AND record_id IN"
+                " (SELECT e.id FROM events e JOIN subjects s ON s.id = e.subject WHERE e.seq > ?)",
+                [top],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.summary.waited = len(waiting)
 
     def _scan_new(self, done: int, top: int) -> tuple[tuple[int, str], bool]:
         """The first new event in (time, id) order, and whether the new events were
@@ -880,6 +918,9 @@ class Engine:
             conn.execute("CREATE INDEX temp.redo_id ON redo (id)")
             for table in ("entries", "trial_entries"):
                 conn.execute(f"DELETE FROM {table} WHERE event IN (SELECT id FROM temp.redo)")
+            conn.execute(
+                "DELETE FROM rejects WHERE batch = 0 AND record_id IN (SELECT id FROM temp.redo)"
+            )
             conn.execute("DELETE FROM redemptions WHERE event IN (SELECT id FROM temp.redo)")
             conn.execute("DELETE FROM objections WHERE event IN (SELECT id FROM temp.redo)")
             where = "id IN (SELECT id FROM temp.redo)"
@@ -1499,13 +1540,18 @@ class Engine:
             self._reverse_event(target, eid, at)
 
     def _unknown_subject(self, eid: str, sid: str) -> None:
+        """A reject of batch 0 at the event's own file and line: the event waits
+        (see _requeue_waiting)."""
         self.summary.unknown_subject += 1
         self._write(
-            "INSERT INTO rejects (batch, file, line, record_id, reason, raw) VALUES (0, 'score', 0, ?, ?, NULL)",
+            "INSERT INTO rejects (batch, file, line, record_id, reason, raw)"
+            " SELECT 0, COALESCE(b.file, 'score'), COALESCE(e.line, 0), e.id, ?, NULL"
+            " FROM events e LEFT JOIN batches b ON b.id = e.batch WHERE e.id = ?",
             [
                 (
+                    f"event names subject '{sid}', which is not in the subjects file; it waits:"
+                    " ingest the subject and run `gridcredit score`",
                     eid,
-                    f"event names subject '{sid}', which is not in the subjects file; ingest the subject",
                 )
             ],
         )

@@ -619,7 +619,7 @@ class ScenarioRunner:
         score(db, self.scheme, self.compiled)
         ev_line = {e["id"]: ln for e, ln in zip(events, elines)}
         for rid, reason in db.execute(
-            "SELECT record_id, reason FROM rejects WHERE batch = 0 AND file = 'score'"
+            "SELECT record_id, reason FROM rejects WHERE batch = 0"
         ).fetchall():
             fails.append(self._fail(sc, ev_line.get(rid, sc.line), f"event {rid}: {reason}"))
         assess = sc.data.get("assess") or []

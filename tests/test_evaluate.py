@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import ev, put
+from conftest import PEOPLE, ev, put
 
 from scoring.evaluate import score
 from scoring.ledger import balances, explain
@@ -497,6 +497,47 @@ def test_a_late_earlier_event_rewinds_open_months_to_the_same_ledger(
     q = f"SELECT {cols} FROM entries ORDER BY at, event, rule"
     assert fresh_db.execute(q).fetchall() == once.execute(q).fetchall()
     assert [e[1] for e in entries(once, "P1")] == [-5, 20, 20, 0, -10]
+
+
+def test_an_event_waits_for_its_subject_and_is_scored_in_order(fresh_db, engine_scheme):
+    """Events for a subject not yet ingested leave one reject at their file and
+    line and no entry; once the subject comes, the next run scores them where
+    they fall in time, the same ledger as the subject-first order, whatever came
+    between (found in review: the event was lost until an unrelated earlier
+    event rewound the month, and each rewind listed its reject again)."""
+    from scoring.ledger import memory_db
+
+    s = engine_scheme(residents=[VOLUNTEER, PARKING])
+    p4 = {"id": "P4", "groups": ["residents"], "name": "赵六", "grid": "G1"}
+    evs = [
+        ev("e1", "volunteer", "P1", "2024-03-01", hours=2),
+        ev("w1", "volunteer", "P4", "2024-03-02", hours=3),  # P4 is not ingested yet
+        ev("e2", "volunteer", "P1", "2024-03-05", hours=1),
+        ev("w2", "parking", "P4", "2024-03-06"),
+    ]
+    put(fresh_db, s, evs)
+    first = score(fresh_db, s)
+    assert first.unknown_subject == 2
+    assert fresh_db.execute(
+        "SELECT file, line, record_id FROM rejects WHERE batch = 0 ORDER BY line"
+    ).fetchall() == [("events", 2, "w1"), ("events", 4, "w2")]
+    put(fresh_db, s, [ev("e0", "volunteer", "P2", "2024-03-03", hours=1)])  # a rewind
+    assert score(fresh_db, s).rewound_from == "e0"
+    assert fresh_db.execute("SELECT COUNT(*) FROM rejects WHERE batch = 0").fetchone() == (2,)
+    put(fresh_db, s, subjects=[p4])
+    later = score(fresh_db, s)
+    assert (later.waited, later.unknown_subject, later.rewound_from) == (2, 0, "w1")
+    assert fresh_db.execute("SELECT COUNT(*) FROM rejects WHERE batch = 0").fetchone() == (0,)
+    assert score(fresh_db, s).events == 0  # nothing waits any more
+    # the subject first, all at once
+    once = memory_db()
+    put(once, s, subjects=[*PEOPLE, p4])
+    put(once, s, [*evs, ev("e0", "volunteer", "P2", "2024-03-03", hours=1)])
+    score(once, s)
+    cols = "subject, grp, points, wallet, rule, event, at, period, reason"
+    q = f"SELECT {cols} FROM entries ORDER BY at, event, rule"
+    assert fresh_db.execute(q).fetchall() == once.execute(q).fetchall()
+    assert [e[1] for e in entries(fresh_db, "P4")] == [6, -5]
 
 
 # --- corrections meeting repairs, redemptions, later runs (found in review) -----------------
