@@ -12,6 +12,7 @@ import io
 import sqlite3
 import sys
 from collections.abc import Callable
+from datetime import date
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,12 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             )
             sys.exit(1)
         except KeyboardInterrupt:
-            click.echo("interrupted; the database is as it was before this command", err=True)
+            click.echo(
+                "interrupted: the step under way was rolled back; the steps finished before it"
+                " (each file ingested, each score run) are kept. Run the command again to finish:"
+                " nothing is done twice",
+                err=True,
+            )
             sys.exit(130)
 
     return wrapper
@@ -111,12 +117,19 @@ def as_of_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def parse_as_of(scheme: Any, as_of: str | None) -> int | None:
     if not as_of:
         return None
+    from .durations import FIRST_YEAR, LAST_YEAR
+
     try:
-        return scheme.clock.end_of_day(as_of)
+        day = date.fromisoformat(as_of)
     except ValueError:
         raise UsageError(
             f"--as-of {as_of!r}: write a date as YYYY-MM-DD, e.g. 2024-03-31"
         ) from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise UsageError(
+            f"--as-of {as_of!r}: the year must be {FIRST_YEAR} to {LAST_YEAR}, the years events can have"
+        )
+    return scheme.clock.end_of_day(day)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -592,8 +605,11 @@ def close(ctx: Context, month: str) -> None:
 @handle_errors
 def redemptions(ctx: Context, month: str | None, fmt: str) -> None:
     """Redemption outcomes per item, per subject and per partner merchant."""
+    from .periods import check_month
     from .rank import redemption_report
 
+    if month is not None:
+        check_month(month)
     rep = redemption_report(ctx.db(), ctx.scheme(), month)
     if fmt == "json":
         sys.stdout.write(orjson.dumps(rep.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")

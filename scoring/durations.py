@@ -184,6 +184,8 @@ def period_key(d: date, kind: str) -> str:
     raise ValueError(f"unknown period kind {kind!r}; use one of {', '.join(PERIOD_KINDS)}")
 
 
+# The years an event's time may fall in (ingest refuses others), so the years of periods.
+FIRST_YEAR, LAST_YEAR = 1970, 2099
 _PERIOD = re.compile(r"^(\d{4})(?:-(Q[1-4]|W\d{2}|\d{2})(?:-(\d{2}))?)?$")
 
 
@@ -193,14 +195,31 @@ def period_kind(key: str) -> str:
         raise ValueError(
             f"cannot read period {key!r}: write 2024, 2024-Q1, 2024-03, 2024-W09 or 2024-03-05"
         )
+    year, part = int(m.group(1)), m.group(2)
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(
+            f"cannot read period {key!r}: the year must be {FIRST_YEAR} to {LAST_YEAR},"
+            " the years events can have"
+        )
+    if part is not None and part[0] not in "QW" and not 1 <= int(part) <= 12:
+        raise ValueError(f"cannot read period {key!r}: the month must be 01 to 12")
     if m.group(3):
+        if part[0] in "QW":
+            raise ValueError(f"cannot read period {key!r}: a day is written 2024-03-05")
+        try:
+            date.fromisoformat(key)
+        except ValueError:
+            raise ValueError(f"cannot read period {key!r}: there is no such day") from None
         return "day"
-    part = m.group(2)
     if part is None:
         return "year"
     if part.startswith("Q"):
         return "quarter"
     if part.startswith("W"):
+        try:
+            date.fromisocalendar(year, int(part[1:]), 1)
+        except ValueError:
+            raise ValueError(f"cannot read period {key!r}: {year} has no week {part[1:]}") from None
         return "week"
     return "month"
 

@@ -32,7 +32,7 @@ import sqlite_utils
 
 from .durations import next_month, period_kind
 from .errors import GridcreditError, PeriodClosedError, UsageError
-from .ledger import ENTRY_COLUMNS, balances, get_state, keep_totals
+from .ledger import ENTRY_COLUMNS, balances, get_state, keep_totals, last_scored
 from .model import Scheme
 
 
@@ -69,7 +69,9 @@ def check_month(month: str) -> str:
     """Return ``month`` if it is a month key ``YYYY-MM``; else a UsageError with a hint."""
     try:
         ok = period_kind(month) == "month"
-    except ValueError:
+    except ValueError as e:
+        if "must be" in str(e):  # the form is right, a number is out of range
+            raise UsageError(str(e).replace("cannot read period", "month")) from None
         ok = False
     if not ok:
         raise UsageError(f"'{month}' is not a month: write it as YYYY-MM, e.g. 2024-03")
@@ -279,6 +281,12 @@ def month_figures(
     return compute_month_figures(db, scheme, month, group=group)
 
 
+def _has_entries(db: sqlite_utils.Database, month: str) -> bool:
+    return (
+        db.execute("SELECT 1 FROM entries WHERE period = ? LIMIT 1", [month]).fetchone() is not None
+    )
+
+
 def posting_months(db: sqlite_utils.Database, *, before: str) -> list[str]:
     """The months before ``before`` that entries post to, in order: a seek in the
     period index per month, not a pass over the entries."""
@@ -313,6 +321,21 @@ def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[s
         raise PeriodClosedError(
             f"cannot close {month}: the earlier month {earlier[0]} has entries and is still open."
             f" Publish {earlier[0]} first"
+        )
+    latest = max(closed, default=None)
+    if latest is not None and month > latest and month != next_month(latest):
+        # a gap of open months would make their events late, posted after it
+        raise PeriodClosedError(
+            f"cannot close {month}: {next_month(latest)} is still open (the latest closed month is"
+            f" {latest}). Months close in turn: publish {next_month(latest)} first"
+        )
+    last = last_scored(db)
+    last_month = scheme.clock.month(last[0]) if last is not None else None
+    if (last_month is None or month > last_month) and not _has_entries(db, month):
+        raise PeriodClosedError(
+            f"cannot close {month}: it has no entries and no event scored so far falls in or"
+            f" after it (the latest is in {last_month or 'no month yet'}), so it would close"
+            " before its events came. Ingest and score its events first"
         )
     seq = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
     scored = int(get_state(db, "scored_seq", "0") or 0)

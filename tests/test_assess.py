@@ -231,6 +231,9 @@ def test_rerun_changes_nothing(five, base_scheme, pm):
 
 
 def test_awards_post_to_first_open_month_after_close(five, base_scheme, pm):
+    # events were scored into April: March, without entries, may close
+    at = base_scheme.clock.parse_time("2024-04-02")
+    five.execute("INSERT INTO state (key, value) VALUES ('last_scored', ?)", [f'[{at}, "x"]'])
     for m in ("2024-02", "2024-03"):
         close_month(five, base_scheme, m)
     scheme = with_assessments(base_scheme, A(award={"points": 5}))

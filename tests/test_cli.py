@@ -162,6 +162,17 @@ def test_test_below_min_coverage_fails(scheme_copy):
         (["balances", "--format", "xml"], "'xml' is not one of"),
         (["balances", "--group", "aliens"], "unknown group 'aliens'; groups: residents"),
         (["balances", "--as-of", "31.03.2024"], "write a date as YYYY-MM-DD"),
+        # found in review: these were tracebacks (exit 1)
+        (["balances", "--as-of", "9999-12-31"], "the year must be 1970 to 2099"),
+        (["explain", "R1", "--as-of", "9999-12-31"], "the year must be 1970 to 2099"),
+        (["lists", "--as-of", "0001-01-01"], "the year must be 1970 to 2099"),
+        (["assess", "2024-13"], "the month must be 01 to 12"),
+        (["assess", "9999-Q4"], "the year must be 1970 to 2099"),
+        (["assess", "2024-W60"], "2024 has no week 60"),
+        (["close", "2024-00"], "month '2024-00': the month must be 01 to 12"),
+        (["close", "0000-01"], "the year must be 1970 to 2099"),
+        (["publish", "2024-13"], "the month must be 01 to 12"),
+        (["redemptions", "--month", "2024-99"], "the month must be 01 to 12"),
         (["ingest"], "Missing argument 'FILES...'"),
         (["no-such-command"], "No such command 'no-such-command'"),
     ],
@@ -395,7 +406,12 @@ def test_a_published_month_is_not_rewritten(tmp_path):
     subjects.write_text(
         '{"id": "R1", "groups": ["residents"], "name": "张三", "grid": "S01C01G01"}\n'
     )
-    assert run("--scheme", ROOT, "--db", db, "ingest", "-q", subjects).exit_code == 0
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"id": "e1", "type": "volunteer_service", "subject": "R1", "at": "2024-03-02T09:00:00",'
+        ' "attrs": {"hours": 2, "activity": "清扫楼道"}}\n'
+    )
+    assert run("--scheme", ROOT, "--db", db, "ingest", "-q", subjects, events).exit_code == 0
     first = run("--scheme", ROOT, "--db", db, "publish", "2024-03", "--site", site)
     assert first.exit_code == 0, first.output
     again = run("--scheme", ROOT, "--db", db, "publish", "2024-03", "--site", site)
@@ -433,3 +449,20 @@ def test_lists_default_to_the_latest_day_and_assess_without_data_selects_nothing
     assert run("--scheme", ROOT, "--db", db, "lists").exit_code == 0
     result = run("--scheme", ROOT, "--db", db, "assess", "2023-Q1")
     assert result.exit_code == 0 and "nothing assessed for 2023-Q1" in result.output
+
+
+def test_an_interrupt_says_what_was_kept(tmp_path, monkeypatch):
+    """Found in review: an interrupted multi-file ingest said the database was as
+    before the command, although each file finished before it was committed."""
+    import scoring.evaluate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scoring.evaluate, "score", interrupted)
+    result = run("--scheme", ROOT, "--db", tmp_path / "l.db", "score")
+    assert result.exit_code == 130
+    assert "the steps finished before it (each file ingested, each score run) are kept" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.output

@@ -181,6 +181,34 @@ def test_months_without_entries_may_be_skipped(db, scheme):
     assert close_month(db, scheme, "2024-04")["closed"]  # Jan-Mar had no entries
 
 
+def test_months_close_in_turn_after_the_latest_closed(feb_march, scheme):
+    """Found in review: closing 2024-12 after 2024-03 left April to November open
+    behind it, so April's events became late and posted to 2025-01."""
+    ledger.set_state(feb_march, "last_scored", f'[{t(scheme, "2024-06-01")}, "x"]')
+    close_month(feb_march, scheme, "2024-02")
+    close_month(feb_march, scheme, "2024-03")
+    with pytest.raises(PeriodClosedError) as e:
+        close_month(feb_march, scheme, "2024-05")
+    assert str(e.value) == (
+        "cannot close 2024-05: 2024-04 is still open (the latest closed month is 2024-03)."
+        " Months close in turn: publish 2024-04 first"
+    )
+    assert close_month(feb_march, scheme, "2024-04")["closed"]  # empty, in turn: fine
+
+
+def test_a_month_no_event_has_reached_cannot_close(db, scheme):
+    """Found in review: `close 2099-12` on a new ledger closed it, and every later
+    event became late."""
+    with pytest.raises(PeriodClosedError, match="cannot close 2099-12: it has no entries"):
+        close_month(db, scheme, "2099-12")
+    subject(db, "R1")
+    entry(db, scheme, "R1", 3, "2024-04-02T08:00:00")
+    ledger.set_state(db, "last_scored", f'[{t(scheme, "2024-04-02T08:00:00")}, "e"]')
+    assert close_month(db, scheme, "2024-04")["closed"]
+    with pytest.raises(PeriodClosedError, match="cannot close 2024-05: it has no entries"):
+        close_month(db, scheme, "2024-05")
+
+
 def test_bad_month_key(db, scheme):
     with pytest.raises(UsageError, match="'2024-Q1' is not a month: write it as YYYY-MM"):
         close_month(db, scheme, "2024-Q1")
