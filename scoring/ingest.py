@@ -74,6 +74,21 @@ _SORT = orjson.OPT_SORT_KEYS
 _blake2b = hashlib.blake2b
 
 TIME_HINT = "write ISO 8601, e.g. 2024-03-05T14:30:00 (scheme-local time) or 2024-03-05T06:30:00Z"
+TIME_RANGE = "1970-01-01 to 2099-12-31"  # what ``time_parser`` accepts, in scheme-local time
+
+
+def time_problem(at: str) -> str:
+    """Why the time ``at`` was not read: outside the supported years, or not ISO 8601."""
+    try:
+        year = datetime.fromisoformat(at.strip()).year
+    except ValueError:
+        year = None
+    if year is not None and not 1970 <= year <= 2099:
+        return (
+            f"cannot read time {at!r} in 'at': it is outside the supported range"
+            f" {TIME_RANGE} (scheme-local time); check the year"
+        )
+    return f"cannot read time {at!r} in 'at': {TIME_HINT}"
 
 
 class RecordError(ValueError):
@@ -444,7 +459,7 @@ def time_parser(scheme: Scheme) -> TimeParser:
     def checked(text: str) -> int:
         at = parse(text)
         if not low <= at < high:
-            raise ValueError(f"{text!r} is outside 1970-2100; check the year")
+            raise ValueError(f"{text!r} is outside {TIME_RANGE}; check the year")
         return at
 
     fast = cast(TimeParser, checked)
@@ -503,6 +518,7 @@ class _Batch:
         self.conn = conn
         self.s = summary
         self.reject_rows: list[tuple[Any, ...]] = []
+        self.kept: set[tuple[Any, ...]] | None = None  # (line, reason, raw) stored before
 
     def reject(
         self, line: int, record_id: Any, reason: str, raw: Any, col: int = 1, rec: Any = None
@@ -531,12 +547,29 @@ class _Batch:
             s.problems.append(Problem(s.file, line, 1, reason, "warning"))
 
     def flush(self) -> None:
-        if self.reject_rows:
+        """Store the rejects and warnings counted since the last flush, except those an
+        earlier batch of the same file stored already (same line, reason and raw
+        text): ingesting a file again changes nothing, its rejects included. They
+        are counted in this batch all the same."""
+        rows = self.reject_rows
+        if not rows:
+            return
+        if self.kept is None:
+            self.kept = set(
+                self.conn.execute(
+                    "SELECT line, reason, raw FROM rejects WHERE file = ? AND batch != ?",
+                    [self.s.file, self.s.batch],
+                )
+            )
+        if self.kept:
+            kept = self.kept
+            rows = [r for r in rows if (r[2], r[4], r[5]) not in kept]
+        if rows:
             self.conn.executemany(
                 "INSERT INTO rejects (batch, file, line, record_id, reason, raw) VALUES (?, ?, ?, ?, ?, ?)",
-                self.reject_rows,
+                rows,
             )
-            self.reject_rows.clear()
+        self.reject_rows.clear()
 
 
 def _earlier(file: str | None, line: int | None) -> str:
@@ -672,7 +705,7 @@ class _EventIngest:
                     except (ValueError, OverflowError, OSError):
                         if not at.strip():
                             self._core(rec)  # says which field is missing
-                        raise _Bad(f"cannot read time {at!r} in 'at': {TIME_HINT}") from None
+                        raise _Bad(time_problem(at)) from None
                     if len(at) == 25 and at[13:19] in _MMSS and len(zoned) < 500_000:
                         zoned[at[:13] + at[19:]] = ts - _MMSS[at[13:19]]
                 validate = validators.get(typ)
@@ -699,7 +732,9 @@ class _EventIngest:
                     attrs, amends = self._merged(rec, validate)
                     attrs_json = _dumps(attrs, option=_SORT).decode()
             except _Bad as e:
-                rid = eid if eid.__class__ in (str, int) else None
+                rid = eid if eid.__class__ in (str, int) else rec.get("id")
+                if rid.__class__ not in (str, int):
+                    rid = None
                 rejects.append((line, rid, str(e), _raw_text(raw, rec), 1))
                 continue
             row = (eid, typ, subj, ts, attrs_json, amends, batch_id, line)
@@ -1118,6 +1153,66 @@ def detect_kind(record: dict) -> str:
     return "events"
 
 
+_KIND_FIELDS = {
+    "events": (*EVENT_FIELDS, "attrs"),
+    "subjects": SUBJECT_FIELDS,
+    "jurisdictions": JURISDICTION_FIELDS,
+}
+_REQUIRED = {
+    "events": ("id", "type", "subject", "at"),
+    "subjects": ("id", "groups"),
+    "jurisdictions": ("street_id", "community_id", "grid_id"),
+}
+_ALL_FIELDS = frozenset(f for fields in _KIND_FIELDS.values() for f in fields)
+_NEEDS = (
+    "events need id, type, subject and at; subjects need id and groups; jurisdictions"
+    " need street_id, community_id and grid_id"
+)
+
+
+def header_columns(names: Sequence[str]) -> tuple[list[str], str | None]:
+    """The column names of a table's header (a CSV file's first row) as ingest reads
+    them, and what makes the header unusable for every kind of file, or None.
+
+    A name that spells a field of the kind of file the header is for in other
+    letter case (``ID``, ``Type``) is that field; attribute names are kept as
+    they are. The kind is told as :func:`detect_kind` tells it; a header with
+    none of its kind's required columns is described (what it looks like, what
+    is missing) rather than read into a reject for every row.
+    """
+    folded = [h.lower() if h.lower() in _ALL_FIELDS else h for h in names]
+    cols = {h for h in folded if h}
+    kind = detect_kind(dict.fromkeys(cols))
+    if kind == "events" and not cols & {"type", "at", "subject"}:
+        if cols & set(SUBJECT_FIELDS[1:]):  # name, grid, tags, ...: a subjects file
+            kind = "subjects"
+    fields = _KIND_FIELDS[kind]
+    out = [h.lower() if h.lower() in fields else h for h in names]
+    cols = {h for h in out if h}
+    missing = [c for c in _REQUIRED[kind] if c not in cols]
+    if not missing:
+        return out, None
+    shown = ", ".join(h for h in names if h) or "no names"
+    if not cols & (_ALL_FIELDS - {"id"}):
+        return out, (
+            f"the header ({shown}) names none of the columns ingest reads: {_NEEDS}."
+            " The first row of a CSV file must name its columns"
+        )
+    hints = []
+    for m in missing:
+        close = difflib.get_close_matches(m, [h.lower() for h in names if h], n=1, cutoff=0.7)
+        if close:
+            given = next(h for h in names if h.lower() == close[0])
+            hints.append(f"column '{given}' should be '{m}'")
+    need = ", ".join(_REQUIRED[kind][:-1]) + f" and {_REQUIRED[kind][-1]}"
+    what = {"events": "an events", "subjects": "a subjects", "jurisdictions": "a jurisdictions"}
+    return out, (
+        f"the header ({shown}) looks like {what[kind]} file but has no column"
+        f" {', '.join(repr(m) for m in missing)}: {what[kind]} file needs {need}"
+        + (f"; {'; '.join(hints)}" if hints else "; add the column and ingest the file again")
+    )
+
+
 def _run(
     conn: sqlite3.Connection,
     scheme: Scheme,
@@ -1249,7 +1344,7 @@ def _worker_chunk(args: tuple[int, str, int, int, str]) -> bytes:
         except orjson.JSONDecodeError as e:
             if not line.strip():
                 continue
-            rec = json_error(e)
+            rec = json_error(e, line)
         items.append((n, rec, line))
     rows, repeats, rejects = _WORKER["events"].prepare(items, 0)
     stage = _WORKER.get("stage")
@@ -1377,10 +1472,19 @@ class _Staged:
     def collect(self, bar: Any) -> None:
         """Wait for the workers' results, in file order; attach their databases."""
         conn = self.conn
+        from .builtin.formats import NOT_UTF8, gbk_refusal
+
+        gbk_checked = False
         for n0, offset, size, res in self.pending:
-            self.chunks.append((n0, offset, size, orjson.loads(res.get())))
+            result = orjson.loads(res.get())
+            self.chunks.append((n0, offset, size, result))
             if bar is not None:
                 bar.update(size)
+            if not gbk_checked and any(r[2].startswith(NOT_UTF8) for r in result[6]):
+                gbk_checked = True  # the whole file is refused, as the reader refuses it
+                refusal = gbk_refusal(self.path)
+                if refusal is not None:
+                    raise refusal
         for *_, result in self.chunks:
             db = result[1]
             if db not in self.schemas:

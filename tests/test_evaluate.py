@@ -669,7 +669,7 @@ def test_a_late_amendment_counts_as_one_late_event(fresh_db, engine_scheme):
     ).fetchall() == [("2024-02",)]
 
 
-def test_an_event_for_a_skipped_month_before_a_closed_one_is_late(fresh_db, engine_scheme):
+def test_an_event_for_an_empty_closed_month_is_late(fresh_db, engine_scheme):
     from scoring.periods import close_month
 
     s = engine_scheme(residents=[VOLUNTEER])
@@ -677,13 +677,14 @@ def test_an_event_for_a_skipped_month_before_a_closed_one_is_late(fresh_db, engi
                       ev("m", "volunteer", "P1", "2024-03-10", hours=1)])  # fmt: skip
     score(fresh_db, s)
     close_month(fresh_db, s, "2024-01")
-    close_month(fresh_db, s, "2024-03")  # February had nothing: skipped
+    close_month(fresh_db, s, "2024-02")  # February had nothing: closed empty, in turn
+    close_month(fresh_db, s, "2024-03")
     put(fresh_db, s, [ev("f", "volunteer", "P1", "2024-02-10", hours=1)])
     assert score(fresh_db, s).late == 1
     assert fresh_db.execute("SELECT period FROM entries WHERE event = 'f'").fetchone() == (
         "2024-04",
     )
-    close_month(fresh_db, s, "2024-04")  # not blocked by February
+    close_month(fresh_db, s, "2024-04")
 
 
 def test_same_attributes_give_per_subject_results_when_a_condition_reads_the_subject(

@@ -605,18 +605,21 @@ def test_accounting_identity_holds_for_any_mix(scheme, tmp_path, lines, chunk):
         # a file that starts as UTF-16 text does (a byte-order mark, or ASCII between
         # NULs) is refused as a whole, on purpose (see the test of that above)
         assume(not builtin_formats.not_utf8(data[:4]))
+        # and so is one that reads as GBK (random bytes now and then do)
+        assume(builtin_formats.gbk_refusal(path) is None)
         s1 = ingest_file(db, scheme, path, progress=False)
         s2 = ingest_file(db, scheme, path, progress=False)
     finally:
         ingest.CHUNK = saved
-    for s in (s1, s2):
+    for s, stored in ((s1, s1.rejected), (s2, 0)):  # the second ingest stores no reject again
         assert s.read == s.accepted + s.duplicates + s.rejected
         assert s.conflicting <= s.rejected
         n_rejects = db.execute(
             "SELECT COUNT(*) FROM rejects WHERE batch = ? AND reason NOT LIKE 'warning:%'",
             [s.batch],
         ).fetchone()[0]
-        assert n_rejects == s.rejected
+        assert n_rejects == stored
+    assert s2.rejected == s1.rejected
     assert s2.accepted == 0
     assert s2.read == s1.read
     assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == s1.accepted
@@ -959,3 +962,302 @@ def test_a_recorded_first_event_stored_before_is_not_taken_for_the_first_new_one
     engine = Engine(db, scheme)
     first = db.execute("SELECT at, id FROM events WHERE id = 'E040'").fetchone()
     assert engine._recorded_order(done, top) == (tuple(first), False)
+
+
+# --- messy real-world files (a reviewer's findings) ---------------------------------------
+
+GBK_CASES = {
+    # every GBK byte pair of 郑伟 is valid UTF-8 too: read as UTF-8 it was accepted as ֣ΰ
+    "subjects.csv": "id,groups,name,grid,tags\nK900,residents,郑伟,S01C01G01,\n",
+    # 扫雪 is UTF-8 as well (ɨѩ); the other lines are not
+    "events.csv": (
+        "id,type,subject,at,hours,activity\n"
+        "E1,volunteer_service,P1,2024-03-05T10:00:00,2,扫雪\n"
+        "E2,volunteer_service,P1,2024-03-05T11:00:00,1,清扫楼道\n"
+        "E3,volunteer_service,P1,2024-03-05T12:00:00,1,\n"
+    ),
+    "events.jsonl": jl(
+        ev("E1", hours=1),
+        ev("E2", hours=2, activity="扫雪"),
+        ev("E3", hours=1, activity="清扫楼道"),
+    ).decode(),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "workers"),
+    [("subjects.csv", None), ("events.csv", None), ("events.jsonl", None), ("events.jsonl", 2)],
+)
+def test_a_gbk_file_is_refused_as_a_whole_with_what_to_do(db, scheme, tmp_path, name, workers):
+    """A GBK file (Excel's "CSV" in China) was partly accepted as garbled text: about
+    one GBK character in seven is valid UTF-8 as well."""
+    path = tmp_path / name
+    path.write_bytes(GBK_CASES[name].encode("gbk"))
+    with pytest.raises(InputError) as err:
+        ingest_file(db, scheme, path, progress=False, workers=workers,
+                    kind="events" if workers else None)  # fmt: skip
+    msg = str(err.value)
+    # the first line that is not UTF-8 (else the first with Chinese), as it reads in GBK
+    line, text = (2, "郑伟") if name == "subjects.csv" else (3, "清扫楼道")
+    assert msg.startswith(
+        f'{path}:{line}: the file is GBK/GB18030 text (Excel\'s "CSV" or Notepad\'s "ANSI" on'
+        f" Chinese Windows), not UTF-8; nothing was read. Line {line} reads in GBK as"
+    )
+    assert text in msg
+    assert msg.endswith(
+        'Save it as UTF-8 (CSV UTF-8 in Excel; Notepad: encoding "UTF-8"), or convert it with:'
+        " iconv -f GB18030 -t UTF-8, and ingest it again"
+    )
+    for table in ("events", "subjects", "rejects", "batches"):
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_utf8_file_with_a_corrupt_line_loses_only_that_line(db, scheme, tmp_path, suffix):
+    """GBK is told by the whole file: a UTF-8 file with a line of GBK (or any bad
+    bytes) pasted into it loses only that line, which says where it is not UTF-8."""
+    path = tmp_path / f"events{suffix}"
+    bad = "清扫".encode("gbk")
+    if suffix == ".csv":
+        path.write_bytes(
+            "id,type,subject,at,hours,activity\n"
+            "E1,volunteer_service,P1,2024-03-05T10:00:00,2,清扫楼道\n".encode()
+            + b"E2,volunteer_service,P1,2024-03-05T11:00:00,1," + bad + b"\n"
+            + b"E3,volunteer_service,P1,2024-03-05T12:00:00,1,\xff\n"
+            + "E4,volunteer_service,P1,2024-03-05T13:00:00,1,扫雪\n".encode()
+        )  # fmt: skip
+        expected = [
+            (3, "not UTF-8 text at line 3, byte 47: save the file as UTF-8"),
+            (4, "not UTF-8 text at line 4, byte 47: save the file as UTF-8"),
+        ]
+    else:
+        path.write_bytes(
+            jl(ev("E1", hours=2, activity="清扫楼道"))
+            + jl(ev("E2", hours=1, activity="x")).replace(b'"x"', b'"' + bad + b'"')
+            + jl(ev("E3", hours=1, activity="x")).replace(b'"x"', b'"\xff"')
+            + jl(ev("E4", hours=1, activity="扫雪"))
+        )
+        expected = [
+            (2, "not UTF-8 text at byte 112 (column 112): save the file as UTF-8"),
+            (3, "not UTF-8 text at byte 112 (column 112): save the file as UTF-8"),
+        ]
+    s = ingest_file(db, scheme, path, progress=False)
+    assert (s.read, s.accepted, s.rejected) == (4, 2, 2)
+    assert rejects(db, s.batch) == expected
+    assert [r[0] for r in events_table(db)] == ["E1", "E4"]
+
+
+def test_a_closed_multiline_quoted_value_with_an_extra_field_is_one_rejected_row(
+    db, scheme, tmp_path
+):
+    """A quoted value over several lines, properly closed, in a row with a field too
+    many was taken for a quote never closed: its lines were read again as rows of
+    their own, and an event copied into the value was accepted."""
+    c = tmp_path / "events.csv"
+    c.write_text(
+        "id,type,subject,at,hours,activity\n"
+        'Q1,volunteer_service,P1,2024-03-05T10:00:00,2,"清扫\n楼道\n门口",extra\n'
+        "Q2,volunteer_service,P1,2024-03-05T11:00:00,1,\n"
+        'Q3,volunteer_service,P1,2024-03-05T12:00:00,2,"see\n'
+        "Q9,volunteer_service,P1,2024-03-05T13:00:00,8,copied\n"
+        '",extra\n'
+        "Q4,volunteer_service,P1,2024-03-05T14:00:00,1,\n",
+        encoding="utf-8",
+    )
+    s = ingest_file(db, scheme, c, progress=False)
+    assert (s.read, s.accepted, s.rejected) == (4, 2, 2)
+    assert rejects(db, s.batch) == [
+        (2, "row has 7 fields but the header has 6; quote values that contain commas"),
+        (6, "row has 7 fields but the header has 6; quote values that contain commas"),
+    ]
+    assert [r[0] for r in events_table(db)] == ["Q2", "Q4"]  # no Q9
+    raw = db.execute("SELECT raw FROM rejects WHERE line = 2").fetchone()[0]
+    assert raw == 'Q1,volunteer_service,P1,2024-03-05T10:00:00,2,"清扫\n楼道\n门口",extra'
+
+
+def test_csv_with_lone_cr_line_endings_is_read_line_by_line(db, scheme, tmp_path):
+    """Old Excel for Mac ends lines with CR alone: the file was one bad row with
+    Python's "universal-newline mode?" for a reason."""
+    c = tmp_path / "events.csv"
+    c.write_bytes(
+        b"id,type,subject,at,hours,activity\r"
+        b"C1,volunteer_service,P1,2024-03-05T10:00:00,2,\r"
+        b'C2,volunteer_service,P1,2024-03-05T11:00:00,1,"a\rb"\r'
+        b"C3,volunteer_service,P1,2024-03-05T12:00:00,x,\r"
+    )
+    s = ingest_file(db, scheme, c, progress=False)
+    assert (s.read, s.accepted, s.rejected) == (3, 2, 1)
+    assert rejects(db, s.batch) == [
+        (5, "attribute 'hours' of 'volunteer_service' must be a number, got 'x'")
+    ]
+    attrs = dict(db.execute("SELECT id, attrs FROM events").fetchall())
+    assert orjson.loads(attrs["C2"]) == {"hours": 1, "activity": "a\rb"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id;type;subject;at;hours\nE1;volunteer_service;P1;2024-03-05T10:00:00;1\n",
+         "the header uses ';' (semicolons) as separator, not commas; save the file as"
+         ' comma-separated (Excel: "CSV UTF-8 (Comma delimited)") and ingest it again'),
+        ("id\ttype\tsubject\tat\nE1\tvolunteer_service\tP1\t2024-03-05T10:00:00\n",
+         "the header uses tabs as separator, not commas"),
+        ("id,name,grid,tags\nK1,张三,S01C01G01,\n",
+         "the header (id, name, grid, tags) looks like a subjects file but has no column"
+         " 'groups': a subjects file needs id and groups; add the column and ingest the file"
+         " again"),
+        ("ID,Group,Name\nK1,residents,张三\n",
+         "the header (ID, Group, Name) looks like a subjects file but has no column 'groups':"
+         " a subjects file needs id and groups; column 'Group' should be 'groups'"),
+        ("id,type,at,hours\nE1,volunteer_service,2024-03-05T10:00:00,1\n",
+         "the header (id, type, at, hours) looks like an events file but has no column"
+         " 'subject': an events file needs id, type, subject and at"),
+        ("编号,类型,时间\nE1,volunteer_service,2024-03-05T10:00:00\n",
+         "the header (编号, 类型, 时间) names none of the columns ingest reads: events need id,"
+         " type, subject and at; subjects need id and groups; jurisdictions need street_id,"
+         " community_id and grid_id. The first row of a CSV file must name its columns"),
+        ("id,type,subject,at,ID\nE1,volunteer_service,P1,2024-03-05T10:00:00,E1\n",
+         "column 'id' appears twice in the header (as 'ID'); give every column a distinct name"),
+    ],
+)  # fmt: skip
+def test_a_csv_header_problem_is_one_diagnosis_for_the_file(db, scheme, tmp_path, text, message):
+    """A semicolon-separated file, or one whose header lacks a required column, had
+    every row rejected for a "missing required field" (a subjects file without
+    groups as an events file): now the header is diagnosed once, at line 1."""
+    c = tmp_path / "input.csv"
+    c.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        ingest_file(db, scheme, c, progress=False)
+    assert str(err.value).startswith(f"{c}:1: {message}")
+    assert db.execute("SELECT count(*) FROM batches").fetchone() == (0,)
+
+
+def test_csv_header_names_are_read_in_any_letter_case(db, scheme, tmp_path):
+    """Excel users capitalise headings: ``ID, Type`` are ``id, type`` (attribute
+    names keep their case: a scheme may declare ``orgName``)."""
+    c = tmp_path / "events.csv"
+    c.write_text(
+        " ID ,Type,SUBJECT,At,hours\nE1,volunteer_service,P1,2024-03-05T10:00:00,1\n",
+        encoding="utf-8",
+    )
+    s = ingest_file(db, scheme, c, progress=False)
+    assert (s.kind, s.accepted, s.rejected) == ("events", 1, 0)
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text("Id,Groups,Name\nK1,residents,张三\n", encoding="utf-8")
+    assert ingest_file(db, scheme, subjects, progress=False).accepted == 1
+
+
+def test_excel_empty_columns_and_rows_are_no_data(db, scheme, tmp_path):
+    """Excel's trailing empty columns (``hours,,``) refused the whole file with
+    "column '' appears twice"; rows of empty cells were rejected rows. Now empty
+    columns at the end are ignored, a column with no name elsewhere is ignored
+    where it is empty, and rows of empty cells are skipped like blank lines: no
+    records, not counted."""
+    c = tmp_path / "events.csv"
+    c.write_text(
+        "id,type,,subject,at,hours,,\n"
+        "E1,volunteer_service,,P1,2024-03-05T10:00:00,1,,\n"
+        ",,,,,,,\n"
+        "\n"
+        "E2,volunteer_service,,P1,2024-03-05T11:00:00,2,,\n"
+        "E3,volunteer_service,note,P1,2024-03-05T12:00:00,2,,\n"
+        "E4,volunteer_service,,P1,2024-03-05T13:00:00,2,,x\n"
+        " , ,,,,,,\n",
+        encoding="utf-8",
+    )
+    s = ingest_file(db, scheme, c, progress=False)
+    assert (s.read, s.accepted, s.duplicates, s.rejected) == (4, 2, 0, 2)
+    assert rejects(db, s.batch) == [
+        (6, "column 3 has no name in the header, but this row has 'note' in it; name the"
+            " column or clear the value"),
+        (7, "row has 8 fields but the header has 6; quote values that contain commas"),
+    ]  # fmt: skip
+    assert [r[0] for r in events_table(db)] == ["E1", "E2"]
+
+
+def test_ingesting_a_bad_file_again_stores_no_reject_twice(db, scheme, tmp_path):
+    """Each ingest of the same bad file added all its rejects again (57, 82, 107
+    rows): the second batch still counts them, but stores only what is new."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(MIXED)
+    first = ingest_file(db, scheme, path, progress=False)
+    stored = db.execute("SELECT file, line, record_id, reason, raw FROM rejects").fetchall()
+    assert len(stored) == first.rejected == 11
+    again = ingest_file(db, scheme, path, progress=False)
+    assert (again.read, again.rejected) == (15, 11)
+    assert db.execute("SELECT file, line, record_id, reason, raw FROM rejects").fetchall() == stored
+    # a changed line is a new reject; the others are still not stored again
+    path.write_bytes(MIXED.replace(b'"hours":30', b'"hours":31'))
+    third = ingest_file(db, scheme, path, progress=False)
+    assert third.rejected == 11
+    assert rejects(db, third.batch) == [
+        (8, "attribute 'hours' of 'volunteer_service' = 31 is out of range; allowed 0 to 24 小时")
+    ]
+    # warnings of accepted records too
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text(f"id,groups,code\nM1,merchants,{VALID_CODE[:-1]}4\n", encoding="utf-8")
+    ingest_file(db, scheme, subjects, progress=False)
+    subjects.write_text(f"id,groups,code,name\nM1,merchants,{VALID_CODE[:-1]}4,x\n", "utf-8")
+    assert ingest_file(db, scheme, subjects, progress=False).warnings == 1  # updated: warned
+    n = db.execute("SELECT count(*) FROM rejects WHERE reason LIKE 'warning:%'").fetchone()
+    assert n == (2,)  # a new raw line; the same one again would not be stored
+
+
+def test_reasons_say_the_range_the_column_the_byte_and_the_record(db, scheme, tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(
+        jl(
+            ev("T1", at="1900-03-05T10:00:00", hours=1),
+            ev("T2", at="2100-01-01T00:00:00", hours=1),
+            ev("T3", at="9999-03-05T10:00:00+08:00", hours=1),
+            ev("T4", at="2024-02-30T10:00:00", hours=1),
+            {"id": "T5", "type": "volunteer_service", "at": "2024-03-05T10:00:00"},
+            b'{"id": "T6", "type": "volunteer_service", "subj',
+            b'{"id": "T7", "type": "volunteer_service", "subject": "P\xff1"}',
+        )
+        + b'{"id": "T8", "type": "volu'
+    )
+    s = ingest_file(db, scheme, path, progress=False)
+    outside = (
+        "in 'at': it is outside the supported range 1970-01-01 to 2099-12-31"
+        " (scheme-local time); check the year"
+    )
+    cut = "the line ends before the record does (is it cut short?)"
+    assert db.execute("SELECT line, record_id, reason FROM rejects ORDER BY line").fetchall() == [
+        (1, "T1", f"cannot read time '1900-03-05T10:00:00' {outside}"),
+        (2, "T2", f"cannot read time '2100-01-01T00:00:00' {outside}"),
+        (3, "T3", f"cannot read time '9999-03-05T10:00:00+08:00' {outside}"),
+        (4, "T4", "cannot read time '2024-02-30T10:00:00' in 'at': write ISO 8601, e.g."
+                  " 2024-03-05T14:30:00 (scheme-local time) or 2024-03-05T06:30:00Z"),
+        (5, "T5", "missing required field 'subject' (an event needs id, type, subject and at)"),
+        (6, None, f"invalid JSON at column 48: {cut}"),
+        (7, None, "not UTF-8 text at byte 56 (column 56): save the file as UTF-8"),
+        (8, None, f"invalid JSON at column 27: {cut}"),
+    ]  # fmt: skip
+    assert [p.col for p in s.problems][5:] == [48, 56, 27]
+
+
+def test_a_long_csv_value_is_read(db, scheme, tmp_path):
+    """Python's csv stops at 131,072 characters a value ("field larger than field limit")."""
+    c = tmp_path / "events.csv"
+    c.write_text(
+        "id,type,subject,at,hours,activity\n"
+        f"E1,volunteer_service,P1,2024-03-05T10:00:00,1,{'扫' * 200_000}\n",
+        encoding="utf-8",
+    )
+    s = ingest_file(db, scheme, c, progress=False)
+    assert (s.accepted, s.rejected) == (1, 0)
+
+
+def test_a_latin1_line_is_not_taken_for_gbk(db, scheme, tmp_path):
+    """é (Latin-1) before a letter reads as a (rare) Chinese character in GBK: a
+    file with such a line is not GBK, and loses that line only."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(
+        jl(ev("E1", hours=1))
+        + jl(ev("E2", hours=1, activity="x")).replace(b'"x"', b'"Ren\xe9e"')
+        + jl(ev("E3", hours=1))
+    )
+    s = ingest_file(db, scheme, path, progress=False)
+    assert (s.read, s.accepted, s.rejected) == (3, 2, 1)
+    assert builtin_formats.gbk_refusal(path) is None

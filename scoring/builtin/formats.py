@@ -8,8 +8,10 @@ with every reject.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +19,46 @@ from typing import BinaryIO
 
 import orjson
 
+from ..errors import InputError
 from ..hookspecs import hookimpl
-from ..ingest import InputFormat, RecordError
+from ..ingest import InputFormat, RecordError, header_columns
 
 BOM = b"\xef\xbb\xbf"
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 
+# The longest CSV value read (Python's default is 131,072 characters); a JSON Lines
+# record may be as long as memory allows.
+CSV_FIELD_LIMIT = 50_000_000
+csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
 
-def json_error(e: orjson.JSONDecodeError) -> RecordError:
-    return RecordError(f"invalid JSON at column {e.colno}: {e.msg}", e.colno)
+NOT_UTF8 = "not UTF-8 text"  # how the reason of a record that is not UTF-8 starts
+
+
+def json_error(e: orjson.JSONDecodeError, line: bytes | None = None) -> RecordError:
+    """The reject of a line that is not JSON, with the column where reading failed.
+
+    orjson says "line 2 column 1" when the line ends too soon (the newline read as
+    part of the record): that is the column after the line's last character. A
+    line that is not UTF-8 gets the byte and column of the first bad byte."""
+    msg, col = e.msg, e.colno
+    if line is not None:
+        if msg.startswith("str is not valid UTF-8"):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as u:
+                col = len(line[: u.start].decode("utf-8", "replace")) + 1
+                return RecordError(
+                    f"{NOT_UTF8} at byte {u.start + 1} (column {col}): save the file as UTF-8",
+                    col,
+                )
+        else:
+            body = line.rstrip(b"\r\n")
+            end = len(body.decode("utf-8", "replace")) + 1  # the column after the last character
+            if e.lineno > 1 or (col == end and (body != line or msg == "unexpected end of data")):
+                col = end  # the record ran into the line's end (inside a string, say)
+                msg = "the line ends before the record does (is it cut short?)"
+    return RecordError(f"invalid JSON at column {col}: {msg}", col)
 
 
 def not_utf8(head: bytes) -> bool:
@@ -49,17 +81,104 @@ def not_utf8(head: bytes) -> bool:
     )
 
 
-def _check_utf8(path: str | Path, f: io.BufferedReader) -> None:
-    """Refuse a UTF-16 or UTF-32 file as a whole: read as UTF-8, every line of it
-    would be rejected with a message that does not say why."""
-    if not_utf8(f.peek(4)[:4]):
-        from ..errors import InputError
+# CJK ideographs (with extension A and the compatibility block)
+_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+# What a GBK character reads as when its two bytes happen to be UTF-8 too (about
+# one in seven): IPA, Greek, Cyrillic, Hebrew, Arabic letters (扫雪 reads ɨѩ).
+_GBK_AS_UTF8 = re.compile("[\u0250-\u07ff]")
 
+
+def gbk_refusal(path: str | Path) -> InputError | None:
+    """The refusal of a file in GBK/GB18030 (Excel's "CSV" and Notepad's "ANSI" on
+    Chinese Windows), or None when it is not that.
+
+    Read as UTF-8, most of its lines are rejected and the rest (whose Chinese
+    happens to be valid UTF-8) are accepted as garbled text, so the file is refused
+    as a whole. It is GBK when every line reads as GB18030, at least half of the
+    Chinese characters it reads as are common ones (GB2312: a Latin-1 é read as
+    GBK gives a rare one), and
+
+    * some lines are not UTF-8, and they outnumber the lines that read as UTF-8
+      with Chinese in them (a UTF-8 file with a few corrupt lines loses only
+      those lines), or
+    * every line is UTF-8, yet none of them has Chinese in UTF-8 and some have
+      what GBK reads as in UTF-8 (IPA, Greek, Cyrillic, Hebrew), while in
+      GB18030 every character is one of GB2312.
+    """
+    bad = utf8_chinese = chinese = common = 0
+    gbk_look = False
+    gb2312 = True  # every line, in GB18030, is GB2312 text
+    first: tuple[int, str] | None = None  # the first line that shows it: number and text
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if n == 1 and line.startswith(BOM):
+                line = line[3:]
+            if line.isascii():
+                continue
+            try:
+                gb = line.decode("gb18030")
+            except UnicodeDecodeError:
+                return None
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad += 1
+                if first is None or first[0] < 0:
+                    first = (n, gb)
+            else:
+                if _CJK.search(text):
+                    utf8_chinese += 1
+                elif _GBK_AS_UTF8.search(text):
+                    gbk_look = True
+                if first is None:
+                    first = (-n, gb)  # a fallback, for the second case
+            hanzi = "".join(_CJK.findall(gb))
+            chinese += len(hanzi)
+            common += len(hanzi) - hanzi.encode("gb2312", "replace").count(b"?")
+            if gb2312 and not bad:
+                try:
+                    gb.encode("gb2312")
+                except UnicodeEncodeError:
+                    gb2312 = False
+    if first is None or not chinese or common * 2 < chinese:
+        return None
+    if not (bad > utf8_chinese or (not bad and not utf8_chinese and gbk_look and gb2312)):
+        return None
+    n, text = abs(first[0]), first[1].strip()
+    at = next((i for i, c in enumerate(text) if not c.isascii()), 0)
+    text = text[max(0, at - 20) : at + 40]  # around its first Chinese
+    return InputError(
+        f'{path}:{n}: the file is GBK/GB18030 text (Excel\'s "CSV" or Notepad\'s "ANSI" on'
+        f" Chinese Windows), not UTF-8; nothing was read. Line {n} reads in GBK as {text!r}."
+        ' Save it as UTF-8 (CSV UTF-8 in Excel; Notepad: encoding "UTF-8"), or convert it'
+        f" with: iconv -f GB18030 -t UTF-8, and ingest it again"
+    )
+
+
+def _check_utf8(path: str | Path, f: io.BufferedReader) -> None:
+    """Refuse a UTF-16, UTF-32 or GBK file as a whole: read as UTF-8, every line of
+    it would be rejected (or, in GBK, garbled) with a message that does not say
+    why. GBK is looked for here when the first bytes are not UTF-8 or look like
+    it (see :func:`gbk_refusal`), and by the readers when a line is not UTF-8."""
+    head = f.peek(4)
+    if not_utf8(head[:4]):
         raise InputError(
             f"{path}:1: the file is UTF-16 or UTF-32 text, not UTF-8; nothing was read."
             ' Save it as UTF-8 (Excel: "CSV UTF-8"; Notepad: encoding "UTF-8")'
             " and ingest it again"
         )
+    if head.isascii():
+        return
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character waits
+    except UnicodeDecodeError:
+        suspect = True
+    else:
+        suspect = not _CJK.search(text) and _GBK_AS_UTF8.search(text) is not None
+    if suspect:
+        refusal = gbk_refusal(path)
+        if refusal is not None:
+            raise refusal
 
 
 def read_jsonl_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, bytes]]:
@@ -68,13 +187,19 @@ def read_jsonl_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, by
         _check_utf8(path, f)
         if f.peek(3)[:3] == BOM:
             f.read(3)
+        gbk_checked = False
         for n, line in enumerate(f, 1):
             try:
                 rec = _loads(line)
             except _JSONDecodeError as e:
                 if not line.strip():
                     continue
-                rec = json_error(e)
+                rec = json_error(e, line)
+                if not gbk_checked and str(rec).startswith(NOT_UTF8):
+                    gbk_checked = True
+                    refusal = gbk_refusal(path)
+                    if refusal is not None:
+                        raise refusal from None
             yield n, rec, line
 
 
@@ -83,24 +208,44 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict | Exception]]:
         yield n, rec
 
 
+# a CR that is not followed by LF ends a line too (old Excel for Mac writes those)
+_LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
+
+
 class _CsvLines:
     """The lines of a CSV file as text for ``csv.reader``, each kept with its number
-    and, if its bytes are not UTF-8, why; lines handed back are read again."""
+    and, if its bytes are not UTF-8, why; lines handed back are read again.
 
-    def __init__(self, f: BinaryIO):
+    A line ends at LF, CR LF or a lone CR. The first line that is not UTF-8 has
+    the whole file looked at: a GBK file is refused (:func:`gbk_refusal`)."""
+
+    def __init__(self, f: BinaryIO, path: str | Path):
         self.f = f
+        self.path = path
         self.n = 0
         self.taken: list[tuple[int, str, str | None]] = []  # read since the last take()
         self.pending: deque[tuple[int, str, str | None]] = deque()
+        self.cut: deque[bytes] = deque()  # the rest of a line cut at lone CRs
+        self.gbk_checked = False
 
     def __iter__(self) -> _CsvLines:
         return self
+
+    def _bytes(self) -> bytes:
+        if self.cut:
+            return self.cut.popleft()
+        b = self.f.readline()
+        if b.count(b"\r") > (b[-2:] == b"\r\n"):
+            parts = [p for p in _LONE_CR.split(b) if p]
+            b = parts[0]
+            self.cut.extend(parts[1:])
+        return b
 
     def __next__(self) -> str:
         if self.pending:
             line = self.pending.popleft()
         else:
-            b = self.f.readline()
+            b = self._bytes()
             if not b:
                 raise StopIteration
             self.n += 1
@@ -110,8 +255,13 @@ class _CsvLines:
             try:
                 text = b.decode("utf-8")
             except UnicodeDecodeError as e:
+                if not self.gbk_checked:
+                    self.gbk_checked = True
+                    refusal = gbk_refusal(self.path)
+                    if refusal is not None:
+                        raise refusal from None
                 text = b.decode("utf-8", "replace")
-                why = f"not UTF-8 text at line {self.n}, byte {e.start + 1}: save the file as UTF-8"
+                why = f"{NOT_UTF8} at line {self.n}, byte {e.start + 1}: save the file as UTF-8"
             line = (self.n, text, why)
         self.taken.append(line)
         return line[1]
@@ -125,24 +275,85 @@ class _CsvLines:
         self.pending.extendleft(reversed(lines))
 
 
+def _well_quoted(lines: list[tuple[int, str, str | None]]) -> bool:
+    """Whether the lines of a row that ran on are one row whose quotes all close
+    where a value ends (at a comma or the end of a line), as a quoted value with
+    line breaks in it does. A quote that is never closed is not: the reader took
+    the next quote it met, an opening one, for its end (``,"清扫`` and the like)."""
+    text = "".join(t for _, t, _ in lines)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error:
+        return False
+    return len(rows) == 1
+
+
+def _csv_error(e: csv.Error) -> str:
+    if "field larger than field limit" in str(e):
+        return (
+            f"a value in this row is longer than {CSV_FIELD_LIMIT:,} characters;"
+            " split it, or check for a quote that is never closed"
+        )
+    return f"cannot read CSV row: {e}"
+
+
+def _header(path: str | Path, line: int, row: list[str], raw: str) -> list[str]:
+    """The column names of a header row; refuses (``InputError``) a header that
+    cannot be the header of any kind of file, or is not comma-separated.
+
+    Names are trimmed; one that spells a known column in other letter case
+    (``ID``, ``Type``) is that column; empty names at the end (Excel's trailing
+    commas) are dropped; an empty name elsewhere is kept as ``""``: that column
+    is ignored where it is empty."""
+    names = [h.strip() for h in row]
+    while names and not names[-1]:
+        names.pop()
+    for sep, what in ((";", "';' (semicolons)"), ("\t", "tabs")):
+        if raw.count(sep) > raw.count(","):
+            raise InputError(
+                f"{path}:{line}: the header uses {what} as separator, not commas; save the"
+                ' file as comma-separated (Excel: "CSV UTF-8 (Comma delimited)") and ingest'
+                " it again"
+            )
+    names, problem = header_columns(names)
+    seen: dict[str, str] = {}
+    for h, given in zip(names, row):
+        if h and h in seen:
+            also = f" (as '{given.strip()}')" if given.strip() != h else ""
+            raise InputError(
+                f"{path}:{line}: column '{h}' appears twice in the header{also};"
+                " give every column a distinct name"
+            )
+        seen[h] = given
+    if problem:
+        raise InputError(f"{path}:{line}: {problem}")
+    return names
+
+
 def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]]:
     """Yield ``(first line of the row, record | RecordError, raw text)``.
 
-    The first non-blank row is the header. Values are strings; an empty cell
-    is an absent value. A row whose field count differs from the header's is
-    rejected, as is a row with bytes that are not UTF-8.
+    The first non-blank row is the header (see :func:`_header`). Values are
+    strings; an empty cell is an absent value. A row whose field count differs
+    from the header's is rejected (empty cells past the header's last column
+    are dropped first), as is a row with bytes that are not UTF-8. Rows with
+    nothing in any cell are skipped, as blank lines are: they are no records.
 
     A quoted value may hold line breaks, so a row can run on over several
-    lines. When such a row is bad (its field count is wrong, or it cannot be
-    read), the cause is a quote that is never closed: only the row's first
-    line is rejected, and reading goes on from the line after it, so one stray
-    quote cannot swallow the records that follow.
+    lines. When such a row cannot be read, or its field count is wrong and a
+    quote in it does not close where a value ends, the cause is a quote that is
+    never closed: only the row's first line is rejected, and reading goes on
+    from the line after it, so one stray quote cannot swallow the records that
+    follow. A row whose quoted values all close properly is one row, rejected
+    as a whole when its field count is wrong.
     """
     with open(path, "rb") as f:
         _check_utf8(path, f)
-        lines = _CsvLines(f)
+        lines = _CsvLines(f, path)
         reader = csv.reader(lines)
         header: list[str] | None = None
+        unnamed: list[int] = []  # columns with no name in the header
+        width = 0
         while True:
             error = None
             try:
@@ -155,8 +366,12 @@ def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]
             if not taken:
                 break
             start = taken[0][0]
-            width = None if header is None else len(header)
-            if width is not None and len(taken) > 1 and (error is not None or len(row) != width):
+            if header is not None and len(row) > width and not any(c.strip() for c in row[width:]):
+                del row[width:]  # empty cells past the last column (Excel's trailing commas)
+            if (
+                header is not None and len(taken) > 1
+                and (error is not None or (len(row) != width and not _well_quoted(taken)))
+            ):  # fmt: skip
                 lines.again(taken[1:])  # read them again, as rows of their own
                 yield (
                     start,
@@ -169,36 +384,42 @@ def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]
                 continue
             raw = "".join(t for _, t, _ in taken).rstrip("\r\n")
             if error is not None:
-                yield start, RecordError(f"cannot read CSV row: {error}"), raw
+                yield start, RecordError(_csv_error(error)), raw
                 continue
             why = next((w for _, _, w in taken if w), None)
             if why:
                 yield start, RecordError(why), raw
                 continue
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
+            if not row or (not row[0].strip() and not any(c.strip() for c in row)):
+                continue  # a blank line, or a row of empty cells: no record
             if header is None:
-                header = [h.strip() for h in row]
-                seen: set[str] = set()
-                for h in header:
-                    if h in seen:
-                        from ..errors import InputError
-
-                        raise InputError(
-                            f"{path}:{start}: column '{h}' appears twice in the header;"
-                            " give every column a distinct name"
-                        )
-                    seen.add(h)
+                header = _header(path, start, row, raw)
+                width = len(header)
+                unnamed = [i for i, h in enumerate(header) if not h]
                 continue
-            if len(row) != len(header):
+            if len(row) != width:
                 yield (
                     start,
                     RecordError(
-                        f"row has {len(row)} fields but the header has {len(header)};"
+                        f"row has {len(row)} fields but the header has {width};"
                         " quote values that contain commas"
                     ),
                     raw,
                 )
+                continue
+            if unnamed:
+                filled = next((i for i in unnamed if row[i].strip()), None)
+                if filled is not None:
+                    yield (
+                        start,
+                        RecordError(
+                            f"column {filled + 1} has no name in the header, but this row has"
+                            f" {row[filled]!r} in it; name the column or clear the value"
+                        ),
+                        raw,
+                    )
+                    continue
+                yield start, {h: v for h, v in zip(header, row) if h}, raw
                 continue
             yield start, dict(zip(header, row)), raw
 
