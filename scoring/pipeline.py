@@ -7,6 +7,7 @@ Follow this file to find where any number on the site was computed.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,15 +38,39 @@ class MonthRun:
     publish_seconds: float = 0.0
 
 
-def lookup_secret(db: sqlite_utils.Database) -> bytes:
-    """The scheme's private key for personal look-up codes, made once and kept in the ledger.
+KEY_FILE = "lookup.key"
 
-    The ledger database is private; the site never holds the key, only
-    slow salted hashes derived from the codes.
+
+def lookup_secret(db: sqlite_utils.Database, private_dir: Path | None = None) -> bytes:
+    """The scheme's private key for personal look-up codes, made once.
+
+    Kept in ``<private_dir>/lookup.key`` (beside the ledger, never in the site)
+    and in the ledger's state: a ledger rebuilt from the same inputs finds the
+    key file, so residents' codes stay valid and the site's files are the same
+    bytes. The site never holds the key, only slow salted hashes of the codes.
     """
+    from .errors import InputError
+
+    path = Path(private_dir) / KEY_FILE if private_dir is not None else None
     value = get_state(db, "lookup_secret")
-    if value is None:
-        value = secrets.token_hex(32)
+    if path is not None and path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        try:
+            if len(bytes.fromhex(text)) != 32:
+                raise ValueError
+        except ValueError:
+            raise InputError(
+                f"{path}: not a look-up key (64 hexadecimal characters); restore it from a"
+                " backup: every personal code handed out depends on it"
+            ) from None
+        value = text
+    else:
+        value = value or secrets.token_hex(32)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(value + "\n", encoding="utf-8")
+            path.chmod(0o600)
+    if get_state(db, "lookup_secret") != value:
         set_state(db, "lookup_secret", value)
     return bytes.fromhex(value)
 
@@ -414,7 +439,7 @@ def publish_month(
         )
     pm = get_plugin_manager()
     data = month_data(db, scheme, month)
-    secret = lookup_secret(db)
+    secret = lookup_secret(db, private_dir)
     publishers = [p for ps in pm.hook.register_publishers() for p in (ps or [])]
     masked: dict[tuple[str, str], str] = {}
 
@@ -517,6 +542,10 @@ def run_demo(
     for s in summaries:
         echo("  " + summary_line(s))
     private = out / "private"
+    # the demo's look-up key comes from its seed: the same demo, the same site bytes
+    private.mkdir(parents=True, exist_ok=True)
+    seed_key = hashlib.sha256(f"gridcredit-demo-lookup-key:{seed}".encode()).hexdigest()
+    (private / KEY_FILE).write_text(seed_key + "\n", encoding="utf-8")
     for month, path in zip(months, files.events, strict=False):
         for s in ingest_files(db, scheme, [path], progress=False):
             echo("  " + summary_line(s))

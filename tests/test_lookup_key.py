@@ -1,0 +1,34 @@
+"""The look-up key: made once, kept beside the ledger, so codes and site bytes survive a rebuild."""
+
+from __future__ import annotations
+
+import pytest
+
+from scoring.errors import InputError
+from scoring.ledger import get_state, memory_db, set_state
+from scoring.pipeline import KEY_FILE, lookup_secret
+
+
+def test_a_rebuilt_ledger_finds_the_same_key(tmp_path):
+    """Found in review: each new database drew a new random key, so rebuilding the
+    ledger from the same inputs changed every resident's code and every look-up file."""
+    private = tmp_path / "private"
+    first = lookup_secret(memory_db(), private)
+    assert (private / KEY_FILE).read_text().strip() == first.hex()
+    assert (private / KEY_FILE).stat().st_mode & 0o077 == 0  # private to its owner
+    rebuilt = memory_db()
+    assert lookup_secret(rebuilt, private) == first
+    assert get_state(rebuilt, "lookup_secret") == first.hex()
+
+
+def test_a_ledger_made_before_the_key_file_keeps_its_key(tmp_path):
+    db = memory_db()
+    set_state(db, "lookup_secret", "ab" * 32)
+    assert lookup_secret(db, tmp_path / "private") == bytes.fromhex("ab" * 32)
+    assert (tmp_path / "private" / KEY_FILE).read_text().strip() == "ab" * 32
+
+
+def test_a_damaged_key_file_is_an_error_that_says_what_to_do(tmp_path):
+    (tmp_path / KEY_FILE).write_text("not a key\n")
+    with pytest.raises(InputError, match="not a look-up key .* restore it from a backup"):
+        lookup_secret(memory_db(), tmp_path)
