@@ -361,6 +361,8 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
                 flags.append("异议 under review")
             if x.note:
                 flags.append(x.note)
+            if x.period != x.date[:7]:  # late for a closed month: in that month's figures no
+                flags.append(f"posted to {x.period}")
             extra = f"  [{'; '.join(flags)}]" if flags else ""
             score_col = "" if x.trial else str(x.running_score)
             click.echo(

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -302,8 +303,14 @@ def _grid_means(
         g = subjects.get(f.subject, ("", None, ""))[1]
         if g:
             acc[g].append(f.score)
-    # the mean is ranked as displayed (2 decimals), so equal-looking means tie
-    return {g: (len(v), round(sum(v) / len(v), 2)) for g, v in acc.items()}
+    # the mean is ranked as the site shows it (1 decimal, rounded half up once from
+    # the exact mean), so means that look equal tie and none is rounded twice
+    return {g: (len(v), _tenths(sum(v), len(v))) for g, v in acc.items()}
+
+
+def _tenths(total: int, n: int) -> float:
+    """``total / n`` to one decimal, half up, from the exact quotient of integers."""
+    return float((Decimal(total) / Decimal(n)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def _rank_grids(

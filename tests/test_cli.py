@@ -466,3 +466,40 @@ def test_an_interrupt_says_what_was_kept(tmp_path, monkeypatch):
         result.stderr
     )
     assert "Traceback" not in result.output
+
+
+def test_explain_shows_rule_titles_running_score_and_where_a_late_entry_posted(tmp_path, inputs):
+    """Found in review: `balances --as-of 2024-02-29` counted a late February event
+    that February's published figures, closed before it came, did not; explain
+    did not say where the entry posted, so staff could not reconcile the two."""
+    subjects, events = inputs
+    db = tmp_path / "l.db"
+    assert run("--scheme", ROOT, "--db", db, "ingest", "-q", subjects, events).exit_code == 0
+    feb = tmp_path / "feb.jsonl"
+    feb.write_text(
+        '{"id": "f1", "type": "volunteer_service", "subject": "R1", "at": "2024-02-10T09:00:00",'
+        ' "attrs": {"hours": 1}}\n'
+        '{"id": "f2", "type": "volunteer_service", "subject": "R2", "at": "2024-02-11T09:00:00",'
+        ' "attrs": {"hours": 1}}\n',
+        encoding="utf-8",
+    )
+    for step in (["ingest", "-q", feb], ["score"], ["close", "2024-02"]):
+        assert run("--scheme", ROOT, "--db", db, *step).exit_code == 0
+    late = tmp_path / "late.jsonl"
+    late.write_text(
+        '{"id": "f3", "type": "volunteer_service", "subject": "R1", "at": "2024-02-20T09:00:00",'
+        ' "attrs": {"hours": 3}}\n',
+        encoding="utf-8",
+    )
+    for step in (["ingest", "-q", late], ["score"]):
+        assert run("--scheme", ROOT, "--db", db, *step).exit_code == 0
+    result = run("--scheme", ROOT, "--db", db, "explain", "R1")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "R1 · 居民 (residents): score 1012, wallet 12, tier A"
+    assert "  2024-02-10     +2     +2   1002  参加志愿服务 (res-volunteer)" in lines
+    assert (
+        "  2024-02-20     +6     +6   1008  参加志愿服务 (res-volunteer)  [posted to 2024-03]"
+        in lines
+    )
+    assert "  2024-03-02     +4     +4   1012  参加志愿服务 (res-volunteer)" in lines

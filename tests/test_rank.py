@@ -181,6 +181,42 @@ def test_grid_ties_and_movement(town, scheme):
     ]
 
 
+def test_grid_means_round_once_to_the_decimal_shown_and_tie_as_shown(db, scheme):
+    """Found in review: means were rounded to 2 decimals, then shown with 1
+    (1007.446 → 1007.45 → 1007.5), and grids that showed the same mean ranked
+    apart. Now: one rounding, half up, to the 1 decimal the site shows."""
+    people = {G1: [1007, 1008, 1007], G2: [1007, 1008, 1007, 1008], G3: [1005, 1006]}
+    # G1 3022/3 = 1007.333 → 1007.3; G2 4030/4 = 1007.5; G3 2011/2 = 1005.5
+    n = 0
+    for grid, scores in people.items():
+        for score in scores:
+            n += 1
+            subject(db, f"R{n}", grid)
+            entry(db, scheme, f"R{n}", score - 1000, "2024-03-02")
+    subject(db, "R98", G4)
+    entry(db, scheme, "R98", 7, "2024-03-02")
+    subject(db, "R99", G4)
+    entry(db, scheme, "R99", 8, "2024-03-02")  # 2015/2 = 1007.5, ties G2 as shown
+    (table,) = grid_rankings(db, scheme, "2024-03")
+    assert [(r.grid, r.mean_score, r.rank) for r in table.rows] == [
+        (G2, 1007.5, 1),
+        (G4, 1007.5, 1),
+        (G1, 1007.3, 3),
+        (G3, 1005.5, 4),
+    ]
+
+
+def test_a_mean_is_rounded_once_half_up():
+    from scoring.rank import _tenths
+
+    assert [_tenths(101752, 101), _tenths(1007252, 1000), _tenths(15, 10), _tenths(-15, 10)] == [
+        1007.4,  # 1007.4455: was 1007.5 after rounding to 1007.45 first
+        1007.3,
+        1.5,
+        -1.5,
+    ]
+
+
 def test_redemption_report(db, scheme):
     subject(db, "R1", G1, name="张三")
     subject(db, "R2", G1, name="李四")
