@@ -21,11 +21,11 @@ import difflib
 import json
 import re
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .durations import PERIOD_KINDS, parse_duration
@@ -265,6 +265,8 @@ def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
                 " write it as YYYY-MM-DD, e.g. 2024-01-01"
             )
         ]
+    if kind == "pattern" and _is_key_error(err, data, path):
+        return [at(_key_message(here, path, inst), key_position(data, path, inst))]
     if kind == "pattern":
         return [at(_pattern_message(here, inst, err.schema))]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
@@ -303,13 +305,7 @@ def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
     if kind == "propertyNames":
         sub = err.context[0] if err.context else None
         bad = sub.instance if sub is not None else inst
-        return [
-            at(
-                f"'{bad}' in {here.container()} is not a usable name; use lowercase letters,"
-                " digits and _ (e.g. volunteer_service)",
-                key_position(data, path, bad),
-            )
-        ]
+        return [at(_key_message(here, path, str(bad)), key_position(data, path, bad))]
     if kind in ("oneOf", "anyOf"):
         return _explain_alternatives(err, file, data, here, at)
     return [at(f"{here.field()}: {err.message}")]
@@ -434,6 +430,56 @@ def _pattern_message(here: _Where, inst: Any, schema: dict[str, Any]) -> str:
     return f"{here.field()} is {_describe(inst)}, which does not have the expected form ({pattern})"
 
 
+def _is_key_error(err: Any, data: Any, path: Path_) -> bool:
+    """A ``propertyNames`` check failed: jsonschema reports it at the mapping, with
+    the key as the instance; the message belongs to the key, at the key's place."""
+    if "propertyNames" not in err.relative_schema_path or not isinstance(err.instance, str):
+        return False
+    node: Any = data
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(node, dict) and err.instance in node
+
+
+def _key_message(here: _Where, path: Path_, key: str) -> str:
+    if path and "when" in path and isinstance(path[-1], str) and path[-1] not in _CONNECTIVES:
+        return f"unknown operator '{key}' on '{path[-1]}' in {here.owner()}{_operator_hint(key)}"
+    if path == ("types",):
+        return (
+            f"event type '{key}' is not a usable code: an event type's key is the code of"
+            " lowercase letters, digits and _ that events and rules name it by (e.g."
+            " illegal_parking); put the Chinese name in its 'title:'"
+        )
+    return (
+        f"'{key}' in {here.container()} is not a usable name; use lowercase letters, digits"
+        " and _ (e.g. volunteer_service)"
+    )
+
+
+_CONNECTIVES = ("all", "any", "not")
+# what a policy officer types for a comparison, and the operator it means
+_OPERATOR_WORDS = {
+    "=": "eq", "==": "eq", "!=": "ne", "<>": "ne", "≠": "ne",
+    ">": "gt", ">=": "gte", "≥": "gte", "<": "lt", "<=": "lte", "≤": "lte",
+    "等于": "eq", "不等于": "ne", "大于": "gt", "大于等于": "gte", "不少于": "gte",
+    "不低于": "gte", "小于": "lt", "小于等于": "lte", "不超过": "lte", "不高于": "lte",
+    "属于": "in", "不属于": "not_in", "介于": "between", "包含": "contains",
+    "存在": "exists", "匹配": "matches",
+}  # fmt: skip
+
+
+def _operator_hint(name: str, operators: Iterable[str] | None = None) -> str:
+    """'; did you mean 'gte'?' for '>=', 'gte' or '大于等于', else the list of operators."""
+    known = sorted(operators if operators is not None else _operators())
+    meant = _OPERATOR_WORDS.get(name.strip())
+    if meant and meant in known:
+        return f"; did you mean '{meant}'?"
+    return _did_you_mean(name, known) or f"; known operators: {', '.join(known)}"
+
+
 def _required_hint(key: str) -> str:
     return {
         "id": "with a unique code",
@@ -538,6 +584,10 @@ class _Where:
             else:
                 text += ("." if text else "") + str(step)
         return text
+
+    def owner(self) -> str:
+        """The rule, tier or item the path lies in: "rule 'x'", or "the file"."""
+        return self._owner_text() or "the file"
 
     def field(self) -> str:
         """The value at the path: "'limit.per' in rule 'x'" or "rule 'x'"."""
@@ -664,6 +714,13 @@ class _Window:
         return "at all times"
 
 
+class _Version(NamedTuple):
+    file: str
+    pack: dict[str, Any]
+    at: int  # the rule's place in the pack's rules list
+    window: _Window
+
+
 class _Semantics:
     def __init__(self, raw: Any, passed: set[str]):
         self.raw = raw
@@ -697,10 +754,6 @@ class _Semantics:
         else:
             line, col = position(data, path)
         self.problems.append(Problem(file, line, col, message, severity))
-
-    def rel(self, file: str, data: Any, path: Path_) -> str:
-        line, col = position(data, path)
-        return f"{self.raw.relnames.get(file, file)}:{line}:{col}"
 
     # -- names the files define (gathered leniently) -------------------------
 
@@ -745,6 +798,11 @@ class _Semantics:
                     if isinstance(attrs, dict)
                     else {}
                 )
+        self.event_titles: dict[str, str] = {}
+        if isinstance(self.events, dict) and isinstance(self.events.get("types"), dict):
+            for tid, t in self.events["types"].items():
+                if isinstance(t, dict) and isinstance(t.get("title"), str):
+                    self.event_titles[str(tid)] = t["title"]
         # no events.yaml at all: one error says so (in ``run``), not one per rule
         self.events_missing = self.events_file not in self.raw.files and self.events_file not in {
             p.file for p in self.raw.problems
@@ -1102,12 +1160,12 @@ class _Semantics:
     # -- rule packs ---------------------------------------------------------
 
     def check_rules(self) -> None:
-        versions: dict[str, list[tuple[str, dict[str, Any], int, _Window]]] = {}
+        versions: dict[str, list[_Version]] = {}
         for pfile, p, i, r in self.rules:
             pack_window = self.window(p.get("effective"))
             eff = r.get("effective") if isinstance(r.get("effective"), dict) else None
             window = self.window(eff) if eff else pack_window
-            versions.setdefault(r["id"], []).append((pfile, p, i, window))
+            versions.setdefault(r["id"], []).append(_Version(pfile, p, i, window))
         for pfile in self.raw.pack_files():
             if not self.ok(pfile):
                 continue
@@ -1115,44 +1173,134 @@ class _Semantics:
             self.check_pack(pfile, p)
             for i, r in enumerate(p.get("rules") or []):
                 self.check_rule(pfile, p, i, r)
-        # versions of one rule: same group, disjoint windows
         for rid, vs in versions.items():
-            for b in range(1, len(vs)):
-                bfile, bp, bi, bw = vs[b]
-                if not self.ok(bfile):
-                    continue
-                for a in range(b):
-                    afile, ap, ai, aw = vs[a]
-                    if ap.get("group") != bp.get("group"):
-                        self.add(
-                            bfile,
-                            bp,
-                            ("rules", bi, "id"),
-                            f"rule id '{rid}' is already used by group '{ap.get('group')}' at"
-                            f" {self.rel(afile, ap, ('rules', ai, 'id'))}; a rule id belongs to"
-                            " one group and is never reused: give this rule a new id",
-                        )
-                        break
-                    if aw.overlaps(bw):
-                        self.add(
-                            bfile,
-                            bp,
-                            ("rules", bi, "id"),
-                            f"rule '{rid}' is defined twice with overlapping effective dates:"
-                            f" this version is in force {bw.text()}, the version at"
-                            f" {self.rel(afile, ap, ('rules', ai, 'id'))} {aw.text()}; versions"
-                            " of one rule need disjoint windows: end the earlier one the day"
-                            " before the later one starts (effective: {until: ...}), or give"
-                            " this rule a new id",
-                        )
-                        break
+            self.check_versions(rid, vs)
+        self.check_groups_have_packs()
+
+    def cite(self, v: _Version) -> str:
+        """Where a rule version's id is, in the form problems are printed in."""
+        line, col = position(v.pack, ("rules", v.at, "id"))
+        return f"{v.file}:{line}:{col}"
+
+    def check_versions(self, rid: str, vs: list[_Version]) -> None:
+        """Versions of one rule: one group, windows that neither overlap nor leave gaps."""
+        groups = list(dict.fromkeys(str(v.pack.get("group")) for v in vs))
+        if len(groups) > 1:
+            home = self.home_group(rid, groups)
+            first = next(v for v in vs if str(v.pack.get("group")) == home)
+            for v in vs:
+                if str(v.pack.get("group")) != home and self.ok(v.file):
+                    self.add(
+                        v.file,
+                        v.pack,
+                        ("rules", v.at, "id"),
+                        f"rule id '{rid}' is already used by group '{home}' at"
+                        f" {self.cite(first)}; a rule id belongs to one group and is never"
+                        " reused: give this rule a new id",
+                    )
+            vs = [v for v in vs if str(v.pack.get("group")) == home]
+        # the later version is the one a change adds: it carries the problem
+        order = sorted(range(len(vs)), key=lambda k: (vs[k].window.start or date.min, k))
+        ranked = [vs[k] for k in order]
+        for b in range(1, len(ranked)):
+            later = ranked[b]
+            clash = next((a for a in ranked[:b] if a.window.overlaps(later.window)), None)
+            if clash is not None:
+                if self.ok(later.file):
+                    self.add(
+                        later.file,
+                        later.pack,
+                        ("rules", later.at, "id"),
+                        f"rule '{rid}' is defined twice with overlapping effective dates:"
+                        f" this version is in force {later.window.text()}, the version at"
+                        f" {self.cite(clash)} {clash.window.text()}; versions of one rule need"
+                        " disjoint windows: end the earlier one the day before the later one"
+                        " starts (effective: {until: ...}), or give this rule a new id",
+                    )
+                continue
+            before = ranked[b - 1]
+            end, start = before.window.end, later.window.start
+            if end and start and (start - end).days > 1 and self.ok(later.file):
+                gap_from, gap_to = end + timedelta(days=1), start - timedelta(days=1)
+                days = (gap_to - gap_from).days + 1
+                self.add(
+                    later.file,
+                    later.pack,
+                    ("rules", later.at, "id"),
+                    f"rule '{rid}' has no version in force from {gap_from} to {gap_to}"
+                    f" ({days} day{'s' if days != 1 else ''}): the version at"
+                    f" {self.cite(before)} ends {end} and this one starts {start}, so events"
+                    f" on those days score nothing under it; end the earlier version on"
+                    f" {start - timedelta(days=1)} (effective: {{until: ...}}) unless the pause"
+                    " is meant",
+                    severity="warning",
+                )
+
+    def home_group(self, rid: str, groups: list[str]) -> str:
+        """The group a rule id used in several groups belongs to: the one whose other
+        rules share its prefix ('res-' in residents), then the one the prefix names
+        ('mer' merchants, 'pm' party_members), else the first in file order."""
+        prefix = rid.split("-", 1)[0]
+
+        def score(g: str) -> tuple[int, bool, int]:
+            shared = sum(
+                1
+                for other, owners in self.rule_groups.items()
+                if other != rid and other.split("-", 1)[0] == prefix and g in owners
+            )
+            initials = "".join(w[:1] for w in g.split("_"))
+            named = g.startswith(prefix) or initials == prefix
+            return (shared, named, -groups.index(g))
+
+        return max(groups, key=score)
+
+    def check_groups_have_packs(self) -> None:
+        """A group no pack, linked scoring or assessment gives points to stays at its
+        base score for ever: usually a pack that is missing or names another group."""
+        if not self.ok(self.scheme_file) or not self.groups or not self.rule_ids_complete:
+            return
+        scored: set[str] = set()
+        for pfile in self.raw.pack_files():
+            p = self.raw.files.get(pfile)
+            if isinstance(p, dict):
+                scored.add(str(p.get("group")))
+        for _, _, _, r in self.rules:
+            for link in r.get("also") or []:
+                if isinstance(link, dict):
+                    scored.add(str(link.get("group")))
+        a_data = self.raw.get("assessments.yaml")
+        for a in (a_data.get("assessments") or []) if isinstance(a_data, dict) else []:
+            if isinstance(a, dict):
+                award = a.get("award")
+                target = award.get("group") if isinstance(award, dict) else None
+                scored.add(str(target or a.get("group")))
+        for gid in self.groups:
+            if gid not in scored:
+                self.add(
+                    self.scheme_file,
+                    self.scheme,
+                    ("groups",),
+                    f"group '{gid}' has no rule pack (and no linked scoring or assessment"
+                    f" gives it points), so everyone in it keeps the base score; add a pack"
+                    f" with 'group: {gid}' in packs/, or check the 'group:' of your packs",
+                    key=gid,
+                    severity="warning",
+                )
 
     def window(self, eff: Any) -> _Window:
         if not isinstance(eff, dict):
             return _Window(None, None)
         return _Window(_parse_date(eff.get("from")), _parse_date(eff.get("until")))
 
-    def check_window(self, f: str, data: Any, path: Path_, eff: Any, where: str) -> None:
+    def check_window(
+        self,
+        f: str,
+        data: Any,
+        path: Path_,
+        eff: Any,
+        where: str,
+        what: str = "effective window",
+    ) -> None:
         if not isinstance(eff, dict):
             return
         w = self.window(eff)
@@ -1161,7 +1309,7 @@ class _Semantics:
                 f,
                 data,
                 (*path, "until"),
-                f"the effective window of {where} ends ({w.end}) before it starts ({w.start});"
+                f"the {what} of {where} ends ({w.end}) before it starts ({w.start});"
                 " swap the dates or correct the typo",
             )
 
@@ -1199,11 +1347,7 @@ class _Semantics:
             if self.event_types is None:
                 continue
             if t not in self.event_types:
-                hint = _did_you_mean(t, self.event_types) or (
-                    "; declare it in events.yaml"
-                    if self.event_types
-                    else "; declare it in events.yaml (it has no types yet)"
-                )
+                hint = _did_you_mean(t, self.event_types) or self.type_by_title(t)
                 self.add(
                     f,
                     p,
@@ -1307,15 +1451,16 @@ class _Semantics:
 
         # limit
         limit = r.get("limit")
-        if isinstance(limit, dict) and limit.get("max_points") == 0:
-            self.add(
-                f,
-                p,
-                (*base, "limit", "max_points"),
-                f"{where} has max_points 0, so it can never give or take points; raise the cap"
-                " or retire the rule",
-                severity="warning",
-            )
+        if isinstance(limit, dict) and r.get("status") != "retired":
+            for cap in ("max_points", "max_count"):
+                if limit.get(cap) == 0 and not isinstance(limit.get(cap), bool):
+                    self.add(
+                        f,
+                        p,
+                        (*base, "limit", cap),
+                        f"{where} has {cap} 0, so it can never score; to stop using a rule"
+                        " set 'status: retired' (never delete it), otherwise raise the cap",
+                    )
 
         # durations
         expires = r.get("expires")
@@ -1341,6 +1486,7 @@ class _Semantics:
         # also
         for k, link in enumerate(r.get("also") or []):
             self.check_group(f, p, (*base, "also", k, "group"), link.get("group"), where)
+            self.check_link(f, p, (*base, "also", k, "link"), link.get("link"), where)
 
         # repair
         repair = r.get("repair")
@@ -1379,6 +1525,45 @@ class _Semantics:
                         " group, so this never applies",
                         severity="warning",
                     )
+
+    def type_by_title(self, name: str) -> str:
+        """A hint for an event type written by its Chinese name instead of its code."""
+        titles = self.event_titles
+        if not self.event_types:
+            return "; declare it in events.yaml (it has no types yet)"
+        if not re.search(r"[^\x00-\x7f]", name):
+            return "; declare it in events.yaml"
+        close = [c for c, t in titles.items() if t == name] or [
+            c for t in difflib.get_close_matches(name, list(titles.values()), n=1, cutoff=0.5)
+            for c, ct in titles.items() if ct == t
+        ]  # fmt: skip
+        codes = (
+            "; event types are the codes declared in events.yaml (such as"
+            f" {next(iter(self.event_types))}), not their Chinese titles"
+        )
+        if close:
+            return f"{codes}: did you mean '{close[0]}' ({titles[close[0]]})?"
+        return f"{codes}; write the code, or declare a new type in events.yaml"
+
+    def check_link(self, f: str, p: Any, path: Path_, name: Any, where: str) -> None:
+        """Link names are free-form (a subject's ``links: {name: id}``), so an unknown
+        one is a warning, not an error: a county may register its own. But a typo
+        silently reaches nobody, so say which names are known."""
+        from .render import LINK_WORDS
+
+        if not isinstance(name, str) or name in LINK_WORDS:
+            return
+        known = ", ".join(f"{k} ({v})" for k, v in LINK_WORDS.items())
+        self.add(
+            f,
+            p,
+            path,
+            f"{where} also scores the subject's '{name}' link, which is not a known link"
+            f" name{_did_you_mean(name, LINK_WORDS) or '.'} Only subjects whose 'links' use"
+            " exactly this name are reached, and the site shows the name untranslated."
+            f" Known names: {known}",
+            severity="warning",
+        )
 
     def check_points(
         self,
@@ -1419,6 +1604,18 @@ class _Semantics:
                 values = spec.get("values")
                 for key in table:
                     kv = _coerce_key(key, atype)
+                    if key == "default" and not (isinstance(values, list) and key in values):
+                        self.add(
+                            f,
+                            p,
+                            (*path, "table"),
+                            f"'default' is inside the table of 'points' in {where}, where it"
+                            f" is read as a value of '{attr}' and never matches; move it out of"
+                            f" the table, beside 'by:' (by: {attr}, table: {{...}},"
+                            f" default: {table[key]})",
+                            key=key,
+                        )
+                        continue
                     if not _fits_type(kv, atype):
                         self.add(
                             f,
@@ -1567,9 +1764,7 @@ class _Semantics:
         what = f"'{name}'"
         if op is None:
             if self.operators:
-                hint = _did_you_mean(op_name, self.operators) or (
-                    f"; known operators: {', '.join(sorted(self.operators))}"
-                )
+                hint = _operator_hint(op_name, self.operators)
                 self.add(
                     f,
                     p,
@@ -1864,7 +2059,9 @@ class _Semantics:
             groups = it.get("groups")
             for k, gid in enumerate(groups or []):
                 self.check_group(f, c, (*base, "groups", k), gid, where)
-            self.check_window(f, c, (*base, "available"), it.get("available"), where)
+            self.check_window(
+                f, c, (*base, "available"), it.get("available"), where, "availability window"
+            )
             tier = it.get("min_tier")
             if isinstance(tier, str) and self.groups is not None:
                 if groups:

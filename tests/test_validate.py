@@ -59,12 +59,13 @@ def build_case(case: str, rules: Path) -> None:
 
 
 def shown(problems: list[Problem], rules: Path) -> list[str]:
-    """Problems as the CLI prints them, with paths relative to the rules folder."""
+    """Problems as the CLI prints them, with paths relative to the rules folder (also
+    where a message cites another place: it uses the same form as the line prefix)."""
     out = []
     for p in problems:
         text = str(p)
         for prefix in (str(rules.resolve()) + os.sep, str(rules) + os.sep):
-            text = text.removeprefix(prefix)
+            text = text.replace(prefix, "")
         out.append(text)
     return out
 
