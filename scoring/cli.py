@@ -173,8 +173,10 @@ def validate(ctx: Context) -> None:
         sys.exit(1)
     scheme = ctx.scheme(check=False)
     n_rules = len({r.id for r in scheme.rules})
+    versions = f" ({len(scheme.rules)} versions)" if len(scheme.rules) != n_rules else ""
     click.echo(
-        f"ok: {scheme.title}: {len(scheme.groups)} groups, {n_rules} rules in {len(scheme.packs)} packs,"
+        f"ok: {scheme.title}: {len(scheme.groups)} groups, {n_rules} rules{versions} in"
+        f" {len(scheme.packs)} packs,"
         f" {len(scheme.event_types)} event types, {len(scheme.grids)} grids,"
         f" {len(scheme.assessments)} assessments, {len(scheme.catalog)} catalog items"
     )

@@ -1319,7 +1319,7 @@ def coverage_report(report: Report, *, limit: int | None = None) -> str:
     lines = [
         (
             f"rule coverage: {cov.percent:.1f}% of {len(cov.items)} items"
-            f" (rules {cov.percent_of('rule'):.0f}% of {len(cov.of('rule'))},"
+            f" (rule versions in force {cov.percent_of('rule'):.0f}% of {len(cov.of('rule'))},"
             f" escalation steps {cov.percent_of('step'):.0f}% of {len(cov.of('step'))},"
             f" table values {cov.percent_of('table'):.0f}% of {len(cov.of('table'))})"
         )

@@ -274,6 +274,23 @@ def _expanded_size(root: Node) -> int:
     return size(root)
 
 
+def _blowup(root: Node) -> Node:
+    """The innermost node that is over the limit by itself (its children are not):
+    where the aliases multiply, which is where to look, not the top of the file."""
+    node = root
+    while True:
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [n for kv in node.value for n in kv]
+        else:
+            return node
+        big = next((c for c in children if _expanded_size(c) > MAX_NODES), None)
+        if big is None:
+            return node
+        node = big
+
+
 def _size_mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
@@ -370,7 +387,7 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
             raise _TooBig(
                 f"expands to more than {MAX_NODES:,} values through aliases (&anchor/*alias);"
                 " write the values out or use fewer aliases",
-                node.start_mark,
+                _blowup(node).start_mark,
             )
         return loader.construct_document(node)
     except _TooBig as e:
