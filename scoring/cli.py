@@ -242,21 +242,28 @@ def ingest(
 
 
 @cli.command()
-@click.option("--limit", default=50, show_default=True, help="How many to show.")
+@click.option("--limit", default=50, show_default=True, help="How many to show (0: all).")
+@click.option(
+    "--warnings", is_flag=True, help="Also the warnings about records that were accepted."
+)
 @pass_ctx
 @handle_errors
-def rejects(ctx: Context, limit: int) -> None:
+def rejects(ctx: Context, limit: int, warnings: bool) -> None:
     """Records that were rejected, with file, line and reason."""
-    rows = (
-        ctx.db()
-        .execute(
-            "SELECT file, line, record_id, reason FROM rejects ORDER BY rowid LIMIT ?", [limit]
-        )
-        .fetchall()
-    )
+    where = "" if warnings else " WHERE reason NOT LIKE 'warning: %'"
+    db = ctx.db()
+    (total,) = db.execute(f"SELECT COUNT(*) FROM rejects{where}").fetchone()
+    rows = db.execute(
+        f"SELECT file, line, record_id, reason FROM rejects{where} ORDER BY rowid LIMIT ?",
+        [limit if limit > 0 else -1],
+    ).fetchall()
     for file, line, rid, reason in rows:
-        where = f"{file}:{line}" if line else file
-        click.echo(f"{where}: {reason}" + (f" (record {rid})" if rid else ""))
+        where_ = f"{file}:{line}" if line else file
+        click.echo(f"{where_}: {reason}" + (f" (record {rid})" if rid else ""))
+    if total > len(rows):
+        click.echo(f"… and {total - len(rows):,} more: `gridcredit rejects --limit 0` lists all")
+    elif not rows:
+        click.echo("no rejected records")
 
 
 @cli.command()

@@ -88,7 +88,9 @@ def triple_volunteer_points(repo: Path) -> int:
 def test_validate_reference_scheme_is_ok():
     result = run("--scheme", ROOT, "validate")
     assert result.exit_code == 0, result.output
-    assert re.match(r"ok: .+: 8 groups, \d+ rules \(\d+ versions\) in 8 packs", result.stdout), result.stdout
+    assert re.match(r"ok: .+: 8 groups, \d+ rules \(\d+ versions\) in 8 packs", result.stdout), (
+        result.stdout
+    )
 
 
 def test_validate_broken_copy_reports_file_line_col(scheme_copy):
@@ -503,3 +505,21 @@ def test_explain_shows_rule_titles_running_score_and_where_a_late_entry_posted(t
         in lines
     )
     assert "  2024-03-02     +4     +4   1012  参加志愿服务 (res-volunteer)" in lines
+
+
+def test_rejects_lists_rejects_not_warnings_and_says_how_many_more(tmp_path):
+    """Found in review: warnings about accepted records were listed as rejects, and
+    the list stopped at 50 without saying more were kept."""
+    db, f = tmp_path / "l.db", tmp_path / "s.jsonl"
+    good = '{"id": "R%d", "groups": ["residents"], "name": "张三", "grid": "S01C01G01"}'
+    warned = '{"id": "M1", "groups": ["merchants"], "name": "店", "grid": "S01C01G01", "code": "91370321MA3C000000"}'
+    bad = '{"id": "X%d", "groups": ["aliens"], "name": "某", "grid": "S01C01G01"}'
+    f.write_text(
+        "\n".join([good % 1, warned] + [bad % i for i in range(3)]) + "\n", encoding="utf-8"
+    )
+    assert run("--scheme", ROOT, "--db", db, "ingest", "-q", f).exit_code == 0
+    listed = run("--scheme", ROOT, "--db", db, "rejects", "--limit", "2").stdout.splitlines()
+    assert len(listed) == 3 and all("aliens" in x for x in listed[:2]), listed
+    assert listed[2] == "… and 1 more: `gridcredit rejects --limit 0` lists all"
+    everything = run("--scheme", ROOT, "--db", db, "rejects", "--warnings", "--limit", "0").stdout
+    assert "warning: " in everything and everything.count("aliens") == 3, everything
