@@ -173,6 +173,7 @@ class ScoreSummary:
     late: int = 0
     unknown_subject: int = 0
     waited: int = 0  # events that waited for their subject, scored now it is known
+    orphan_corrections: int = 0  # withdrawals, amendments, objections naming no event
     rewound_from: str | None = None
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -188,6 +189,11 @@ class ScoreSummary:
             s += f", {self.late:,} late events posted to the first open month"
         if self.waited:
             s += f", {self.waited:,} events that waited for their subject"
+        if self.orphan_corrections:
+            s += (
+                f"; {self.orphan_corrections:,} corrections name no other event and reversed"
+                " nothing (see `gridcredit rejects`)"
+            )
         if self.unknown_subject:
             s += (
                 f"; {self.unknown_subject:,} events name no known subject: they wait, and are"
@@ -788,6 +794,7 @@ class Engine:
         waiting = conn.execute(
             "SELECT e.seq FROM rejects r JOIN events e ON e.id = r.record_id"
             " JOIN subjects s ON s.id = e.subject WHERE r.batch = 0 AND e.seq <= ?"
+            " AND r.reason LIKE 'event names subject %'"
             " ORDER BY e.seq",
             [done],
         ).fetchall()
@@ -799,7 +806,8 @@ class Engine:
             for k, (seq,) in enumerate(waiting, 1):
                 conn.execute("UPDATE events SET seq = ? WHERE seq = ?", [top + k, seq])
             conn.execute(
-                "DELETE FROM rejects WHERE batch = 0 AND record_id IN"
+                "DELETE FROM rejects WHERE batch = 0 AND reason LIKE 'event names subject %'"
+                " AND record_id IN"
                 " (SELECT e.id FROM events e JOIN subjects s ON s.id = e.subject WHERE e.seq > ?)",
                 [top],
             )
@@ -1144,7 +1152,7 @@ class Engine:
                 if eid in targets:
                     self._score_rows_of_target([(eid, sid, at, key, amends)])
                     continue
-            if amends:
+            if amends and self._names_an_event(amends, eid, "amends"):
                 self._reverse_event(amends, eid, at)
             if not (era[0] <= at < era[1]):
                 self._enter_era(at)
@@ -1526,6 +1534,10 @@ class Engine:
         target = attrs.get("target")
         if not target:
             return
+        if not self._names_an_event(
+            target, eid, "withdraws" if etype == WITHDRAW else "objects to"
+        ):
+            return
         if etype == WITHDRAW:
             self._reverse_event(target, eid, at)
             return
@@ -1538,6 +1550,25 @@ class Engine:
         )
         if status == "upheld":
             self._reverse_event(target, eid, at)
+
+    def _names_an_event(self, target: str, eid: str, verb: str) -> bool:
+        """Whether a correction names another ingested event; if not, it reverses
+        nothing and leaves a reject of batch 0 at its file and line, so that a
+        mistyped id is seen (found in review: it passed without a word)."""
+        if (
+            target != eid
+            and self.rq.execute("SELECT 1 FROM events WHERE id = ?", [target]).fetchone()
+        ):
+            return True
+        self.summary.orphan_corrections += 1
+        what = "itself" if target == eid else f"event '{target}', which is not in the ledger"
+        self._write(
+            "INSERT INTO rejects (batch, file, line, record_id, reason, raw)"
+            " SELECT 0, COALESCE(b.file, 'score'), COALESCE(e.line, 0), e.id, ?, NULL"
+            " FROM events e LEFT JOIN batches b ON b.id = e.batch WHERE e.id = ?",
+            [(f"the correction {verb} {what}: nothing was reversed; check the id it names", eid)],
+        )
+        return False
 
     def _unknown_subject(self, eid: str, sid: str) -> None:
         """A reject of batch 0 at the event's own file and line: the event waits

@@ -540,6 +540,36 @@ def test_an_event_waits_for_its_subject_and_is_scored_in_order(fresh_db, engine_
     assert [e[1] for e in entries(fresh_db, "P4")] == [6, -5]
 
 
+def test_a_correction_naming_no_event_reverses_nothing_and_says_so(fresh_db, engine_scheme):
+    """Found in review: a withdrawal, amendment or objection whose target id was
+    mistyped (or was its own id) passed without a word."""
+    s = engine_scheme(residents=[VOLUNTEER])
+    put(fresh_db, s, [
+        ev("e1", "volunteer", "P1", "2024-03-01", hours=2),
+        ev("w1", "withdraw", "P1", "2024-03-02", target="e9"),
+        ev("w2", "withdraw", "P1", "2024-03-03", target="w2"),
+        _amends(ev("a1", "volunteer", "P1", "2024-03-04", hours=1), "e8"),
+        ev("o1", "objection", "P1", "2024-03-05", target="e7", status="upheld"),
+    ])  # fmt: skip
+    summary = score(fresh_db, s)
+    assert summary.orphan_corrections == 4
+    assert "4 corrections name no other event" in summary.line()
+    assert fresh_db.execute(
+        "SELECT line, record_id, reason FROM rejects WHERE batch = 0 ORDER BY line"
+    ).fetchall() == [
+        (2, "w1", "the correction withdraws event 'e9', which is not in the ledger: nothing"
+                  " was reversed; check the id it names"),
+        (3, "w2", "the correction withdraws itself: nothing was reversed; check the id it names"),
+        (4, "a1", "the correction amends event 'e8', which is not in the ledger: nothing was"
+                  " reversed; check the id it names"),
+        (5, "o1", "the correction objects to event 'e7', which is not in the ledger: nothing"
+                  " was reversed; check the id it names"),
+    ]  # fmt: skip
+    assert entries(fresh_db, "P1") == [("vol", 4, 4, "match"), ("vol", 2, 2, "match")]
+    again = score(fresh_db, s)  # they do not wait for anything: nothing is scored again
+    assert (again.events, again.waited) == (0, 0)
+
+
 # --- corrections meeting repairs, redemptions, later runs (found in review) -----------------
 
 FIX = {"id": "fix", "title": "信用修复", "on": "fix",
