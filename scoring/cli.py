@@ -79,6 +79,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
         except sqlite3.DatabaseError as e:
+            if "readonly" in str(e) or "read-only" in str(e):
+                click.echo(
+                    f"error: the ledger database cannot be written ({e}): check that the user"
+                    " running gridcredit may write the file and its folder (SQLite keeps its"
+                    " -wal and -shm files beside it)",
+                    err=True,
+                )
+                sys.exit(1)
             click.echo(
                 f"error: the ledger database failed: {e}. If another gridcredit command is running,"
                 " wait for it; if the file is damaged, restore it from a backup",

@@ -523,3 +523,21 @@ def test_rejects_lists_rejects_not_warnings_and_says_how_many_more(tmp_path):
     assert listed[2] == "… and 1 more: `gridcredit rejects --limit 0` lists all"
     everything = run("--scheme", ROOT, "--db", db, "rejects", "--warnings", "--limit", "0").stdout
     assert "warning: " in everything and everything.count("aliens") == 3, everything
+
+
+def test_a_read_only_ledger_says_so(tmp_path, monkeypatch):
+    """Found in review: a read-only ledger was told to wait for another command."""
+    import sqlite3
+
+    import scoring.evaluate
+
+    def read_only(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(scoring.evaluate, "score", read_only)
+    result = run("--scheme", ROOT, "--db", tmp_path / "l.db", "score")
+    assert result.exit_code == 1
+    assert "cannot be written" in result.stderr and "may write the file and its folder" in (
+        result.stderr
+    )
+    assert "another gridcredit command" not in result.stderr
