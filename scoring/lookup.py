@@ -46,6 +46,7 @@ import hashlib
 import hmac
 import json
 import os
+import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -63,8 +64,10 @@ def person_code(secret: bytes, subject_id: str) -> str:
 
 
 def normalize_code(code: str) -> str:
-    """Upper-case, drop spaces and dashes, map look-alike digits (0→O, 1→I, 8→B)."""
-    return "".join(c for c in code.upper().translate(_CONFUSABLE) if c in CODE_ALPHABET)
+    """NFKC (full-width ＡＢ１ from a Chinese keyboard → AB1), upper-case, drop spaces
+    and dashes of any width, map look-alike digits (0→O, 1→I, 8→B). Mirrors ``lookup.js``."""
+    text = unicodedata.normalize("NFKC", code).upper().translate(_CONFUSABLE)
+    return "".join(c for c in text if c in CODE_ALPHABET)
 
 
 def lookup_salt(secret: bytes) -> str:

@@ -145,17 +145,16 @@ def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> pub.Mon
         grids=grids,
         rankings=ranking_rows,
         grid_rankings=grid_rows,
-        assessments=_assessments(db, scheme, month),
+        assessments=_assessments(db, scheme, month, subjects),
         lists=_lists(db, scheme, month, subjects),
-        rules=_rules(scheme),
+        rules=_rules(scheme, month),
         catalog=_catalog(scheme, {sid: v[0] for sid, v in subjects.items()}),
         trends=_trends(db, scheme, month),
         lookup=_lookup(db, scheme, month, ranking_rows),
-        archive=[
-            pub.ArchiveMonth(m, month_record(db, m).get("hash") or "")
-            for m in sorted(closed_months(db))
-            if m <= month
-        ],
+        # the archive page reads each month's content hash from its published
+        # manifest.json (what residents can check); the ledger's closing hash is
+        # another value and is not shown as the content hash
+        archive=[],
         late_events=int(month_record(db, month).get("late_events") or 0),
     )
 
@@ -177,8 +176,10 @@ def _graded_at_month_end(
 
 
 def _assessments(
-    db: sqlite_utils.Database, scheme: Scheme, month: str
+    db: sqlite_utils.Database, scheme: Scheme, month: str, subjects: dict[str, tuple]
 ) -> list[pub.AssessmentResult]:
+    units = {g.community: g.community_name for g in scheme.grids.values()}
+    units.update({g.street: g.street_name for g in scheme.grids.values()})
     out = []
     for period in periods_ending_in(month):
         for run in assessment_results(db, scheme, period):
@@ -204,6 +205,11 @@ def _assessments(
                                 if a and a.group in scheme.groups
                                 else "person"
                             ),
+                            # the ranking unit by name, unless it is the whole scheme
+                            unit=units.get(r.unit, "") if r.unit and r.unit != scheme.id else "",
+                            grid=(subjects.get(r.scope_id, ("", "", "", None))[2] or "")
+                            if run.scope == "subject"
+                            else "",
                         )  # fmt: skip
                         for r in run.selected
                     ],
@@ -275,7 +281,17 @@ def _adopted_text(adopted: Any) -> str:
     return f"{adopted.on} 经{adopted.by}通过{ref}"
 
 
-def _rules(scheme: Scheme) -> list[pub.RulePackText]:
+def _rules(scheme: Scheme, month: str) -> list[pub.RulePackText]:
+    """The rules in force during ``month``; trial rules only estimate, so they are left out."""
+    start, end = scheme.clock.period_bounds(month)
+
+    def shown(r: Any) -> bool:
+        return (
+            r.status != "trial"
+            and (r.effective_from is None or r.effective_from < end)
+            and (r.effective_until is None or r.effective_until > start)
+        )
+
     return [
         pub.RulePackText(
             title=p.title,
@@ -285,9 +301,11 @@ def _rules(scheme: Scheme) -> list[pub.RulePackText]:
             rules=[
                 pub.RuleText(r.id, r.title, render_rule(r, scheme), _adopted_text(r.adopted))
                 for r in p.rules
+                if shown(r)
             ],
         )
         for p in scheme.packs
+        if any(shown(r) for r in p.rules)
     ]
 
 
@@ -346,26 +364,47 @@ def _lookup(
     month: str,
     ranking_rows: dict[str, list[pub.RankRow]],
 ) -> list[pub.LookupAccount]:
-    """Per person: the month's balance and entries, for the private look-up page."""
+    """Per person: the balance, the month-end figures and the entries of the last
+    ``publish.HISTORY_MONTHS`` closed months up to ``month``, for the private
+    look-up page (SPEC §9: a person checks their balance and history)."""
     titles = scheme.rule_titles()
     titles.update({a.id: a.title for a in scheme.assessments})
     titles.update({i.id: f"兑换：{i.title}" for i in scheme.catalog.values()})
     disputed = {t for (t,) in db.execute("SELECT target FROM objections WHERE status = 'open'")}
     clock = scheme.clock
+    months = sorted({m for m in closed_months(db) if m <= month} | {month})
+    months = months[-pub.HISTORY_MONTHS :]
+    marks = ",".join("?" for _ in months)
     entries: dict[tuple[str, str], list[pub.LookupEntry]] = defaultdict(list)
-    for s, g, rule, pts, wal, at, reason, event in db.execute(
-        "SELECT subject, grp, rule, points, wallet, at, reason, event FROM entries WHERE period = ?"
-        " ORDER BY at, id",
-        [month],
+    days: dict[int, str] = {}  # local date per quarter hour (UTC offsets are whole quarters)
+    for s, g, rule, pts, wal, at, reason, event, period in db.execute(
+        "SELECT subject, grp, rule, points, wallet, at, reason, event, period FROM entries"
+        f" WHERE period IN ({marks}) ORDER BY period, at, id",
+        months,
     ):
         flag = {"capped": "已达上限", "reversal": "撤销", "repair": "信用修复"}.get(reason, "")
         if event in disputed:
             flag = "异议审核中"
+        day = days.get(at // 900)
+        if day is None:
+            day = days[at // 900] = clock.local(at).strftime("%Y-%m-%d")
         entries[(s, g)].append(
             pub.LookupEntry(
-                clock.local(at).strftime("%Y-%m-%d"), titles.get(rule, rule or ""), pts, wal, flag
-            )
+                day,
+                titles.get(rule, rule or ""),
+                pts,
+                wal,
+                flag,
+                period,
+            )  # fmt: skip
         )
+    history: dict[tuple[str, str], list[pub.LookupMonth]] = defaultdict(list)
+    for m, s, g, sc, wal, tier in db.execute(
+        "SELECT month, subject, grp, score, wallet, tier FROM month_balances"
+        f" WHERE month IN ({marks}) AND month < ? ORDER BY month",
+        [*months, month],
+    ):
+        history[(s, g)].append(pub.LookupMonth(m, sc, tier or "", wal or 0))
     out = []
     for gid, rows in ranking_rows.items():
         if scheme.groups[gid].kind != "person":
@@ -382,6 +421,7 @@ def _lookup(
                     name=r.name,
                     kind="person",
                     note=r.note,
+                    history=history.get((r.subject, gid), []),
                 )  # fmt: skip
             )
     return out

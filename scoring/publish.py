@@ -45,6 +45,7 @@ from scoring.errors import InputError
 from scoring.lookup import ITERATIONS, LookupKeys, lookup_salt, write_lookup_files
 
 TOP_N = 100  # rows on a group ranking page; the CSV has everyone
+HISTORY_MONTHS = 12  # published months of entries in a person's look-up file
 ASSETS = ("gridcredit.css", "lookup.js", "iframe-worker-shim.js")
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -117,6 +118,8 @@ class Selection:
     value: float
     rank: int
     kind: str = "grid"  # grid | community | person | organization
+    unit: str = ""  # name of the ranking unit (e.g. the community) when not the whole scheme
+    grid: str = ""  # grid id of a person or organisation, shown beside the masked name
 
 
 @dataclass
@@ -201,6 +204,17 @@ class LookupEntry:
     points: int
     wallet: int = 0
     flag: str = ""  # e.g. 异议审核中
+    month: str = ""  # YYYY-MM the entry was posted in (a late event posts in a later month)
+
+
+@dataclass
+class LookupMonth:
+    """A person's month-end figures of one published month."""
+
+    month: str
+    score: int
+    tier: str
+    wallet: int = 0
 
 
 @dataclass
@@ -210,10 +224,11 @@ class LookupAccount:
     score: int
     wallet: int
     tier: str
-    entries: list[LookupEntry] = field(default_factory=list)
+    entries: list[LookupEntry] = field(default_factory=list)  # this month's, or the history's
     name: str = ""
     kind: str = "person"
     note: str = ""
+    history: list[LookupMonth] = field(default_factory=list)  # earlier published months
 
 
 @dataclass
@@ -308,10 +323,83 @@ def month_label(month: str) -> str:
     return f"{m.group(1)}年{int(m.group(2))}月" if m else month
 
 
+_QUARTERS = "一二三四"
+
+
+def period_label(period: str) -> str:
+    """An assessment period key in words: 2024-Q1 → 2024年第一季度, 2024 → 2024年度."""
+    if MONTH_RE.match(period):
+        return month_label(period)
+    m = re.fullmatch(r"(\d{4})-Q([1-4])", period)
+    if m:
+        return f"{m.group(1)}年第{_QUARTERS[int(m.group(2)) - 1]}季度"
+    m = re.fullmatch(r"(\d{4})-H([12])", period)
+    if m:
+        return f"{m.group(1)}年{'上' if m.group(2) == '1' else '下'}半年"
+    if re.fullmatch(r"\d{4}", period):
+        return f"{period}年度"
+    return period
+
+
+def _by_unit(selected: Sequence[Selection]) -> list[Selection]:
+    """Selections by ranking unit (in the order the units come), then rank."""
+    first: dict[str, int] = {}
+    for s in selected:
+        first.setdefault(s.unit, len(first))
+    return sorted(selected, key=lambda s: (first[s.unit], s.rank, s.scope))
+
+
+def _number(value: float) -> str:
+    """132 for a whole number, 1012.5 otherwise (one decimal)."""
+    text = f"{value:.1f}"
+    text = text[:-2] if text.endswith(".0") else text
+    return "0" if text == "-0" else text
+
+
 def _slug(value: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", value):
         return value
     return "x" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+# Spreadsheet programs (WPS, Excel) run a cell that starts with one of these as a
+# formula: a merchant called =HYPERLINK("http://x/","领奖") would become a link.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula.
+
+    Text starting with ``= + - @``, a tab or a carriage return gets a leading
+    apostrophe (the OWASP advice for CSV injection); numbers, also negative ones
+    and ones already formatted as text (``-3``, ``1012.5``), stay numbers.
+    Plugins writing their own CSV files should pass every cell through this.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        return value
+    text = str(value)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _neutralise_csv(data: bytes) -> bytes:
+    """A plugin's CSV file with formula-like text cells neutralised (unchanged if none)."""
+    bom = data.startswith(b"\xef\xbb\xbf")
+    try:
+        text = data[3 if bom else 0 :].decode("utf-8")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except (UnicodeDecodeError, csv.Error):
+        return data
+    safe = [[csv_cell(c) for c in row] for row in rows]
+    if safe == rows:
+        return data
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n" if "\r\n" in text else "\n").writerows(safe)
+    return (b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode("utf-8")
 
 
 # --------------------------------------------------------------------------
@@ -337,8 +425,8 @@ class _Output:
     def csv(self, rel: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(["" if v is None else v for v in row] for row in rows)
+        w.writerow([csv_cell(c) for c in header])
+        w.writerows([csv_cell(v) for v in row] for row in rows)
         # BOM: spreadsheet programs then read the Chinese text as UTF-8
         self.files[self.site_dir / rel] = b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
@@ -479,6 +567,55 @@ def _mean(values: Sequence[float]) -> float:
 # --------------------------------------------------------------------------
 
 
+_HEADING = re.compile(r"#{1,6}\s+(.*)")
+_RULE_ID_LINE = re.compile(r"规则编号[：:]\s*`?([^`]*)`?\s*")
+
+
+def _rule_body(rule: RuleText) -> tuple[str, bool]:
+    """A rule's plain-Chinese text as Markdown, every piece of it escaped once.
+
+    ``rule.text`` is what ``render.render_rule`` writes: a heading with the
+    title, a ``规则编号：`id``` line, then ``- 项目：内容`` items (or plain
+    lines). The page shows the title as its own heading and the id in the
+    rule's footer, so those two lines are dropped here; the items become a
+    Markdown list and other lines paragraphs, their text escaped with
+    :func:`md` (the text comes from the YAML and may hold ``*``, ``<`` or
+    ``[``). Returns the Markdown and whether it has an adoption (通过) item.
+    """
+    items: list[str] = []
+    has_adopted = False
+    out: list[str] = []
+    for raw in rule.text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        head = _HEADING.fullmatch(line)
+        if head and head.group(1).strip().startswith(rule.title.strip()):
+            rest = head.group(1).strip()[len(rule.title.strip()) :].strip()
+            if rest:  # e.g. （已停止执行）
+                out += [md(rest), ""]
+            continue  # the title: the page's own heading shows it
+        ident = _RULE_ID_LINE.fullmatch(line)
+        if ident and ident.group(1).strip() == rule.id:
+            continue  # the rule id: shown in the footer
+        if line.startswith(("- ", "* ")):
+            text = line[2:].strip()
+            has_adopted = has_adopted or text.startswith("通过：")
+            label, sep, rest = text.partition("：")
+            if sep and 0 < len(label) <= 8:
+                items.append(f"- **{md(label)}**：{md(rest)}")
+            else:
+                items.append(f"- {md(text)}")
+            continue
+        if items:
+            out += ["\n".join(items), ""]
+            items = []
+        out += [md(head.group(1) if head else line), ""]
+    if items:
+        out += ["\n".join(items), ""]
+    return "\n".join(out).strip(), has_adopted
+
+
 class _MonthSite:
     def __init__(self, month: str, data: MonthData, out: _Output, mask: Callable[[str, str], str]):
         self.month = month
@@ -497,6 +634,7 @@ class _MonthSite:
             rows = [self._fill(r) for r in data.rankings[gid]]
             rows.sort(key=lambda r: (r.rank, -r.score, self._name(r), r.grid, r.subject))
             self.rows[gid] = rows
+        self.community_order: list[tuple[str, int]] = []
         self.communities: dict[str, tuple[str, str, str]] = {}
         for g in data.grids:
             self.communities[g.community] = (g.community_name, g.street, g.street_name)
@@ -539,6 +677,13 @@ class _MonthSite:
         extra = [md(mask_code(r.code))] if org and r.code else []
         extra.append(md(self.grid_name(r.grid)))
         return f'{md(self._name(r))}<br><span class="gc-sub">{" · ".join(extra)}</span>'
+
+    def tier_text(self, gid: str, tier: str) -> str:
+        """A tier as residents read it: 优秀 for a word id, AAA 诚信模范 for a grade code."""
+        title = self.tier_title(gid, tier)
+        if not title:
+            return tier
+        return title if not tier_is_code(tier) else f"{tier} {title}"
 
     def tier_cell(self, gid: str, r: RankRow) -> str:
         title = self.tier_title(gid, r.tier)
@@ -629,7 +774,7 @@ class _MonthSite:
             _chart(
                 charts.bar_chart(
                     f"{g.title}等级分布（{self.label}）",
-                    [f"{t} {self.tier_title(gid, t)}".strip() for t, _ in tiers],
+                    [self.tier_text(gid, t) for t, _ in tiers],
                     [c for _, c in tiers],
                     unit="",
                 )
@@ -712,7 +857,8 @@ class _MonthSite:
         order = sorted(per, key=lambda c: (self.communities.get(c, ("", "", ""))[1], c))
         for cid in order:
             self.community_page(cid, per[cid])
-        return [(cid, sum(len(v) for v in per[cid].values())) for cid in order]
+        self.community_order = [(cid, sum(len(v) for v in per[cid].values())) for cid in order]
+        return self.community_order
 
     def grids_page(self) -> None:
         rows = sorted(self.d.grid_rankings, key=lambda r: (r.rank, -r.mean_score, r.grid))
@@ -766,34 +912,33 @@ class _MonthSite:
             parts += [
                 f"## {md(a.title)}",
                 "",
-                f'<span class="gc-badge">{md(a.badge)}</span> 考评期：{md(a.period)}',
+                f'<span class="gc-badge">{md(a.badge)}</span> 考评期：{md(period_label(a.period))}',
                 "",
             ]
             if a.metric:
                 parts += [f"考评指标：{md(a.metric)}", ""]
             if a.selected:
-                sel = sorted(a.selected, key=lambda s: (s.rank, s.scope))
-                parts += [
-                    _table(
-                        ["名次", "获评对象", "指标值"],
-                        [
-                            [
-                                str(s.rank),
-                                md(
-                                    self.mask(s.name, s.kind)
-                                    if s.kind in ("person", "organization")
-                                    else s.name
-                                ),
-                                f"{s.value:.1f}",
-                            ]
-                            for s in sel
-                        ],
-                    ),
-                    "",
-                ]
+                sel = _by_unit(a.selected)
+                by_unit = any(s.unit for s in sel)
+                if by_unit:
+                    parts += ["名次为在所列范围内（如本社区内）的排名。", ""]
+                rows = []
+                for s in sel:
+                    who = md(self._selection_name(s))
+                    if s.grid:
+                        who += f'<br><span class="gc-sub">{md(self.grid_name(s.grid))}</span>'
+                    rows.append(
+                        ([md(s.unit or "—")] if by_unit else [])
+                        + [str(s.rank), who, _number(s.value)]
+                    )
+                header = (["排名范围"] if by_unit else []) + ["名次", "获评对象", "指标值"]
+                parts += [_html_table(header, rows), ""]
             else:
                 parts += ["本期无获评对象。", ""]
         self.page("assessments.md", "\n".join(parts))
+
+    def _selection_name(self, s: Selection) -> str:
+        return self.mask(s.name, s.kind) if s.kind in ("person", "organization") else s.name
 
     def list_page(self, lst: PublicList) -> None:
         parts = [
@@ -840,9 +985,10 @@ class _MonthSite:
         parts = [
             "# 积分规则",
             "",
-            f'<p class="gc-muted">{self.label}起执行的规则（试行规则不计入积分，不在此列出）</p>',
+            f'<p class="gc-muted">{self.label}执行的规则（试行规则只测算、不计入积分，不在此列出）</p>',
             "",
         ]
+        anchors: set[str] = set()
         if not self.d.rules:
             parts.append("暂无规则。")
         for pack in self.d.rules:
@@ -854,11 +1000,17 @@ class _MonthSite:
                 meta.append(f"通过：{md(pack.adopted)}")
             parts += ["　".join(meta), ""]
             for rule in pack.rules:
-                parts += [f"### {md(rule.title)} {{#rule-{_slug(rule.id)}}}", ""]
-                lines = [md(line) for line in rule.text.splitlines() if line.strip()]
-                parts += ["<br>\n".join(lines) if lines else "", ""]
+                anchor = f"rule-{_slug(rule.id)}"
+                n = 1
+                while anchor in anchors:  # two versions of a rule in force this month
+                    n += 1
+                    anchor = f"rule-{_slug(rule.id)}-{n}"
+                anchors.add(anchor)
+                parts += [f"### {md(rule.title)} {{#{anchor}}}", ""]
+                body, has_adopted = _rule_body(rule)
+                parts += [body, ""] if body else []
                 foot = f'<span class="gc-muted">规则编号 {md(rule.id)}'
-                if rule.adopted:
+                if rule.adopted and not has_adopted:
                     foot += f"　通过：{md(rule.adopted)}"
                 parts += [foot + "</span>", ""]
         self.page("rules.md", "\n".join(parts))
@@ -925,7 +1077,7 @@ class _MonthSite:
                         self.community_name(r.community),
                         self.communities.get(r.community, ("", "", ""))[2],
                         r.score,
-                        r.tier,
+                        self.tier_text(gid, r.tier),
                         r.earned,
                     ]
                     for r in self.rows[gid]
@@ -960,9 +1112,21 @@ class _MonthSite:
                     "kind": self._group(gid).kind,
                     "subjects": len(self.rows[gid]),
                     "mean_score": round(_mean([r.score for r in self.rows[gid]]), 1),
-                    "tier_counts": dict(self.tier_counts(gid)),
+                    "tiers": [
+                        {"tier": self.tier_text(gid, t), "count": n}
+                        for t, n in self.tier_counts(gid)
+                    ],
                 }
                 for gid in self.group_order
+            ],
+            # page order of the navigation (site_nav) and the month's index
+            "lists": [
+                {"id": lst.id, "title": lst.title, "members": len(lst.members)}
+                for lst in self.d.lists
+            ],
+            "communities": [
+                {"id": c, "title": self.community_name(c), "subjects": n}
+                for c, n in self.community_order
             ],
         }
         self.out.json(f"{self.data_base}/summary.json", summary)
@@ -977,7 +1141,7 @@ class _MonthSite:
                         {
                             "name": self._name(m),
                             "code": mask_code(m.code),
-                            "group": m.group,
+                            "group": self._group(m.group).title,
                             "reasons": [asdict(r) for r in m.reasons],
                         }
                         for m in sorted(
@@ -997,16 +1161,17 @@ class _MonthSite:
                     "title": a.title,
                     "badge": a.badge,
                     "period": a.period,
+                    "period_title": period_label(a.period),
                     "selected": [
                         {
-                            "name": self.mask(s.name, s.kind)
-                            if s.kind in ("person", "organization")
-                            else s.name,
+                            "name": self._selection_name(s),
                             "scope": s.scope if s.kind not in ("person", "organization") else "",
+                            "grid": self.grid_name(s.grid) if s.grid else "",
+                            "rank_within": s.unit,
                             "value": round(s.value, 3),
                             "rank": s.rank,
                         }
-                        for s in sorted(a.selected, key=lambda s: (s.rank, s.scope))
+                        for s in _by_unit(a.selected)
                     ],
                 }
                 for a in sorted(self.d.assessments, key=lambda a: (a.period, a.id))
@@ -1028,6 +1193,11 @@ class _MonthSite:
             (
                 "开放数据不含身份证号、手机号、主体编号和个人查询码；个人姓名已脱敏，"
                 "单位统一社会信用代码仅显示前6位和后4位。"
+            ),
+            "",
+            (
+                "为防止表格软件把名称当作公式执行，CSV 中以 =、+、-、@ 开头的文字前加了一个单引号 '"
+                "（如 '=某某商店），阅读时忽略该单引号即可；数字（包括负数）不受影响。"
             ),
             "",
             _table(
@@ -1104,7 +1274,7 @@ class _MonthSite:
                 _chart(
                     charts.bar_chart(
                         f"{g.title}等级分布（{self.label}）",
-                        [f"{t} {self.tier_title(first, t)}".strip() for t, _ in tiers],
+                        [self.tier_text(first, t) for t, _ in tiers],
                         [c for _, c in tiers],
                     )
                 ),
@@ -1153,15 +1323,21 @@ def _content_hash(files: dict[Path, bytes], roots: Sequence[Path]) -> tuple[str,
 def _archive_months(
     site_dir: Path, data: MonthData, current: tuple[str, str]
 ) -> list[tuple[str, str]]:
+    """Every month of the archive with the content hash its ``manifest.json`` holds.
+
+    The manifest on disk wins over ``data.archive``: the archive shows what a
+    resident can check against the published manifest, and a month's value
+    never changes when a later month is published.
+    """
     months = {a.month: a.content_hash for a in data.archive}
     data_root = site_dir / "data"
     if data_root.is_dir():
         for manifest in sorted(data_root.glob("*/manifest.json")):
             m = manifest.parent.name
-            if MONTH_RE.match(m) and m not in months:
+            if MONTH_RE.match(m):
                 try:
                     months[m] = json.loads(manifest.read_text("utf-8"))["content_hash"]
-                except (ValueError, KeyError):
+                except (ValueError, KeyError, TypeError):
                     continue
     months[current[0]] = current[1]
     return sorted(months.items(), reverse=True)
@@ -1180,12 +1356,24 @@ def _archive_page(site_dir: Path, months: list[tuple[str, str]], title: str) -> 
             "",
             f'<p class="gc-muted">{md(title)}</p>',
             "",
-            (
-                "每月公示后即结账，已公示月份的数据不再更改。“内容校验值”是该月全部公示页面和开放数据的 "
-                "SHA-256 校验值，可用于核对下载的数据是否与公示一致（见各月开放数据中的 manifest.json）。"
-            ),
+            "每月公示后即结账，已公示月份的数据不再更改。",
             "",
             _table(["月份", "开放数据", "内容校验值"], rows),
+            "",
+            "## 如何核对",
+            "",
+            (
+                "“内容校验值”与该月开放数据中 manifest.json 的 content_hash 相同。"
+                "manifest.json 逐个列出该月每个开放数据文件（CSV、JSON）和生成公示页面所用源文件的 SHA-256 校验值，"
+                "内容校验值由这份清单算出，清单中任何一个文件改变，内容校验值都会改变。"
+            ),
+            "",
+            (
+                "核对下载的文件：算出文件的 SHA-256（Windows 命令行：certutil -hashfile 文件名 SHA256；"
+                "苹果电脑或 Linux：shasum -a 256 文件名），与 manifest.json 中该文件的值比较，"
+                "再将 manifest.json 的 content_hash 与本页该月的内容校验值比较；两者都一致，"
+                "说明下载的数据与公示时相同。"
+            ),
             "",
         ]
     )
@@ -1249,23 +1437,34 @@ def _home_page(site: _MonthSite) -> str:
 
 
 def _lookup_page(secret: bytes, iterations: int, month: str) -> str:
+    # No input has a name and the form is disabled until lookup.js enables it:
+    # without the script nothing can be submitted, so a code never reaches a
+    # URL or a server log (the look-up is computed on the page only).
     return "\n".join(
         [
             "# 个人积分查询",
             "",
-            "输入网格员发放的16位查询码，查看本人的信用积分、等级、可用积分和积分明细。",
+            "输入网格员发放的16位查询码，查看本人的信用积分、等级、可用积分和历月积分明细。",
             "",
             (
                 f'<div id="gc-lookup" class="gc-lookup" data-salt="{h(lookup_salt(secret))}" '
                 f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./">'
             ),
-            '<form autocomplete="off">',
+            '<form autocomplete="off" action="#gc-lookup">',
+            "<fieldset disabled>",
             (
-                '<input name="code" type="text" inputmode="text" autocapitalize="characters" spellcheck="false" '
-                'placeholder="XXXX-XXXX-XXXX-XXXX" aria-label="查询码" maxlength="24">'
+                '<input type="text" inputmode="text" autocapitalize="characters" autocorrect="off" '
+                'spellcheck="false" placeholder="XXXX-XXXX-XXXX-XXXX" aria-label="查询码" '
+                'maxlength="40">'
             ),
             '<button type="submit">查询</button>',
+            "</fieldset>",
             "</form>",
+            (
+                '<noscript><p class="gc-message gc-error">个人查询需要开启 JavaScript（脚本）：'
+                "查询码只在本机计算和解密，不会发送出去。请在浏览器设置中允许本站运行脚本后刷新本页，"
+                "或换用手机自带的浏览器打开。</p></noscript>"
+            ),
             '<div class="gc-lookup-result" aria-live="polite"></div>',
             "</div>",
             "",
@@ -1276,10 +1475,25 @@ def _lookup_page(secret: bytes, iterations: int, month: str) -> str:
                 "查询码请妥善保管，不要告诉他人；遗失可向所在网格员申请补发。"
             ),
             "",
-            f"数据截至{month_label(month)}末。对积分有异议的，可在公示期内向所在社区提出异议申请。",
+            (
+                f"数据截至{month_label(month)}末，含近{HISTORY_MONTHS}个月已公示月份的积分明细。"
+                "对积分有异议的，可在公示期内向所在社区提出异议申请。"
+            ),
             "",
         ]
     )
+
+
+def _lookup_entry(e: LookupEntry) -> dict[str, Any]:
+    rec: dict[str, Any] = {"date": e.date, "rule": e.rule, "points": e.points}
+    # empty fields are left out: the file of a resident with years of entries stays small
+    if e.wallet:
+        rec["wallet"] = e.wallet
+    if e.flag:
+        rec["flag"] = e.flag
+    if e.month:
+        rec["month"] = e.month
+    return rec
 
 
 def _lookup_records(site: _MonthSite) -> dict[str, dict]:
@@ -1301,6 +1515,12 @@ def _lookup_records(site: _MonthSite) -> dict[str, dict]:
                 "accounts": [],
             },
         )
+        history = sorted(
+            [h for h in acc.history if h.month != site.month]
+            + [LookupMonth(site.month, acc.score, acc.tier, acc.wallet)],
+            key=lambda h: h.month,
+            reverse=True,
+        )
         rec["accounts"].append(
             {
                 "group": site._group(acc.group).title,
@@ -1309,15 +1529,21 @@ def _lookup_records(site: _MonthSite) -> dict[str, dict]:
                 "tier": acc.tier,
                 "tier_title": site.tier_title(acc.group, acc.tier),
                 "note": acc.note,
-                "entries": [
+                "months": [
                     {
-                        "date": e.date,
-                        "rule": e.rule,
-                        "points": e.points,
-                        "wallet": e.wallet,
-                        "flag": e.flag,
+                        "month": h.month,
+                        "label": month_label(h.month),
+                        "score": h.score,
+                        "tier": site.tier_text(acc.group, h.tier),
                     }
-                    for e in sorted(acc.entries, key=lambda e: e.date, reverse=True)
+                    for h in history
+                ],
+                # newest first; a late event shows in the month it was posted in
+                "entries": [
+                    _lookup_entry(e)
+                    for e in sorted(
+                        acc.entries, key=lambda e: (e.month or site.month, e.date), reverse=True
+                    )
                 ],
             }
         )
@@ -1360,8 +1586,14 @@ def _run_publishers(
                     "writes itself; give the plugin's page its own file name"
                 )
             extra.add(local)
+            content = local.read_bytes()
+            if local.suffix.lower() == ".csv":  # open data: no formulas, whoever wrote it
+                safe = _neutralise_csv(content)
+                if safe != content:
+                    local.write_bytes(safe)
+                    content = safe
             if any(r in local.parents for r in month_roots):
-                out.files[local] = local.read_bytes()
+                out.files[local] = content
     return sorted(extra)
 
 
@@ -1549,6 +1781,26 @@ def link_files(pairs: Iterable[tuple[str | Path, str | Path]]) -> int:
 GUIDE_ORDER = ("index.md", "rules.md", "validate.md", "testing.md", "change-a-rule.md")
 
 
+def _page_order(summary: Path) -> dict[str, list[str]]:
+    """Page file stems in the scheme's order (groups and lists as in scheme.yaml),
+    from the month's ``summary.json``; empty lists when it is missing."""
+    order: dict[str, list[str]] = {"rankings": [], "lists": [], "communities": []}
+    try:
+        data = json.loads(summary.read_text("utf-8"))
+        order["rankings"] = [_slug(str(g["id"])) for g in data.get("groups", [])]
+        order["lists"] = [_slug(str(x["id"])) for x in data.get("lists", [])]
+        order["communities"] = [_slug(str(x["id"])) for x in data.get("communities", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return order
+
+
+def _ordered(pages: Iterable[Path], stems: list[str]) -> list[Path]:
+    """``pages`` in the order of ``stems``; pages not named there follow by name."""
+    rank = {s: i for i, s in enumerate(stems)}
+    return sorted(pages, key=lambda p: (rank.get(p.stem, len(rank)), p.name))
+
+
 def site_nav(docs_dir: Path) -> list[Any]:
     """The site navigation: home, latest month, archive, look-up, guide, about.
 
@@ -1577,16 +1829,17 @@ def site_nav(docs_dir: Path) -> list[Any]:
         m = months[0]
         base = f"months/{m}"
         section: list[Any] = [{"本月概览": f"{base}/index.md"}]
-        ranks = sorted((docs / base / "rankings").glob("*.md"))
+        page_order = _page_order(docs / "data" / m / "summary.json")
+        ranks = _ordered((docs / base / "rankings").glob("*.md"), page_order["rankings"])
         if ranks:
             section.append({"群体排名": [f"{base}/rankings/{p.name}" for p in ranks]})
         for rel, title in (("grids.md", "网格排名"), ("assessments.md", "考评结果")):
             if have(f"{base}/{rel}"):
                 section.append({title: f"{base}/{rel}"})
-        lists = sorted((docs / base / "lists").glob("*.md"))
+        lists = _ordered((docs / base / "lists").glob("*.md"), page_order["lists"])
         if lists:
             section.append({"红灰榜": [f"{base}/lists/{p.name}" for p in lists]})
-        comms = sorted((docs / base / "communities").glob("*.md"))
+        comms = _ordered((docs / base / "communities").glob("*.md"), page_order["communities"])
         if comms:
             section.append({"社区排名": [f"{base}/communities/{p.name}" for p in comms]})
         for rel, title in (

@@ -30,6 +30,7 @@ from scoring.publish import (
     ListReason,
     LookupAccount,
     LookupEntry,
+    LookupMonth,
     MonthData,
     PublicList,
     RankRow,
@@ -191,12 +192,19 @@ def month_data(month: str = "2024-03") -> MonthData:
             tier=tier_of(p["score"]),
             name=p["name"],
             entries=[
-                LookupEntry("2024-03-02", "参加志愿服务", 4, 4),
+                LookupEntry("2024-02-11", "违规停放车辆", -5, 0, "异议审核中", "2024-02"),
+                LookupEntry("2024-03-02", "参加志愿服务", 4, 4, "", "2024-03"),
                 LookupEntry(
-                    "2024-03-15", "垃圾分类不规范", -2, 0, flag="异议审核中" if i == 3 else ""
+                    "2024-03-15",
+                    "垃圾分类不规范",
+                    -2,
+                    0,
+                    flag="异议审核中" if i == 3 else "",
+                    month="2024-03",
                 ),
-                LookupEntry("2024-03-20", HOSTILE, 1, 1),
+                LookupEntry("2024-03-20", HOSTILE, 1, 1, "", "2024-03"),
             ],
+            history=[LookupMonth("2024-02", p["score"] - 3, tier_of(p["score"] - 3), 0)],
         )
         for i, p in enumerate(people)
     ]
@@ -216,7 +224,10 @@ def month_data(month: str = "2024-03") -> MonthData:
                 "红旗网格",
                 "红旗网格",
                 "2024-Q1",
-                [Selection("S01C01G01", "世纪社区第一网格", 1012.5, 1)],
+                [
+                    Selection("S01C01G01", "世纪社区第一网格", 1012.5, 1, unit="世纪社区"),
+                    Selection("S01C02G02", "宝发社区第二网格", 1001.0, 1, unit="宝发社区"),
+                ],
                 metric="网格居民平均信用积分",
             ),
             AssessmentResult(
@@ -224,7 +235,16 @@ def month_data(month: str = "2024-03") -> MonthData:
                 "优秀网格员",
                 "优秀网格员",
                 "2024-Q1",
-                [Selection(people[5]["id"], people[5]["name"], 135.0, 1, kind="person")],
+                [
+                    Selection(
+                        people[5]["id"],
+                        people[5]["name"],
+                        135.0,
+                        1,
+                        kind="person",
+                        grid="S02C01G02",
+                    )
+                ],
             ),
             AssessmentResult("pioneer-property", "先锋物业", "先锋物业", "2024-Q1", []),
         ],
@@ -276,7 +296,11 @@ def month_data(month: str = "2024-03") -> MonthData:
                     RuleText(
                         "res-volunteer",
                         "参加志愿服务",
-                        "参加志愿服务，每小时加2分。\n每月最多加40分；12个月后失效。",
+                        # as render.render_rule writes it: heading, id line, items
+                        "#### 参加志愿服务\n\n规则编号：`res-volunteer`\n\n"
+                        "- 适用情形：志愿服务\n- 计分：每小时加2分，*不足*1小时不计\n"
+                        "- 上限：每月最多40分\n"
+                        "- 通过：经索镇街道居民代表会议于2024-01-10通过，文号：索政字〔2024〕3号\n",
                         "索镇街道居民代表会议 2024-01-10（索政字〔2024〕3号）",
                     ),
                     RuleText("res-x", STARRY, HOSTILE),
@@ -769,3 +793,257 @@ def test_hostile_titles_descriptions_and_markers_stay_text(tmp_path):
                 assert "<" not in title and ">" not in title, (path, title)
     grey = next(public.glob("months/2024-03/lists/*.html")).read_text("utf-8")
     assert grey.count("<table>") == 1  # the forged marker did not duplicate the table
+
+
+# --- found reading the demo county as a resident on a phone -------------------------
+
+
+def test_lookup_form_never_submits_the_code(built):
+    """With script off (or too old to run) the code must not land in a URL or a server log."""
+    page = (built / "site/lookup/index.md").read_text("utf-8")
+    form = page[page.index("<form") : page.index("</form>")]
+    assert "name=" not in form  # nothing named: even a submitted form carries no code
+    assert "<fieldset disabled>" in form  # lookup.js enables it; without it nothing submits
+    assert "<noscript>" in page and "JavaScript" in page[page.index("<noscript>") :]
+    html = (built / "public/lookup/index.html").read_text("utf-8")
+    assert 'name="code"' not in html and "<fieldset disabled>" in html
+    js = (ROOT / "scoring/assets/lookup.js").read_text("utf-8")
+    code = "\n".join(ln for ln in js.splitlines() if not ln.lstrip().startswith(("/*", "*")))
+    for modern in (
+        r"\basync\b",
+        r"\bawait\b",
+        "=>",
+        "`",
+        r"\blet\s",
+        r"\bconst\s",
+        "replaceChildren",
+    ):
+        assert not re.search(modern, code), f"lookup.js uses {modern}; older WebViews lack it"
+    assert "fieldset.disabled = false" in js
+
+
+def test_full_width_codes_are_normalised():
+    code = lookup.person_code(SECRET, "SUBJ-R-0001")
+    full = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else "－" for c in code)
+    assert lookup.normalize_code(full) == code.replace("-", "")
+    assert lookup.normalize_code(" " + code.lower().replace("-", "—") + "\u3000") == (
+        code.replace("-", "")
+    )
+    js = (ROOT / "scoring/assets/lookup.js").read_text("utf-8")
+    assert 'normalize("NFKC")' in js
+
+
+FORMULA = '=HYPERLINK("http://x.example/","点此领奖")'
+
+
+class FormulaPublisher:
+    name = "formula"
+
+    def write(self, month: str, data: MonthData, site_dir: Path) -> list[Path]:
+        path = site_dir / "data" / month / "formula-plugin.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(
+            f'\ufeffname,score\n"{FORMULA.replace(chr(34), 2 * chr(34))}",-3\n@x,5\n'.encode()
+        )
+        return [path]
+
+
+def test_csv_cells_never_become_formulas(tmp_path):
+    import csv
+    from dataclasses import replace
+
+    data = month_data()
+    evil = replace(data.rankings["merchants"][0], name=FORMULA, earned=-7, score=-2, code="+86 123")
+    data = replace(
+        data, rankings={**data.rankings, "merchants": [evil, *data.rankings["merchants"][1:]]}
+    )
+    publish_month(
+        "2024-03",
+        data,
+        tmp_path,
+        secret=SECRET,
+        iterations=1000,
+        publishers=[FormulaPublisher()],
+    )
+    for path in (tmp_path / "data/2024-03").glob("*.csv"):
+        for row in csv.reader(path.read_text("utf-8-sig").splitlines()):
+            for cell in row:
+                if cell[:1] in ("=", "+", "@", "\t", "\r") or (
+                    cell[:1] == "-" and not re.fullmatch(r"-\d+(\.\d+)?", cell)
+                ):
+                    pytest.fail(f"{path.name}: formula-like cell {cell!r}")
+    rows = list(
+        csv.reader((tmp_path / "data/2024-03/rankings-merchants.csv").open(encoding="utf-8-sig"))
+    )
+    row = next(r for r in rows if FORMULA in r[2])
+    assert row[2] == "'" + FORMULA
+    assert row[8] == "-2" and row[10] == "-7"  # numbers stay numbers
+    plugin = (tmp_path / "data/2024-03/formula-plugin.csv").read_text("utf-8-sig")
+    assert plugin.splitlines()[1:] == [f'"\'{FORMULA.replace(chr(34), 2 * chr(34))}",-3', "'@x,5"]
+    manifest = json.loads((tmp_path / "data/2024-03/manifest.json").read_text("utf-8"))
+    import hashlib
+
+    assert (
+        manifest["files"]["data/2024-03/formula-plugin.csv"]
+        == hashlib.sha256((tmp_path / "data/2024-03/formula-plugin.csv").read_bytes()).hexdigest()
+    )
+    assert "单引号" in (tmp_path / "months/2024-03/data.md").read_text("utf-8")
+
+
+def test_rules_page_renders_rule_text_once_as_markdown(built):
+    page = (built / "site/months/2024-03/rules.md").read_text("utf-8")
+    section = page[page.index("{#rule-res-volunteer}") : page.index("{#rule-res-x}")]
+    assert "&#35;" not in section and "&#96;" not in section  # no escaped '####' or '`'
+    assert "\n- **适用情形**：志愿服务\n" in section
+    assert "&#42;不足&#42;" in section  # input text is escaped once, never emphasis
+    assert section.count("通过") == 2  # the item's label and its text: not again in the footer
+    html = (built / "public/months/2024-03/rules.html").read_text("utf-8")
+    body = html[html.index('id="rule-res-volunteer"') : html.index('id="rule-res-x"')]
+    assert "<li><strong>计分</strong>：每小时加2分，&#42;不足&#42;1小时不计</li>" in body
+    assert body.count("参加志愿服务") == 1 and "规则编号：" not in body
+    assert "&amp;#" not in html  # nothing escaped twice
+    # a hostile title from the YAML stays text
+    assert md(STARRY) in page and md(HOSTILE) in page
+
+
+def test_archive_shows_the_checkable_hash_and_it_never_changes(tmp_path):
+    from dataclasses import replace
+
+    site = tmp_path / "site"
+    publish_month("2024-02", month_data("2024-02"), site, secret=SECRET, iterations=1000)
+    feb = json.loads((site / "data/2024-02/manifest.json").read_text("utf-8"))["content_hash"]
+    assert feb in (site / "months/index.md").read_text("utf-8")
+    # the driver once passed the ledger's closing hash here: the page must not show it
+    later = replace(month_data("2024-03"), archive=[ArchiveMonth("2024-02", "ab" * 32)])
+    publish_month("2024-03", later, site, secret=SECRET, iterations=1000)
+    archive = (site / "months/index.md").read_text("utf-8")
+    mar = json.loads((site / "data/2024-03/manifest.json").read_text("utf-8"))["content_hash"]
+    assert feb in archive and mar in archive and "ab" * 32 not in archive
+    assert "content_hash" in archive and "certutil" in archive
+
+
+WORD_TIERS = [TierInfo("excellent", "优秀", 90), TierInfo("qualified", "合格", 60, 89)]
+
+
+def test_open_data_shows_tier_titles_not_ids(tmp_path):
+    import csv
+    from dataclasses import replace
+
+    data = month_data()
+    workers = [
+        RankRow(f"SUBJ-G-{i}", f"网格员{i}", GRIDS[i].id, s, t, i + 1)
+        for i, (s, t) in enumerate([(95, "excellent"), (70, "qualified")])
+    ]
+    data = replace(
+        data,
+        groups=[*data.groups, GroupInfo("grid_workers", "网格员", "person", WORD_TIERS)],
+        rankings={**data.rankings, "grid_workers": workers},
+    )
+    publish_month("2024-03", data, tmp_path, secret=SECRET, iterations=1000)
+    rows = list(
+        csv.DictReader(
+            (tmp_path / "data/2024-03/rankings-grid_workers.csv").open(encoding="utf-8-sig")
+        )
+    )
+    assert [r["等级"] for r in rows] == ["优秀", "合格"]
+    rows = list(
+        csv.DictReader(
+            (tmp_path / "data/2024-03/rankings-residents.csv").open(encoding="utf-8-sig")
+        )
+    )
+    assert rows[0]["等级"] == "AAA 诚信模范"  # a grade code keeps its code, as on the page
+    summary = json.loads((tmp_path / "data/2024-03/summary.json").read_text("utf-8"))
+    tiers = next(g["tiers"] for g in summary["groups"] if g["id"] == "grid_workers")
+    assert tiers == [{"tier": "优秀", "count": 1}, {"tier": "合格", "count": 1}]
+    for name in ("rankings-grid_workers.csv", "summary.json"):
+        text = (tmp_path / "data/2024-03" / name).read_text("utf-8-sig")
+        assert '"excellent"' not in text and ",excellent," not in text and "qualified" not in text
+    page = (tmp_path / "months/2024-03/rankings/grid_workers.md").read_text("utf-8")
+    assert "excellent" not in page and "优秀：1" in page  # the tier chart too
+    lists = json.loads((tmp_path / "data/2024-03/lists.json").read_text("utf-8"))
+    assert {m["group"] for lst in lists for m in lst["members"]} == {"市场主体", "居民"}
+
+
+def test_navigation_follows_the_scheme_order(built):
+    section = next(v for item in site_nav(built / "site") for k, v in item.items() if "公示" in k)
+    pages = {k: v for item in section for k, v in item.items()}
+    assert pages["群体排名"] == [
+        "months/2024-03/rankings/residents.md",
+        "months/2024-03/rankings/merchants.md",
+    ]  # as in scheme.yaml, not by file name
+    assert pages["红灰榜"] == ["months/2024-03/lists/red.md", "months/2024-03/lists/grey.md"]
+
+
+def test_lookup_file_carries_the_persons_history(built):
+    person = subjects()[0]
+    code = lookup.person_code(SECRET, person["id"])
+    file_id, enc, mac = lookup.derive_keys(code, lookup.lookup_salt(SECRET), 1000)
+    text = (built / "site/lookup" / f"{file_id}.js").read_text("ascii")
+    payload = re.search(r',"([^"]+)"\);', text).group(1)
+    acc = json.loads(lookup.decrypt(enc, mac, payload))["accounts"][0]
+    assert [m["month"] for m in acc["months"]] == ["2024-03", "2024-02"]
+    assert acc["months"][1] == {
+        "month": "2024-02",
+        "label": "2024年2月",
+        "score": 1197,
+        "tier": "AAA 诚信模范",
+    }
+    assert [e["month"] for e in acc["entries"]] == ["2024-03"] * 3 + ["2024-02"]
+    assert acc["entries"][-1] == {
+        "date": "2024-02-11",
+        "rule": "违规停放车辆",
+        "points": -5,
+        "flag": "异议审核中",
+        "month": "2024-02",
+    }
+    page = (built / "site/lookup/index.md").read_text("utf-8")
+    assert "历月" in page
+
+
+def test_assessments_page_reads_as_words(built):
+    page = (built / "site/months/2024-03/assessments.md").read_text("utf-8")
+    assert "2024年第一季度" in page and "2024&#45;Q1" not in page and "2024-Q1" not in page
+    assert "<th>排名范围</th>" in page and "<td>世纪社区</td><td>1</td>" in page
+    assert "<td>1001</td>" in page and "<td>1012.5</td>" in page  # 1001, not 1001.0
+    assert "<td>135</td>" in page and "135.0" not in page
+    worker = page[page.index("优秀网格员") :]
+    assert "金鼎社区第二网格" in worker.split("</tr>")[1]  # the grid tells two 李* apart
+    data = json.loads((built / "site/data/2024-03/assessments.json").read_text("utf-8"))
+    red = next(a for a in data if a["id"] == "red-flag-grid")
+    assert red["period_title"] == "2024年第一季度"
+    assert [s["rank_within"] for s in red["selected"]] == ["世纪社区", "宝发社区"]
+
+
+def test_demo_pipeline_publishes_history_and_checkable_hashes(tmp_path):
+    """The driver end to end on a tiny county: what month_data gathers reaches the site."""
+    import csv
+
+    from scoring.pipeline import run_demo
+
+    result = run_demo(ROOT, tmp_path, events=1500, residents=300, build=False, echo=lambda *a: None)
+    site = result["site"]
+    archive = (site / "months/index.md").read_text("utf-8")
+    for m in ("2024-01", "2024-02", "2024-03"):
+        manifest = json.loads((site / f"data/{m}/manifest.json").read_text("utf-8"))
+        assert manifest["content_hash"] in archive
+    import sqlite3
+
+    db = sqlite3.connect(result["db"])
+    subject, months = db.execute(
+        "SELECT subject, COUNT(DISTINCT period) c FROM entries WHERE grp = 'residents'"
+        " GROUP BY subject ORDER BY c DESC, subject LIMIT 1"
+    ).fetchone()
+    assert months >= 2
+    secret = bytes.fromhex((tmp_path / "private/lookup.key").read_text().strip())
+    codes = {
+        r["subject"]: r["code"]
+        for r in csv.DictReader((tmp_path / "private/codes-2024-03.csv").open(encoding="utf-8-sig"))
+    }
+    file_id, enc, mac = lookup.derive_keys(codes[subject], lookup.lookup_salt(secret))
+    text = (site / "lookup" / f"{file_id}.js").read_text("ascii")
+    record = json.loads(lookup.decrypt(enc, mac, re.search(r',"([^"]+)"\);', text).group(1)))
+    acc = next(a for a in record["accounts"] if a["group"] == "居民")
+    assert len({e["month"] for e in acc["entries"]}) == months
+    assert [m["month"] for m in acc["months"]][:2] == ["2024-03", "2024-02"]
+    rules = (site / "months/2024-03/rules.md").read_text("utf-8")
+    assert "&#35;" not in rules and "试行条款" not in rules

@@ -172,18 +172,48 @@ def test_search_finds_a_grid_by_its_chinese_name(visit):
     assert visit.errors == []
 
 
-def test_lookup_shows_balance_for_a_valid_code(visit):
+def test_lookup_shows_balance_and_history_for_a_full_width_code(visit):
     person = subjects()[0]
     page = visit.go("/lookup/index.html")
-    page.fill("#gc-lookup input", lookup.person_code(SECRET, person["id"]).lower())
-    page.click("#gc-lookup button")
+    code = lookup.person_code(SECRET, person["id"]).lower()
+    # what a Chinese keyboard in full-width mode types: ｚａａｌ－ｈ４ｉｘ…
+    full = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else "－" for c in code)
+    page.fill("#gc-lookup input", full)
+    page.press("#gc-lookup input", "Enter")
     card = page.locator(".gc-lookup-result .gc-card")
     card.first.wait_for(timeout=15000)
     text = page.locator(".gc-lookup-result").inner_text()
     assert mask_name(person["name"], "person") in text
     assert "1200" in text and "参加志愿服务" in text
     assert HOSTILE in text  # shown as text, not run
+    assert "历月积分" in text and "2024年2月计入" in text and "违规停放车辆" in text
+    assert page.url.endswith("/lookup/index.html")  # the code never reaches the address
     visit.shot("lookup")
+    assert visit.errors == []
+
+
+def test_search_result_for_a_rule_shows_text_not_markup(visit):
+    page = visit.go("/months/2024-03/rules.html")
+    page.locator('label.md-header__button[for="__search"]').click()
+    box = page.locator("input.md-search__input")
+    results = page.locator(".md-search-result__item")
+    for _ in range(30):  # as in the grid search above: retype until the index answers
+        box.fill("")
+        box.press("End")
+        box.fill("志愿服务")
+        box.press("End")
+        page.wait_for_timeout(500)
+        if results.count():
+            break
+    visit.shot("search-rule")
+    ours = page.locator('.md-search-result__link[href*="#rule-res-volunteer"]')
+    hrefs = [a.get_attribute("href") for a in page.locator(".md-search-result__link").all()]
+    assert ours.count() > 0, f"no search result for the rule: {hrefs}"
+    text = " ".join(ours.all_inner_texts()).replace("\u200b", "")
+    assert "参加志愿服务" in text and "适用情形：志愿服务" in text
+    for raw in ("ark>", "<mark", "####", "`", "规则编号："):
+        assert raw not in text, f"search result shows {raw!r}: {text[:300]}"
+    assert ours.locator("mark").count() > 0  # highlighting still works
     assert visit.errors == []
 
 
