@@ -41,7 +41,7 @@ from typing import TypeVar
 
 from scoring import hookimpl
 from scoring.errors import InputError
-from scoring.publish import MonthData, RankRow, mask_name, md, month_label
+from scoring.publish import MonthData, RankRow, csv_cell, mask_name, md, month_label
 
 # --- configuration ---------------------------------------------------------
 
@@ -203,8 +203,8 @@ class ScreenTimePublisher:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["month", "name", "tier", "score", "minutes_per_day", "share"])
         for r in shown:
-            w.writerow([month, name(r), r.tier, r.score, minutes[r.subject],
-                        _share(minutes[r.subject], DAILY_MINUTES)])  # fmt: skip
+            w.writerow([csv_cell(v) for v in (month, name(r), r.tier, r.score, minutes[r.subject],
+                        _share(minutes[r.subject], DAILY_MINUTES))])  # fmt: skip
 
         site_dir = Path(site_dir)
         files = {

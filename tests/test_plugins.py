@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import random
@@ -180,6 +181,20 @@ def test_publisher_writes_page_and_csv(screen, tmp_path):
         "2024-03,老王烧烤,A,1029,180,30.0%",
         "2024-03,*星光* <b>饭店</b>,A,960,3,0.5%",
     ]
+
+
+def test_screen_time_csv_cells_never_become_formulas(screen, tmp_path):
+    """A merchant named like a spreadsheet formula stays text in the open data."""
+    [pub] = screen.register_publishers()
+    data = merchant_data()
+    row = data.rankings["merchants"][0]
+    data.rankings["merchants"][0] = dataclasses.replace(
+        row, name='=HYPERLINK("http://x.example/","领奖")'
+    )
+    _, csv_path = pub.write("2024-03", data, tmp_path)
+    text = csv_path.read_text(encoding="utf-8-sig")
+    assert '\'=HYPERLINK(""http://x.example/"",""领奖"")' in text, text
+    assert "\n=" not in text and ",=" not in text
 
 
 def test_publisher_output_is_byte_identical(screen, tmp_path):
