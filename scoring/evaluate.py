@@ -806,8 +806,9 @@ class Engine:
             for k, (seq,) in enumerate(waiting, 1):
                 conn.execute("UPDATE events SET seq = ? WHERE seq = ?", [top + k, seq])
             conn.execute(
-                "DELETE FROM rejects WHERE batch = 0 AND reason LIKE 'event names subject %'"
-                " AND record_id IN"
+                # all of their scoring's rejects: they are scored afresh (found in review:
+                # an amendment naming no event left its other reject twice)
+                "DELETE FROM rejects WHERE batch = 0 AND record_id IN"
                 " (SELECT e.id FROM events e JOIN subjects s ON s.id = e.subject WHERE e.seq > ?)",
                 [top],
             )

@@ -8,6 +8,7 @@ Follow this file to find where any number on the site was computed.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -41,17 +42,26 @@ class MonthRun:
 KEY_FILE = "lookup.key"
 
 
-def lookup_secret(db: sqlite_utils.Database, private_dir: Path | None = None) -> bytes:
+def lookup_secret(
+    db: sqlite_utils.Database, private_dir: Path | None = None, site_dir: Path | None = None
+) -> bytes:
     """The scheme's private key for personal look-up codes, made once.
 
     Kept in ``<private_dir>/lookup.key`` (beside the ledger, never in the site)
     and in the ledger's state: a ledger rebuilt from the same inputs finds the
     key file, so residents' codes stay valid and the site's files are the same
-    bytes. The site never holds the key, only slow salted hashes of the codes.
+    bytes. A ledger that already has another key is refused, never changed: the
+    codes handed out depend on it. The site never holds the key, only slow
+    salted hashes of the codes.
     """
     from .errors import InputError
 
     path = Path(private_dir) / KEY_FILE if private_dir is not None else None
+    if path is not None and site_dir is not None and _inside(path, Path(site_dir)):
+        raise InputError(
+            f"publish: the private folder {private_dir} is inside the site folder {site_dir};"
+            " the look-up key would be published. Keep the ledger outside the site"
+        )
     value = get_state(db, "lookup_secret")
     if path is not None and path.is_file():
         text = path.read_text(encoding="utf-8", errors="replace").strip()
@@ -63,16 +73,38 @@ def lookup_secret(db: sqlite_utils.Database, private_dir: Path | None = None) ->
                 f"{path}: not a look-up key (64 hexadecimal characters); restore it from a"
                 " backup: every personal code handed out depends on it"
             ) from None
+        if value is not None and value != text:
+            raise InputError(
+                f"{path} is not the look-up key this ledger published with: the personal codes"
+                " handed out depend on the ledger's own key. Publish this ledger with its own"
+                " private folder (--db in a folder of its own), or move that file away if"
+                " another ledger (a trial) made it; gridcredit then writes this ledger's key there"
+            )
         value = text
     else:
         value = value or secrets.token_hex(32)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(value + "\n", encoding="utf-8")
-            path.chmod(0o600)
+            write_key(path, value)
     if get_state(db, "lookup_secret") != value:
         set_state(db, "lookup_secret", value)
     return bytes.fromhex(value)
+
+
+def write_key(path: Path, value: str) -> None:
+    """Write a key file readable by its owner only, from the moment it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+    path.chmod(0o600)  # an existing file keeps its mode through O_TRUNC
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> pub.MonthData:
@@ -479,7 +511,7 @@ def publish_month(
         )
     pm = get_plugin_manager()
     data = month_data(db, scheme, month)
-    secret = lookup_secret(db, private_dir)
+    secret = lookup_secret(db, private_dir, Path(site_dir))
     publishers = [p for ps in pm.hook.register_publishers() for p in (ps or [])]
     masked: dict[tuple[str, str], str] = {}
 
@@ -585,7 +617,7 @@ def run_demo(
     # the demo's look-up key comes from its seed: the same demo, the same site bytes
     private.mkdir(parents=True, exist_ok=True)
     seed_key = hashlib.sha256(f"gridcredit-demo-lookup-key:{seed}".encode()).hexdigest()
-    (private / KEY_FILE).write_text(seed_key + "\n", encoding="utf-8")
+    write_key(private / KEY_FILE, seed_key)
     for month, path in zip(months, files.events, strict=False):
         for s in ingest_files(db, scheme, [path], progress=False):
             echo("  " + summary_line(s))

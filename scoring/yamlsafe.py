@@ -278,6 +278,7 @@ def _blowup(root: Node) -> Node:
     """The innermost node that is over the limit by itself (its children are not):
     where the aliases multiply, which is where to look, not the top of the file."""
     node = root
+    seen = {id(root)}
     while True:
         if isinstance(node, SequenceNode):
             children = list(node.value)
@@ -285,9 +286,12 @@ def _blowup(root: Node) -> Node:
             children = [n for kv in node.value for n in kv]
         else:
             return node
-        big = next((c for c in children if _expanded_size(c) > MAX_NODES), None)
-        if big is None:
+        big = next(
+            (c for c in children if id(c) not in seen and _expanded_size(c) > MAX_NODES), None
+        )
+        if big is None:  # none, or only itself or an ancestor (a recursive alias)
             return node
+        seen.add(id(big))
         node = big
 
 

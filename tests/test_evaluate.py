@@ -570,6 +570,25 @@ def test_a_correction_naming_no_event_reverses_nothing_and_says_so(fresh_db, eng
     assert (again.events, again.waited) == (0, 0)
 
 
+def test_a_waiting_correction_naming_no_event_leaves_one_reject(fresh_db, engine_scheme):
+    """Found in review: an amendment for a subject not yet ingested that also names
+    no event kept its second reject when it was scored again."""
+    from scoring.periods import close_month
+
+    s = engine_scheme(residents=[VOLUNTEER])
+    p4 = {"id": "P4", "groups": ["residents"], "name": "赵六", "grid": "G1"}
+    put(fresh_db, s, [
+        ev("e1", "volunteer", "P1", "2024-03-01", hours=2),
+        _amends(ev("a1", "volunteer", "P4", "2024-03-04", hours=1), "zz"),
+    ])  # fmt: skip
+    score(fresh_db, s)
+    close_month(fresh_db, s, "2024-03")
+    put(fresh_db, s, subjects=[p4])
+    assert score(fresh_db, s).waited == 1
+    reasons = [r for (r,) in fresh_db.execute("SELECT reason FROM rejects WHERE batch = 0")]
+    assert len(reasons) == 1 and "amends event 'zz'" in reasons[0], reasons
+
+
 # --- corrections meeting repairs, redemptions, later runs (found in review) -----------------
 
 FIX = {"id": "fix", "title": "信用修复", "on": "fix",

@@ -361,3 +361,14 @@ def test_a_backtracking_pattern_cannot_stall_scoring() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_recursive_alias_over_the_limit_is_refused_at_once(scheme_dir: Path) -> None:
+    """Found in review: a list holding its own anchor sent the search for where
+    the aliases multiply round in a circle."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 6):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]")
+    lines.append("r: &r [*r, *a5, *a5, *a5]")
+    got = _hostile(scheme_dir, "\n".join(lines) + "\n")
+    assert len(got) == 1 and "expands to more than 200,000 values" in got[0], got
