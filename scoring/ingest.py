@@ -518,7 +518,7 @@ class _Batch:
         self.conn = conn
         self.s = summary
         self.reject_rows: list[tuple[Any, ...]] = []
-        self.kept: set[tuple[Any, ...]] | None = None  # (line, reason, raw) stored before
+        self.kept: bool | None = None  # whether an earlier batch of the file left rejects
 
     def reject(
         self, line: int, record_id: Any, reason: str, raw: Any, col: int = 1, rec: Any = None
@@ -554,15 +554,26 @@ class _Batch:
         rows = self.reject_rows
         if not rows:
             return
-        if self.kept is None:
-            self.kept = set(
+        if self.kept is None:  # whether this file left rejects before: one index seek
+            self.kept = (
                 self.conn.execute(
-                    "SELECT line, reason, raw FROM rejects WHERE file = ? AND batch != ?",
+                    "SELECT 1 FROM rejects WHERE file = ? AND batch != ? LIMIT 1",
                     [self.s.file, self.s.batch],
-                )
+                ).fetchone()
+                is not None
             )
         if self.kept:
-            kept = self.kept
+            kept: set[tuple[Any, Any, Any]] = set()
+            lines = sorted({r[2] for r in rows})
+            for i in range(0, len(lines), 500):  # the lines rejected now, through the index
+                part = lines[i : i + 500]
+                kept.update(
+                    self.conn.execute(
+                        "SELECT line, reason, raw FROM rejects WHERE file = ? AND batch != ?"
+                        f" AND line IN ({', '.join('?' * len(part))})",
+                        [self.s.file, self.s.batch, *part],
+                    )
+                )
             rows = [r for r in rows if (r[2], r[4], r[5]) not in kept]
         if rows:
             self.conn.executemany(

@@ -967,8 +967,12 @@ def test_a_recorded_first_event_stored_before_is_not_taken_for_the_first_new_one
 # --- messy real-world files (a reviewer's findings) ---------------------------------------
 
 GBK_CASES = {
-    # every GBK byte pair of 郑伟 is valid UTF-8 too: read as UTF-8 it was accepted as ֣ΰ
-    "subjects.csv": "id,groups,name,grid,tags\nK900,residents,郑伟,S01C01G01,\n",
+    # every GBK byte pair of 郑伟 is valid UTF-8 too: read as UTF-8 it was accepted as ֣ΰ;
+    # 张三丰 is not UTF-8 (a file of 郑伟 alone is read as UTF-8: see the next test)
+    "subjects.csv": (
+        "id,groups,name,grid,tags\nK900,residents,郑伟,S01C01G01,\n"
+        "K901,residents,张三丰,S01C01G01,\n"
+    ),
     # 扫雪 is UTF-8 as well (ɨѩ); the other lines are not
     "events.csv": (
         "id,type,subject,at,hours,activity\n"
@@ -998,7 +1002,7 @@ def test_a_gbk_file_is_refused_as_a_whole_with_what_to_do(db, scheme, tmp_path, 
                     kind="events" if workers else None)  # fmt: skip
     msg = str(err.value)
     # the first line that is not UTF-8 (else the first with Chinese), as it reads in GBK
-    line, text = (2, "郑伟") if name == "subjects.csv" else (3, "清扫楼道")
+    line, text = (3, "张三丰") if name == "subjects.csv" else (3, "清扫楼道")
     assert msg.startswith(
         f'{path}:{line}: the file is GBK/GB18030 text (Excel\'s "CSV" or Notepad\'s "ANSI" on'
         f" Chinese Windows), not UTF-8; nothing was read. Line {line} reads in GBK as"
@@ -1010,6 +1014,23 @@ def test_a_gbk_file_is_refused_as_a_whole_with_what_to_do(db, scheme, tmp_path, 
     )
     for table in ("events", "subjects", "rejects", "batches"):
         assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+
+
+def test_utf8_text_in_greek_or_ipa_letters_is_never_taken_for_gbk(db, scheme, tmp_path):
+    """Found in review: μ or Ω in a file without Chinese read as what a GBK file
+    would look like, and a valid UTF-8 file was refused whole."""
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text(
+        "id,groups,name,grid,tags\nK1,residents,Ωmega Li,S01C01G01,\n", encoding="utf-8"
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(jl(ev("E1", hours=1, activity="PM2.5 50μg/m³ ɐ")))
+    assert builtin_formats.gbk_refusal(subjects) is None
+    assert builtin_formats.gbk_refusal(events) is None
+    s = ingest_file(db, scheme, subjects, progress=False)
+    e = ingest_file(db, scheme, events, progress=False)
+    assert (s.accepted, e.accepted) == (1, 1)
+    assert db.execute("SELECT name FROM subjects WHERE id = 'K1'").fetchone() == ("Ωmega Li",)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
@@ -1092,6 +1113,22 @@ def test_csv_with_lone_cr_line_endings_is_read_line_by_line(db, scheme, tmp_path
     ]
     attrs = dict(db.execute("SELECT id, attrs FROM events").fetchall())
     assert orjson.loads(attrs["C2"]) == {"hours": 1, "activity": "a\rb"}
+
+
+def test_csv_with_cr_cr_lf_line_endings_keeps_its_line_numbers(db, scheme, tmp_path):
+    """Found in review: CR CR LF (text written in text mode on Windows) was read as
+    two lines each, so rejects cited line 5 for line 3."""
+    c = tmp_path / "events.csv"
+    c.write_bytes(
+        b"id,type,subject,at,hours,activity\r\r\n"
+        b"C1,volunteer_service,P1,2024-03-05T10:00:00,2,\r\r\n"
+        b"C2,volunteer_service,P1,2024-03-05T12:00:00,x,\r\r\n"
+    )
+    s = ingest_file(db, scheme, c, progress=False)
+    assert (s.read, s.accepted, s.rejected) == (2, 1, 1)
+    assert rejects(db, s.batch) == [
+        (3, "attribute 'hours' of 'volunteer_service' must be a number, got 'x'")
+    ]
 
 
 @pytest.mark.parametrize(

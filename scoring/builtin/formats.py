@@ -83,9 +83,6 @@ def not_utf8(head: bytes) -> bool:
 
 # CJK ideographs (with extension A and the compatibility block)
 _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
-# What a GBK character reads as when its two bytes happen to be UTF-8 too (about
-# one in seven): IPA, Greek, Cyrillic, Hebrew, Arabic letters (扫雪 reads ɨѩ).
-_GBK_AS_UTF8 = re.compile("[\u0250-\u07ff]")
 
 
 def gbk_refusal(path: str | Path) -> InputError | None:
@@ -98,17 +95,15 @@ def gbk_refusal(path: str | Path) -> InputError | None:
     Chinese characters it reads as are common ones (GB2312: a Latin-1 é read as
     GBK gives a rare one), and
 
-    * some lines are not UTF-8, and they outnumber the lines that read as UTF-8
-      with Chinese in them (a UTF-8 file with a few corrupt lines loses only
-      those lines), or
-    * every line is UTF-8, yet none of them has Chinese in UTF-8 and some have
-      what GBK reads as in UTF-8 (IPA, Greek, Cyrillic, Hebrew), while in
-      GB18030 every character is one of GB2312.
+    some lines are not UTF-8, and they outnumber the lines that read as UTF-8
+    with Chinese in them (a UTF-8 file with a few corrupt lines loses only
+    those lines). A file whose every line is UTF-8 is never refused: text in
+    Greek or IPA letters (``μg/m³``) is what a short GBK file with luckily
+    valid bytes would read as too, and refusing real UTF-8 would be worse than
+    such a rare garbled name (found in review).
     """
     bad = utf8_chinese = chinese = common = 0
-    gbk_look = False
-    gb2312 = True  # every line, in GB18030, is GB2312 text
-    first: tuple[int, str] | None = None  # the first line that shows it: number and text
+    first: tuple[int, str] | None = None  # the first line that is not UTF-8: number and text
     with open(path, "rb") as f:
         for n, line in enumerate(f, 1):
             if n == 1 and line.startswith(BOM):
@@ -123,28 +118,19 @@ def gbk_refusal(path: str | Path) -> InputError | None:
                 text = line.decode("utf-8")
             except UnicodeDecodeError:
                 bad += 1
-                if first is None or first[0] < 0:
+                if first is None:
                     first = (n, gb)
             else:
                 if _CJK.search(text):
                     utf8_chinese += 1
-                elif _GBK_AS_UTF8.search(text):
-                    gbk_look = True
-                if first is None:
-                    first = (-n, gb)  # a fallback, for the second case
             hanzi = "".join(_CJK.findall(gb))
             chinese += len(hanzi)
             common += len(hanzi) - hanzi.encode("gb2312", "replace").count(b"?")
-            if gb2312 and not bad:
-                try:
-                    gb.encode("gb2312")
-                except UnicodeEncodeError:
-                    gb2312 = False
     if first is None or not chinese or common * 2 < chinese:
         return None
-    if not (bad > utf8_chinese or (not bad and not utf8_chinese and gbk_look and gb2312)):
+    if not bad > utf8_chinese:
         return None
-    n, text = abs(first[0]), first[1].strip()
+    n, text = first[0], first[1].strip()
     at = next((i for i, c in enumerate(text) if not c.isascii()), 0)
     text = text[max(0, at - 20) : at + 40]  # around its first Chinese
     return InputError(
@@ -158,8 +144,8 @@ def gbk_refusal(path: str | Path) -> InputError | None:
 def _check_utf8(path: str | Path, f: io.BufferedReader) -> None:
     """Refuse a UTF-16, UTF-32 or GBK file as a whole: read as UTF-8, every line of
     it would be rejected (or, in GBK, garbled) with a message that does not say
-    why. GBK is looked for here when the first bytes are not UTF-8 or look like
-    it (see :func:`gbk_refusal`), and by the readers when a line is not UTF-8."""
+    why. GBK is looked for here when the first bytes are not UTF-8 (see
+    :func:`gbk_refusal`), and by the readers when a line is not UTF-8."""
     head = f.peek(4)
     if not_utf8(head[:4]):
         raise InputError(
@@ -170,15 +156,11 @@ def _check_utf8(path: str | Path, f: io.BufferedReader) -> None:
     if head.isascii():
         return
     try:
-        text = codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character waits
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character waits
     except UnicodeDecodeError:
-        suspect = True
-    else:
-        suspect = not _CJK.search(text) and _GBK_AS_UTF8.search(text) is not None
-    if suspect:
         refusal = gbk_refusal(path)
         if refusal is not None:
-            raise refusal
+            raise refusal from None
 
 
 def read_jsonl_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, bytes]]:
@@ -235,6 +217,8 @@ class _CsvLines:
         if self.cut:
             return self.cut.popleft()
         b = self.f.readline()
+        if b.endswith(b"\r\r\n"):  # CR CR LF (text-mode output on Windows): one line end
+            b = b.rstrip(b"\r\n") + b"\r\n"
         if b.count(b"\r") > (b[-2:] == b"\r\n"):
             parts = [p for p in _LONE_CR.split(b) if p]
             b = parts[0]
