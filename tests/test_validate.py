@@ -14,6 +14,7 @@ generated ``expected.txt`` carefully before committing it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -372,3 +373,35 @@ def test_a_recursive_alias_over_the_limit_is_refused_at_once(scheme_dir: Path) -
     lines.append("r: &r [*r, *a5, *a5, *a5]")
     got = _hostile(scheme_dir, "\n".join(lines) + "\n")
     assert len(got) == 1 and "expands to more than 200,000 values" in got[0], got
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        (r"^\w+$", "清扫楼道", True),  # Python's \w is Unicode; RE2's alone is ASCII
+        (r"\d", "５号楼", True),  # a full-width digit is a digit
+        (r"^[\w-]+$", "楼-道", True),
+        (r"^\s+$", "\u3000", True),  # the ideographic space is a space
+        (r"\W", "清扫", False),
+        (r"[^\d]", "5", False),
+        (r"\p{Han}", "清", True),
+        (r"[]a]", "]", True),
+    ],
+)
+def test_matches_reads_classes_as_python_does(pattern, text, matches) -> None:
+    """Found in review: through RE2, \\w, \\d and \\s had become ASCII only, so a
+    rule like '^\\w+$' stopped matching Chinese text without a word."""
+    from scoring.builtin.operators import _matches
+
+    assert _matches(pattern)(text) is matches
+
+
+@pytest.mark.parametrize(
+    ("pattern", "words"),
+    [(r"\b清扫", "\\b (a word boundary) is not supported"), (r"[\W]", "\\W inside [...]")],
+)
+def test_what_re2_cannot_say_in_unicode_is_refused(pattern, words) -> None:
+    from scoring.builtin.operators import _matches
+
+    with pytest.raises(ValueError, match=re.escape(f"pattern {pattern!r} cannot be used: {words}")):
+        _matches(pattern)

@@ -79,6 +79,59 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # the validator reports a bad pattern, not RE2 on stderr
 
 
+# RE2's \d \w \s are ASCII only; Python's, which rules were written for, are Unicode
+# (\w matches 清, \d matches ５): the pattern says them in Unicode classes instead.
+_OUTSIDE = {"d": r"\p{Nd}", "D": r"\P{Nd}", "w": r"[\p{L}\p{N}_]", "W": r"[^\p{L}\p{N}_]",
+            "s": r"[\s\p{Z}]", "S": r"[^\s\p{Z}]"}  # fmt: skip
+_INSIDE = {"d": r"\p{Nd}", "w": r"\p{L}\p{N}_", "s": r"\s\p{Z}"}
+
+
+def unicode_classes(pattern: str) -> str:
+    r"""``pattern`` with ``\d \w \s`` (and their negations) as Unicode classes, for RE2.
+
+    Raises ValueError for what RE2 cannot say the Unicode way: a word boundary
+    (``\b``, ``\B``) and a negated class inside brackets (``[\W]``)."""
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            e = pattern[i + 1]
+            if e in "bB":
+                raise ValueError(
+                    f"\\{e} (a word boundary) is not supported in patterns: Chinese has no spaces"
+                    " between words; match the text itself, e.g. '清扫' or '^清扫'"
+                )
+            if in_class and e in "DWS":
+                raise ValueError(f"\\{e} inside [...] is not supported; write [^...] instead")
+            out.append((_INSIDE if in_class else _OUTSIDE).get(e, c + e))
+            i += 2
+            continue
+        if in_class:
+            if c == "[" and pattern.startswith("[:", i):  # [:alpha:] inside a class
+                end = pattern.find(":]", i + 2)
+                if end != -1:
+                    out.append(pattern[i : end + 2])
+                    i = end + 2
+                    continue
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            if i < n and pattern[i] == "^":
+                out.append("^")
+                i += 1
+            if i < n and pattern[i] == "]":  # a ']' first in a class is itself
+                out.append("]")
+                i += 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def _matches(v: Any):
     # RE2 matches in time linear in the text: no pattern a rule writer types, such as
     # '^(a+)+$', can stall a scoring run by backtracking. It has no backreferences or
@@ -86,7 +139,11 @@ def _matches(v: Any):
     if not isinstance(v, str):
         raise ValueError("needs a pattern text")
     try:
-        rx = re2.compile(v, _RE2_OPTIONS)
+        pattern = unicode_classes(v)
+    except ValueError as e:
+        raise ValueError(f"pattern {v!r} cannot be used: {e}") from None
+    try:
+        rx = re2.compile(pattern, _RE2_OPTIONS)
     except re2.error as e:
         why = e.args[0] if e.args else ""
         why = why.decode("utf-8", "replace") if isinstance(why, bytes) else str(why)
