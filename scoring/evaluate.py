@@ -1563,11 +1563,8 @@ class Engine:
             return True
         self.summary.orphan_corrections += 1
         what = "itself" if target == eid else f"event '{target}', which is not in the ledger"
-        self._write(
-            "INSERT INTO rejects (batch, file, line, record_id, reason, raw)"
-            " SELECT 0, COALESCE(b.file, 'score'), COALESCE(e.line, 0), e.id, ?, NULL"
-            " FROM events e LEFT JOIN batches b ON b.id = e.batch WHERE e.id = ?",
-            [(f"the correction {verb} {what}: nothing was reversed; check the id it names", eid)],
+        self._reject(
+            eid, f"the correction {verb} {what}: nothing was reversed; check the id it names"
         )
         return False
 
@@ -1575,17 +1572,19 @@ class Engine:
         """A reject of batch 0 at the event's own file and line: the event waits
         (see _requeue_waiting)."""
         self.summary.unknown_subject += 1
+        self._reject(
+            eid,
+            f"event names subject '{sid}', which is not in the subjects file; it waits:"
+            " ingest the subject and run `gridcredit score`",
+        )
+
+    def _reject(self, eid: str, reason: str) -> None:
+        """A reject of scoring's own (batch 0), at the event's file and line."""
         self._write(
             "INSERT INTO rejects (batch, file, line, record_id, reason, raw)"
             " SELECT 0, COALESCE(b.file, 'score'), COALESCE(e.line, 0), e.id, ?, NULL"
             " FROM events e LEFT JOIN batches b ON b.id = e.batch WHERE e.id = ?",
-            [
-                (
-                    f"event names subject '{sid}', which is not in the subjects file; it waits:"
-                    " ingest the subject and run `gridcredit score`",
-                    eid,
-                )
-            ],
+            [(reason, eid)],
         )
 
     # --- redemptions ------------------------------------------------------
