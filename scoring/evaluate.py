@@ -791,12 +791,15 @@ class Engine:
         scores them in (time, id) order, rewinding open months where they fall before
         work done, so the ledger is the one the subject-first order gives."""
         conn = self.conn
+        open_start = self._open_start(closed_months(self.db))
+        # an event waiting for its own subject is scored now, late if its month is
+        # closed; one waiting for a linked subject only while its month is open (a
+        # rewind then redoes all of its entries; a closed month's stay as they are)
         waiting = conn.execute(
-            "SELECT e.seq FROM rejects r JOIN events e ON e.id = r.record_id"
-            " JOIN subjects s ON s.id = e.subject WHERE r.batch = 0 AND e.seq <= ?"
-            " AND r.reason LIKE 'event names subject %'"
-            " ORDER BY e.seq",
-            [done],
+            "SELECT DISTINCT e.seq FROM rejects r JOIN events e ON e.id = r.record_id"
+            " JOIN subjects s ON s.id = r.waits WHERE r.batch = 0 AND e.seq <= ?"
+            " AND (r.waits = e.subject OR e.at >= ?) ORDER BY e.seq",
+            [done, open_start],
         ).fetchall()
         if not waiting:
             return
@@ -1333,12 +1336,23 @@ class Engine:
         self, c: CompiledRule, link: dict, eid: str, subj: _Subject, at: int, period: str,
         pts: int, expires_at: int | None, trial: bool,
     ) -> None:  # fmt: skip
-        target = subj.view.links.get(link.get("link", ""))
-        tsubj = self.subjects.get(target) if target else None
-        if target is None or tsubj is None:
+        name = link.get("link", "")
+        target = subj.view.links.get(name)
+        if target is None:  # this subject has no such link: nothing to give
             return
+        tsubj = self.subjects.get(target)
         grp: str = link.get("group") or c.group
-        if grp not in tsubj.groups:
+        if tsubj is None or grp not in tsubj.groups:
+            if not trial:  # found in review: the linked points vanished without a word
+                why = "is not in the subjects file" if tsubj is None else f"is not in group '{grp}'"
+                self._reject(
+                    eid,
+                    f"linked points of rule '{c.id}' for {subj.view.id}'s {name} '{target}' not"
+                    f" given: '{target}' {why}"
+                    + ("; they wait: ingest the subject and run `gridcredit score`" if tsubj is None
+                       else "; correct the subject's groups or links"),
+                    waits=target if tsubj is None else None,
+                )  # fmt: skip
             return
         lp = link.get("points", "same")
         p = pts if lp == "same" else int(lp)
@@ -1576,15 +1590,17 @@ class Engine:
             eid,
             f"event names subject '{sid}', which is not in the subjects file; it waits:"
             " ingest the subject and run `gridcredit score`",
+            waits=sid,
         )
 
-    def _reject(self, eid: str, reason: str) -> None:
-        """A reject of scoring's own (batch 0), at the event's file and line."""
+    def _reject(self, eid: str, reason: str, waits: str | None = None) -> None:
+        """A reject of scoring's own (batch 0), at the event's file and line; ``waits``:
+        the subject whose coming makes the next run score the event again."""
         self._write(
-            "INSERT INTO rejects (batch, file, line, record_id, reason, raw)"
-            " SELECT 0, COALESCE(b.file, 'score'), COALESCE(e.line, 0), e.id, ?, NULL"
+            "INSERT INTO rejects (batch, file, line, record_id, reason, raw, waits)"
+            " SELECT 0, COALESCE(b.file, 'score'), COALESCE(e.line, 0), e.id, ?, NULL, ?"
             " FROM events e LEFT JOIN batches b ON b.id = e.batch WHERE e.id = ?",
-            [(reason, eid)],
+            [(reason, waits, eid)],
         )
 
     # --- redemptions ------------------------------------------------------

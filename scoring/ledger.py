@@ -213,6 +213,14 @@ def m009_rejects_by_place(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX rejects_place ON rejects (file, line)")
 
 
+@migrations()
+def m010_rejects_waiting(db: sqlite_utils.Database) -> None:
+    # scoring's own rejects (batch 0) that wait for a subject: the event's own, or the
+    # one its linked scoring names; the first run after that subject comes scores the
+    # event again (evaluate.Engine._requeue_waiting)
+    db.execute("ALTER TABLE rejects ADD COLUMN waits TEXT")
+
+
 # The page size of a new ledger. Its work is appending and scanning millions of rows:
 # with 8 KB pages a 1M-entry run's writer inserted, indexed and checkpointed in
 # 3.97-4.75 s against 4.30-7.31 s with SQLite's default 4 KB (three alternating runs).

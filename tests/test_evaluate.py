@@ -300,6 +300,54 @@ def test_linked_scoring_reaches_the_legal_representative(fresh_db, engine_scheme
     assert entries(fresh_db, "P2") == [("comp", -3, 0, "linked")]
 
 
+def test_linked_points_wait_for_a_legal_representative_not_yet_ingested(fresh_db, engine_scheme):
+    """Found in an audit: a merchant's linked penalty for a legal representative not
+    yet ingested vanished without a word and never came, so the ledger depended on
+    the order of the files. Now it waits, like an event for an unknown subject, and
+    a link to someone outside the rule's group is reported."""
+    from scoring.ledger import memory_db
+    from scoring.periods import close_month
+
+    comp = {"id": "comp", "title": "消费投诉", "on": "complaint", "points": -30,
+            "also": [{"link": "legal_representative", "group": "residents", "points": -3}]}  # fmt: skip
+    s = engine_scheme(merchants=[comp])
+    shops = [
+        {"id": "M2", "groups": ["merchants"], "name": "好又多", "grid": "G1",
+         "links": {"legal_representative": "P9"}},  # P9 comes later
+        {"id": "M3", "groups": ["merchants"], "name": "永乐", "grid": "G1",
+         "links": {"legal_representative": "M1"}},  # not a resident
+        {"id": "M4", "groups": ["merchants"], "name": "老店", "grid": "G1",
+         "links": {"legal_representative": "P8"}},  # P8 comes after March closed
+    ]  # fmt: skip
+    p9 = {"id": "P9", "groups": ["residents"], "name": "钱七", "grid": "G1"}
+    p8 = {"id": "P8", "groups": ["residents"], "name": "孙八", "grid": "G1"}
+    evs = [
+        ev("c0", "complaint", "M4", "2024-02-20"),
+        ev("c1", "complaint", "M2", "2024-03-01"),
+        ev("c2", "complaint", "M3", "2024-03-02"),
+    ]
+    put(fresh_db, s, subjects=[*PEOPLE, *shops])
+    put(fresh_db, s, evs)
+    score(fresh_db, s)
+    assert [(r, w) for r, w in fresh_db.execute(
+        "SELECT record_id, waits FROM rejects WHERE batch = 0 ORDER BY record_id"
+    )] == [("c0", "P8"), ("c1", "P9"), ("c2", None)]  # fmt: skip
+    close_month(fresh_db, s, "2024-02")
+    put(fresh_db, s, subjects=[p9, p8])
+    assert score(fresh_db, s).waited == 1  # c1; c0's month is closed: it stays as it was
+    assert entries(fresh_db, "P9") == [("comp", -3, 0, "linked")]
+    assert entries(fresh_db, "M2") == [("comp", -30, 0, "match")]  # once, not twice
+    assert entries(fresh_db, "P8") == []
+    assert score(fresh_db, s).events == 0
+    # the representative first, all at once: the same March
+    once = memory_db()
+    put(once, s, subjects=[*PEOPLE, *shops, p9, p8])
+    put(once, s, evs)
+    score(once, s)
+    q = "SELECT subject, points, rule, event, reason FROM entries WHERE period = '2024-03' ORDER BY event, subject"
+    assert fresh_db.execute(q).fetchall() == once.execute(q).fetchall()
+
+
 def test_trial_rules_score_into_the_shadow_ledger_only(fresh_db, engine_scheme):
     trial = {"id": "pet", "title": "文明养犬", "on": "noise", "points": -4, "status": "trial"}
     s = engine_scheme(residents=[trial])
