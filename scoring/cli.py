@@ -484,6 +484,14 @@ def run_tests(
     click.echo(format_report(report))
     if not report.ok:
         sys.exit(1)
+    if select and not report.cases and not report.errors:
+        # an empty selection proves nothing: say so, as pytest does (found in review)
+        click.echo(
+            f"error: -k {select!r} selects no scenario: it matches scenario names, file"
+            " names and the ids of the rules a scenario exercises",
+            err=True,
+        )
+        sys.exit(2)
 
 
 @cli.command()

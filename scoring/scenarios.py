@@ -163,11 +163,29 @@ class Scenario:
     def is_table(self) -> bool:
         return "table" in self.data
 
-    def keywords(self) -> list[str]:
+    def keywords(self, scheme: Scheme | None = None) -> list[str]:
+        """What ``-k`` matches: the scenario's name, its file, every rule id it names
+        (``rule:`` anywhere in it) and, given the scheme, the ids of the rules that
+        score the event types it records (found in review: ``-k res-fire-lane``
+        selected nothing, although two scenarios test that rule)."""
         words = [self.name, self.path.stem, self.path.name]
-        t = self.data.get("table")
-        if isinstance(t, dict) and t.get("rule"):
-            words.append(str(t["rule"]))
+        types: set[str] = set()
+        stack: list[Any] = [self.data, self.defaults]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                for key, found in (("rule", None), ("type", types)):
+                    value = node.get(key)
+                    if isinstance(value, str):
+                        if found is not None:
+                            found.add(value)
+                        elif value not in words:
+                            words.append(value)
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        if scheme is not None and types:
+            words += sorted({r.id for r in scheme.rules if types & set(r.on)} - set(words))
         return words
 
     def row_labels(self) -> list[tuple[int, str]]:
@@ -1297,14 +1315,14 @@ def run_scenarios(
                 chosen = [
                     i
                     for i, (_, lab) in enumerate(rows)
-                    if matches_select(select, [*sc.keywords(), lab])
+                    if matches_select(select, [*sc.keywords(runner.scheme), lab])
                 ]
                 report.deselected += len(rows) - len(chosen)
                 if chosen:
                     results = runner.run(sc)
                     report.cases.extend(results[i] for i in chosen)
                 continue
-            if not matches_select(select, sc.keywords()):
+            if not matches_select(select, sc.keywords(runner.scheme)):
                 report.deselected += 1
                 continue
             report.cases.extend(runner.run(sc))

@@ -541,3 +541,16 @@ def test_a_read_only_ledger_says_so(tmp_path, monkeypatch):
         result.stderr
     )
     assert "another gridcredit command" not in result.stderr
+
+
+def test_test_selects_by_the_rule_a_scenario_exercises_and_refuses_an_empty_selection():
+    """Found in review: -k res-fire-lane selected nothing (only table rules were
+    keywords), and an empty selection passed."""
+    result = run("--scheme", ROOT, "test", "-k", "res-fire-lane")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^[1-9]\d* scenarios: \d+ passed, 0 failed", result.stdout, re.M), (
+        result.stdout
+    )
+    empty = run("--scheme", ROOT, "test", "-k", "no-such-rule")
+    assert empty.exit_code == 2
+    assert "-k 'no-such-rule' selects no scenario" in empty.stderr
