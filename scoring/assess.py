@@ -50,7 +50,7 @@ import sqlite_utils
 from .durations import months_between, period_kind
 from .errors import Problem, SchemeError, UsageError
 from .model import Assessment, Grid, Scheme
-from .periods import PostingCalendar, month_figures, savepoint
+from .periods import PostingCalendar, closed_months, month_figures, savepoint
 from .rank import competition_ranks, grid_index, subject_index
 
 ASSESSMENT_PERIODS = ("month", "quarter", "year")
@@ -240,6 +240,26 @@ def check_period(period: str) -> str:
             " or year (2024)"
         )
     return kind
+
+
+def _check_reached(db: sqlite_utils.Database, scheme: Scheme, period: str, end: int) -> None:
+    """Refuse a period whose last month no scored event has reached yet: assessed
+    early, it would select on part of its data and its awards could not change
+    (found in review: Q2 assessed with April's events named every grid worker)."""
+    from .ledger import last_scored
+
+    clock = scheme.clock
+    last_month = clock.month(end - 1)
+    last = last_scored(db)
+    reached = last is not None and clock.month(last[0]) >= last_month
+    if reached or any(m >= last_month for m in closed_months(db)):
+        return
+    latest = clock.local(last[0]).strftime("%Y-%m-%d") if last is not None else "none yet"
+    raise UsageError(
+        f"{period} has not run its course: it ends with {last_month}, and the latest event"
+        f" scored is from {latest}. Assess it once {last_month}'s events are scored"
+        f" (`gridcredit publish {last_month}` does it then)"
+    )
 
 
 def periods_ending_in(month: str) -> list[str]:
@@ -456,6 +476,7 @@ def run_assessment(
     ).fetchone()
     if not has_data:
         return []  # nothing happened in the period: every unit would tie at its base score
+    _check_reached(db, scheme, period, end)
     runs = []
     for a in todo:
         if _already(db, a, period):

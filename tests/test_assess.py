@@ -47,7 +47,11 @@ def pm():
 
 @pytest.fixture
 def db():
-    return ledger.memory_db()
+    """A ledger whose events were scored through 2024 (entries are put by hand here):
+    the periods assessed have run their course (see test_an_unfinished_period_...)."""
+    db = ledger.memory_db()
+    ledger.set_state(db, "last_scored", '[1735660800, "end-of-2024"]')  # 2025-01-01 00:00 +08
+    return db
 
 
 def subject(db, sid, grid, groups=("residents",)):
@@ -231,10 +235,7 @@ def test_rerun_changes_nothing(five, base_scheme, pm):
 
 
 def test_awards_post_to_first_open_month_after_close(five, base_scheme, pm):
-    # events were scored into April: March, without entries, may close
-    at = base_scheme.clock.parse_time("2024-04-02")
-    five.execute("INSERT INTO state (key, value) VALUES ('last_scored', ?)", [f'[{at}, "x"]'])
-    for m in ("2024-02", "2024-03"):
+    for m in ("2024-02", "2024-03"):  # March, without entries, may close: events came later
         close_month(five, base_scheme, m)
     scheme = with_assessments(base_scheme, A(award={"points": 5}))
     (run,) = run_assessment(five, scheme, "2024-Q1", pm=pm)
@@ -386,3 +387,19 @@ def test_awards_at_the_same_period_end_do_not_feed_each_other(tmp_path):
         selected.append([(x.scope_id, x.value) for x in runs["flag"].selected])
     # G01: P1 1012; G02: (P2 1020 + P3 1000) / 2 = 1010, not (1050 + 1000) / 2 with P2's award
     assert selected == [[("S01C01G01", 1012.0)], [("S01C01G01", 1012.0)]]
+
+
+def test_an_unfinished_period_is_not_assessed(base_scheme, pm):
+    """Found in review: `assess 2024-Q2` with only April's events named every grid
+    worker (all tied at 0) and, once stored, could not change."""
+    db = ledger.memory_db()
+    subject(db, "R1", G1)
+    entry(db, base_scheme, "R1", 5, "2024-04-10")
+    at = base_scheme.clock.parse_time("2024-04-10")
+    ledger.set_state(db, "last_scored", f'[{at}, "e1"]')
+    scheme = with_assessments(base_scheme, A(period="quarter"))
+    with pytest.raises(UsageError, match="2024-Q2 has not run its course: it ends with 2024-06"):
+        run_assessment(db, scheme, "2024-Q2", pm=pm)
+    assert db.execute("SELECT COUNT(*) FROM assessment_results").fetchone() == (0,)
+    ledger.set_state(db, "last_scored", f'[{base_scheme.clock.parse_time("2024-06-02")}, "e9"]')
+    assert run_assessment(db, scheme, "2024-Q2", pm=pm)  # June is reached: it runs
