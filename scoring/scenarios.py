@@ -1053,7 +1053,16 @@ class _Checker:
             at = self.db.execute("SELECT at FROM events WHERE id = ?", [ev]).fetchone()[0]
             b = balances(self.db, self.scheme, as_of=at, group=grp, subject=sid)
             if b:
-                msg += f" — at that time {sid} ({grp}) had score {b[0].score}, tier {b[0].tier}, wallet {b[0].wallet}; cost {cost}"
+                # the wallet before the request: without its own debit (found in review)
+                (own,) = self.db.execute(
+                    "SELECT COALESCE(SUM(wallet), 0) FROM entries WHERE event = ? AND subject = ?"
+                    " AND grp = ?",
+                    [ev, sid, grp],
+                ).fetchone()
+                msg += (
+                    f" — just before it {sid} ({grp}) had score {b[0].score}, tier {b[0].tier},"
+                    f" wallet {b[0].wallet - own}; cost {cost}"
+                )
         self.fail(line, msg)
 
     def list_member(self, item: dict, line: int) -> None:

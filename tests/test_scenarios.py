@@ -280,3 +280,24 @@ def test_impossible_dates_in_a_scenario_are_file_errors(tmp_path: Path) -> None:
         f"{f}:8: 月份少写一位: 'as_of' is '2024-3', which is not a date; write it as"
         " YYYY-MM-DD, e.g. 2024-01-01",
     ], msgs
+
+
+def test_a_wrong_redemption_expectation_shows_the_wallet_before_the_request(tmp_path: Path) -> None:
+    """Found in review: the message showed the wallet after the debit, so a granted
+    request read 'wallet 0; cost 40' and contradicted itself."""
+    f = tmp_path / "redeem.yaml"
+    f.write_text(
+        "name: 积分够却期望被拒\n"
+        "defaults: {groups: [residents]}\n"
+        "subjects: [R1]\n"
+        "events:\n"
+        "  - {type: volunteer_service, at: 2024-03-02T09:00, hours: 20}\n"
+        "  - {id: x1, type: redeem, at: 2024-03-10T10:00, item: detergent, quantity: 2}\n"
+        "expect:\n"
+        "  redemptions:\n"
+        "    - {event: x1, outcome: rejected, reason_code: insufficient_points}\n",
+        encoding="utf-8",
+    )
+    (msg,) = [str(x) for x in run_scenarios([f], ROOT).failures]
+    assert "got granted — just before it R1 (residents) had score 1040, tier" in msg, msg
+    assert msg.endswith("wallet 40; cost 40"), msg
