@@ -105,7 +105,8 @@ class GroupSummary:
     group: str
     title: str
     accounts: int
-    changed: int = 0
+    changed: int = 0  # accounts with any change: score, tier, earned points or rank
+    score_changes: int = 0  # accounts whose score changed
     points_up: int = 0  # sum of positive score changes
     points_down: int = 0  # sum of negative score changes
     tier_changes: int = 0
@@ -418,6 +419,8 @@ def diff_schemes(
             continue
         report.changes.append(ch)
         summary.changed += 1
+        if ch.delta:
+            summary.score_changes += 1
         if ch.delta > 0:
             summary.points_up += ch.delta
         else:
@@ -502,9 +505,9 @@ def _text(r: DiffReport) -> str:
         if not g.changed:
             continue
         out.append(
-            f"{g.group} ({g.title}): {g.changed} of {g.accounts} accounts changed,"
-            f" points {_signed(g.points_up)} / {_signed(g.points_down)},"
-            f" {g.tier_changes} tier changes, {g.rank_changes} rank changes"
+            f"{g.group} ({g.title}): {g.changed} of {g.accounts} accounts changed"
+            f" ({g.score_changes} in score), points {_signed(g.points_up)} /"
+            f" {_signed(g.points_down)}, {g.tier_changes} tier changes, {g.rank_changes} rank changes"
         )
         for c in g.top_movers:
             line = f"  {c.subject}: score {c.base_score} → {c.new_score} ({_signed(c.delta)})"
@@ -539,12 +542,13 @@ def _markdown(r: DiffReport) -> str:
         out += [f"- {_CHANGE_WORDS[c.change]} `{c.rule}` {c.title}" for c in r.rules]
         out.append("")
     out += [
-        "| 群体 | 账户数 | 分数变化的账户 | 加分合计 | 减分合计 | 等级变化 | 排名变化 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| 群体 | 账户数 | 有变化的账户 | 分数变化的账户 | 加分合计 | 减分合计 | 等级变化 | 排名变化 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for g in r.groups:
-        out.append(f"| {g.title}（{g.group}） | {g.accounts} | {g.changed} | {_signed(g.points_up)} |"
-                   f" {_signed(g.points_down)} | {g.tier_changes} | {g.rank_changes} |")  # fmt: skip
+        out.append(f"| {g.title}（{g.group}） | {g.accounts} | {g.changed} | {g.score_changes} |"
+                   f" {_signed(g.points_up)} | {_signed(g.points_down)} | {g.tier_changes} |"
+                   f" {g.rank_changes} |")  # fmt: skip
     movers = [c for g in r.groups for c in g.top_movers]
     if movers:
         out += [

@@ -148,17 +148,18 @@ def test_diff_formats(schemes: tuple[Path, Path], inputs: list[Path]) -> None:
         "base_earned": 40, "new_earned": 50, "delta": 10,
     }  # fmt: skip
     assert data["groups"][0]["group"] == "residents" and data["groups"][0]["changed"] == 2
+    assert data["groups"][0]["score_changes"] == 2
     assert data["trial"] == [{"rule": "res-pet", "title": "不文明养犬", "group": "residents", "entries": 1,
                               "subjects": 1, "points": -3, "base_entries": 1, "base_points": -3}]  # fmt: skip
     text = format_diff(report, "text")
     assert (
-        "residents (居民): 2 of 3 accounts changed, points +14 / 0, 1 tier changes, 1 rank changes"
-        in text
+        "residents (居民): 2 of 3 accounts changed (2 in score), points +14 / 0, 1 tier changes,"
+        " 1 rank changes" in text
     )
     assert "  R1: score 1040 → 1050 (+10), tier AA → AAA" in text
     assert "  R2: score 1040 → 1044 (+4), rank 1 → 2" in text
     md = format_diff(report, "markdown")
-    assert "| 居民（residents） | 3 | 2 | +14 | 0 | 1 | 1 |" in md
+    assert "| 居民（residents） | 3 | 2 | 2 | +14 | 0 | 1 | 1 |" in md
     assert "| R1 | residents | 1040 | 1050 | +10 | AA → AAA | 1 |" in md
     assert "- 修改 `res-volunteer` 参加志愿服务" in md
     with pytest.raises(UsageError, match="unknown diff format"):
