@@ -1461,6 +1461,21 @@ class _Semantics:
                         f"{where} has {cap} 0, so it can never score; to stop using a rule"
                         " set 'status: retired' (never delete it), otherwise raise the cap",
                     )
+            table = (
+                (r.get("points") or {}).get("table") if isinstance(r.get("points"), dict) else None
+            )
+            values = [v for v in (table or {}).values() if isinstance(v, (int, float))]
+            if "max_points" in limit and any(v > 0 for v in values) and any(v < 0 for v in values):
+                self.add(
+                    f,
+                    p,
+                    (*base, "limit", "max_points"),
+                    f"{where} both awards and deducts points under one cap: max_points counts"
+                    " both together, so good conduct uses up the room left for penalties (and"
+                    " the other way round); split it into an award rule and a penalty rule,"
+                    " each with its own cap",
+                    severity="warning",
+                )
 
         # durations
         expires = r.get("expires")
