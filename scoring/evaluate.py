@@ -58,6 +58,16 @@ SIMPLE, CAPPED, GENERAL = 0, 1, 2  # rule shapes, see CompiledRule.shape
 
 _INSERT_ENTRY = f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
 _INSERT_TRIAL = _INSERT_ENTRY.replace("INTO entries", "INTO trial_entries")
+# A correction undoes the shadow ledger's entries of its target too (found in review:
+# a withdrawn event's trial entries stood, so trial figures overstated a rule's effect).
+_REVERSE_TRIAL = (
+    f"INSERT INTO trial_entries ({', '.join(ENTRY_COLUMNS)})"
+    " SELECT subject, grp, account, -points, -wallet, rule, pack_hash, ?, ?, ?, 'reversal', id,"
+    " expires_at, NULL, NULL, 'reverses trial entry ' || id || ' of event ' || event"
+    " FROM trial_entries t WHERE event = ? AND reason IN ('match', 'linked', 'repair')"
+    " AND NOT EXISTS (SELECT 1 FROM trial_entries r WHERE r.ref = t.id AND r.reason = 'reversal')"
+    " ORDER BY id"
+)
 # Most entries differ only in subject, points, wallet, event, time and period; the
 # rest (group, account, rule, pack hash, reason, note) is one of a few hundred entry
 # kinds. Those travel as 7-tuples (subject, points, wallet, event, at, period, kind):
@@ -468,6 +478,7 @@ class Engine:
         self.writer: _LedgerWriter | None = None
         self.redeemed: list[tuple] = []
         self.trial_buf: list[tuple] = []
+        self.has_trial = any(c.trial for c in self.compiled.rules)
         self._period_cache: dict[tuple[str, int], str] = {}
         self.group_order = {g: i for i, g in enumerate(scheme.groups)}
         self.by_type_group: dict[tuple[str, str], list[CompiledRule]] = {}
@@ -1437,9 +1448,17 @@ class Engine:
         an amended event withdraws its amendment too."""
         period = self._posting(at, eid)
         self._reverse_entries(target, eid, at, period)
+        undone = [target]
         for version in self._versions(target):
             if version < (at, eid):
                 self._reverse_entries(version[1], eid, at, period)
+                undone.append(version[1])
+        if self.has_trial:
+            if self.trial_buf:  # written first: the statement reads them
+                self.summary.trial_entries += len(self.trial_buf)
+                self._write(_INSERT_TRIAL, self.trial_buf[:])
+                self.trial_buf.clear()
+            self._write(_REVERSE_TRIAL, [(eid, at, period, t) for t in undone])
 
     def _reverse_entries(self, target: str, eid: str, at: int, period: str) -> None:
         """Undo every live entry of ``target`` with new opposite entries.

@@ -359,6 +359,41 @@ def test_trial_rules_score_into_the_shadow_ledger_only(fresh_db, engine_scheme):
     assert [x.trial for x in explain(fresh_db, s, "P1")] == [True]
 
 
+@pytest.mark.parametrize("runs", [1, 2])
+def test_a_correction_undoes_the_trial_entries_of_its_target(fresh_db, engine_scheme, runs):
+    """Found in review: a withdrawn event's shadow-ledger entries stood, so the trial
+    figures (and `diff`) overstated what promoting the rule would do."""
+    trial = {"id": "pet", "title": "文明养犬", "on": "noise", "points": -4, "status": "trial"}
+    s = engine_scheme(residents=[trial, VOLUNTEER])
+    evs = [
+        ev("t1", "noise", "P1", "2024-03-01"),
+        ev("t2", "noise", "P2", "2024-03-02"),
+        ev("w", "withdraw", "P1", "2024-03-05", target="t1"),
+        _amends(ev("t3", "noise", "P2", "2024-03-06"), "t2"),
+    ]
+    if runs == 1:
+        put(fresh_db, s, evs)
+        score(fresh_db, s)
+    else:  # the targets' trial entries committed by an earlier run
+        put(fresh_db, s, evs[:2])
+        score(fresh_db, s)
+        put(fresh_db, s, evs[2:])
+        score(fresh_db, s)
+    rows = fresh_db.execute(
+        "SELECT subject, points, event, reason FROM trial_entries ORDER BY at, id"
+    ).fetchall()
+    assert rows == [
+        ("P1", -4, "t1", "match"),
+        ("P2", -4, "t2", "match"),
+        ("P1", 4, "w", "reversal"),
+        ("P2", 4, "t3", "reversal"),
+        ("P2", -4, "t3", "match"),
+    ]
+    assert fresh_db.execute(
+        "SELECT subject, SUM(points) FROM trial_entries GROUP BY subject"
+    ).fetchall() == [("P1", 0), ("P2", -4)]
+
+
 def test_a_subject_in_two_groups_has_two_accounts(fresh_db, engine_scheme):
     s = engine_scheme(
         residents=[{"id": "r", "title": "居民志愿", "on": "volunteer", "points": 2}],
