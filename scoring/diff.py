@@ -349,11 +349,20 @@ def _members(
     return out
 
 
-def _trial(side: _Side) -> dict[str, tuple[int, int, int]]:
+def _trial(side: _Side, start: int, end: int) -> dict[str, tuple[int, int, int]]:
+    """Per trial rule, within the period (found in review: the counts ran over all
+    time while the point changes covered the period): the entries that stand (not
+    reversed), the accounts they reach, and the net points."""
     out = {}
     for rule, n, subjects, pts in side.db.execute(
-        "SELECT rule, COUNT(*), COUNT(DISTINCT subject || '/' || grp), COALESCE(SUM(points), 0)"
-        " FROM trial_entries GROUP BY rule"
+        "SELECT rule, SUM(standing), COUNT(DISTINCT CASE WHEN standing THEN account_key END),"
+        " COALESCE(SUM(points), 0) FROM ("
+        "  SELECT rule, points, subject || '/' || grp AS account_key,"
+        "   reason != 'reversal' AND NOT EXISTS (SELECT 1 FROM trial_entries r"
+        "    WHERE r.ref = t.id AND r.reason = 'reversal') AS standing"
+        "  FROM trial_entries t WHERE at >= ? AND at <= ?"
+        ") GROUP BY rule",
+        [start, end],
     ).fetchall():
         out[rule] = (n, subjects, pts)
     return out
@@ -446,7 +455,7 @@ def diff_schemes(
                 ListChange(lid, titles[lid], key[0], key[1], "left", before[key])
             )
 
-    ta, tb = _trial(a), _trial(b)
+    ta, tb = _trial(a, start, end), _trial(b, start, end)
     rules = {r.id: r for r in base.rules} | {r.id: r for r in new.rules}
     trial_ids = {r.id for r in new.rules if r.status == "trial"} | set(ta) | set(tb)
     for rid in sorted(trial_ids):

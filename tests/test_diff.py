@@ -175,3 +175,28 @@ def test_base_from_folder_and_git(tmp_path: Path) -> None:
         rules_from_git("no-such-rev", ROOT, into=tmp_path / "x")
     with pytest.raises(UsageError, match="cannot read period"):
         diff_schemes(MINI, MINI, [], period="March")
+
+
+def test_trial_effects_cover_the_period_and_leave_out_what_was_reversed(tmp_path: Path) -> None:
+    """Found in review: `diff --period 2024-03` counted the trial entries of all
+    months, and entries a correction had reversed."""
+    from types import SimpleNamespace
+
+    from scoring.diff import _trial
+    from scoring.ledger import memory_db
+
+    db = memory_db()
+    rows = [  # (id, subject, points, at, reason, ref)
+        (1, "R1", -4, 1704326400, "match", None),  # 2024-01-04: another month
+        (2, "R1", -4, 1709251200, "match", None),  # 2024-03-01
+        (3, "R2", -4, 1709337600, "match", None),  # 2024-03-02, withdrawn below
+        (4, "R2", 4, 1709424000, "reversal", 3),
+    ]
+    db.conn.executemany(
+        "INSERT INTO trial_entries (id, subject, grp, account, points, wallet, rule, event, at,"
+        " period, reason, ref) VALUES (?, ?, 'residents', 'score', ?, 0, 'pet', 'e', ?, '', ?, ?)",
+        rows,
+    )
+    march = (1709222400, 1711900799)  # 2024-03-01 00:00 to 03-31 23:59:59, +08:00
+    assert _trial(SimpleNamespace(db=db), *march) == {"pet": (1, 1, -4)}
+    assert _trial(SimpleNamespace(db=db), -(2**62), 2**62) == {"pet": (2, 1, -8)}
