@@ -219,6 +219,11 @@ def m010_rejects_waiting(db: sqlite_utils.Database) -> None:
     # one its linked scoring names; the first run after that subject comes scores the
     # event again (evaluate.Engine._requeue_waiting)
     db.execute("ALTER TABLE rejects ADD COLUMN waits TEXT")
+    # events that named an unknown subject before: they wait for it
+    db.execute(
+        "UPDATE rejects SET waits = (SELECT subject FROM events WHERE id = rejects.record_id)"
+        " WHERE batch = 0 AND reason LIKE 'event names subject %'"
+    )
 
 
 # The page size of a new ledger. Its work is appending and scanning millions of rows:

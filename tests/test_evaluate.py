@@ -1263,3 +1263,35 @@ def test_a_failing_run_lets_the_reader_stop_on_its_own(tmp_path, engine_scheme, 
     (reader,) = readers
     assert reader.proc.exitcode == 0  # stopped on the broken pipe, not terminated
     assert db.execute("SELECT count(*) FROM entries").fetchone() == (0,)
+
+
+def test_a_ledger_made_before_migration_10_keeps_its_waiting_events(tmp_path, engine_scheme):
+    """Events that waited for their subject in a ledger of migration 9 (no `waits`
+    column yet) still wait after the upgrade."""
+    import sqlite_utils
+
+    from scoring import ledger
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    db.conn.execute("PRAGMA journal_mode=WAL")
+    ledger.migrations.apply(db, stop_before="m010_rejects_waiting")
+    s = engine_scheme(residents=[VOLUNTEER])
+    db.execute("INSERT INTO events (id, type, subject, at, attrs) VALUES ('w1', 'volunteer', 'P4',"
+               " 1709337600, '{\"hours\": 3}')")  # fmt: skip
+    db.execute(
+        "INSERT INTO rejects (batch, file, line, record_id, reason) VALUES (0, 'events', 2, 'w1',"
+        " 'event names subject ''P4'', which is not in the subjects file; ingest the subject')"
+    )
+    db.execute("INSERT INTO state (key, value) VALUES ('scored_seq', '1')")
+    db.conn.commit()
+    db.close()
+    db = ledger.connect(path)
+    assert db.execute("SELECT waits FROM rejects").fetchall() == [("P4",)]
+    put(
+        db,
+        s,
+        subjects=[*PEOPLE, {"id": "P4", "groups": ["residents"], "name": "赵六", "grid": "G1"}],
+    )
+    assert score(db, s).waited == 1
+    assert entries(db, "P4") == [("vol", 6, 6, "match")]
