@@ -476,7 +476,8 @@ def run_assessment(
     ).fetchone()
     if not has_data:
         return []  # nothing happened in the period: every unit would tie at its base score
-    _check_reached(db, scheme, period, end)
+    if todo:  # (with none of this period kind there is nothing to refuse)
+        _check_reached(db, scheme, period, end)
     runs = []
     for a in todo:
         if _already(db, a, period):

@@ -166,9 +166,9 @@ _TRIAL_HORIZONS = """
     SELECT e.rule, e.subject, e.grp, COALESCE(o.at, e.at), e.points, e.reason, o.reason
     FROM trial_entries e CROSS JOIN temp.horizons h ON h.rule = e.rule
         LEFT JOIN trial_entries o ON e.reason = 'reversal' AND o.id = e.ref
-    WHERE COALESCE(o.at, e.at) >= h.since AND e.reason IN ('match', 'capped', 'reversal')
+    WHERE COALESCE(o.at, e.at) >= h.since AND e.reason IN ('match', 'capped')
     ORDER BY e.at, e.id
-"""
+"""  # trial reversals give no cap room or window back, in a run or after (see _REVERSE_TRIAL)
 
 
 @dataclass

@@ -88,7 +88,12 @@ class ScenarioItem(pytest.Item):
         self.row = row
         self.error = error
         if scenario is not None:
-            for word in scenario.keywords():
+            # with the scheme, -k also matches the rules the scenario exercises, as in
+            # `gridcredit test` (found in review)
+            rules = scenario.rules_dir or find_scheme_for(scenario.path)
+            runner = _runner(rules) if rules is not None else None
+            scheme = runner.scheme if isinstance(runner, ScenarioRunner) else None
+            for word in scenario.keywords(scheme):
                 self.extra_keyword_matches.add(word)
 
     def runtest(self) -> None:

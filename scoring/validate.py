@@ -1465,6 +1465,8 @@ class _Semantics:
                 (r.get("points") or {}).get("table") if isinstance(r.get("points"), dict) else None
             )
             values = [v for v in (table or {}).values() if isinstance(v, (int, float))]
+            if table is not None and isinstance(r["points"].get("default"), (int, float)):
+                values.append(r["points"]["default"])
             if "max_points" in limit and any(v > 0 for v in values) and any(v < 0 for v in values):
                 self.add(
                     f,

@@ -403,3 +403,11 @@ def test_an_unfinished_period_is_not_assessed(base_scheme, pm):
     assert db.execute("SELECT COUNT(*) FROM assessment_results").fetchone() == (0,)
     ledger.set_state(db, "last_scored", f'[{base_scheme.clock.parse_time("2024-06-02")}, "e9"]')
     assert run_assessment(db, scheme, "2024-Q2", pm=pm)  # June is reached: it runs
+
+
+def test_a_period_kind_without_assessments_is_not_refused_as_unfinished(base_scheme, pm):
+    db = ledger.memory_db()
+    subject(db, "R1", G1)
+    entry(db, base_scheme, "R1", 5, "2024-04-10")
+    scheme = with_assessments(base_scheme, A(period="month"))
+    assert run_assessment(db, scheme, "2024-Q2", pm=pm) == []  # nothing to assess: no refusal

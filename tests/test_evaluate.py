@@ -1295,3 +1295,28 @@ def test_a_ledger_made_before_migration_10_keeps_its_waiting_events(tmp_path, en
     )
     assert score(db, s).waited == 1
     assert entries(db, "P4") == [("vol", 6, 6, "match")]
+
+
+def test_the_trial_ledger_does_not_depend_on_how_the_input_was_split(fresh_db, engine_scheme):
+    """Found in review: a trial reversal gave cap room back when a later run reloaded
+    the state, but not within the run that wrote it."""
+    from scoring.ledger import memory_db
+
+    trial = {"id": "pet", "title": "文明养犬", "on": "noise", "points": -4, "status": "trial",
+             "limit": {"max_count": 1, "per": "month"}}  # fmt: skip
+    s = engine_scheme(residents=[trial])
+    evs = [
+        ev("t1", "noise", "P1", "2024-03-01"),
+        ev("w", "withdraw", "P1", "2024-03-02", target="t1"),
+        ev("t2", "noise", "P1", "2024-03-03"),
+    ]
+    put(fresh_db, s, evs[:2])
+    score(fresh_db, s)
+    put(fresh_db, s, evs[2:])
+    score(fresh_db, s)
+    once = memory_db()
+    put(once, s, evs)
+    score(once, s)
+    q = "SELECT subject, points, event, reason FROM trial_entries ORDER BY at, event, reason"
+    assert fresh_db.execute(q).fetchall() == once.execute(q).fetchall()
+    assert ("P1", 0, "t2", "capped") in once.execute(q).fetchall()  # the room is not given back

@@ -4,6 +4,7 @@ rule makes ``run_scenarios`` and plain ``pytest`` fail with lines policy staff c
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -301,3 +302,17 @@ def test_a_wrong_redemption_expectation_shows_the_wallet_before_the_request(tmp_
     (msg,) = [str(x) for x in run_scenarios([f], ROOT).failures]
     assert "got granted — just before it R1 (residents) had score 1040, tier" in msg, msg
     assert msg.endswith("wallet 40; cost 40"), msg
+
+
+def test_plain_pytest_selects_the_scenarios_that_exercise_a_rule(repo_copy: Path) -> None:
+    """Found in review: `pytest -k res-fire-lane` selected nothing while
+    `gridcredit test -k res-fire-lane` found the scenarios that record the event."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+         "-k", "res-fire-lane", "tests/scenarios"],
+        cwd=repo_copy, capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert re.search(r"^[1-9]\d*/\d+ tests collected", out, re.M), out
