@@ -726,6 +726,9 @@ class Engine:
             self.flushed += len(self.buf)
             self._write(ENTRIES, self.buf[:])  # a copy: loops hold on to self.buf
             self.buf.clear()
+        self._flush_trial()
+
+    def _flush_trial(self) -> None:
         if self.trial_buf:
             self.summary.trial_entries += len(self.trial_buf)
             self._write(_INSERT_TRIAL, self.trial_buf[:])
@@ -1454,10 +1457,7 @@ class Engine:
                 self._reverse_entries(version[1], eid, at, period)
                 undone.append(version[1])
         if self.has_trial:
-            if self.trial_buf:  # written first: the statement reads them
-                self.summary.trial_entries += len(self.trial_buf)
-                self._write(_INSERT_TRIAL, self.trial_buf[:])
-                self.trial_buf.clear()
+            self._flush_trial()  # written first: the statement reads them
             self._write(_REVERSE_TRIAL, [(eid, at, period, t) for t in undone])
 
     def _reverse_entries(self, target: str, eid: str, at: int, period: str) -> None:

@@ -57,6 +57,7 @@ from typing import Any, Protocol, cast
 import orjson
 
 from .bulk import child_connection, paused_gc
+from .durations import FIRST_YEAR, LAST_YEAR
 from .errors import GridcreditError, InputError, Problem
 from .model import AttrSpec, EventType, Scheme
 
@@ -74,7 +75,7 @@ _SORT = orjson.OPT_SORT_KEYS
 _blake2b = hashlib.blake2b
 
 TIME_HINT = "write ISO 8601, e.g. 2024-03-05T14:30:00 (scheme-local time) or 2024-03-05T06:30:00Z"
-TIME_RANGE = "1970-01-01 to 2099-12-31"  # what ``time_parser`` accepts, in scheme-local time
+TIME_RANGE = f"{FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31"  # what ``time_parser`` accepts, local time
 
 
 def time_problem(at: str) -> str:
@@ -83,7 +84,7 @@ def time_problem(at: str) -> str:
         year = datetime.fromisoformat(at.strip()).year
     except ValueError:
         year = None
-    if year is not None and not 1970 <= year <= 2099:
+    if year is not None and not FIRST_YEAR <= year <= LAST_YEAR:
         return (
             f"cannot read time {at!r} in 'at': it is outside the supported range"
             f" {TIME_RANGE} (scheme-local time); check the year"
@@ -454,7 +455,8 @@ def time_parser(scheme: Scheme) -> TimeParser:
                         return base + off - tz if text[19] == "+" else base + off + tz
         return slow(text)
 
-    low, high = scheme.clock.day_start(_date(1970, 1, 1)), scheme.clock.day_start(_date(2100, 1, 1))
+    low = scheme.clock.day_start(_date(FIRST_YEAR, 1, 1))
+    high = scheme.clock.day_start(_date(LAST_YEAR + 1, 1, 1))
 
     def checked(text: str) -> int:
         at = parse(text)

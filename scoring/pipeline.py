@@ -57,12 +57,16 @@ def lookup_secret(
     from .errors import InputError
 
     path = Path(private_dir) / KEY_FILE if private_dir is not None else None
-    if path is not None and site_dir is not None and _inside(path, Path(site_dir)):
+    if (
+        path is not None
+        and site_dir is not None
+        and Path(site_dir).resolve() in path.resolve().parents
+    ):
         raise InputError(
             f"publish: the private folder {private_dir} is inside the site folder {site_dir};"
             " the look-up key would be published. Keep the ledger outside the site"
         )
-    value = get_state(db, "lookup_secret")
+    stored = value = get_state(db, "lookup_secret")
     if path is not None and path.is_file():
         text = path.read_text(encoding="utf-8", errors="replace").strip()
         try:
@@ -85,7 +89,7 @@ def lookup_secret(
         value = value or secrets.token_hex(32)
         if path is not None:
             write_key(path, value)
-    if get_state(db, "lookup_secret") != value:
+    if stored != value:
         set_state(db, "lookup_secret", value)
     return bytes.fromhex(value)
 
@@ -97,14 +101,6 @@ def write_key(path: Path, value: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(value + "\n")
     path.chmod(0o600)  # an existing file keeps its mode through O_TRUNC
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> pub.MonthData:
