@@ -17,9 +17,10 @@ and how to fix it. All problems of all files are collected in one run.
 The package, by concern: ``schema`` (pass 1 and its explanations),
 ``messages`` (where a problem is and how it is worded), ``lookups`` (the
 operators, points forms and metrics plugins register), ``base`` (names the
-files define, gathered leniently), ``scheme`` (scheme.yaml, jurisdictions,
-events, assessments, catalog), ``rules`` (packs, rule versions, points) and
-``conditions`` (``when`` tests against attribute types).
+files define, gathered leniently, and the small checks every part uses),
+``scheme`` (scheme.yaml, jurisdictions, events, assessments, catalog),
+``rules`` (packs, rule versions, points) and ``conditions`` (``when`` tests
+against attribute types).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
-from .conditions import _ConditionChecks
 from .rules import _RuleChecks
 from .schema import _schema_name_for, explain_schema_error, schema_problems
 from .scheme import _SchemeChecks
@@ -71,7 +71,7 @@ def check_scheme(raw: Any) -> list[Problem]:
     return sorted(set(problems))
 
 
-class _Semantics(_SchemeChecks, _RuleChecks, _ConditionChecks):
+class _Semantics(_SchemeChecks, _RuleChecks):
     """Pass 2: every semantic check, in the order ``run`` gives."""
 
     # -- run ----------------------------------------------------------------

@@ -1,15 +1,15 @@
-"""Pass 2's state: the names every file defines, gathered leniently, and small shared helpers."""
+"""Pass 2's state (the names every file defines, gathered leniently) and the small checks all parts use."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any, NamedTuple
 
-from ..durations import PERIOD_KINDS
+from ..durations import PERIOD_KINDS, parse_duration
 from ..errors import Problem
 from ..yamlsafe import key_position, position
 from .lookups import _operators, _points_forms
-from .messages import Path_
+from .messages import Path_, _did_you_mean
 
 PERIODS = PERIOD_KINDS
 
@@ -237,3 +237,135 @@ class _Base:
         if any(p.file.startswith(packs_dir) for p in self.raw.problems):
             self.rule_ids_complete = False
         self.rule_ids = set(self.rule_groups)
+
+    def window(self, eff: Any) -> _Window:
+        if not isinstance(eff, dict):
+            return _Window(None, None)
+        return _Window(_parse_date(eff.get("from")), _parse_date(eff.get("until")))
+
+    def check_window(
+        self,
+        f: str,
+        data: Any,
+        path: Path_,
+        eff: Any,
+        where: str,
+        what: str = "effective window",
+    ) -> None:
+        if not isinstance(eff, dict):
+            return
+        w = self.window(eff)
+        if w.start and w.end and w.end < w.start:
+            self.add(
+                f,
+                data,
+                (*path, "until"),
+                f"the {what} of {where} ends ({w.end}) before it starts ({w.start});"
+                " swap the dates or correct the typo",
+            )
+
+    # -- shared reference checks ---------------------------------------------
+
+    def check_group(self, f: str, data: Any, path: Path_, gid: Any, where: str) -> bool:
+        if self.groups is None or not isinstance(gid, str):
+            return True
+        if gid in self.groups:
+            return True
+        hint = _did_you_mean(gid, self.groups) or (
+            f"; groups are: {', '.join(sorted(self.groups))}"
+        )
+        self.add(
+            f,
+            data,
+            path,
+            f"{where} names group '{gid}', which scheme.yaml does not define{hint}",
+        )
+        return False
+
+    def check_tier(self, f: str, data: Any, path: Path_, tier: Any, gid: str, where: str) -> bool:
+        tiers = self.group_tiers.get(gid)
+        if tiers is None or not isinstance(tier, str):
+            return True
+        if tier in tiers:
+            return True
+        hint = _did_you_mean(tier, tiers) or ""
+        self.add(
+            f,
+            data,
+            path,
+            f"{where} names tier '{tier}', which is not a tier of group '{gid}'"
+            f" ({', '.join(tiers)}){hint}",
+        )
+        return False
+
+    def check_rule_ref(
+        self, f: str, data: Any, path: Path_, rid: Any, where: str, verb: str = "names"
+    ) -> bool:
+        if not isinstance(rid, str):
+            return False
+        if rid in self.rule_ids:
+            return True
+        if not self.rule_ids_complete:
+            return False
+        hint = _did_you_mean(rid, self.rule_ids) or ""
+        self.add(
+            f,
+            data,
+            path,
+            f"{where} {verb} rule '{rid}', which no rule pack defines{hint}",
+        )
+        return False
+
+    def check_duration(self, f: str, data: Any, path: Path_, value: Any, where: str) -> None:
+        if value is None:
+            return
+        try:
+            parse_duration(value)
+        except ValueError as e:
+            self.add(f, data, path, f"{where}: {e}")
+
+    def attr_spec(
+        self,
+        f: str,
+        p: Any,
+        path: Path_,
+        attr: Any,
+        types: list[str],
+        where: str,
+        what: str,
+        key: Any = None,
+    ) -> dict[str, Any] | None:
+        """The attribute's spec if every type in ``types`` declares it (same spec type)."""
+        if self.event_types is None or not types or not isinstance(attr, str):
+            return None
+        missing = [t for t in types if attr not in self.event_types.get(t, {})]
+        if missing:
+            declared: set[str] = set()
+            for t in missing:
+                declared |= set(self.event_types.get(t, {}))
+            hint = _did_you_mean(attr, declared) or (
+                f"; declared: {', '.join(sorted(declared))}" if declared else ""
+            )
+            self.add(
+                f,
+                p,
+                path,
+                f"{what} of {where} uses attribute '{attr}', which event type '{missing[0]}'"
+                f" does not declare in events.yaml{hint}",
+                key=key,
+            )
+            return None
+        specs = [self.event_types[t][attr] for t in types]
+        kinds = {s.get("type") for s in specs}
+        if len(kinds) > 1:
+            self.add(
+                f,
+                p,
+                path,
+                f"{what} of {where} uses attribute '{attr}', which has different types in"
+                f" {', '.join(types)} ({', '.join(sorted(map(str, kinds)))}); give it one type"
+                " in events.yaml or split the rule",
+                key=key,
+            )
+            return None
+        return specs[0]

@@ -18,52 +18,6 @@ from .messages import (
 
 
 class _ConditionChecks(_Base):
-    def attr_spec(
-        self,
-        f: str,
-        p: Any,
-        path: Path_,
-        attr: Any,
-        types: list[str],
-        where: str,
-        what: str,
-        key: Any = None,
-    ) -> dict[str, Any] | None:
-        """The attribute's spec if every type in ``types`` declares it (same spec type)."""
-        if self.event_types is None or not types or not isinstance(attr, str):
-            return None
-        missing = [t for t in types if attr not in self.event_types.get(t, {})]
-        if missing:
-            declared: set[str] = set()
-            for t in missing:
-                declared |= set(self.event_types.get(t, {}))
-            hint = _did_you_mean(attr, declared) or (
-                f"; declared: {', '.join(sorted(declared))}" if declared else ""
-            )
-            self.add(
-                f,
-                p,
-                path,
-                f"{what} of {where} uses attribute '{attr}', which event type '{missing[0]}'"
-                f" does not declare in events.yaml{hint}",
-                key=key,
-            )
-            return None
-        specs = [self.event_types[t][attr] for t in types]
-        kinds = {s.get("type") for s in specs}
-        if len(kinds) > 1:
-            self.add(
-                f,
-                p,
-                path,
-                f"{what} of {where} uses attribute '{attr}', which has different types in"
-                f" {', '.join(types)} ({', '.join(sorted(map(str, kinds)))}); give it one type"
-                " in events.yaml or split the rule",
-                key=key,
-            )
-            return None
-        return specs[0]
-
     def check_condition(
         self,
         f: str,

@@ -7,13 +7,13 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from ..durations import parse_duration
 from ..yamlsafe import position
-from .base import _Base, _coerce_key, _fits_type, _parse_date, _rule_sign, _Version, _Window
+from .base import _coerce_key, _fits_type, _rule_sign, _Version
+from .conditions import _ConditionChecks
 from .messages import ATTR_TYPE_WORDS, SYSTEM_EVENT_TYPES, Path_, _describe, _did_you_mean
 
 
-class _RuleChecks(_Base):
+class _RuleChecks(_ConditionChecks):
     # -- rule packs ---------------------------------------------------------
 
     def check_rules(self) -> None:
@@ -111,31 +111,38 @@ class _RuleChecks(_Base):
 
         return max(groups, key=score)
 
-    def window(self, eff: Any) -> _Window:
-        if not isinstance(eff, dict):
-            return _Window(None, None)
-        return _Window(_parse_date(eff.get("from")), _parse_date(eff.get("until")))
-
-    def check_window(
-        self,
-        f: str,
-        data: Any,
-        path: Path_,
-        eff: Any,
-        where: str,
-        what: str = "effective window",
-    ) -> None:
-        if not isinstance(eff, dict):
+    def check_groups_have_packs(self) -> None:
+        """A group no pack, linked scoring or assessment gives points to stays at its
+        base score for ever: usually a pack that is missing or names another group."""
+        if not self.ok(self.scheme_file) or not self.groups or not self.rule_ids_complete:
             return
-        w = self.window(eff)
-        if w.start and w.end and w.end < w.start:
-            self.add(
-                f,
-                data,
-                (*path, "until"),
-                f"the {what} of {where} ends ({w.end}) before it starts ({w.start});"
-                " swap the dates or correct the typo",
-            )
+        scored: set[str] = set()
+        for pfile in self.raw.pack_files():
+            p = self.raw.files.get(pfile)
+            if isinstance(p, dict):
+                scored.add(str(p.get("group")))
+        for _, _, _, r in self.rules:
+            for link in r.get("also") or []:
+                if isinstance(link, dict):
+                    scored.add(str(link.get("group")))
+        a_data = self.raw.get("assessments.yaml")
+        for a in (a_data.get("assessments") or []) if isinstance(a_data, dict) else []:
+            if isinstance(a, dict):
+                award = a.get("award")
+                target = award.get("group") if isinstance(award, dict) else None
+                scored.add(str(target or a.get("group")))
+        for gid in self.groups:
+            if gid not in scored:
+                self.add(
+                    self.scheme_file,
+                    self.scheme,
+                    ("groups",),
+                    f"group '{gid}' has no rule pack (and no linked scoring or assessment"
+                    f" gives it points), so everyone in it keeps the base score; add a pack"
+                    f" with 'group: {gid}' in packs/, or check the 'group:' of your packs",
+                    key=gid,
+                    severity="warning",
+                )
 
     def check_pack(self, f: str, p: dict[str, Any]) -> None:
         where = f"pack '{p.get('pack')}'"
@@ -487,29 +494,3 @@ class _RuleChecks(_Base):
                     f"'points' of {where} has an unknown form ('{unknown[0]}'); write a whole"
                     " number, {per: attr, value: n} or {by: attr, table: {...}}",
                 )
-
-    def check_rule_ref(
-        self, f: str, data: Any, path: Path_, rid: Any, where: str, verb: str = "names"
-    ) -> bool:
-        if not isinstance(rid, str):
-            return False
-        if rid in self.rule_ids:
-            return True
-        if not self.rule_ids_complete:
-            return False
-        hint = _did_you_mean(rid, self.rule_ids) or ""
-        self.add(
-            f,
-            data,
-            path,
-            f"{where} {verb} rule '{rid}', which no rule pack defines{hint}",
-        )
-        return False
-
-    def check_duration(self, f: str, data: Any, path: Path_, value: Any, where: str) -> None:
-        if value is None:
-            return
-        try:
-            parse_duration(value)
-        except ValueError as e:
-            self.add(f, data, path, f"{where}: {e}")
