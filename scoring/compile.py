@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .conditions import Condition, Operator, compile_condition, operator_table
-from .durations import Duration, parse_duration
+from .durations import Duration
 from .model import Rule, Scheme
 
 PointsFn = Callable[[dict], "int | None"]
@@ -87,38 +87,35 @@ def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
 def compile_rule(
     rule: Rule, operators: dict[str, Operator], forms: dict[str, PointsForm]
 ) -> CompiledRule:
-    limit = rule.limit or {}
-    esc = rule.escalate or {}
-    grade = rule.grade or {}
-    within = esc.get("within")
-    if isinstance(within, str):
-        within = parse_duration(within)
+    limit, esc, grade, repair = rule.limit, rule.escalate, rule.grade, rule.repair
+    points = rule.points
     compiled = CompiledRule(
         rule=rule,
         id=rule.id,
         group=rule.group,
         pack_hash=rule.pack_hash,
         test=compile_condition(rule.when, operators) if rule.when else None,
-        points=None
-        if esc
-        else compile_points(rule.points if rule.points is not None else 0, forms),
+        points=None if esc else compile_points(points.spec() if points is not None else 0, forms),
         trial=rule.status == "trial",
-        start=rule.effective_from if rule.effective_from is not None else FAR_PAST,
-        end=rule.effective_until if rule.effective_until is not None else FAR_FUTURE,
-        cap_per=limit.get("per") if limit else None,
-        max_points=limit.get("max_points"),
-        max_count=limit.get("max_count"),
-        esc_within=within,
-        esc_steps=list(esc.get("steps", [])),
-        expires=rule.expires,
+        start=rule.effective.start if rule.effective.start is not None else FAR_PAST,
+        end=rule.effective.end if rule.effective.end is not None else FAR_FUTURE,
+        cap_per=limit.per if limit else None,
+        max_points=limit.max_points if limit else None,
+        max_count=limit.max_count if limit else None,
+        esc_within=esc.within if esc else None,
+        esc_steps=list(esc.steps) if esc else [],
+        expires=rule.expires.after if rule.expires else None,
         wallet=rule.wallet,
-        grade_to=grade.get("to"),
-        grade_for=grade.get("for"),
-        also=list(rule.also),
-        repair=rule.repair,
+        grade_to=grade.to if grade else None,
+        grade_for=grade.for_ if grade else None,
+        # the evaluator reads links and repair as mappings: the shape it was tuned on
+        also=[{"link": a.link, "group": a.group, "points": a.points} for a in rule.also],
+        repair={"rules": list(repair.rules), "within": repair.within, "restore": repair.restore}
+        if repair
+        else None,
     )
     plain = compiled.points is not None and not (
-        esc or rule.expires or grade or rule.also or rule.repair or compiled.trial
+        esc or rule.expires or grade or rule.also or repair or compiled.trial
         or compiled.wallet is True
     )  # fmt: skip
     compiled.shape = 2 if not plain else (1 if compiled.cap_per else 0)

@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from .errors import UsageError
-from .model import AttrSpec, EventType, Scheme
+from .model import AttrSpec, EventType, FixedPoints, PerPoints, Scheme, TablePoints
 
 DEFAULT_SEED = 20240101
 DEFAULT_MONTHS = ("2024-01", "2024-02", "2024-03")
@@ -790,14 +790,14 @@ def _rough_points(rules: list[Any]) -> int:
     for r in rules:
         p = r.points
         if r.escalate:
-            steps = r.escalate.get("steps") or [0]
+            steps = r.escalate.steps or (0,)
             return int(steps[0])
-        if isinstance(p, int) and p:
-            return p
-        if isinstance(p, dict) and "per" in p:
-            return max(1, int(2 * float(p.get("value", 1))))
-        if isinstance(p, dict) and "table" in p:
-            vals = [v for v in p["table"].values() if isinstance(v, int)]
+        if isinstance(p, FixedPoints) and p.n:
+            return p.n
+        if isinstance(p, PerPoints):
+            return max(1, int(2 * float(p.value)))
+        if isinstance(p, TablePoints):
+            vals = [v for v in p.table.values() if isinstance(v, int)]
             if vals:
                 return round(sum(vals) / len(vals))
     return 0

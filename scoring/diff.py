@@ -36,7 +36,7 @@ from typing import Any
 import sqlite_utils
 
 from .errors import InputError, UsageError
-from .model import Scheme
+from .model import Scheme, clause_data
 
 TOP_MOVERS = 10
 INPUT_TABLES = {
@@ -317,8 +317,9 @@ def _rule_changes(base: Scheme, new: Scheme) -> list[RuleChange]:
         for r in scheme.rules:
             titles[r.id] = r.title
             out[r.id].append(json.dumps(
-                [r.title, r.on, r.when, r.points, r.limit, str(r.escalate), str(r.expires),
-                 r.effective_text, r.wallet, str(r.grade), r.also, str(r.repair), r.status, r.severity],
+                [r.title, r.on, r.when, *map(clause_data, (r.points, r.limit, r.escalate, r.expires)),
+                 r.effective_text, r.wallet, *map(clause_data, (r.grade, r.also, r.repair)),
+                 r.status, r.severity],
                 sort_keys=True, ensure_ascii=False, default=str,
             ))  # fmt: skip
         return {k: (titles[k], "\n".join(v)) for k, v in out.items()}

@@ -18,18 +18,26 @@ from .durations import Clock, parse_duration
 from .errors import Problem, SchemeError
 from .model import (
     Adopted,
+    Also,
     Assessment,
     AttrSpec,
     CatalogItem,
+    Effective,
+    Escalate,
     EventType,
+    Expires,
+    Grade,
     Grid,
     Group,
+    Limit,
     ListDef,
     ListReason,
     Pack,
+    Repair,
     Rule,
     Scheme,
     Tier,
+    make_points,
 )
 from .yamlsafe import YamlProblem, load_yaml
 
@@ -166,6 +174,64 @@ def _day(clock: Clock, text: Any, *, after: bool = False) -> int | None:
     return clock.day_start(d + timedelta(days=1) if after else d)
 
 
+def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -> dict[str, Any]:
+    """A rule's clauses typed, once: the ``Rule`` fields after its names and before its status."""
+    limit = r.get("limit")
+    escalate = r.get("escalate")
+    expires = r.get("expires")
+    grade = r.get("grade")
+    repair = r.get("repair")
+    eff = r.get("effective") or peff
+    return {
+        "points": make_points(r.get("points"), _src(r.get("points"), file)),
+        "limit": Limit(
+            per=limit.get("per"),
+            max_points=limit.get("max_points"),
+            max_count=limit.get("max_count"),
+            src=_src(limit, file),
+        )
+        if limit
+        else None,
+        "escalate": Escalate(
+            within=parse_duration(escalate["within"]),
+            steps=tuple(escalate["steps"]),
+            src=_src(escalate, file),
+        )
+        if isinstance(escalate, dict)
+        else None,
+        "expires": Expires(parse_duration(expires["after"]), src=_src(expires, file))
+        if isinstance(expires, dict)
+        else None,
+        "effective": Effective(
+            start=_day(clock, eff.get("from")),
+            end=_day(clock, eff.get("until"), after=True),
+            text=(str(eff.get("from") or ""), str(eff.get("until") or "")),
+            src=_src(eff, file),
+        ),
+        "wallet": r.get("wallet"),
+        "grade": Grade(to=grade["to"], for_=parse_duration(grade["for"]), src=_src(grade, file))
+        if isinstance(grade, dict)
+        else None,
+        "also": tuple(
+            Also(
+                link=link.get("link", ""),
+                group=link.get("group") or "",
+                points=link.get("points", "same"),
+                src=_src(link, file),
+            )
+            for link in r.get("also") or []
+        ),
+        "repair": Repair(
+            rules=tuple(repair.get("rules", [])),
+            **({"within": parse_duration(repair["within"])} if "within" in repair else {}),
+            restore=repair.get("restore", "all"),
+            src=_src(repair, file),
+        )
+        if isinstance(repair, dict)
+        else None,
+    }
+
+
 def build_scheme(raw: RawScheme) -> Scheme:
     """Build model objects from raw data that has passed validation."""
     sfile = raw.scheme_file
@@ -257,25 +323,7 @@ def build_scheme(raw: RawScheme) -> Scheme:
         peff = p.get("effective") or {}
         rules = []
         for r in p.get("rules") or []:
-            eff = r.get("effective") or peff
             on = r.get("on")
-            expires = r.get("expires")
-            grade = r.get("grade")
-            if isinstance(grade, dict):
-                grade = {"to": grade["to"], "for": parse_duration(grade["for"])}
-            escalate = r.get("escalate")
-            if isinstance(escalate, dict):
-                escalate = {
-                    "within": parse_duration(escalate["within"]),
-                    "steps": list(escalate["steps"]),
-                }
-            repair = r.get("repair")
-            if isinstance(repair, dict):
-                repair = {
-                    "rules": list(repair.get("rules", [])),
-                    "within": parse_duration(repair.get("within", "12 months")),
-                    "restore": repair.get("restore", "all"),
-                }
             rules.append(
                 Rule(
                     id=str(r["id"]),
@@ -286,17 +334,7 @@ def build_scheme(raw: RawScheme) -> Scheme:
                     pack_version=str(p.get("version", "")),
                     pack_hash=phash,
                     when=r.get("when"),
-                    points=r.get("points"),
-                    limit=dict(r["limit"]) if r.get("limit") else None,
-                    escalate=escalate,
-                    expires=parse_duration(expires["after"]) if isinstance(expires, dict) else None,
-                    effective_from=_day(clock, eff.get("from")),
-                    effective_until=_day(clock, eff.get("until"), after=True),
-                    effective_text=(str(eff.get("from") or ""), str(eff.get("until") or "")),
-                    wallet=r.get("wallet"),
-                    grade=grade,
-                    also=list(r.get("also") or []),
-                    repair=repair,
+                    **_clauses(r, pfile, clock, peff),
                     status=r.get("status", p.get("status", "active")),
                     severity=str(r.get("severity", "")),
                     adopted=_adopted(r.get("adopted")) or pack_adopted,

@@ -6,10 +6,11 @@ later check can point at it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .durations import Clock, Duration
+from .durations import Clock, Duration, parse_duration
 
 Src = tuple[str, int, int]
 NOWHERE: Src = ("", 0, 0)
@@ -79,16 +80,209 @@ class EventType:
     src: Src = NOWHERE
 
 
-@dataclass
+@dataclass(frozen=True)
 class Adopted:
     by: str = ""
     on: str = ""
     ref: str = ""
 
 
+# --------------------------------------------------------------------------
+# rule clauses: the loader types each once; every later stage reads these, and
+# a clause's defaults live here only. ``src`` is the clause's YAML node (for
+# messages) and takes no part in equality, so ``diff`` compares meaning.
+
+
+def _src_field() -> Any:
+    return field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Points:
+    """``points``: a form and its parameters as written (what the form's compiler gets).
+
+    The built-in forms are the subclasses below; a plugin's form (``register_points_forms``)
+    stays a plain ``Points`` whose ``form`` is the mapping's first key and ``params`` the
+    mapping, so compile can hand it to the plugin unchanged.
+    """
+
+    form: str
+    params: dict[str, Any] = field(default_factory=dict)
+    src: Src = _src_field()
+
+    def values(self) -> list[float]:
+        """The point values written down, for telling awards from penalties."""
+        p = self.params
+        if isinstance(p.get("value"), (int, float)):
+            return [p["value"]]
+        if isinstance(p.get("table"), dict):
+            return [v for v in p["table"].values() if isinstance(v, (int, float))]
+        return []
+
+    def spec(self) -> Any:
+        """What ``compile.compile_points`` takes: the number or the mapping."""
+        return self.params
+
+
+@dataclass(frozen=True)
+class FixedPoints(Points):
+    """``points: 5``: the same number every time."""
+
+    form: str = "fixed"
+    n: int = 0
+
+    def values(self) -> list[float]:
+        return [self.n]
+
+    def spec(self) -> Any:
+        return self.n
+
+
+@dataclass(frozen=True)
+class PerPoints(Points):
+    """``points: {per: hours, value: 2, round: floor}``: value × the attribute, rounded."""
+
+    form: str = "per"
+    per: str = ""
+    value: float = 1
+    round: str = "floor"
+
+
+@dataclass(frozen=True)
+class TablePoints(Points):
+    """``points: {by: attr, table: {value: points}, default: n}``; no default: no points."""
+
+    form: str = "by"
+    by: str = ""
+    table: dict[Any, int] = field(default_factory=dict)
+    default: int | None = None  # None: a value not in the table scores nothing
+
+
+@dataclass(frozen=True)
+class OddPoints(Points):
+    """Not a points value at all (only unchecked data gets here): compile says why."""
+
+    form: str = ""
+    raw: Any = None
+
+    def values(self) -> list[float]:
+        return []
+
+    def spec(self) -> Any:
+        return self.raw
+
+
+def make_points(spec: Any, src: Src = NOWHERE) -> Points | None:
+    """Type a ``points`` value as written (``None`` when the rule has none)."""
+    if spec is None:
+        return None
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return FixedPoints(params={}, src=src, n=spec)
+    if isinstance(spec, dict):
+        params = dict(spec)
+        if "per" in spec:
+            return PerPoints(
+                params=params,
+                src=src,
+                per=str(spec["per"]),
+                value=spec.get("value", 1),
+                round=str(spec.get("round", "floor")),
+            )
+        if "by" in spec:
+            return TablePoints(
+                params=params,
+                src=src,
+                by=str(spec["by"]),
+                table=dict(spec.get("table") or {}),
+                default=spec.get("default"),
+            )
+        return Points(form=str(next(iter(spec), "")), params=params, src=src)
+    return OddPoints(params={}, src=src, raw=spec)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``limit: {per: month, max_points: 10, max_count: 3}``: caps per period."""
+
+    per: str
+    max_points: int | None = None
+    max_count: int | None = None
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """``escalate: {within: 365d, steps: [-5, -10]}``: the n-th match in the window scores steps[n]."""
+
+    within: Duration
+    steps: tuple[int, ...]
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
+class Expires:
+    """``expires: {after: 2 years}``: the entry stops counting after the duration."""
+
+    after: Duration
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
+class Grade:
+    """``grade: {to: C, for: 3 years}``: the subject's tier is at most ``to`` for the duration."""
+
+    to: str
+    for_: Duration
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
+class Also:
+    """One ``also`` link: the linked subject's account in ``group`` gets ``points`` too."""
+
+    link: str
+    group: str = ""  # "": the rule's own group
+    points: int | str = "same"  # "same": what the rule gave
+    src: Src = _src_field()
+
+
+REPAIR_WITHIN = "12 months"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """``repair: {rules: [...], within: 12 months, restore: all}``: undo the latest penalty."""
+
+    rules: tuple[str, ...]
+    within: Duration = field(default_factory=lambda: parse_duration(REPAIR_WITHIN))
+    restore: str = "all"  # all | half
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
+class Effective:
+    """``effective: {from, until}`` (the rule's or its pack's); both days inclusive."""
+
+    start: int | None = None  # epoch seconds, inclusive
+    end: int | None = None  # epoch seconds, exclusive (the day after 'until')
+    text: tuple[str, str] = ("", "")  # the dates as written
+    src: Src = _src_field()
+
+
+def clause_data(x: Any) -> Any:
+    """A clause as plain data without its ``src`` (what ``diff`` compares versions by)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: clause_data(getattr(x, f.name)) for f in dataclasses.fields(x) if f.compare}
+    if isinstance(x, (list, tuple)):
+        return [clause_data(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): clause_data(v) for k, v in x.items()}
+    return x
+
+
 @dataclass
 class Rule:
-    """One rule version, as written in a pack."""
+    """One rule version, as written in a pack, its clauses typed."""
 
     id: str
     title: str
@@ -98,17 +292,15 @@ class Rule:
     pack_version: str
     pack_hash: str
     when: Any = None  # raw condition data; compiled by ``conditions``
-    points: Any = None  # int | {per,value,round} | {by,table,default}
-    limit: dict[str, Any] | None = None
-    escalate: dict[str, Any] | None = None
-    expires: Duration | None = None
-    effective_from: int | None = None  # epoch seconds, inclusive
-    effective_until: int | None = None  # epoch seconds, exclusive (end of the 'until' day)
-    effective_text: tuple[str, str] = ("", "")
-    wallet: bool | None = None
-    grade: dict[str, Any] | None = None  # {to: tier, for: Duration}
-    also: list[dict[str, Any]] = field(default_factory=list)
-    repair: dict[str, Any] | None = None
+    points: Points | None = None
+    limit: Limit | None = None
+    escalate: Escalate | None = None
+    expires: Expires | None = None
+    effective: Effective = field(default_factory=Effective)
+    wallet: bool | None = None  # as written; ``moves_wallet`` gives the default
+    grade: Grade | None = None
+    also: tuple[Also, ...] = ()
+    repair: Repair | None = None
     status: str = "active"  # active | trial | retired
     severity: str = ""
     adopted: Adopted | None = None
@@ -116,9 +308,32 @@ class Rule:
     src: Src = NOWHERE
     key_src: dict[str, Src] = field(default_factory=dict)
 
+    @property
+    def effective_from(self) -> int | None:
+        return self.effective.start
+
+    @property
+    def effective_until(self) -> int | None:
+        return self.effective.end
+
+    @property
+    def effective_text(self) -> tuple[str, str]:
+        return self.effective.text
+
+    def moves_wallet(self, points: int) -> bool:
+        """Whether an entry of ``points`` moves the wallet: as written, else awards do."""
+        return self.wallet if self.wallet is not None else points > 0
+
+    def point_values(self) -> list[float]:
+        """Every point value written (points and escalation steps)."""
+        values = self.points.values() if self.points is not None else []
+        if self.escalate:
+            values = values + list(self.escalate.steps)
+        return values
+
     def in_force(self, at: int) -> bool:
-        return (self.effective_from is None or at >= self.effective_from) and (
-            self.effective_until is None or at < self.effective_until
+        return (self.effective.start is None or at >= self.effective.start) and (
+            self.effective.end is None or at < self.effective.end
         )
 
 

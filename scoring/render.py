@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from .durations import Duration, parse_duration
-from .model import Group, Rule, Scheme
+from .model import FixedPoints, Group, PerPoints, Rule, Scheme, TablePoints
 
 __all__ = ["render_condition", "render_rule", "render_scheme", "rule_kind"]
 
@@ -96,17 +96,7 @@ def _or(words: list[str], joiner: str = "或") -> str:
 
 def rule_kind(rule: Rule) -> str:
     """``award``, ``penalty`` or ``other`` (repair, zero points)."""
-    values: list[float] = []
-    p = rule.points
-    if isinstance(p, (int, float)) and not isinstance(p, bool):
-        values = [p]
-    elif isinstance(p, dict):
-        if isinstance(p.get("value"), (int, float)):
-            values = [p["value"]]
-        elif isinstance(p.get("table"), dict):
-            values = [v for v in p["table"].values() if isinstance(v, (int, float))]
-    if rule.escalate:
-        values += list(rule.escalate.get("steps") or [])
+    values = rule.point_values()
     if values and all(v < 0 for v in values):
         return "penalty"
     if values and all(v >= 0 for v in values) and any(v > 0 for v in values):
@@ -248,48 +238,52 @@ def _operator_word(op: str) -> str:
 def _points_text(rule: Rule, ctx: _Context) -> str:
     p = rule.points
     if rule.escalate:
-        steps = list(rule.escalate.get("steps") or [])
-        window = _duration(rule.escalate.get("within"))
+        steps = list(rule.escalate.steps)
+        window = _duration(rule.escalate.within)
         if len(steps) == 1:
             return f"{window}内每次{_pts(steps[0])}"
         parts = [f"第{i + 1}次{_pts(s)}" for i, s in enumerate(steps[:-1])]
         parts.append(f"第{len(steps)}次及以上{_pts(steps[-1])}")
         return f"{window}内" + "、".join(parts)
-    if isinstance(p, (int, float)) and not isinstance(p, bool):
-        return "每次" + _pts(p) if p else "不加分也不扣分"
-    if isinstance(p, dict) and "per" in p:
-        attr = str(p.get("per"))
+    if p is None:
+        return ""
+    if isinstance(p, FixedPoints):
+        return "每次" + _pts(p.n) if p.n else "不加分也不扣分"
+    if isinstance(p, PerPoints):
+        attr = p.per
         spec = ctx.attr(attr)
         unit = (spec.unit if spec and spec.unit else "") or "单位"
         title = (spec.title if spec and spec.title else attr) or attr
-        frac = Fraction(str(p.get("value", 0))).limit_denominator(1000)
+        frac = Fraction(str(p.value)).limit_denominator(1000)
         amount, per = abs(frac.numerator), frac.denominator
         verb = "加" if frac > 0 else "扣"
         each = f"每{unit}" if per == 1 else f"每{per}{unit}"
-        rnd = ROUND_WORDS.get(str(p.get("round", "floor")), "")
+        rnd = ROUND_WORDS.get(p.round, "")
         return f"按{title}计分，{each}{verb}{amount}分，{rnd}"
-    if isinstance(p, dict) and "by" in p:
-        attr = str(p.get("by"))
+    if isinstance(p, TablePoints):
+        attr = p.by
         spec = ctx.attr(attr)
         title = (spec.title if spec and spec.title else attr) or attr
         rows = [f"“{ctx.value('attrs.' + attr, k)}”{_pts(v)}"
-                for k, v in (p.get("table") or {}).items()]  # fmt: skip
+                for k, v in p.table.items()]  # fmt: skip
         text = f"按{title}计分：" + "；".join(rows)
-        if "default" in p:
-            text += f"；其他情形{_pts(p['default'])}"
+        if p.default is not None:
+            text += f"；其他情形{_pts(p.default)}"
         return text
     return ""
 
 
 def _limit_text(rule: Rule, kind: str) -> str:
-    lim = rule.limit or {}
-    period = PERIOD_WORDS.get(str(lim.get("per")), "")
+    lim = rule.limit
+    if lim is None:
+        return ""
+    period = PERIOD_WORDS.get(str(lim.per), "")
     parts = []
-    if lim.get("max_points") is not None:
+    if lim.max_points is not None:
         verb = "扣" if kind == "penalty" else ""
-        parts.append(f"最多{verb}{lim['max_points']}分")
-    if lim.get("max_count") is not None:
-        parts.append(f"最多计{lim['max_count']}次")
+        parts.append(f"最多{verb}{lim.max_points}分")
+    if lim.max_count is not None:
+        parts.append(f"最多计{lim.max_count}次")
     return period + "、".join(parts) if parts else ""
 
 
@@ -344,7 +338,8 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
         if cond:
             items.append(f"条件：{cond}")
     pts = _points_text(rule, ctx)
-    if pts and not (rule.repair and rule.points == 0 and not rule.escalate):
+    zero = isinstance(rule.points, FixedPoints) and rule.points.n == 0
+    if pts and not (rule.repair and zero and not rule.escalate):
         items.append(f"计分：{pts}")
     lim = _limit_text(rule, kind)
     if lim:
@@ -356,25 +351,25 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
     elif kind == "award":
         items.append("可兑换积分：加分同时计入可兑换积分")
     if rule.expires:
-        items.append(f"有效期：自事件发生之日起{_duration(rule.expires)}后不再计入")
+        items.append(f"有效期：自事件发生之日起{_duration(rule.expires.after)}后不再计入")
     if rule.grade:
-        to = str(rule.grade.get("to"))
-        dur = _duration(rule.grade.get("for"))
+        to = rule.grade.to
+        dur = _duration(rule.grade.for_)
         items.append(
             f"直接判级：直接判定为{_tier_title(group, to)}，{dur}内信用等级最高为{to}级，不论分数高低"
         )
-    for link in rule.also or []:
-        who = LINK_WORDS.get(str(link.get("link")), str(link.get("link")))
-        lg = scheme.groups.get(str(link.get("group")))
-        gname = lg.title if lg else str(link.get("group"))
-        lp = link.get("points", "same")
-        amount = "同样计分" if lp == "same" else _pts(lp)
+    for link in rule.also:
+        who = LINK_WORDS.get(link.link, link.link)
+        lg = scheme.groups.get(link.group)
+        gname = lg.title if lg else link.group
+        lp = link.points
+        amount = "同样计分" if lp == "same" else _pts(int(lp))
         items.append(f"联奖联罚：同时对其{who}（{gname}账户）{amount}")
     if rule.repair:
         titles = scheme.rule_titles()
-        targets = [f"“{titles.get(r, r)}”" for r in rule.repair.get("rules", [])]
-        how = "恢复一半" if rule.repair.get("restore") == "half" else "予以撤销"
-        within = _duration(rule.repair.get("within"))
+        targets = [f"“{titles.get(r, r)}”" for r in rule.repair.rules]
+        how = "恢复一半" if rule.repair.restore == "half" else "予以撤销"
+        within = _duration(rule.repair.within)
         items.append(f"信用修复：{within}内最近一次{_or(targets)}的扣分{how}")
     if rule.severity:
         items.append(f"情节：{SEVERITY_WORDS.get(rule.severity, rule.severity)}")

@@ -41,7 +41,7 @@ import orjson
 import sqlite_utils
 
 from .errors import GridcreditError, SchemeError
-from .model import Rule, Scheme
+from .model import Rule, Scheme, TablePoints
 from .yamlsafe import PosDict, PosList, YamlProblem, load_yaml
 
 SYSTEM_TYPES = ("redeem", "withdraw", "objection", "survey")
@@ -522,12 +522,13 @@ class ScenarioRunner:
         versions = [r for r in self.scheme.rule_versions(rule_id) if r.limit]
         if not versions:
             return ""
-        lim = versions[-1].limit or {}
+        lim = versions[-1].limit
+        assert lim is not None
         parts = []
-        if lim.get("max_points") is not None:
-            parts.append(f"cap {lim['max_points']} points/{lim.get('per')}")
-        if lim.get("max_count") is not None:
-            parts.append(f"at most {lim['max_count']} times/{lim.get('per')}")
+        if lim.max_points is not None:
+            parts.append(f"cap {lim.max_points} points/{lim.per}")
+        if lim.max_count is not None:
+            parts.append(f"at most {lim.max_count} times/{lim.per}")
         return ", ".join(parts)
 
     # -- one scenario
@@ -1198,19 +1199,15 @@ class _CoverageTracker:
             if rule.escalate:
                 self.esc_rules.add(rule.id)
                 self.steps[id(rule)] = []
-                for i, pts in enumerate(rule.escalate["steps"]):
+                for i, pts in enumerate(rule.escalate.steps):
                     it = CoverageItem("step", rule.id, f"{label} step {i + 1} ({_signed(pts)})", rule.title,
                                       rule.key_src.get("escalate", rule.src))  # fmt: skip
                     self.steps[id(rule)].append(it)
                     self.items.append(it)
-            if (
-                isinstance(rule.points, dict)
-                and "by" in rule.points
-                and isinstance(rule.points.get("table"), dict)
-            ):
+            if isinstance(rule.points, TablePoints):
                 self.by_rules.add(rule.id)
-                by = rule.points["by"]
-                for k, v in rule.points["table"].items():
+                by = rule.points.by
+                for k, v in rule.points.table.items():
                     it = CoverageItem("table", rule.id, f"{label} {by} = {_show(k)} ({_signed(int(v))})",
                                       rule.title, rule.key_src.get("points", rule.src))  # fmt: skip
                     self.table_items[(id(rule), _show(k))] = it
@@ -1244,7 +1241,9 @@ class _CoverageTracker:
                     v = self._version(rule, at)
                     if v is None:
                         continue
-                    value = orjson.loads(attrs).get(v[0].points["by"])
+                    points = v[0].points
+                    assert isinstance(points, TablePoints)
+                    value = orjson.loads(attrs).get(points.by)
                     it = self.table_items.get((id(v[0]), _show(value)))
                     if it is not None:
                         it.hit = True
@@ -1260,9 +1259,9 @@ class _CoverageTracker:
                     if v is None:
                         continue
                     r = v[0]
-                    esc = r.escalate or {}  # a version without escalation: no window
+                    esc = r.escalate  # a version without escalation: no window
                     times = seen[(rule, s, g)]
-                    floor = clock.sub(at, esc["within"]) if esc.get("within") else -(2**62)
+                    floor = clock.sub(at, esc.within) if esc else -(2**62)
                     n = 1 + sum(1 for t in times if t > floor)
                     times.append(at)
                     steps = self.steps.get(id(r), [])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scoring.loader import build_scheme, read_scheme
-from scoring.model import Rule, Scheme
+from scoring.model import Rule, Scheme, make_points
 from scoring.render import render_condition, render_rule, render_scheme, rule_kind
 
 HERE = Path(__file__).parent
@@ -112,7 +112,8 @@ def test_conditions_in_chinese(scheme: Scheme, when: dict, expected: str) -> Non
 
 def test_fractional_per_value_reads_naturally(scheme: Scheme) -> None:
     r = dataclasses.replace(
-        rule(scheme, "res-volunteer"), points={"per": "hours", "value": 0.5, "round": "ceil"}
+        rule(scheme, "res-volunteer"),
+        points=make_points({"per": "hours", "value": 0.5, "round": "ceil"}),
     )
     assert "计分：按服务时长计分，每2小时加1分，不足1分按1分计（向上取整）" in bullets(
         render_rule(r, scheme)
@@ -122,7 +123,7 @@ def test_fractional_per_value_reads_naturally(scheme: Scheme) -> None:
 def test_rule_kinds(scheme: Scheme) -> None:
     assert rule_kind(rule(scheme, "res-volunteer")) == "award"
     assert rule_kind(rule(scheme, "res-illegal-parking")) == "penalty"
-    assert rule_kind(dataclasses.replace(rule(scheme, "res-pet"), points=0)) == "other"
+    assert rule_kind(dataclasses.replace(rule(scheme, "res-pet"), points=make_points(0))) == "other"
 
 
 def test_scheme_is_grouped_by_group_with_pack_title_and_version(scheme: Scheme) -> None:

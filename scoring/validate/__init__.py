@@ -1,0 +1,104 @@
+"""Check a scheme's ``rules/`` folder: JSON Schema first, then meaning.
+
+``check_scheme`` runs in two passes over what ``loader.read_scheme`` parsed:
+
+1. every file against its JSON Schema (Draft 2020-12, shipped in
+   ``scoring/schemas``), each error turned into plain English and located at
+   the YAML node (``file:line:col``);
+2. semantic checks (references between files, tier bands, operators against
+   attribute types, rule versions, durations ...) on the files that passed
+   pass 1. Names other files define (groups, tiers, event types, rule ids) are
+   gathered leniently from every file that could be read, so a schema error
+   in one file never causes a flood of "unknown ..." errors in another.
+
+Every message says what is wrong, where (the rule, tier or item it concerns)
+and how to fix it. All problems of all files are collected in one run.
+
+The package, by concern: ``schema`` (pass 1 and its explanations),
+``messages`` (where a problem is and how it is worded), ``lookups`` (the
+operators, points forms and metrics plugins register), ``base`` (names the
+files define, gathered leniently, and the small checks every part uses),
+``scheme`` (scheme.yaml, jurisdictions, events, assessments, catalog),
+``rules`` (packs, rule versions, points) and ``conditions`` (``when`` tests
+against attribute types).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import Problem
+from .rules import _RuleChecks
+from .schema import _schema_name_for, explain_schema_error, schema_problems
+from .scheme import _SchemeChecks
+
+__all__ = ["check_scheme", "explain_schema_error", "schema_problems", "validate_scheme"]
+
+
+# --------------------------------------------------------------------------
+# entry points
+
+
+def validate_scheme(path: str | Path) -> list[Problem]:
+    """Read and check a scheme folder; YAML problems and check problems, sorted."""
+    from ..errors import SchemeError
+    from ..loader import read_scheme
+
+    try:
+        raw = read_scheme(path)
+    except SchemeError as e:
+        return list(e.problems)
+    problems = list(raw.problems)
+    problems += check_scheme(raw)
+    return sorted(set(problems))
+
+
+def check_scheme(raw: Any) -> list[Problem]:
+    """Schema and semantic checks of a ``RawScheme``; every problem found, sorted."""
+    problems: list[Problem] = []
+    passed: set[str] = set()
+    for display, data in raw.files.items():
+        schema_name = _schema_name_for(raw, display)
+        if schema_name is None:
+            passed.add(display)
+            continue
+        found = schema_problems(display, data, schema_name)
+        problems += found
+        if not any(p.severity == "error" for p in found):
+            passed.add(display)
+    problems += _Semantics(raw, passed).run()
+    return sorted(set(problems))
+
+
+class _Semantics(_SchemeChecks, _RuleChecks):
+    """Pass 2: every semantic check, in the order ``run`` gives."""
+
+    # -- run ----------------------------------------------------------------
+
+    def run(self) -> list[Problem]:
+        if self.ok(self.scheme_file):
+            self.check_scheme_file()
+        jfile = self.raw.jurisdictions_file()
+        if self.ok(jfile):
+            self.check_jurisdictions(jfile)
+        if self.ok(self.events_file):
+            self.check_events()
+        if self.events_missing and self.rules:
+            self.problems.append(
+                Problem(
+                    self.events_file,
+                    1,
+                    1,
+                    "events.yaml is missing: every event type a rule scores must be declared"
+                    " there with its attributes; create it (see docs/design.md)",
+                )
+            )
+        self.check_rules()
+        afile = self.raw.display("assessments.yaml")
+        if self.ok(afile):
+            self.check_assessments(afile)
+        cfile = self.raw.display("catalog.yaml")
+        if self.ok(cfile):
+            self.check_catalog(cfile)
+        return self.problems
