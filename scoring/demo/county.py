@@ -45,8 +45,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from .errors import UsageError
-from .model import AttrSpec, EventType, Scheme
+from ..errors import UsageError
+from ..model import AttrSpec, EventType, Scheme
 
 DEFAULT_SEED = 20240101
 DEFAULT_MONTHS = ("2024-01", "2024-02", "2024-03")
@@ -415,7 +415,7 @@ class _Population:
 def _as_scheme(scheme: Scheme | str | Path) -> Scheme:
     if isinstance(scheme, Scheme):
         return scheme
-    from .loader import load_scheme
+    from ..loader import load_scheme
 
     return load_scheme(scheme)
 
