@@ -56,7 +56,7 @@ def mask_name(name: str, kind: str) -> str:
     """Public form of a name: persons as 张*明 (张* for two characters).
 
     Organisations are shown by name. The ``mask_name`` plugin hook overrides
-    this; pass its caller as ``mask=`` to :func:`publish_month`.
+    this; pass its caller as ``mask=`` to :func:`~scoring.publish.writer.write_month_site`.
     """
     name = " ".join(str(name).split())
     if kind != "person":
