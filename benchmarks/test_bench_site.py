@@ -39,6 +39,8 @@ def ranks_of(scores: list) -> list[int]:
     for s, r in zip(order, competition_ranks(order), strict=True):
         first.setdefault(s, r)
     return [first[s] for s in scores]
+
+
 TIERS = [
     TierInfo("AAA", "诚信模范", 1050, None),
     TierInfo("AA", "诚信先进", 1030, 1049),

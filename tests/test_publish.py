@@ -59,6 +59,8 @@ def ranks_of(scores: list) -> list[int]:
     for s, r in zip(order, competition_ranks(order), strict=True):
         first.setdefault(s, r)
     return [first[s] for s in scores]
+
+
 HOSTILE = "<script>alert(1)</script>"
 STARRY = "*x*"
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
@@ -392,8 +394,12 @@ def build_site(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     root = copy_site_skeleton(tmp_path_factory.mktemp("site"))
-    write_month_site("2024-02", month_data("2024-02"), root / "site", secret=SECRET, iterations=1000)
-    write_month_site("2024-03", month_data("2024-03"), root / "site", secret=SECRET, iterations=1000)
+    write_month_site(
+        "2024-02", month_data("2024-02"), root / "site", secret=SECRET, iterations=1000
+    )
+    write_month_site(
+        "2024-03", month_data("2024-03"), root / "site", secret=SECRET, iterations=1000
+    )
     build_site(root)
     return root
 
@@ -524,7 +530,9 @@ def test_lookup_key_cache_gives_the_same_files(tmp_path):
     b = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in _all_files(tmp_path / "b")}
     assert a == b
     with pytest.raises(InputError, match="outside the site"):
-        write_month_site("2024-03", data, tmp_path / "c", secret=SECRET, private_dir=tmp_path / "c/p")
+        write_month_site(
+            "2024-03", data, tmp_path / "c", secret=SECRET, private_dir=tmp_path / "c/p"
+        )
 
 
 def test_private_codes_stay_outside_the_site(tmp_path):
