@@ -115,7 +115,7 @@ def floor_keys(n: int, iterations: int) -> float:
 
 
 def main() -> int:
-    from scoring.lookup import ITERATIONS
+    from scoring.publish.lookup import ITERATIONS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(

@@ -1,4 +1,4 @@
-"""Publish speed: pytest-benchmark cases for ``publish_month`` on a generated month.
+"""Publish speed: pytest-benchmark cases for ``write_month_site`` on a generated month.
 
     .venv/bin/pytest benchmarks/test_bench_site.py --benchmark-enable
 
@@ -15,7 +15,6 @@ import random
 import shutil
 from pathlib import Path
 
-from scoring.lookup import ITERATIONS, LookupKeys
 from scoring.publish import (
     GridInfo,
     GridRank,
@@ -23,13 +22,25 @@ from scoring.publish import (
     LookupAccount,
     LookupEntry,
     MonthData,
-    RankRow,
+    SubjectRank,
     TierInfo,
-    competition_ranks,
-    publish_month,
+    write_month_site,
 )
+from scoring.publish.lookup import ITERATIONS, LookupKeys
+from scoring.rank import competition_ranks
 
 SECRET = b"benchmark-secret"
+
+
+def ranks_of(scores: list) -> list[int]:
+    """Competition ranks ("1224") of scores in any order, highest first, from rank.py's."""
+    order = sorted(scores, reverse=True)
+    first: dict = {}
+    for s, r in zip(order, competition_ranks(order), strict=True):
+        first.setdefault(s, r)
+    return [first[s] for s in scores]
+
+
 TIERS = [
     TierInfo("AAA", "诚信模范", 1050, None),
     TierInfo("AA", "诚信先进", 1030, 1049),
@@ -63,16 +74,16 @@ def generate_month(persons: int = 2_000, month: str = "2024-03", seed: int = 1) 
         for g in range(1, 6)
     ]
 
-    def rows(group: str, n: int, kind: str) -> list[RankRow]:
+    def rows(group: str, n: int, kind: str) -> list[SubjectRank]:
         scores = [
             rnd.choice((1000, 990, 1010, 1040, 960, 900)) + rnd.randint(-5, 5) for _ in range(n)
         ]
-        ranks = competition_ranks(scores)
+        ranks = ranks_of(scores)
         out = []
         for i, (score, rank) in enumerate(zip(scores, ranks)):
             name = rnd.choice(SURNAMES) + "".join(rnd.choice(GIVEN) for _ in range(2))
             out.append(
-                RankRow(
+                SubjectRank(
                     subject=f"{group[:1].upper()}{i:06d}",
                     name=name if kind == "person" else name + "商店",
                     grid=grids[i % len(grids)].id,
@@ -109,7 +120,7 @@ def generate_month(persons: int = 2_000, month: str = "2024-03", seed: int = 1) 
     for r in residents:
         means.setdefault(r.grid, []).append(r.score)
     grid_means = {g: sum(v) / len(v) for g, v in means.items()}
-    grid_ranks = competition_ranks(list(grid_means.values()))
+    grid_ranks = ranks_of(list(grid_means.values()))
     by_id = {g.id: g for g in grids}
     return MonthData(
         title="基准测试县网格化治理信用积分",
@@ -131,12 +142,12 @@ def generate_month(persons: int = 2_000, month: str = "2024-03", seed: int = 1) 
 def test_bench_publish_warm(benchmark, tmp_path):
     data = generate_month()
     private = tmp_path / "private"
-    publish_month("2024-03", data, tmp_path / "first", secret=SECRET, private_dir=private)
+    write_month_site("2024-03", data, tmp_path / "first", secret=SECRET, private_dir=private)
     counter = iter(range(10**6))
 
     def run() -> list[Path]:
         site = tmp_path / f"site{next(counter)}"
-        paths = publish_month("2024-03", data, site, secret=SECRET, private_dir=private)
+        paths = write_month_site("2024-03", data, site, secret=SECRET, private_dir=private)
         shutil.rmtree(site)  # the next round writes every file again
         return paths
 

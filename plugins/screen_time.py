@@ -41,7 +41,7 @@ from typing import TypeVar
 
 from scoring import hookimpl
 from scoring.errors import InputError
-from scoring.publish import MonthData, RankRow, csv_cell, mask_name, md, month_label
+from scoring.publish import MonthData, SubjectRank, csv_cell, mask_name, md, month_label
 
 # --- configuration ---------------------------------------------------------
 
@@ -133,7 +133,7 @@ class ScreenTimePublisher:
         if setup is None:
             return []
         eligible, floor, titles = setup
-        rows: list[RankRow] = list(data.rankings.get(GROUP, []))
+        rows: list[SubjectRank] = list(data.rankings.get(GROUP, []))
         minutes = allocate(
             ((r.subject, r.score, r.tier) for r in rows),
             DAILY_MINUTES, eligible=eligible, floor=floor,
@@ -144,10 +144,10 @@ class ScreenTimePublisher:
         )
         others = len(rows) - len(shown)
 
-        def name(r: RankRow) -> str:
+        def name(r: SubjectRank) -> str:
             return mask_name(r.name, r.kind)
 
-        def tier(r: RankRow) -> str:
+        def tier(r: SubjectRank) -> str:
             t = titles.get(r.tier)
             return f"{r.tier}（{t}）" if t else r.tier
 

@@ -447,7 +447,7 @@ def demo(
     ctx: Context, out_dir: str, events: int, residents: int, months: str, seed: int, no_build: bool
 ) -> None:
     """Generate a synthetic county, run the whole pipeline for each month, build the site."""
-    from .pipeline import run_demo
+    from .demo import run_demo
 
     run_demo(
         ctx.repo, Path(out_dir), events=events, residents=residents,

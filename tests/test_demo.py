@@ -1,4 +1,4 @@
-"""The synthetic county (scoring/demo.py): determinism, validity, populations, codes, speed."""
+"""The synthetic county (scoring/demo/county.py): determinism, validity, populations, codes, speed."""
 
 from __future__ import annotations
 

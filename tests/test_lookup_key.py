@@ -6,7 +6,7 @@ import pytest
 
 from scoring.errors import InputError
 from scoring.ledger import get_state, memory_db, set_state
-from scoring.pipeline import KEY_FILE, lookup_secret
+from scoring.publish import KEY_FILE, lookup_secret
 
 
 def test_a_rebuilt_ledger_finds_the_same_key(tmp_path):
@@ -56,7 +56,7 @@ def test_the_key_is_never_written_inside_the_site(tmp_path):
 def test_the_key_file_is_private_from_the_start(tmp_path, monkeypatch):
     import os
 
-    from scoring.pipeline import write_key
+    from scoring.publish import write_key
 
     seen = []
     real_open = os.open

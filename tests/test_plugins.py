@@ -16,8 +16,8 @@ from scoring import hookimpl, ledger
 from scoring import plugins as plugins_mod
 from scoring.cli import cli
 from scoring.plugins import PluginError, get_plugin_manager
-from scoring.publish import GroupInfo, MonthData, RankRow, TierInfo
-from scoring.publish import publish_month as publish_pages
+from scoring.publish import GroupInfo, MonthData, SubjectRank, TierInfo
+from scoring.publish import write_month_site as publish_pages
 
 ROOT = Path(__file__).parent.parent
 LOCAL = "plugins/screen_time.py"
@@ -124,13 +124,13 @@ def merchant_data(month: str = "2024-03") -> MonthData:
         TierInfo("D", "失信", None, 599),
     ]
     rows = [
-        RankRow(
+        SubjectRank(
             "M1", "鑫源超市", "G1", 1050, "AAA", 1, kind="organization", code="91370321MA3C000011"
         ),
-        RankRow("M2", "*星光* <b>饭店</b>", "G1", 960, "A", 3, kind="organization"),
-        RankRow("M3", "老王烧烤", "G1", 1029, "A", 2, kind="organization"),
-        RankRow("M4", "平价药房", "G1", 900, "B", 4, kind="organization"),
-        RankRow("M5", "张三丰", "G1", 1030, "AA", 5, kind="person"),  # 个体工商户 as a person
+        SubjectRank("M2", "*星光* <b>饭店</b>", "G1", 960, "A", 3, kind="organization"),
+        SubjectRank("M3", "老王烧烤", "G1", 1029, "A", 2, kind="organization"),
+        SubjectRank("M4", "平价药房", "G1", 900, "B", 4, kind="organization"),
+        SubjectRank("M5", "张三丰", "G1", 1030, "AA", 5, kind="person"),  # 个体工商户 as a person
     ]
     return MonthData(
         title="桓台县城市社区网格化治理信用积分",
@@ -214,8 +214,8 @@ def test_publisher_uses_the_schemes_tier_set(screen, tmp_path):
     ]
     data = MonthData(
         "t", "2024-03", [GroupInfo("merchants", "商户", "organization", tiers)], [],
-        {"merchants": [RankRow("M1", "甲店", "G1", 1012, "A", 1, kind="organization"),
-                       RankRow("M2", "乙店", "G1", 1009, "B", 2, kind="organization")]},
+        {"merchants": [SubjectRank("M1", "甲店", "G1", 1012, "A", 1, kind="organization"),
+                       SubjectRank("M2", "乙店", "G1", 1009, "B", 2, kind="organization")]},
     )  # fmt: skip
     [pub] = screen.register_publishers()
     [page, _] = pub.write("2024-03", data, tmp_path)

@@ -17,38 +17,50 @@ from pathlib import Path
 
 import pytest
 
-from scoring import charts, lookup
 from scoring.errors import InputError
 from scoring.publish import (
     ArchiveMonth,
-    AssessmentResult,
-    CatalogItem,
+    CatalogRow,
     GridInfo,
     GridRank,
     GroupInfo,
-    ListMember,
-    ListReason,
     LookupAccount,
     LookupEntry,
     LookupMonth,
     MonthData,
+    PublicAssessment,
     PublicList,
-    RankRow,
+    PublicListMember,
+    PublicListReason,
     RulePackText,
     RuleText,
     Selection,
+    SubjectRank,
     TierInfo,
     TrendPoint,
-    competition_ranks,
+    charts,
+    lookup,
     mask_code,
     mask_name,
     md,
-    publish_month,
     site_nav,
+    write_month_site,
 )
+from scoring.rank import competition_ranks
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"test-secret-do-not-use"
+
+
+def ranks_of(scores: list) -> list[int]:
+    """Competition ranks ("1224") of scores in any order, highest first, from rank.py's."""
+    order = sorted(scores, reverse=True)
+    first: dict = {}
+    for s, r in zip(order, competition_ranks(order), strict=True):
+        first.setdefault(s, r)
+    return [first[s] for s in scores]
+
+
 HOSTILE = "<script>alert(1)</script>"
 STARRY = "*x*"
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
@@ -133,11 +145,11 @@ MERCHANTS = [
 def month_data(month: str = "2024-03") -> MonthData:
     people = subjects()
     res_scores = [p["score"] for p in people]
-    ranks = competition_ranks(res_scores)
+    ranks = ranks_of(res_scores)
     rows = []
     for i, (p, rk) in enumerate(zip(people, ranks)):
         rows.append(
-            RankRow(
+            SubjectRank(
                 subject=p["id"],
                 name=p["name"],
                 grid=p["grid"],
@@ -151,9 +163,9 @@ def month_data(month: str = "2024-03") -> MonthData:
                 note="直接判级" if i == 10 else "",
             )
         )
-    m_ranks = competition_ranks([m["score"] for m in MERCHANTS])
+    m_ranks = ranks_of([m["score"] for m in MERCHANTS])
     mrows = [
-        RankRow(
+        SubjectRank(
             subject=m["id"],
             name=m["name"],
             grid=m["grid"],
@@ -170,7 +182,7 @@ def month_data(month: str = "2024-03") -> MonthData:
     for g in GRIDS:
         scores = [p["score"] for p in people if p["grid"] == g.id]
         grid_means.append((g, sum(scores) / len(scores), len(scores)))
-    g_ranks = competition_ranks([round(m, 1) for _, m, _ in grid_means])
+    g_ranks = ranks_of([round(m, 1) for _, m, _ in grid_means])
     grid_rankings = [
         GridRank(
             grid=g.id,
@@ -219,7 +231,7 @@ def month_data(month: str = "2024-03") -> MonthData:
         rankings={"residents": rows, "merchants": mrows},
         grid_rankings=grid_rankings,
         assessments=[
-            AssessmentResult(
+            PublicAssessment(
                 "red-flag-grid",
                 "红旗网格",
                 "红旗网格",
@@ -230,7 +242,7 @@ def month_data(month: str = "2024-03") -> MonthData:
                 ],
                 metric="网格居民平均信用积分",
             ),
-            AssessmentResult(
+            PublicAssessment(
                 "excellent-grid-worker",
                 "优秀网格员",
                 "优秀网格员",
@@ -246,18 +258,18 @@ def month_data(month: str = "2024-03") -> MonthData:
                     )
                 ],
             ),
-            AssessmentResult("pioneer-property", "先锋物业", "先锋物业", "2024-Q1", []),
+            PublicAssessment("pioneer-property", "先锋物业", "先锋物业", "2024-Q1", []),
         ],
         lists=[
             PublicList(
                 "red",
                 "红榜",
                 [
-                    ListMember(
+                    PublicListMember(
                         MERCHANTS[0]["id"],
                         MERCHANTS[0]["name"],
                         "merchants",
-                        [ListReason("信用等级AAA 诚信模范")],
+                        [PublicListReason("信用等级AAA 诚信模范")],
                         code=MERCHANTS[0]["code"],
                     )
                 ],
@@ -266,23 +278,23 @@ def month_data(month: str = "2024-03") -> MonthData:
                 "grey",
                 "灰榜",
                 [
-                    ListMember(
+                    PublicListMember(
                         MERCHANTS[1]["id"],
                         MERCHANTS[1]["name"],
                         "merchants",
                         [
-                            ListReason(
+                            PublicListReason(
                                 "销售假冒伪劣商品", "2024-02-10", "2025-02-10", objection=True
                             ),
-                            ListReason("消费投诉（一般）", "2024-03-05", "2024-06-05"),
+                            PublicListReason("消费投诉（一般）", "2024-03-05", "2024-06-05"),
                         ],
                         code=MERCHANTS[1]["code"],
                     ),
-                    ListMember(
+                    PublicListMember(
                         people[1]["id"],
                         people[1]["name"],
                         "residents",
-                        [ListReason("信用等级C 诚信警示", "2024-03-31")],
+                        [PublicListReason("信用等级C 诚信警示", "2024-03-31")],
                         kind="person",
                     ),
                 ],
@@ -310,7 +322,7 @@ def month_data(month: str = "2024-03") -> MonthData:
             )
         ],
         catalog=[
-            CatalogItem(
+            CatalogRow(
                 "rice-5kg",
                 "东北大米5公斤",
                 50,
@@ -320,7 +332,7 @@ def month_data(month: str = "2024-03") -> MonthData:
                 "2024-01-01 至 2024-12-31",
                 "金鼎便利店",
             ),
-            CatalogItem("haircut", "理发一次", 20),
+            CatalogRow("haircut", "理发一次", 20),
         ],
         trends=[
             TrendPoint("2024-01", "residents", 985.0, 38),
@@ -382,8 +394,12 @@ def build_site(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     root = copy_site_skeleton(tmp_path_factory.mktemp("site"))
-    publish_month("2024-02", month_data("2024-02"), root / "site", secret=SECRET, iterations=1000)
-    publish_month("2024-03", month_data("2024-03"), root / "site", secret=SECRET, iterations=1000)
+    write_month_site(
+        "2024-02", month_data("2024-02"), root / "site", secret=SECRET, iterations=1000
+    )
+    write_month_site(
+        "2024-03", month_data("2024-03"), root / "site", secret=SECRET, iterations=1000
+    )
     build_site(root)
     return root
 
@@ -409,15 +425,15 @@ def test_md_escapes_markdown_and_html():
     assert md("a|b") == "a&#124;b"
 
 
-def test_competition_ranks():
-    assert competition_ranks([10, 20, 20, 5]) == [3, 1, 1, 4]
+def test_ranks_of():
+    assert ranks_of([10, 20, 20, 5]) == [3, 1, 1, 4]
 
 
 def test_publish_rejects_wrong_month():
     with pytest.raises(InputError, match="YYYY-MM"):
-        publish_month("2024-3", month_data(), Path("unused"), secret=SECRET)
+        write_month_site("2024-3", month_data(), Path("unused"), secret=SECRET)
     with pytest.raises(InputError, match="data is for 2024-03"):
-        publish_month("2024-04", month_data(), Path("unused"), secret=SECRET)
+        write_month_site("2024-04", month_data(), Path("unused"), secret=SECRET)
 
 
 # --- pages ---------------------------------------------------------------------
@@ -503,10 +519,10 @@ def test_lookup_file_decrypts_with_the_code_only(built):
 
 def test_lookup_key_cache_gives_the_same_files(tmp_path):
     data = month_data()
-    plain = publish_month("2024-03", data, tmp_path / "a", secret=SECRET, iterations=1000)
+    plain = write_month_site("2024-03", data, tmp_path / "a", secret=SECRET, iterations=1000)
     private = tmp_path / "private"
     for _ in range(2):  # first run fills the cache, second reads it
-        publish_month(
+        write_month_site(
             "2024-03", data, tmp_path / "b", secret=SECRET, iterations=1000, private_dir=private
         )
     assert (private / "lookup-keys.json").is_file()
@@ -514,7 +530,9 @@ def test_lookup_key_cache_gives_the_same_files(tmp_path):
     b = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in _all_files(tmp_path / "b")}
     assert a == b
     with pytest.raises(InputError, match="outside the site"):
-        publish_month("2024-03", data, tmp_path / "c", secret=SECRET, private_dir=tmp_path / "c/p")
+        write_month_site(
+            "2024-03", data, tmp_path / "c", secret=SECRET, private_dir=tmp_path / "c/p"
+        )
 
 
 def test_private_codes_stay_outside_the_site(tmp_path):
@@ -559,10 +577,10 @@ def test_hostile_names_never_become_markup(built):
 def test_publish_is_deterministic(tmp_path, built):
     a, b = tmp_path / "a", tmp_path / "b"
     for root in (a, b):
-        publish_month("2024-02", month_data("2024-02"), root, secret=SECRET, iterations=1000)
-        publish_month("2024-03", month_data("2024-03"), root, secret=SECRET, iterations=1000)
+        write_month_site("2024-02", month_data("2024-02"), root, secret=SECRET, iterations=1000)
+        write_month_site("2024-03", month_data("2024-03"), root, secret=SECRET, iterations=1000)
     # and publishing the same month again changes nothing
-    publish_month("2024-03", month_data("2024-03"), b, secret=SECRET, iterations=1000)
+    write_month_site("2024-03", month_data("2024-03"), b, secret=SECRET, iterations=1000)
     files_a = {p.relative_to(a): p.read_bytes() for p in _all_files(a)}
     files_b = {p.relative_to(b): p.read_bytes() for p in _all_files(b)}
     assert files_a == files_b
@@ -621,7 +639,7 @@ class RoguePublisher:
 
 
 def _publish_with(site: Path, publishers) -> dict:
-    publish_month(
+    write_month_site(
         "2024-03", month_data(), site, secret=SECRET, iterations=1000, publishers=publishers
     )
     return json.loads((site / "data/2024-03/manifest.json").read_text("utf-8"))
@@ -673,7 +691,8 @@ def test_guide_links_change_a_rule_page():
 def test_raw_html_blocks_skip_markdown_and_render_the_same():
     import markdown
 
-    from scoring.publish import _html_table, restore_raw_html, stash_raw_html
+    from scoring.publish import restore_raw_html, stash_raw_html
+    from scoring.publish.markup import _html_table
 
     table = _html_table(["名次", "姓名"], [["1", md("*x*")], ["2", md(HOSTILE)]])
     text = f"# 标题\n\n前文 *强调*\n\n{table}\n\n后文\n"
@@ -708,7 +727,7 @@ def _build_in_child(root: Path, seed: str) -> Path:
 def test_site_build_is_byte_identical(tmp_path):
     root = copy_site_skeleton(tmp_path)
     for month in ("2024-02", "2024-03"):
-        publish_month(
+        write_month_site(
             month,
             month_data(month),
             root / "site",
@@ -782,7 +801,7 @@ def test_hostile_titles_descriptions_and_markers_stay_text(tmp_path):
         ],
     )
     root = copy_site_skeleton(tmp_path)
-    publish_month("2024-03", data, root / "site", secret=SECRET, iterations=1000)
+    write_month_site("2024-03", data, root / "site", secret=SECRET, iterations=1000)
     public = build_site(root)
     for path in _all_files(public):
         if path.suffix == ".html":
@@ -857,7 +876,7 @@ def test_csv_cells_never_become_formulas(tmp_path):
     data = replace(
         data, rankings={**data.rankings, "merchants": [evil, *data.rankings["merchants"][1:]]}
     )
-    publish_month(
+    write_month_site(
         "2024-03",
         data,
         tmp_path,
@@ -910,12 +929,12 @@ def test_archive_shows_the_checkable_hash_and_it_never_changes(tmp_path):
     from dataclasses import replace
 
     site = tmp_path / "site"
-    publish_month("2024-02", month_data("2024-02"), site, secret=SECRET, iterations=1000)
+    write_month_site("2024-02", month_data("2024-02"), site, secret=SECRET, iterations=1000)
     feb = json.loads((site / "data/2024-02/manifest.json").read_text("utf-8"))["content_hash"]
     assert feb in (site / "months/index.md").read_text("utf-8")
     # the driver once passed the ledger's closing hash here: the page must not show it
     later = replace(month_data("2024-03"), archive=[ArchiveMonth("2024-02", "ab" * 32)])
-    publish_month("2024-03", later, site, secret=SECRET, iterations=1000)
+    write_month_site("2024-03", later, site, secret=SECRET, iterations=1000)
     archive = (site / "months/index.md").read_text("utf-8")
     mar = json.loads((site / "data/2024-03/manifest.json").read_text("utf-8"))["content_hash"]
     assert feb in archive and mar in archive and "ab" * 32 not in archive
@@ -931,7 +950,7 @@ def test_open_data_shows_tier_titles_not_ids(tmp_path):
 
     data = month_data()
     workers = [
-        RankRow(f"SUBJ-G-{i}", f"网格员{i}", GRIDS[i].id, s, t, i + 1)
+        SubjectRank(f"SUBJ-G-{i}", f"网格员{i}", GRIDS[i].id, s, t, i + 1)
         for i, (s, t) in enumerate([(95, "excellent"), (70, "qualified")])
     ]
     data = replace(
@@ -939,7 +958,7 @@ def test_open_data_shows_tier_titles_not_ids(tmp_path):
         groups=[*data.groups, GroupInfo("grid_workers", "网格员", "person", WORD_TIERS)],
         rankings={**data.rankings, "grid_workers": workers},
     )
-    publish_month("2024-03", data, tmp_path, secret=SECRET, iterations=1000)
+    write_month_site("2024-03", data, tmp_path, secret=SECRET, iterations=1000)
     rows = list(
         csv.DictReader(
             (tmp_path / "data/2024-03/rankings-grid_workers.csv").open(encoding="utf-8-sig")
@@ -1018,7 +1037,7 @@ def test_demo_pipeline_publishes_history_and_checkable_hashes(tmp_path):
     """The driver end to end on a tiny county: what month_data gathers reaches the site."""
     import csv
 
-    from scoring.pipeline import run_demo
+    from scoring.demo import run_demo
 
     result = run_demo(ROOT, tmp_path, events=1500, residents=300, build=False, echo=lambda *a: None)
     site = result["site"]

@@ -26,8 +26,7 @@ from test_publish import (
     subjects,
 )
 
-from scoring import lookup
-from scoring.publish import mask_name, publish_month
+from scoring.publish import lookup, mask_name, write_month_site
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -42,8 +41,8 @@ class _Quiet(SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = copy_site_skeleton(tmp_path_factory.mktemp("browser-site"))
-    publish_month("2024-02", month_data("2024-02"), root / "site", secret=SECRET)
-    publish_month("2024-03", month_data("2024-03"), root / "site", secret=SECRET)
+    write_month_site("2024-02", month_data("2024-02"), root / "site", secret=SECRET)
+    write_month_site("2024-03", month_data("2024-03"), root / "site", secret=SECRET)
     public = build_site(root)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(public)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

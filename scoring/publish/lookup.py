@@ -36,6 +36,10 @@ oracle; at 5,000 the first publish of 20,000 residents derives all keys in
 about 15 s on two cores, and a phone derives one key in well under a second. Do not go below 5,000; raise the
 count (the key cache and the look-up page follow it) if codes ever get
 shorter than 80 bits.
+
+Also here: the scheme's look-up key (:func:`lookup_secret`, kept in
+``<private dir>/lookup.key`` and the ledger's state), the look-up page and the
+per-person records the encrypted files hold (:func:`lookup_records`).
 """
 
 from __future__ import annotations
@@ -46,10 +50,22 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from ..errors import InputError
+from ..ledger import get_state, set_state
+from .data import HISTORY_MONTHS, LookupEntry, LookupMonth
+from .markup import h, month_label
+
+if TYPE_CHECKING:
+    from .pages import MonthSite
 
 ITERATIONS = 5_000
 CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -309,3 +325,179 @@ def write_private_codes(
     except OSError:  # pragma: no cover - e.g. some network file systems
         pass
     return path
+
+
+KEY_FILE = "lookup.key"
+
+
+def lookup_secret(
+    db: sqlite_utils.Database, private_dir: Path | None = None, site_dir: Path | None = None
+) -> bytes:
+    """The scheme's private key for personal look-up codes, made once.
+
+    Kept in ``<private_dir>/lookup.key`` (beside the ledger, never in the site)
+    and in the ledger's state: a ledger rebuilt from the same inputs finds the
+    key file, so residents' codes stay valid and the site's files are the same
+    bytes. A ledger that already has another key is refused, never changed: the
+    codes handed out depend on it. The site never holds the key, only slow
+    salted hashes of the codes.
+    """
+    path = Path(private_dir) / KEY_FILE if private_dir is not None else None
+    if (
+        path is not None
+        and site_dir is not None
+        and Path(site_dir).resolve() in path.resolve().parents
+    ):
+        raise InputError(
+            f"publish: the private folder {private_dir} is inside the site folder {site_dir};"
+            " the look-up key would be published. Keep the ledger outside the site"
+        )
+    stored = value = get_state(db, "lookup_secret")
+    if path is not None and path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        try:
+            if len(bytes.fromhex(text)) != 32:
+                raise ValueError
+        except ValueError:
+            raise InputError(
+                f"{path}: not a look-up key (64 hexadecimal characters); restore it from a"
+                " backup: every personal code handed out depends on it"
+            ) from None
+        if value is not None and value != text:
+            raise InputError(
+                f"{path} is not the look-up key this ledger published with: the personal codes"
+                " handed out depend on the ledger's own key. Publish this ledger with its own"
+                " private folder (--db in a folder of its own), or move that file away if"
+                " another ledger (a trial) made it; gridcredit then writes this ledger's key there"
+            )
+        value = text
+    else:
+        value = value or secrets.token_hex(32)
+        if path is not None:
+            write_key(path, value)
+    if stored != value:
+        set_state(db, "lookup_secret", value)
+    return bytes.fromhex(value)
+
+
+def write_key(path: Path, value: str) -> None:
+    """Write a key file readable by its owner only, from the moment it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+    path.chmod(0o600)  # an existing file keeps its mode through O_TRUNC
+
+
+def lookup_page(secret: bytes, iterations: int, month: str) -> str:
+    # No input has a name and the form is disabled until lookup.js enables it:
+    # without the script nothing can be submitted, so a code never reaches a
+    # URL or a server log (the look-up is computed on the page only).
+    return "\n".join(
+        [
+            "# 个人积分查询",
+            "",
+            "输入网格员发放的16位查询码，查看本人的信用积分、等级、可用积分和历月积分明细。",
+            "",
+            (
+                f'<div id="gc-lookup" class="gc-lookup" data-salt="{h(lookup_salt(secret))}" '
+                f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./">'
+            ),
+            '<form autocomplete="off" action="#gc-lookup">',
+            "<fieldset disabled>",
+            (
+                '<input type="text" inputmode="text" autocapitalize="characters" autocorrect="off" '
+                'spellcheck="false" placeholder="XXXX-XXXX-XXXX-XXXX" aria-label="查询码" '
+                'maxlength="40">'
+            ),
+            '<button type="submit">查询</button>',
+            "</fieldset>",
+            "</form>",
+            (
+                '<noscript><p class="gc-message gc-error">个人查询需要开启 JavaScript（脚本）：'
+                "查询码只在本机计算和解密，不会发送出去。请在浏览器设置中允许本站运行脚本后刷新本页，"
+                "或换用手机自带的浏览器打开。</p></noscript>"
+            ),
+            '<div class="gc-lookup-result" aria-live="polite"></div>',
+            "</div>",
+            "",
+            '!!! info "查询在您的手机上完成"',
+            (
+                "    查询码不会发送到任何服务器：页面在本机根据查询码算出数据文件名并解密。"
+                "网站上只有加密文件，没有查询码，也没有姓名与文件的对应关系。"
+                "查询码请妥善保管，不要告诉他人；遗失可向所在网格员申请补发。"
+            ),
+            "",
+            (
+                f"数据截至{month_label(month)}末，含近{HISTORY_MONTHS}个月已公示月份的积分明细。"
+                "对积分有异议的，可在公示期内向所在社区提出异议申请。"
+            ),
+            "",
+        ]
+    )
+
+
+def _lookup_entry(e: LookupEntry) -> dict[str, Any]:
+    rec: dict[str, Any] = {"date": e.date, "rule": e.rule, "points": e.points}
+    # empty fields are left out: the file of a resident with years of entries stays small
+    if e.wallet:
+        rec["wallet"] = e.wallet
+    if e.flag:
+        rec["flag"] = e.flag
+    if e.month:
+        rec["month"] = e.month
+    return rec
+
+
+def lookup_records(site: MonthSite) -> dict[str, dict]:
+    people: dict[str, dict] = {}
+    for acc in sorted(
+        site.d.lookup,
+        key=lambda a: (
+            a.subject,
+            site.group_order.index(a.group) if a.group in site.group_order else 99,
+            a.group,
+        ),
+    ):
+        rec = people.setdefault(
+            acc.subject,
+            {
+                "name": site.mask(acc.name, acc.kind) if acc.name else "",
+                "month": site.month,
+                "month_label": site.label,
+                "accounts": [],
+            },
+        )
+        history = sorted(
+            [h for h in acc.history if h.month != site.month]
+            + [LookupMonth(site.month, acc.score, acc.tier, acc.wallet)],
+            key=lambda h: h.month,
+            reverse=True,
+        )
+        rec["accounts"].append(
+            {
+                "group": site._group(acc.group).title,
+                "score": acc.score,
+                "wallet": acc.wallet,
+                "tier": acc.tier,
+                "tier_title": site.tier_title(acc.group, acc.tier),
+                "note": acc.note,
+                "months": [
+                    {
+                        "month": h.month,
+                        "label": month_label(h.month),
+                        "score": h.score,
+                        "tier": site.tier_text(acc.group, h.tier),
+                    }
+                    for h in history
+                ],
+                # newest first; a late event shows in the month it was posted in
+                "entries": [
+                    _lookup_entry(e)
+                    for e in sorted(
+                        acc.entries, key=lambda e: (e.month or site.month, e.date), reverse=True
+                    )
+                ],
+            }
+        )
+    return people
