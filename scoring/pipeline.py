@@ -24,7 +24,7 @@ from .ledger import get_state, set_state
 from .lists import all_lists
 from .model import Scheme
 from .periods import close_month, closed_months, is_closed, month_record
-from .plugins import get_plugin_manager
+from .plugins import plugins_of
 from .rank import MonthView, grid_rankings, rankings
 from .render import render_rule
 
@@ -505,10 +505,10 @@ def publish_month(
             f"{month} is published already ({manifest}); a published month's pages never change."
             " To build the site run `gridcredit build`; to rewrite the month anyway use --force"
         )
-    pm = get_plugin_manager()
+    pm = plugins_of(scheme)
     data = month_data(db, scheme, month)
     secret = lookup_secret(db, private_dir, Path(site_dir))
-    publishers = [p for ps in pm.hook.register_publishers() for p in (ps or [])]
+    publishers = pm.publishers
     masked: dict[tuple[str, str], str] = {}
 
     def mask(name: str, kind: str) -> str:  # the hook once per distinct name, not per cell
@@ -584,12 +584,10 @@ def run_demo(
     from .ingest import ingest_files, summary_line
     from .ledger import balances, connect
     from .loader import load_scheme
-    from .plugins import set_default_plugins_dir
 
     months = months or ["2024-01", "2024-02", "2024-03"]
     t0 = time.perf_counter()
-    set_default_plugins_dir(repo / "plugins")
-    scheme = load_scheme(repo)
+    scheme = load_scheme(repo)  # with the repository's plugins/
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "gridcredit.db"
     for suffix in ("", "-wal", "-shm"):
@@ -648,7 +646,7 @@ def _print_summary(db: sqlite_utils.Database, scheme: Scheme, month: str, echo: 
 
     figs = month_figures(db, scheme, month)
     names = dict(db.execute("SELECT id, name FROM subjects").fetchall())
-    pm = get_plugin_manager()
+    pm = plugins_of(scheme)
     echo(f"\n{month} at a glance")
     for gid, g in scheme.groups.items():
         mine = [f for f in figs if f.group == gid]

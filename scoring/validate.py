@@ -90,13 +90,25 @@ def validate_scheme(path: str | Path) -> list[Problem]:
         raw = read_scheme(path)
     except SchemeError as e:
         return list(e.problems)
+    from .plugins import build_plugins, plugins_dir_of
+
     problems = list(raw.problems)
-    problems += check_scheme(raw)
+    # the same plugins load_scheme builds: a scheme's own operator is known here too
+    problems += check_scheme(raw, plugins=build_plugins(plugins_dir_of(raw.root)))
     return sorted(set(problems))
 
 
-def check_scheme(raw: Any) -> list[Problem]:
-    """Schema and semantic checks of a ``RawScheme``; every problem found, sorted."""
+def check_scheme(raw: Any, plugins: Any = None) -> list[Problem]:
+    """Schema and semantic checks of a ``RawScheme``; every problem found, sorted.
+
+    ``plugins``: the scheme's :class:`scoring.plugins.Plugins` (default: built
+    from the repository's ``plugins/``), whose operators, points forms and
+    metrics the rules may use.
+    """
+    if plugins is None:
+        from .plugins import build_plugins, plugins_dir_of
+
+        plugins = build_plugins(plugins_dir_of(raw.root))
     problems: list[Problem] = []
     passed: set[str] = set()
     for display, data in raw.files.items():
@@ -104,11 +116,11 @@ def check_scheme(raw: Any) -> list[Problem]:
         if schema_name is None:
             passed.add(display)
             continue
-        found = schema_problems(display, data, schema_name)
+        found = schema_problems(display, data, schema_name, plugins.operators)
         problems += found
         if not any(p.severity == "error" for p in found):
             passed.add(display)
-    problems += _Semantics(raw, passed).run()
+    problems += _Semantics(raw, passed, plugins).run()
     return sorted(set(problems))
 
 
@@ -171,7 +183,9 @@ def _draft() -> Any:
     return DRAFT202012
 
 
-def schema_problems(file: str, data: Any, schema_name: str) -> list[Problem]:
+def schema_problems(
+    file: str, data: Any, schema_name: str, operators: Iterable[str] | None = None
+) -> list[Problem]:
     """Validate one file's data against a shipped schema; plain-English problems."""
     validator = _validator(schema_name)
     if validator is None:
@@ -180,7 +194,7 @@ def schema_problems(file: str, data: Any, schema_name: str) -> list[Problem]:
         return [Problem(file, 1, 1, "the file is empty; write its settings or delete the file")]
     out: list[Problem] = []
     for err in _one_per_date(validator.iter_errors(data)):
-        out += explain_schema_error(err, file, data)
+        out += explain_schema_error(err, file, data, operators)
     return out
 
 
@@ -193,7 +207,9 @@ def _one_per_date(errors: Iterable[Any]) -> list[Any]:
     ]
 
 
-def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
+def explain_schema_error(
+    err: Any, file: str, data: Any, operators: Iterable[str] | None = None
+) -> list[Problem]:
     """One jsonschema error as plain-English problems at their line and column."""
     path = tuple(err.absolute_path)
     kind = err.validator
@@ -266,7 +282,7 @@ def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
             )
         ]
     if kind == "pattern" and _is_key_error(err, data, path):
-        return [at(_key_message(here, path, inst), key_position(data, path, inst))]
+        return [at(_key_message(here, path, inst, operators), key_position(data, path, inst))]
     if kind == "pattern":
         return [at(_pattern_message(here, inst, err.schema))]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
@@ -305,13 +321,15 @@ def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
     if kind == "propertyNames":
         sub = err.context[0] if err.context else None
         bad = sub.instance if sub is not None else inst
-        return [at(_key_message(here, path, str(bad)), key_position(data, path, bad))]
+        return [at(_key_message(here, path, str(bad), operators), key_position(data, path, bad))]
     if kind in ("oneOf", "anyOf"):
-        return _explain_alternatives(err, file, data, here, at)
+        return _explain_alternatives(err, file, data, here, at, operators)
     return [at(f"{here.field()}: {err.message}")]
 
 
-def _explain_alternatives(err: Any, file: str, data: Any, here: _Where, at: Any) -> list[Problem]:
+def _explain_alternatives(
+    err: Any, file: str, data: Any, here: _Where, at: Any, operators: Iterable[str] | None = None
+) -> list[Problem]:
     inst = err.instance
     branches = err.validator_value
     # "exactly one of these keys" (rule: points | escalate; list reason forms)
@@ -361,7 +379,7 @@ def _explain_alternatives(err: Any, file: str, data: Any, here: _Where, at: Any)
     _, _, subs = min(fitting, key=score)
     out: list[Problem] = []
     for sub in subs:
-        out += explain_schema_error(sub, file, data)
+        out += explain_schema_error(sub, file, data, operators)
     return out
 
 
@@ -444,9 +462,11 @@ def _is_key_error(err: Any, data: Any, path: Path_) -> bool:
     return isinstance(node, dict) and err.instance in node
 
 
-def _key_message(here: _Where, path: Path_, key: str) -> str:
+def _key_message(
+    here: _Where, path: Path_, key: str, operators: Iterable[str] | None = None
+) -> str:
     if path and "when" in path and isinstance(path[-1], str) and path[-1] not in _CONNECTIVES:
-        return f"unknown operator '{key}' on '{path[-1]}' in {here.owner()}{_operator_hint(key)}"
+        return f"unknown operator '{key}' on '{path[-1]}' in {here.owner()}{_operator_hint(key, operators)}"
     if path == ("types",):
         return (
             f"event type '{key}' is not a usable code: an event type's key is the code of"
@@ -473,7 +493,11 @@ _OPERATOR_WORDS = {
 
 def _operator_hint(name: str, operators: Iterable[str] | None = None) -> str:
     """'; did you mean 'gte'?' for '>=', 'gte' or '大于等于', else the list of operators."""
-    known = sorted(operators if operators is not None else _operators())
+    if operators is None:  # no scheme at hand: the built-ins and installed plugins
+        from .plugins import build_plugins
+
+        operators = build_plugins().operators
+    known = sorted(operators)
     meant = _OPERATOR_WORDS.get(name.strip())
     if meant and meant in known:
         return f"; did you mean '{meant}'?"
@@ -655,35 +679,6 @@ def _and_list(words: list[str]) -> str:
 # pass 2: meaning
 
 
-def _operators() -> dict[str, Any]:
-    try:
-        from .conditions import operator_table
-
-        table = operator_table()
-        if table:
-            return table
-    except ImportError:  # a built-in plugin module is missing: the operators still apply
-        pass
-    from .builtin.operators import BUILTIN_OPERATORS
-
-    return {op.name: op for op in BUILTIN_OPERATORS}
-
-
-def _points_forms() -> set[str]:
-    forms = {"per", "by"}
-    try:
-        from .plugins import get_plugin_manager
-
-        for group in get_plugin_manager().hook.register_points_forms():
-            for form in group or []:
-                key = getattr(form, "key", None)
-                if isinstance(key, str):
-                    forms.add(key)
-    except ImportError:  # a built-in plugin module is missing: per and by still apply
-        pass
-    return forms
-
-
 def _parse_date(v: Any) -> date | None:
     try:
         return date.fromisoformat(str(v))
@@ -722,7 +717,7 @@ class _Version(NamedTuple):
 
 
 class _Semantics:
-    def __init__(self, raw: Any, passed: set[str]):
+    def __init__(self, raw: Any, passed: set[str], plugins: Any):
         self.raw = raw
         self.passed = passed
         self.problems: list[Problem] = []
@@ -730,8 +725,9 @@ class _Semantics:
         self.scheme = raw.files.get(self.scheme_file)
         self.events_file = raw.display("events.yaml")
         self.events = raw.files.get(self.events_file)
-        self.operators = _operators()
-        self.points_forms = _points_forms()
+        self.plugins = plugins
+        self.operators: dict[str, Any] = plugins.operators
+        self.points_forms: set[str] = set(plugins.points_forms)
         self._gather()
 
     # -- helpers ------------------------------------------------------------
@@ -2003,7 +1999,7 @@ class _Semantics:
                         severity="warning",
                     )
             metric = a.get("metric") or {}
-            known = _metric_names()
+            known = set(self.plugins.metrics)
             for key in metric if isinstance(metric, dict) else ():
                 if key not in known:
                     hint = difflib.get_close_matches(str(key), sorted(known), n=1)
@@ -2148,13 +2144,3 @@ def _type_fix(atype: Any) -> str:
 
 
 PERIODS = PERIOD_KINDS
-
-
-def _metric_names() -> set[str]:
-    """Metric names registered through ``register_metrics`` (built-ins and plugins)."""
-    from .plugins import get_plugin_manager
-
-    names: set[str] = set()
-    for metrics in get_plugin_manager().hook.register_metrics():
-        names.update(m.name for m in metrics or [])
-    return names

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from scoring import hookimpl, ledger
 from scoring import plugins as plugins_mod
 from scoring.cli import cli
-from scoring.plugins import PluginError, get_plugin_manager
+from scoring.plugins import PluginError, build_plugins
 from scoring.publish import GroupInfo, MonthData, RankRow, TierInfo
 from scoring.publish import publish_month as publish_pages
 
@@ -24,16 +24,10 @@ LOCAL = "plugins/screen_time.py"
 BOM = b"\xef\xbb\xbf"
 
 
-@pytest.fixture
-def isolated_managers(monkeypatch):
-    """Plugin managers built in a test (e.g. by the CLI) do not leak into other tests."""
-    monkeypatch.setattr(plugins_mod, "_managers", dict(plugins_mod._managers))
-
-
 @pytest.fixture(scope="module")
 def screen():
     """The screen-time plugin module as the plugin manager loaded it from plugins/."""
-    pm = get_plugin_manager(ROOT / "plugins")
+    pm = build_plugins(ROOT / "plugins").pm
     module = pm.get_plugin(LOCAL)
     assert module is not None, [n for n, _ in pm.list_name_plugin()]
     return module
@@ -145,16 +139,18 @@ def merchant_data(month: str = "2024-03") -> MonthData:
 
 
 def test_local_plugin_is_loaded_from_the_plugins_folder(screen):
-    pm = get_plugin_manager(ROOT / "plugins")
+    plugins = build_plugins(ROOT / "plugins")
+    pm = plugins.pm
     assert Path(screen.__file__).resolve() == (ROOT / LOCAL).resolve()
     [impl] = [i for i in pm.hook.register_publishers.get_hookimpls() if i.plugin_name == LOCAL]
-    assert impl.plugin is screen
-    names = [p.name for ps in pm.hook.register_publishers() for p in ps]
+    assert impl.plugin is pm.get_plugin(LOCAL)
+    assert Path(impl.plugin.__file__).resolve() == (ROOT / LOCAL).resolve()
+    names = [p.name for p in plugins.publishers]
     assert "screen-time" in names
 
 
 def test_publisher_writes_page_and_csv(screen, tmp_path):
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     site = tmp_path / "site"
     paths = pub.write("2024-03", merchant_data(), site)
     page = site / "months" / "2024-03" / "screen-time.md"
@@ -185,7 +181,7 @@ def test_publisher_writes_page_and_csv(screen, tmp_path):
 
 def test_screen_time_csv_cells_never_become_formulas(screen, tmp_path):
     """A merchant named like a spreadsheet formula stays text in the open data."""
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     data = merchant_data()
     row = data.rankings["merchants"][0]
     data.rankings["merchants"][0] = dataclasses.replace(
@@ -198,7 +194,7 @@ def test_screen_time_csv_cells_never_become_formulas(screen, tmp_path):
 
 
 def test_publisher_output_is_byte_identical(screen, tmp_path):
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     data = merchant_data()
     a = pub.write("2024-03", data, tmp_path / "a")
     data.rankings["merchants"].reverse()  # input order must not matter
@@ -217,7 +213,7 @@ def test_publisher_uses_the_schemes_tier_set(screen, tmp_path):
         {"merchants": [RankRow("M1", "甲店", "G1", 1012, "A", 1, kind="organization"),
                        RankRow("M2", "乙店", "G1", 1009, "B", 2, kind="organization")]},
     )  # fmt: skip
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     [page, _] = pub.write("2024-03", data, tmp_path)
     text = page.read_text(encoding="utf-8")
     assert "| 甲店 | A（优） | 1012 | 600 | 100.0% |" in text
@@ -225,7 +221,7 @@ def test_publisher_uses_the_schemes_tier_set(screen, tmp_path):
 
 
 def test_publisher_without_merchants_group_writes_nothing(screen, tmp_path):
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     data = MonthData("t", "2024-03", [GroupInfo("residents", "居民")], [], {"residents": []})
     assert pub.write("2024-03", data, tmp_path) == []
     assert not any(tmp_path.iterdir())
@@ -234,7 +230,7 @@ def test_publisher_without_merchants_group_writes_nothing(screen, tmp_path):
 def test_publisher_with_nobody_eligible(screen, tmp_path):
     data = merchant_data()
     data.rankings["merchants"] = [r for r in data.rankings["merchants"] if r.tier == "B"]
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     [page, csv_path] = pub.write("2024-03", data, tmp_path)
     assert "本月没有信用等级达到要求的商户" in page.read_text(encoding="utf-8")
     assert csv_path.read_bytes() == BOM + b"month,name,tier,score,minutes_per_day,share\n"
@@ -243,7 +239,7 @@ def test_publisher_with_nobody_eligible(screen, tmp_path):
 def test_publisher_refuses_a_month_that_is_a_path(screen, tmp_path):
     from scoring.errors import InputError
 
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     with pytest.raises(InputError, match="not of the form YYYY-MM"):
         pub.write("../../etc", merchant_data(), tmp_path)
 
@@ -251,7 +247,7 @@ def test_publisher_refuses_a_month_that_is_a_path(screen, tmp_path):
 def test_publisher_runs_after_the_built_in_pages(screen, tmp_path):
     paths = publish_pages(
         "2024-03", merchant_data(), tmp_path, secret=b"k" * 32, iterations=1000,
-        publishers=screen.register_publishers(),
+        publishers=screen.register_publishers(build_plugins()),
     )  # fmt: skip
     assert tmp_path / "months" / "2024-03" / "screen-time.md" in paths
     assert tmp_path / "data" / "2024-03" / "screen-time.csv" in paths
@@ -268,7 +264,7 @@ def test_broken_local_plugin_is_reported_by_file(tmp_path):
     (folder / "good.py").write_text("x = 1\n", encoding="utf-8")
     (folder / "broken.py").write_text("def register_publishers(:\n    pass\n", encoding="utf-8")
     with pytest.raises(PluginError) as e:
-        get_plugin_manager(folder)
+        build_plugins(folder)
     msg = str(e.value)
     assert str(folder / "broken.py") in msg
     assert "local plugin 'broken' failed to load: SyntaxError" in msg
@@ -285,7 +281,7 @@ def test_local_plugin_with_an_unknown_hook_argument_is_reported(tmp_path):
     with pytest.raises(
         PluginError, match=r"(?s)wrong\.py: local plugin 'wrong' failed to load.*pages"
     ):
-        get_plugin_manager(folder)
+        build_plugins(folder)
 
 
 def test_underscore_files_in_plugins_are_not_loaded(tmp_path):
@@ -294,7 +290,7 @@ def test_underscore_files_in_plugins_are_not_loaded(tmp_path):
     (folder / "_helpers.py").write_text(
         "raise RuntimeError('must not be imported')\n", encoding="utf-8"
     )
-    pm = get_plugin_manager(folder)
+    pm = build_plugins(folder).pm
     assert not any(str(n).startswith("plugins/") for n, _ in pm.list_name_plugin())
 
 
@@ -327,7 +323,7 @@ def test_entry_point_plugin_is_registered_and_wins_mask_name(monkeypatch, tmp_pa
         "@hookimpl\ndef mask_name(name, kind):\n    return '某某' if kind == 'person' else None\n",
     )  # fmt: skip
     folder = tmp_path / "plugins"  # a fresh folder: a fresh plugin manager
-    pm = get_plugin_manager(folder)
+    pm = build_plugins(folder).pm
     assert pm.has_plugin("shout")
     assert pm.hook.mask_name(name="张三丰", kind="person") == "某某"
     # None passes on to the built-in masking
@@ -342,14 +338,14 @@ def test_broken_entry_point_plugin_is_a_plugin_error(monkeypatch, tmp_path):
     with pytest.raises(
         PluginError, match="entry point group 'gridcredit' failed to load: needs libfoo"
     ):
-        get_plugin_manager(tmp_path / "plugins")
+        build_plugins(tmp_path / "plugins")
 
 
 # --------------------------------------------------------------------------
 # the plugins command
 
 
-def test_plugins_command_lists_built_ins_local_plugin_and_hooks(isolated_managers):
+def test_plugins_command_lists_built_ins_local_plugin_and_hooks():
     result = CliRunner().invoke(cli, ["--scheme", str(ROOT), "plugins"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -401,20 +397,15 @@ class Recorder:
         self.calls.append(("after_publish", {"month": month, "screen": "screen-time.md" in names}))
 
 
-def test_lifecycle_hooks_are_fired_once_per_stage(
-    engine_scheme, tmp_path, isolated_managers, screen
-):
+def test_lifecycle_hooks_are_fired_once_per_stage(engine_scheme, tmp_path, screen):
     from scoring.ingest import ingest_files
     from scoring.periods import close_month
     from scoring.pipeline import publish_month
 
-    plugins_mod.set_default_plugins_dir(None)  # a fresh default manager (no local plugins)
-    pm = get_plugin_manager()
     rec = Recorder()
-    pm.register(rec, name="recorder")
-    pm.register(screen, name="screen-time-under-test")
     scheme = engine_scheme(
         merchants=[{"id": "m-sort", "title": "垃圾分类", "on": "sorting", "points": 15}],
+        plugins=build_plugins(None, extra=[rec, screen]),
     )
     subjects = tmp_path / "subjects.jsonl"
     subjects.write_text(
