@@ -440,3 +440,281 @@ def test_lifecycle_hooks_are_fired_once_per_stage(engine_scheme, tmp_path, scree
     # the publisher saw the scheme's own tier set (A from 1010) through the pipeline
     page = (tmp_path / "site" / "months" / "2024-03" / "screen-time.md").read_text(encoding="utf-8")
     assert "| 鑫源超市 | A（优） | 1030 | 600 | 100.0% |" in page
+
+
+# --------------------------------------------------------------------------
+# one plugin manager per scheme: a scheme's own operator works everywhere
+
+EVEN_PLUGIN = """
+from scoring import Operator, hookimpl
+
+
+def _even(value):
+    want = bool(value)
+    return lambda x: (int(x) % 2 == 0) == want
+
+
+@hookimpl
+def register_operators():
+    return [Operator("even_hours", _even, types=("number", "integer"), description="为偶数")]
+"""
+
+EVEN_SCENARIO = """
+defaults: {groups: [residents], grid: G1}
+scenarios:
+  - name: 偶数小时的志愿服务加5分
+    subjects: [P1]
+    events:
+      - {type: volunteer, at: 2024-03-01T10:00, hours: 2}
+      - {type: volunteer, at: 2024-03-02T10:00, hours: 3}
+    expect:
+      entries:
+        - {subject: P1, rule: res-even, points: 5, count: 1}
+      balances:
+        - {subject: P1, score: 1005}
+"""
+
+
+@pytest.fixture
+def even_repo(tmp_path) -> Path:
+    """A scheme repository whose residents rule uses its own operator ``even_hours``
+    (plugins/even.py), with a scenario for it."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "engine", repo)
+    (repo / "rules" / "packs" / "residents.yaml").write_text(
+        "pack: residents\nversion: '1'\ngroup: residents\nrules:\n"
+        "  - id: res-even\n    title: 偶数时长\n    on: volunteer\n"
+        "    when: {attrs.hours: {even_hours: true}}\n    points: 5\n",
+        encoding="utf-8",
+    )
+    (repo / "plugins").mkdir()
+    (repo / "plugins" / "even.py").write_text(EVEN_PLUGIN, encoding="utf-8")
+    (repo / "tests" / "scenarios").mkdir(parents=True)
+    (repo / "tests" / "scenarios" / "even.yaml").write_text(EVEN_SCENARIO, encoding="utf-8")
+    return repo
+
+
+def test_scheme_operator_is_known_to_validate(even_repo):
+    from scoring.validate import validate_scheme
+
+    problems = validate_scheme(even_repo)
+    assert [str(p) for p in problems if p.severity == "error"] == []
+    assert not [p for p in problems if "even_hours" in p.message or "packs" in p.file]
+    result = CliRunner().invoke(cli, ["--scheme", str(even_repo), "validate"])
+    assert result.exit_code == 0, result.output
+    assert "even_hours" not in result.output
+
+
+def test_scheme_operator_works_in_gridcredit_test(even_repo):
+    result = CliRunner().invoke(cli, ["--scheme", str(even_repo), "test"])
+    assert result.exit_code == 0, result.output
+    assert "1 passed" in result.output or "passed" in result.output
+
+
+def test_scheme_operator_works_in_score(even_repo, tmp_path):
+    people = tmp_path / "subjects.jsonl"
+    people.write_text(
+        json.dumps({"id": "P1", "groups": ["residents"], "name": "张三丰", "grid": "G1"}) + "\n",
+        encoding="utf-8",
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps({"id": f"E{h}", "type": "volunteer", "subject": "P1",
+                        "at": f"2024-03-0{h}T10:00:00", "attrs": {"hours": h}}) + "\n"
+            for h in (2, 3)
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    db = tmp_path / "ledger.db"
+    base = ["--scheme", str(even_repo), "--db", str(db)]
+    for args in (["ingest", str(people), str(events)], ["score"]):
+        result = CliRunner().invoke(cli, [*base, *args])
+        assert result.exit_code == 0, result.output
+    rows = ledger.connect(db).execute("SELECT event, rule, points FROM entries").fetchall()
+    assert rows == [("E2", "res-even", 5)]
+
+
+def test_scheme_operator_works_in_plain_pytest(even_repo):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/scenarios"],
+        cwd=even_repo, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+
+
+def test_two_schemes_in_one_process_have_their_own_plugins(even_repo):
+    from scoring.loader import load_scheme
+
+    mine = load_scheme(even_repo)
+    other = load_scheme(Path(__file__).parent / "fixtures" / "engine")
+    assert "even_hours" in mine.plugins.operators
+    assert "even_hours" not in other.plugins.operators
+    assert mine.plugins.pm is not other.plugins.pm
+
+
+# --------------------------------------------------------------------------
+# one registry: a name registered twice is refused, naming both plugins
+
+
+def _local(tmp_path, **files: str) -> Path:
+    folder = tmp_path / "plugins"
+    folder.mkdir(exist_ok=True)
+    for name, source in files.items():
+        (folder / f"{name}.py").write_text(source, encoding="utf-8")
+    return folder
+
+
+EQ_PLUGIN = (
+    "from scoring import Operator, hookimpl\n\n"
+    "@hookimpl\ndef register_operators():\n"
+    "    return [Operator('eq', lambda v: lambda x: str(x) == str(v))]\n"
+)
+
+
+def test_plugin_re_registering_eq_is_refused(tmp_path):
+    from scoring.plugins import PluginConflict
+
+    folder = _local(tmp_path, myeq=EQ_PLUGIN)
+    with pytest.raises(PluginConflict) as e:
+        build_plugins(folder)
+    builtin = Path(__file__).parent.parent / "scoring" / "builtin" / "operators.py"
+    assert str(e.value) == (
+        f"operator 'eq' is registered twice: by plugin 'scoring.builtin.operators'"
+        f" ({builtin.resolve()}) and by plugin 'plugins/myeq.py' ({folder / 'myeq.py'})."
+        " A name may be registered once; rename the operator in plugin 'plugins/myeq.py'"
+        f" ({folder / 'myeq.py'}) (pick another name, e.g. 'eq_myeq') and use that name"
+        " in the rules"
+    )
+
+
+def test_re_registered_eq_is_a_clean_cli_error(even_repo):
+    (even_repo / "plugins" / "myeq.py").write_text(EQ_PLUGIN, encoding="utf-8")
+    for command in (["validate"], ["test"], ["plugins"]):
+        result = CliRunner().invoke(cli, ["--scheme", str(even_repo), *command])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("error: operator 'eq' is registered twice"), result.output
+        assert "plugins/myeq.py" in result.output and "Traceback" not in result.output
+
+
+def test_two_plugins_registering_one_metric_are_refused(tmp_path):
+    from scoring.plugins import PluginConflict
+
+    metric = (
+        "from scoring import Metric, hookimpl\n\n"
+        "@hookimpl\ndef register_metrics():\n"
+        "    return [Metric('share', lambda ctx, spec: {})]\n"
+    )
+    folder = _local(tmp_path, alpha=metric, beta=metric)
+    with pytest.raises(PluginConflict) as e:
+        build_plugins(folder)
+    msg = str(e.value)
+    assert msg.startswith("metric 'share' is registered twice: by plugin 'plugins/alpha.py'")
+    assert f"({folder / 'alpha.py'})" in msg and f"({folder / 'beta.py'})" in msg
+    assert "rename the metric in plugin 'plugins/beta.py'" in msg
+
+
+def test_plugin_metric_named_like_a_built_in_is_refused(tmp_path):
+    """It used to replace the built-in ``mean`` silently."""
+    from scoring.plugins import PluginConflict
+
+    folder = _local(
+        tmp_path,
+        mymean="from scoring import Metric, hookimpl\n\n@hookimpl\ndef register_metrics():\n"
+        "    return [Metric('mean', lambda ctx, spec: {})]\n",
+    )
+    with pytest.raises(PluginConflict, match="metric 'mean' is registered twice: by plugin"
+                       " 'scoring.builtin.metrics'.* and by plugin 'plugins/mymean.py'"):  # fmt: skip
+        build_plugins(folder)
+
+
+# --------------------------------------------------------------------------
+# check_pending: a misspelled hook is refused
+
+
+def test_misspelled_hook_is_refused_naming_the_file(tmp_path):
+    folder = _local(
+        tmp_path,
+        typo="from scoring import hookimpl\n\n@hookimpl\ndef register_operater():\n    return []\n",
+    )
+    with pytest.raises(PluginError) as e:
+        build_plugins(folder)
+    assert str(e.value) == (
+        f"plugin 'plugins/typo.py' ({folder / 'typo.py'}) implements 'register_operater',"
+        " which is not a gridcredit hook; did you mean 'register_operators'?"
+        " Rename the function (or drop its @hookimpl)"
+    )
+
+
+# --------------------------------------------------------------------------
+# no module-level plugin manager; built-ins found through the registry only
+
+
+def test_no_module_level_plugin_manager():
+    import pluggy
+
+    import scoring
+    from scoring import plugins as plugins_module
+
+    assert not hasattr(plugins_module, "get_plugin_manager")
+    assert not hasattr(plugins_module, "set_default_plugins_dir")
+    assert not hasattr(plugins_module, "_managers")
+    scoring_dir = Path(scoring.__file__).parent
+    for path in sorted(scoring_dir.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        assert "get_plugin_manager" not in text and "set_default_plugins_dir" not in text, path
+    import importlib
+
+    for path in sorted(scoring_dir.rglob("*.py")):
+        name = ".".join(path.relative_to(scoring_dir.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        if name.endswith("__main__") or name == "scoring.testing.pytest_plugin":
+            continue
+        module = importlib.import_module(name)
+        for attr, value in vars(module).items():
+            assert not isinstance(value, (pluggy.PluginManager, plugins_module.Plugins)), (
+                f"{name}.{attr} is a module-level plugin manager"
+            )
+
+
+def test_core_finds_built_ins_through_the_registry_only():
+    import scoring
+
+    scoring_dir = Path(scoring.__file__).parent
+    for path in [scoring_dir / "conditions.py", *sorted((scoring_dir / "ingest").glob("*.py"))]:
+        import ast
+
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        ]
+        assert not [m for m in imported if "builtin" in m], path  # no import cycle either
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        assert not names & {"JSONL", "CSV", "BUILTIN_FORMATS", "BUILTIN_OPERATORS"}, path
+
+
+def test_public_plugin_api():
+    import scoring
+    from scoring.assess import Metric
+    from scoring.compile import PointsForm
+    from scoring.conditions import Operator
+    from scoring.ingest import InputFormat
+    from scoring.publish import Publisher
+
+    assert (scoring.Operator, scoring.PointsForm, scoring.InputFormat) == (
+        Operator, PointsForm, InputFormat,
+    )  # fmt: skip
+    assert (scoring.Metric, scoring.Publisher) == (Metric, Publisher)
+    assert scoring.hookimpl is hookimpl
+    source = (ROOT / LOCAL).read_text(encoding="utf-8")
+    assert "mask_name(" in source and "import mask_name" not in source.replace(" ", " ")
+    assert (
+        "from scoring.publish import" not in source
+        or "mask_name" not in source.split("from scoring.publish import")[1].split("\n")[0]
+    )
