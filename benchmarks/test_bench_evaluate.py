@@ -50,7 +50,8 @@ def test_compile_reference_scheme(benchmark, scheme):
 
 def test_condition_eval(benchmark):
     test = compile_condition(
-        {"attrs.hours": {"gte": 0.5}, "subject.tags": {"contains": "志愿者"}}, build_plugins().operators
+        {"attrs.hours": {"gte": 0.5}, "subject.tags": {"contains": "志愿者"}},
+        build_plugins().operators,
     )
     view = SubjectView("R1", tags=frozenset({"志愿者"}))
     attrs = {"hours": 2}
