@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
     if command == "demo":
         run(BIN / "gridcredit", "demo", *rest)
     else:
-        run(BIN / "python", "-m", "scoring.browser", "ensure")
+        run(BIN / "python", "-m", "scoring.testing.browser", "ensure")
         run(BIN / "python", "-m", "pytest", *rest)
 
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from scoring.compile import compile_scheme
-from scoring.conditions import SubjectView, compile_condition, operator_table
+from scoring.conditions import SubjectView, compile_condition
 from scoring.demo import generate_county
 from scoring.evaluate import score
 from scoring.ingest import ingest_files
 from scoring.ledger import ENTRY_COLUMNS, connect
 from scoring.loader import load_scheme
+from scoring.plugins import build_plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +50,8 @@ def test_compile_reference_scheme(benchmark, scheme):
 
 def test_condition_eval(benchmark):
     test = compile_condition(
-        {"attrs.hours": {"gte": 0.5}, "subject.tags": {"contains": "志愿者"}}, operator_table()
+        {"attrs.hours": {"gte": 0.5}, "subject.tags": {"contains": "志愿者"}},
+        build_plugins().operators,
     )
     view = SubjectView("R1", tags=frozenset({"志愿者"}))
     attrs = {"hours": 2}

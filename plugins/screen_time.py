@@ -39,9 +39,9 @@ from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from scoring import hookimpl
+from scoring import Plugins, hookimpl
 from scoring.errors import InputError
-from scoring.publish import MonthData, SubjectRank, csv_cell, mask_name, md, month_label
+from scoring.publish import MonthData, SubjectRank, csv_cell, md, month_label
 
 # --- configuration ---------------------------------------------------------
 
@@ -126,6 +126,9 @@ class ScreenTimePublisher:
 
     name = "screen-time"
 
+    def __init__(self, plugins: Plugins):
+        self.plugins = plugins  # the scheme's plugins: names are masked by the mask_name hook
+
     def write(self, month: str, data: MonthData, site_dir: Path) -> list[Path]:
         if not _MONTH.match(month):
             raise InputError(f"screen-time: month {month!r} is not of the form YYYY-MM")
@@ -145,7 +148,8 @@ class ScreenTimePublisher:
         others = len(rows) - len(shown)
 
         def name(r: SubjectRank) -> str:
-            return mask_name(r.name, r.kind)
+            # whitespace collapsed first, as on every other page
+            return self.plugins.mask_name(" ".join(str(r.name).split()), r.kind)
 
         def tier(r: SubjectRank) -> str:
             t = titles.get(r.tier)
@@ -225,5 +229,5 @@ class ScreenTimePublisher:
 
 
 @hookimpl
-def register_publishers() -> list[ScreenTimePublisher]:
-    return [ScreenTimePublisher()]
+def register_publishers(plugins: Plugins) -> list[ScreenTimePublisher]:
+    return [ScreenTimePublisher(plugins)]

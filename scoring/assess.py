@@ -44,13 +44,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pluggy
 import sqlite_utils
 
 from .durations import months_between, period_kind
 from .errors import Problem, SchemeError, UsageError
 from .model import Assessment, Grid, Scheme
 from .periods import PostingCalendar, closed_months, month_figures, savepoint
+from .plugins import Plugins, plugins_of
 from .rank import competition_ranks, grid_index, subject_index
 
 ASSESSMENT_PERIODS = ("month", "quarter", "year")
@@ -179,17 +179,10 @@ class MetricContext:
         )
 
 
-def metric_registry(pm: pluggy.PluginManager | None = None) -> dict[str, Metric]:
-    """Every metric from the plugins (later plugins override built-ins of the same name)."""
-    if pm is None:
-        from .plugins import get_plugin_manager
-
-        pm = get_plugin_manager()
-    out: dict[str, Metric] = {}
-    for lst in reversed(pm.hook.register_metrics()):
-        for m in lst or []:
-            out[m.name] = m
-    return out
+def metric_registry(plugins: Plugins) -> dict[str, Metric]:
+    """Every metric of the scheme's plugins, built-ins included (one registry: a name
+    registered twice was refused when the plugins were loaded)."""
+    return plugins.metrics
 
 
 @dataclass
@@ -453,7 +446,7 @@ def run_assessment(
     period: str,
     *,
     only: str | None = None,
-    pm: pluggy.PluginManager | None = None,
+    plugins: Plugins | None = None,
 ) -> list[AssessmentRun]:
     """Run the assessments of ``period`` (all whose period kind matches, or ``only`` that id).
 
@@ -466,7 +459,7 @@ def run_assessment(
     if only is not None and not todo:
         ids = ", ".join(a.id for a in scheme.assessments) or "none"
         raise UsageError(f"no {kind} assessment with id {only!r}; assessments: {ids}")
-    metrics = metric_registry(pm)
+    metrics = metric_registry(plugins if plugins is not None else plugins_of(scheme))
     calendar = PostingCalendar(db, scheme)
     start, end = scheme.clock.period_bounds(period)
     has_data = db.execute(

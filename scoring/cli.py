@@ -42,9 +42,8 @@ class Context:
     def scheme(self, check: bool = True):
         if self._scheme is None:
             from .loader import load_scheme
-            from .plugins import set_default_plugins_dir
 
-            set_default_plugins_dir(self.repo / "plugins")
+            # load_scheme builds the scheme's plugins (the repository's plugins/ too)
             self._scheme = load_scheme(self.scheme_dir, check=check)
         return self._scheme
 
@@ -472,11 +471,9 @@ def run_tests(
     ctx: Context, paths: tuple[str, ...], select: str | None, min_coverage: float | None
 ) -> None:
     """Run the rule regression scenarios [default: tests/scenarios/] and report rule coverage."""
-    from .plugins import set_default_plugins_dir
-    from .scenarios import format_report, run_scenarios
+    from .testing.scenarios import format_report, run_scenarios
 
     repo = ctx.repo
-    set_default_plugins_dir(repo / "plugins")
     report = run_scenarios(
         list(paths) or [repo / "tests" / "scenarios"], ctx.scheme_dir,
         select=select, min_coverage=min_coverage,
@@ -566,10 +563,7 @@ def diff(ctx: Context, inputs: tuple[str, ...], base: str, period: str | None, f
 @handle_errors
 def plugins(ctx: Context) -> None:
     """List plugins and the hooks they implement."""
-    from .plugins import describe_plugins, get_plugin_manager
-
-    ctx.scheme()
-    for p in describe_plugins(get_plugin_manager()):
+    for p in ctx.scheme().plugins.describe():
         hooks = p["hooks"]
         assert isinstance(hooks, list)
         click.echo(f"{p['name']}: {', '.join(hooks) or '-'}")

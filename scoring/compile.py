@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import Condition, Operator, compile_condition, operator_table
+from .conditions import Condition, Operator, compile_condition
 from .durations import Duration
 from .model import Rule, Scheme
 
@@ -54,16 +54,6 @@ class CompiledRule:
 
 FAR_PAST = -(2**62)
 FAR_FUTURE = 2**62
-
-
-def points_table() -> dict[str, PointsForm]:
-    from .plugins import get_plugin_manager
-
-    table: dict[str, PointsForm] = {}
-    for forms in get_plugin_manager().hook.register_points_forms():
-        for f in forms or []:
-            table[f.key] = f
-    return table
 
 
 def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
@@ -135,8 +125,10 @@ class CompiledScheme:
 
 
 def compile_scheme(scheme: Scheme) -> CompiledScheme:
-    operators = operator_table()
-    forms = points_table()
+    from .plugins import plugins_of
+
+    plugins = plugins_of(scheme)  # the scheme's registry: built-ins and plugins alike
+    operators, forms = plugins.operators, plugins.points_forms
     compiled = [compile_rule(r, operators, forms) for r in scheme.rules if r.status != "retired"]
     by_type: dict[str, list[CompiledRule]] = {}
     for c in compiled:

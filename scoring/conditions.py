@@ -2,8 +2,8 @@
 
 A compiled condition is ``test(attrs, subject, group, etype) -> bool``;
 nothing is parsed or looked up per event beyond the dict reads it needs.
-Operators come from plugins (``register_operators``); the built-ins live in
-``scoring.builtin.operators``.
+Operators come from the scheme's plugin registry (``register_operators``,
+``scheme.plugins.operators``); the built-ins live in ``scoring.builtin.operators``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ class Operator:
     types: tuple[str, ...] = ("integer", "number", "string", "boolean", "date")
     on_missing: bool | Callable[[Any], bool] = False
     description: str = ""
+    # fast(key, value): an optional whole-test closure for ``attrs.<key>: {name: value}``
+    # that skips the getter indirection (None: use the general path); it must give
+    # the general path's results, a missing attribute included
+    fast: Callable[[str, Any], Condition | None] | None = None
 
 
 @dataclass
@@ -161,34 +165,16 @@ def _field_test(
     return many
 
 
-_COMPARE = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}
-
-
 def _fast_attr_test(name: str, spec: dict, operators: dict[str, Operator]) -> Condition | None:
-    """Closures without the getter indirection for the commonest tests (``attrs.x: v``,
-    ``attrs.x: {gte: n}``), when the operator is the built-in one. Same results as the
-    general path: a missing attribute fails them."""
+    """The operator's own fast form for a one-test ``attrs.x`` condition, if it has one
+    (the built-in ``eq`` and comparisons do: ``attrs.x: v``, ``attrs.x: {gte: n}``)."""
     if not name.startswith("attrs.") or len(spec) != 1:
         return None
     ((op_name, value),) = spec.items()
     op = operators.get(op_name)
-    if op is None or not getattr(op.compile, "__module__", "").startswith("scoring.builtin"):
+    if op is None or op.fast is None:
         return None
-    key = name[6:]
-    if op_name == "eq" and value is not None and not isinstance(value, (list, dict)):
-        return lambda a, s, g, t: a.get(key, MISSING) == value
-    if op_name in _COMPARE and isinstance(value, (int, float)) and not isinstance(value, bool):
-        cmp = _COMPARE[op_name]
-        v = float(value)
-
-        def compare(a: dict, s: Any, g: str, t: str) -> bool:
-            x = a.get(key)
-            if x is None or isinstance(x, (bool, str)) or not isinstance(x, (int, float)):
-                return False
-            return cmp(float(x), v)
-
-        return compare
-    return None
+    return op.fast(name[6:], value)
 
 
 def condition_fields(cond: Any) -> list[tuple[str, str, Any, tuple[Any, ...]]]:
@@ -224,13 +210,3 @@ def reads_subject(cond: Any) -> bool:
     return any(
         not (f.startswith("attrs.") or f in _EVENT_FIELDS) for f, *_ in condition_fields(cond)
     )
-
-
-def operator_table() -> dict[str, Operator]:
-    from .plugins import get_plugin_manager
-
-    table: dict[str, Operator] = {}
-    for ops in get_plugin_manager().hook.register_operators():
-        for op in ops or []:
-            table[op.name] = op
-    return table

@@ -1732,9 +1732,9 @@ def score(
     db: sqlite_utils.Database, scheme: Scheme, compiled: CompiledScheme | None = None
 ) -> ScoreSummary:
     """Evaluate every unscored event into the ledger (one transaction)."""
-    from .plugins import get_plugin_manager
+    from .plugins import plugins_of
 
-    pm = get_plugin_manager()
+    pm = plugins_of(scheme)
     pm.hook.before_score(db=db, scheme=scheme)
     summary = Engine(db, scheme, compiled).run()
     pm.hook.after_score(db=db, scheme=scheme, summary=summary)

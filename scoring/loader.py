@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .durations import Clock, parse_duration
 from .errors import Problem, SchemeError
@@ -40,6 +40,9 @@ from .model import (
     make_points,
 )
 from .yamlsafe import YamlProblem, load_yaml
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
 
 SCHEME_FILE = "scheme.yaml"
 OPTIONAL_FILES = ("events.yaml", "assessments.yaml", "catalog.yaml")
@@ -136,21 +139,31 @@ def _read(raw: RawScheme, path: Path) -> Any:
     return data
 
 
-def load_scheme(path: str | Path, *, check: bool = True) -> Scheme:
-    """Read, validate and build the scheme; raise ``SchemeError`` with every error."""
+def load_scheme(path: str | Path, *, check: bool = True, plugins: Plugins | None = None) -> Scheme:
+    """Read, validate and build the scheme; raise ``SchemeError`` with every error.
+
+    Builds the scheme's plugins once (:func:`scoring.plugins.build_plugins`:
+    built-ins, entry points, the repository's ``plugins/``) and keeps them as
+    ``scheme.plugins``. ``plugins``: use these instead (tests, notebooks: e.g.
+    ``build_plugins(folder, extra=[recorder])``).
+    """
+    from .plugins import build_plugins, plugins_dir_of
+
     raw = read_scheme(path)
+    # the one plugin manager of this scheme: validate, compile and every stage use it
+    if plugins is None:
+        plugins = build_plugins(plugins_dir_of(raw.root))
     problems = list(raw.problems)
     if check and not problems:
         from .validate import check_scheme
 
-        problems += check_scheme(raw)
+        problems += check_scheme(raw, plugins=plugins)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise SchemeError(errors)
     scheme = build_scheme(raw)
-    from .plugins import get_plugin_manager
-
-    get_plugin_manager().hook.scheme_loaded(scheme=scheme)
+    scheme.plugins = plugins
+    plugins.hook.scheme_loaded(scheme=scheme)
     return scheme
 
 

@@ -418,6 +418,8 @@ class Scheme:
     catalog: dict[str, CatalogItem]
     hash: str = ""  # content hash of all rule files together
     raw: dict[str, Any] = field(default_factory=dict)
+    # the scheme's plugins (scoring.plugins.Plugins), made once by the loader
+    plugins: Any = field(default=None, repr=False, compare=False)
 
     @property
     def clock(self) -> Clock:

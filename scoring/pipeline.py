@@ -32,7 +32,7 @@ from .errors import GridcreditError
 from .evaluate import ScoreSummary, score
 from .model import Scheme
 from .periods import close_month, is_closed
-from .plugins import get_plugin_manager
+from .plugins import plugins_of
 from .publish import (
     build_site,
     lookup_secret,
@@ -101,10 +101,10 @@ def publish_month(
             f"{month} is published already ({manifest}); a published month's pages never change."
             " To build the site run `gridcredit build`; to rewrite the month anyway use --force"
         )
-    pm = get_plugin_manager()
+    pm = plugins_of(scheme)
     data = month_data(db, scheme, month)
     secret = lookup_secret(db, private_dir, Path(site_dir))
-    publishers = [p for ps in pm.hook.register_publishers() for p in (ps or [])]
+    publishers = pm.publishers
     paths = write_month_site(
         month, data, Path(site_dir), secret=secret, mask=name_masker(pm.hook.mask_name),
         publishers=publishers, private_dir=private_dir,

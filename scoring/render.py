@@ -215,19 +215,16 @@ def _test(field: str, op: str, arg: Any, ctx: _Context) -> str:
         return f"{title}包含“{arg}”"
     if op == "matches":
         return f"{title}符合格式 `{arg}`"
-    desc = _operator_word(op)
+    desc = _operator_word(op, ctx.scheme)
     return f"{title}{desc}“{arg}”"
 
 
-def _operator_word(op: str) -> str:
-    try:
-        from .conditions import operator_table
+def _operator_word(op: str, scheme: Scheme) -> str:
+    from .plugins import plugins_of
 
-        described: object = getattr(operator_table().get(op), "description", "")
-        if described:
-            return str(described)
-    except ImportError:  # a built-in plugin module is missing: show the operator's name
-        pass
+    described: object = getattr(plugins_of(scheme).operators.get(op), "description", "")
+    if described:
+        return str(described)
     return f" {op} "
 
 

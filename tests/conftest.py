@@ -37,7 +37,7 @@ def engine_scheme(tmp_path):
     same loader and validator as policy staff's files.
     """
 
-    def make(**packs: list[dict[str, Any]]):
+    def make(plugins: Any = None, **packs: list[dict[str, Any]]):
         root = tmp_path / "scheme"
         if root.exists():
             shutil.rmtree(root)
@@ -47,7 +47,7 @@ def engine_scheme(tmp_path):
             (root / "rules" / "packs" / f"{group}.yaml").write_text(
                 yaml.safe_dump(pack, allow_unicode=True, sort_keys=False), encoding="utf-8"
             )
-        return load_scheme(root)
+        return load_scheme(root, plugins=plugins)
 
     return make
 

@@ -6,7 +6,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import pluggy
 import pytest
 
 from scoring import hookspecs, ledger
@@ -17,11 +16,11 @@ from scoring.assess import (
     periods_ending_in,
     run_assessment,
 )
-from scoring.builtin import metrics as builtin_metrics
 from scoring.errors import SchemeError, UsageError
 from scoring.loader import load_scheme
 from scoring.model import Assessment
 from scoring.periods import close_month
+from scoring.plugins import build_plugins
 
 MINI = Path(__file__).parent / "fixtures" / "mini" / "rules"
 G1, G2, G3, G4 = "S01C01G01", "S01C01G02", "S01C02G01", "S01C02G02"  # G1, G2 东社区; G3, G4 西社区
@@ -38,11 +37,8 @@ def with_assessments(scheme, *assessments):
 
 @pytest.fixture
 def pm():
-    """Built-in metrics only, so these tests do not depend on other plugins."""
-    m = pluggy.PluginManager("gridcredit")
-    m.add_hookspecs(hookspecs)
-    m.register(builtin_metrics)
-    return m
+    """The built-in plugins only, so these tests do not depend on other plugins."""
+    return build_plugins(None)
 
 
 @pytest.fixture
@@ -122,7 +118,7 @@ def five(db, base_scheme):
 )
 def test_selection_kinds(five, base_scheme, pm, select, chosen):
     scheme = with_assessments(base_scheme, A(select=select))
-    (run,) = run_assessment(five, scheme, "2024-Q1", pm=pm)
+    (run,) = run_assessment(five, scheme, "2024-Q1", plugins=pm)
     assert [r.scope_id for r in run.selected] == chosen
     assert [(r.scope_id, r.rank) for r in run.results] == [
         ("R1", 1), ("R2", 2), ("R3", 2), ("R4", 4), ("R5", 5),
@@ -132,7 +128,7 @@ def test_selection_kinds(five, base_scheme, pm, select, chosen):
 
 def test_rank_within_community(five, base_scheme, pm):
     scheme = with_assessments(base_scheme, A(rank_within="community", select={"top": 1}))
-    (run,) = run_assessment(five, scheme, "2024-Q1", pm=pm)
+    (run,) = run_assessment(five, scheme, "2024-Q1", plugins=pm)
     assert [(r.unit, r.scope_id, r.rank) for r in run.selected] == [
         ("S01C01", "R1", 1),
         ("S01C02", "R4", 1),
@@ -158,7 +154,7 @@ def test_grid_scope_mean_score_awards_the_grid(db, base_scheme, pm):
         award={"points": 20},
         badge="红旗网格",
     )
-    (run,) = run_assessment(db, with_assessments(s, a), "2024-Q1", pm=pm)
+    (run,) = run_assessment(db, with_assessments(s, a), "2024-Q1", plugins=pm)
     assert values(run) == [(G2, 1015.0, 1, True), (G1, 1010.0, 2, False), (G3, 980.0, 1, True)]
     assert [r.scope_name for r in run.results] == [
         "东社区第二网格",
@@ -203,7 +199,7 @@ def test_weighted_survey_composite_with_min(db, base_scheme, pm):
         metric={"weighted": [{"weight": 60, "survey": {"respondent": "residents"}},
                              {"weight": 40, "survey": {"respondent": "community"}}]},
     )  # fmt: skip
-    (run,) = run_assessment(db, with_assessments(s, a), "2024-Q1", pm=pm)
+    (run,) = run_assessment(db, with_assessments(s, a), "2024-Q1", plugins=pm)
     assert values(run) == [("M2", 93.0, 1, True), ("M1", 89.0, 2, False), ("M3", None, None, False)]
     awards = [(r["subject"], r["grp"], r["points"], r["wallet"]) for r in db.query(
         "SELECT * FROM entries WHERE reason = 'assessment'")]  # fmt: skip
@@ -214,14 +210,14 @@ def test_weighted_survey_composite_with_min(db, base_scheme, pm):
 
 def test_rerun_changes_nothing(five, base_scheme, pm):
     scheme = with_assessments(base_scheme, A(select={"top": 2}, award={"points": 5}))
-    (first,) = run_assessment(five, scheme, "2024-Q1", pm=pm)
+    (first,) = run_assessment(five, scheme, "2024-Q1", plugins=pm)
     assert first.new and len(first.awards) == 3
     before = [tuple(r) for r in five.execute("SELECT * FROM entries ORDER BY id").fetchall()]
     results = [
         tuple(r)
         for r in five.execute("SELECT * FROM assessment_results ORDER BY scope_id").fetchall()
     ]
-    (again,) = run_assessment(five, scheme, "2024-Q1", pm=pm)
+    (again,) = run_assessment(five, scheme, "2024-Q1", plugins=pm)
     assert not again.new
     assert [
         tuple(r) for r in five.execute("SELECT * FROM entries ORDER BY id").fetchall()
@@ -238,7 +234,7 @@ def test_awards_post_to_first_open_month_after_close(five, base_scheme, pm):
     for m in ("2024-02", "2024-03"):  # March, without entries, may close: events came later
         close_month(five, base_scheme, m)
     scheme = with_assessments(base_scheme, A(award={"points": 5}))
-    (run,) = run_assessment(five, scheme, "2024-Q1", pm=pm)
+    (run,) = run_assessment(five, scheme, "2024-Q1", plugins=pm)
     assert [(e["subject"], e["period"]) for e in run.awards] == [("R1", "2024-04")]
 
 
@@ -251,7 +247,9 @@ def test_points_metric_sum_excludes_assessment_awards(db, base_scheme, pm):
     entry(db, s, "W1", 50, "2023-12-31")  # before the quarter
     entry(db, s, "W2", 8, "2024-02-10")
     entry(db, s, "W2", 30, "2024-03-31T23:59:59", reason="assessment")  # an earlier award
-    (run,) = run_assessment(db, with_assessments(s, A(metric={"sum": "points"})), "2024-Q1", pm=pm)
+    (run,) = run_assessment(
+        db, with_assessments(s, A(metric={"sum": "points"})), "2024-Q1", plugins=pm
+    )
     assert values(run) == [("W1", 10.0, 1, True), ("W2", 8.0, 2, False)]
 
 
@@ -269,7 +267,7 @@ def test_median_and_count_over_grids(db, base_scheme, pm):
             entry(db, s, sid, pts, "2024-02-01")
     median = A(id="med", scope="grid", metric={"median": "score"}, select={"top": 1})
     count = A(id="cnt", scope="grid", metric={"count": "points"}, select={"top": 1})
-    med, cnt = run_assessment(db, with_assessments(s, median, count), "2024-Q1", pm=pm)
+    med, cnt = run_assessment(db, with_assessments(s, median, count), "2024-Q1", plugins=pm)
     assert values(med) == [(G1, 1010.0, 1, True), (G2, 1002.5, 2, False)]
     assert values(cnt) == [(G1, 2.0, 1, True), (G2, 1.0, 2, False)]  # accounts that earned points
 
@@ -282,7 +280,7 @@ def test_community_scope(db, base_scheme, pm):
     entry(db, s, "R1", 30, "2024-02-01")
     entry(db, s, "R3", 20, "2024-02-01")
     a = A(scope="community", metric={"mean": "score"}, award={"points": 3})
-    (run,) = run_assessment(db, with_assessments(s, a), "2024-Q1", pm=pm)
+    (run,) = run_assessment(db, with_assessments(s, a), "2024-Q1", plugins=pm)
     assert values(run) == [("S01C02", 1020.0, 1, True), ("S01C01", 1015.0, 2, False)]
     assert [e["subject"] for e in run.awards] == ["R3"]
 
@@ -300,23 +298,21 @@ def test_plugin_metric(five, base_scheme, pm):
 
             return [Metric("spread", spread)]
 
-    pm.register(Plugin())
+    pm = build_plugins(None, extra=[Plugin()])
     a = A(scope="grid", metric={"spread": "score"}, select={"min": 0})
-    (run,) = run_assessment(five, with_assessments(base_scheme, a), "2024-Q1", pm=pm)
+    (run,) = run_assessment(five, with_assessments(base_scheme, a), "2024-Q1", plugins=pm)
     assert values(run) == [(G3, 20.0, 1, True), (G1, 10.0, 2, True)]
 
 
 def test_builtin_metrics_are_registered():
-    m = pluggy.PluginManager("gridcredit")
-    m.add_hookspecs(hookspecs)
-    m.register(builtin_metrics)
+    m = build_plugins(None)
     assert sorted(metric_registry(m)) == ["count", "mean", "median", "sum", "survey", "weighted"]
 
 
 def test_unknown_metric_is_a_scheme_error(five, base_scheme, pm):
     a = A(metric={"maximum": "score"}, src=("rules/assessments.yaml", 4, 5))
     with pytest.raises(SchemeError) as e:
-        run_assessment(five, with_assessments(base_scheme, a), "2024-Q1", pm=pm)
+        run_assessment(five, with_assessments(base_scheme, a), "2024-Q1", plugins=pm)
     assert str(e.value).startswith(
         "rules/assessments.yaml:4:5: assessment a: unknown metric 'maximum'; use one of"
     )
@@ -327,20 +323,20 @@ def test_period_kinds(five, base_scheme, pm):
     scheme = with_assessments(
         base_scheme, A(id="q"), A(id="m", period="month"), A(id="y", period="year")
     )
-    assert [r.assessment for r in run_assessment(five, scheme, "2024-Q1", pm=pm)] == ["q"]
-    assert [r.assessment for r in run_assessment(five, scheme, "2024-02", pm=pm)] == ["m"]
-    assert [r.assessment for r in run_assessment(five, scheme, "2024", pm=pm)] == ["y"]
+    assert [r.assessment for r in run_assessment(five, scheme, "2024-Q1", plugins=pm)] == ["q"]
+    assert [r.assessment for r in run_assessment(five, scheme, "2024-02", plugins=pm)] == ["m"]
+    assert [r.assessment for r in run_assessment(five, scheme, "2024", plugins=pm)] == ["y"]
     with pytest.raises(UsageError, match="'2024-W09' is a week; assessments run for a month"):
-        run_assessment(five, scheme, "2024-W09", pm=pm)
+        run_assessment(five, scheme, "2024-W09", plugins=pm)
     with pytest.raises(UsageError, match="cannot read period 'Q1-2024'"):
-        run_assessment(five, scheme, "Q1-2024", pm=pm)
+        run_assessment(five, scheme, "Q1-2024", plugins=pm)
     assert periods_ending_in("2024-12") == ["2024-12", "2024-Q4", "2024"]
     assert periods_ending_in("2024-02") == ["2024-02"]
 
 
 def test_stored_results_read_back(five, base_scheme, pm):
     scheme = with_assessments(base_scheme, A(select={"top": 1}, award={"points": 5}))
-    (run,) = run_assessment(five, scheme, "2024-Q1", pm=pm)
+    (run,) = run_assessment(five, scheme, "2024-Q1", plugins=pm)
     (stored,) = assessment_results(five, scheme, "2024-Q1")
     assert (stored.assessment, stored.title, stored.new) == ("a", "评选", False)
     assert values(stored) == values(run)
@@ -399,10 +395,10 @@ def test_an_unfinished_period_is_not_assessed(base_scheme, pm):
     ledger.set_state(db, "last_scored", f'[{at}, "e1"]')
     scheme = with_assessments(base_scheme, A(period="quarter"))
     with pytest.raises(UsageError, match="2024-Q2 has not run its course: it ends with 2024-06"):
-        run_assessment(db, scheme, "2024-Q2", pm=pm)
+        run_assessment(db, scheme, "2024-Q2", plugins=pm)
     assert db.execute("SELECT COUNT(*) FROM assessment_results").fetchone() == (0,)
     ledger.set_state(db, "last_scored", f'[{base_scheme.clock.parse_time("2024-06-02")}, "e9"]')
-    assert run_assessment(db, scheme, "2024-Q2", pm=pm)  # June is reached: it runs
+    assert run_assessment(db, scheme, "2024-Q2", plugins=pm)  # June is reached: it runs
 
 
 def test_a_period_kind_without_assessments_is_not_refused_as_unfinished(base_scheme, pm):
@@ -410,4 +406,4 @@ def test_a_period_kind_without_assessments_is_not_refused_as_unfinished(base_sch
     subject(db, "R1", G1)
     entry(db, base_scheme, "R1", 5, "2024-04-10")
     scheme = with_assessments(base_scheme, A(period="month"))
-    assert run_assessment(db, scheme, "2024-Q2", pm=pm) == []  # nothing to assess: no refusal
+    assert run_assessment(db, scheme, "2024-Q2", plugins=pm) == []  # nothing to assess: no refusal

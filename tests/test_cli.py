@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from scoring import plugins as plugins_mod
 from scoring.cli import cli
-from scoring.plugins import PluginError, get_plugin_manager
+from scoring.plugins import PluginError, build_plugins
 
 ROOT = Path(__file__).parent.parent
 VOLUNTEER = "    points: {per: hours, value: 2, round: floor}\n"  # res-volunteer, residents.yaml
@@ -34,12 +33,6 @@ EVENTS = """\
 {"id": "e3", "type": "volunteer_service", "subject": "R1", "at": "2024-03-04T09:00:00", "attrs": {"hours":
 {"id": "e4", "type": "volunteer_service", "subject": "R2", "at": "2024-03-05T09:00:00", "attrs": {"hours": 3}}
 """  # line 3 is cut off: one reject
-
-
-@pytest.fixture(autouse=True)
-def isolated_managers(monkeypatch):
-    """Every command sets the default plugin manager; keep that out of other tests."""
-    monkeypatch.setattr(plugins_mod, "_managers", dict(plugins_mod._managers))
 
 
 @pytest.fixture
@@ -223,9 +216,9 @@ def test_a_disk_full_in_an_ingest_worker_is_a_message_not_a_traceback(
     def full(path, **kw):
         raise apsw.FullError("database or disk is full")
 
-    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(ingest, "default_workers", lambda: 2)
-    monkeypatch.setattr(ingest, "child_connection", full)  # the forked workers inherit it
+    monkeypatch.setattr(ingest.parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest.parallel, "default_workers", lambda: 2)
+    monkeypatch.setattr(ingest.parallel, "child_connection", full)  # the forked workers inherit it
     db = tmp_path / "ledger.db"
     result = run("--scheme", ROOT, "--db", db, "ingest", "-q", inputs[1])
     assert result.exit_code == 1, result.output
@@ -362,7 +355,7 @@ def _install(monkeypatch, tmp_path, module: str, source: str) -> Path:
 def test_broken_entry_point_is_reported_by_name_module_and_file(monkeypatch, tmp_path):
     file = _install(monkeypatch, tmp_path, "gridcredit_flaky", "import no_such_dependency_xyz\n")
     with pytest.raises(PluginError) as e:
-        get_plugin_manager(tmp_path / "plugins")
+        build_plugins(tmp_path / "plugins")
     assert str(e.value) == (
         f"plugin 'flaky' (module gridcredit_flaky, {file}) from entry point group 'gridcredit'"
         " failed to load: No module named 'no_such_dependency_xyz' (ModuleNotFoundError)."
@@ -374,7 +367,7 @@ def test_entry_point_with_a_wrong_hook_is_reported(monkeypatch, tmp_path):
     source = "from scoring import hookimpl\n\n@hookimpl\ndef after_score(db, totals):\n    pass\n"
     _install(monkeypatch, tmp_path, "gridcredit_wrong", source)
     with pytest.raises(PluginError) as e:
-        get_plugin_manager(tmp_path / "plugins")
+        build_plugins(tmp_path / "plugins")
     msg = str(e.value)
     assert msg.startswith("plugin 'flaky' (module gridcredit_wrong, ")
     assert "failed to load" in msg and "totals" in msg and "(PluginValidationError)" in msg

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scoring import hookspecs
-from scoring.plugins import DEFAULT_PLUGINS, get_plugin_manager
+from scoring.plugins import DEFAULT_PLUGINS, REGISTER_HOOKS, build_plugins
 
 ROOT = Path(__file__).parent.parent
 SCORING = ROOT / "scoring"
@@ -78,7 +78,7 @@ def test_hook_is_documented(name):
 
 @pytest.mark.parametrize("name", HOOKS)
 def test_hook_is_implemented_or_exercised(name):
-    pm = get_plugin_manager(ROOT / "plugins")
+    pm = build_plugins(ROOT / "plugins").pm
     impls = {i.plugin_name for i in getattr(pm.hook, name).get_hookimpls()}
     shipped = impls & (set(DEFAULT_PLUGINS) | {n for n in impls if n.startswith("plugins/")})
     if shipped:
@@ -101,6 +101,13 @@ def test_exercised_by_lists_only_real_hooks():
 
 @pytest.mark.parametrize("name", HOOKS)
 def test_hook_is_called_with_keyword_arguments(name):
+    if name in REGISTER_HOOKS:
+        # the registry calls each implementation once at start-up (to name the plugin
+        # that registered each item), with the arguments it opts into
+        source = (SCORING / "plugins.py").read_text(encoding="utf-8")
+        assert "impl.function(**kwargs)" in source
+        assert f'"{name}"' in source
+        return
     calls = hook_calls().get(name)
     assert calls, f"hook {name} is specified but never called in scoring/"
     for where, call in calls:
@@ -114,19 +121,28 @@ def test_no_call_to_an_unspecified_hook():
     assert set(hook_calls()) <= set(HOOKS)
 
 
+def test_every_register_hook_feeds_the_registry():
+    assert sorted(REGISTER_HOOKS) == [h for h in HOOKS if h.startswith("register_")]
+    # none is called through the manager as well: the registry is the one place
+    assert not set(hook_calls()) & set(REGISTER_HOOKS)
+
+
 @pytest.mark.parametrize("name", HOOKS)
 def test_firstresult_only_for_mask_name(name):
-    pm = get_plugin_manager(ROOT / "plugins")
+    pm = build_plugins(ROOT / "plugins").pm
     firstresult = bool(getattr(pm.hook, name).spec.opts.get("firstresult"))
     assert firstresult == (name == "mask_name")
 
 
 @pytest.mark.parametrize("name", [h for h in HOOKS if h.startswith("register_")])
-def test_register_hooks_take_no_arguments_and_return_lists(name):
-    assert spec_args(name) == []
-    pm = get_plugin_manager(ROOT / "plugins")
-    results = getattr(pm.hook, name)()
-    assert results and all(isinstance(r, list) for r in results)
+def test_register_hooks_take_only_the_plugins_and_return_lists(name):
+    assert spec_args(name) in ([], ["plugins"])
+    plugins = build_plugins(ROOT / "plugins")
+    impls = getattr(plugins.pm.hook, name).get_hookimpls()
+    assert impls
+    for impl in impls:
+        result = impl.function(**({"plugins": plugins} if "plugins" in impl.argnames else {}))
+        assert isinstance(result, list), impl.plugin_name
 
 
 @pytest.mark.parametrize("name", HOOKS)

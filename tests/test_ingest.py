@@ -11,12 +11,11 @@ from typing import ClassVar
 
 import apsw
 import orjson
-import pluggy
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from scoring import hookspecs, ingest, ledger
+from scoring import ingest, ledger
 from scoring.builtin import formats as builtin_formats
 from scoring.errors import InputError
 from scoring.hookspecs import hookimpl
@@ -32,6 +31,7 @@ from scoring.ingest import (
     uscc_problem,
 )
 from scoring.loader import load_scheme
+from scoring.plugins import build_plugins
 
 MINI = Path(__file__).parent / "fixtures" / "mini" / "rules"
 
@@ -47,13 +47,8 @@ def db(tmp_path):
 
 
 def pm_with(*plugins):
-    """A plugin manager with the built-in formats and the given plugins only."""
-    pm = pluggy.PluginManager("gridcredit")
-    pm.add_hookspecs(hookspecs)
-    pm.register(builtin_formats, name="scoring.builtin.formats")
-    for p in plugins:
-        pm.register(p)
-    return pm
+    """The built-in plugins and the given ones (no scheme folder, so no local plugins)."""
+    return build_plugins(None, extra=plugins)
 
 
 def ev(eid, typ="volunteer_service", subject="P1", at="2024-03-05T10:00:00", **attrs):
@@ -184,7 +179,7 @@ def test_split_files_equal_one_file(tmp_path, scheme):
     one = ledger.connect(tmp_path / "one.db")
     split = ledger.connect(tmp_path / "split.db")
     ingest_file(one, scheme, whole, progress=False)
-    sums = ingest_files(split, scheme, parts, progress=False, pm=pm_with())
+    sums = ingest_files(split, scheme, parts, progress=False, plugins=pm_with())
     assert sum(s.accepted for s in sums) == 60
     assert sum(s.duplicates for s in sums) == 10
     assert events_table(one) == events_table(split)
@@ -321,7 +316,7 @@ def test_jsonl_is_strict_about_types(db, scheme):
 
 def test_chunk_boundaries(db, scheme, monkeypatch):
     """Duplicates and conflicts are found across chunks and inside one chunk alike."""
-    monkeypatch.setattr(ingest, "CHUNK", 3)
+    monkeypatch.setattr(ingest.records, "CHUNK", 3)
     ingest_records(db, scheme, [ev("A", hours=1)])
     recs = [
         ev("A", hours=2),  # conflicts with the database
@@ -506,7 +501,7 @@ def test_input_format_plugin(db, scheme, tmp_path):
     )
     plugin = TsvPlugin()
     TsvPlugin.calls = []
-    [s] = ingest_files(db, scheme, [p], progress=False, pm=pm_with(plugin))
+    [s] = ingest_files(db, scheme, [p], progress=False, plugins=pm_with(plugin))
     assert (s.accepted, s.kind) == (1, "events")
     assert TsvPlugin.calls == ["before 1", "after 1"]
     assert db.execute("SELECT attrs FROM events").fetchone() == ('{"hours":3}',)
@@ -518,7 +513,7 @@ def test_unknown_suffix_and_missing_file(db, scheme, tmp_path):
         match=r"events\.xlsx: cannot tell the format from the file name;"
         r" name it with one of \.csv, \.jsonl, \.jsonlines, \.ndjson",
     ):
-        ingest_files(db, scheme, [tmp_path / "events.xlsx"], pm=pm_with())
+        ingest_files(db, scheme, [tmp_path / "events.xlsx"], plugins=pm_with())
     with pytest.raises(InputError, match="nope.jsonl: no such file"):
         ingest_file(db, scheme, tmp_path / "nope.jsonl")
     assert db.execute("SELECT COUNT(*) FROM batches").fetchone() == (0,)
@@ -598,7 +593,7 @@ LINE_KINDS = st.one_of(
 @given(st.lists(LINE_KINDS, max_size=25), st.integers(1, 5))
 def test_accounting_identity_holds_for_any_mix(scheme, tmp_path, lines, chunk):
     db = ledger.memory_db()
-    ingest.CHUNK, saved = chunk, ingest.CHUNK
+    ingest.records.CHUNK, saved = chunk, ingest.records.CHUNK
     try:
         path = tmp_path / "mix.jsonl"
         path.write_bytes(data := b"\n".join(lines) + b"\n")
@@ -610,7 +605,7 @@ def test_accounting_identity_holds_for_any_mix(scheme, tmp_path, lines, chunk):
         s1 = ingest_file(db, scheme, path, progress=False)
         s2 = ingest_file(db, scheme, path, progress=False)
     finally:
-        ingest.CHUNK = saved
+        ingest.records.CHUNK = saved
     for s, stored in ((s1, s1.rejected), (s2, 0)):  # the second ingest stores no reject again
         assert s.read == s.accepted + s.duplicates + s.rejected
         assert s.conflicting <= s.rejected
@@ -638,7 +633,7 @@ def test_batch_summary_as_dict():
 def test_worker_processes_give_the_same_result(tmp_path, scheme, monkeypatch, chunk, shape):
     """Large JSON Lines event files are checked in worker processes, each reading its
     own byte range of the file: same events, same accounting, same line numbers."""
-    monkeypatch.setattr(ingest, "CHUNK", chunk)
+    monkeypatch.setattr(ingest.records, "CHUNK", chunk)
     path = tmp_path / "events.jsonl"
     content = MIXED + MIXED.replace(b'"E1"', b'"E1b"')
     if shape != "lf":
@@ -671,13 +666,22 @@ def test_a_worker_checks_only_the_byte_range_it_is_sent(tmp_path, scheme):
     ]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(lines))
-    ingest._worker_init(scheme)
+    ingest.parallel._worker_init(scheme)
     try:
-        out = ingest._worker_chunk((2, str(path), len(lines[0]), len(lines[1]), str(tmp_path)))
-        stage = ingest._WORKER["stage"][1]
+        out = ingest.parallel._worker_chunk(
+            (
+                2,
+                str(path),
+                len(lines[0]),
+                len(lines[1]),
+                str(tmp_path),
+                builtin_formats.parse_jsonl_lines,
+            )
+        )
+        stage = ingest.parallel._WORKER["stage"][1]
         stage.close()
     finally:
-        ingest._WORKER.clear()
+        ingest.parallel._WORKER.clear()
         gc.enable()
     count, db, lo, hi, repeats, firsts, rejects, order = orjson.loads(out)
     assert (count, lo, hi, repeats, firsts, rejects) == (1, 1, 1, [], [], [])
@@ -697,8 +701,10 @@ def test_conflicts_from_workers_split_their_chunk_once(tmp_path, scheme, monkeyp
     a.write_bytes(jl(*first))
     b.write_bytes(jl(*again))
     splits = []
-    split = ingest._chunk_lines
-    monkeypatch.setattr(ingest, "_chunk_lines", lambda data: splits.append(1) or split(data))
+    split = ingest.parallel._chunk_lines
+    monkeypatch.setattr(
+        ingest.parallel, "_chunk_lines", lambda data: splits.append(1) or split(data)
+    )
     db = ledger.connect(tmp_path / "c.db")
     ingest_file(db, scheme, a, progress=False, workers=1)
     s = ingest_file(db, scheme, b, progress=False, workers=1)
@@ -719,9 +725,9 @@ def test_default_workers_reads_the_load_against_the_cores(monkeypatch, cores, lo
     before (the demo's generator): it still gets a worker per core, since this
     process only waits while they check. Only an oversubscribed machine (load above
     the cores) or a single core checks records in-process."""
-    monkeypatch.setattr(ingest.os, "cpu_count", lambda: cores)
-    monkeypatch.setattr(ingest.os, "getloadavg", lambda: (load, load, load))
-    assert ingest.default_workers() == expected
+    monkeypatch.setattr(ingest.parallel.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(ingest.parallel.os, "getloadavg", lambda: (load, load, load))
+    assert ingest.parallel.default_workers() == expected
 
 
 def test_a_new_ledger_has_8_kb_pages_and_an_old_one_keeps_its_own(tmp_path):
@@ -745,7 +751,7 @@ def test_events_files_from_4_mb_are_checked_by_workers(tmp_path, mb, expected):
     line = orjson.dumps(ev("E1", hours=1)) + b"\n"
     path = tmp_path / "events.jsonl"
     path.write_bytes(line * int(mb * 2**20 / len(line)))
-    assert ingest._workers_for(path, JSONL, None, None, lambda: 2) == expected
+    assert ingest.parallel._workers_for(path, JSONL, None, None, lambda: 2) == expected
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -762,7 +768,7 @@ def test_events_files_from_4_mb_are_checked_by_workers(tmp_path, mb, expected):
 def test_ingest_hot_loop_times_with_offsets_agree_with_clock(scheme, times):
     """The ingest loop caches each (hour, offset) it has seen: the same hour under
     another offset, and every minute and second of it, must still come out exact."""
-    from scoring.ingest import _EventIngest
+    from scoring.ingest.events import _EventIngest
 
     texts = [dt.replace(microsecond=0).isoformat() + off for dt, off in times]
     items = [
@@ -791,14 +797,14 @@ def test_workers_stage_rows_in_their_own_databases_and_the_scratch_goes(
     from the worker's scratch database by one INSERT ... SELECT. The scratch folder
     beside the ledger is gone afterwards, and one a killed ingest left behind (its
     process no longer exists) is removed by the next."""
-    monkeypatch.setattr(ingest, "CHUNK", 4)
+    monkeypatch.setattr(ingest.records, "CHUNK", 4)
     path = tmp_path / "events.jsonl"
     path.write_bytes(jl(*[ev(f"E{i}", hours=i % 20) for i in range(30)]))
-    stale = tmp_path / f"{ingest._STAGE_PREFIX}999999999-x"
+    stale = tmp_path / f"{ingest.parallel._STAGE_PREFIX}999999999-x"
     stale.mkdir()
     (stale / "worker-1.db").write_bytes(b"left by a killed run")
     bound = []
-    monkeypatch.setattr(ingest._EventIngest, "store", lambda *a: bound.append(a))
+    monkeypatch.setattr(ingest.events._EventIngest, "store", lambda *a: bound.append(a))
     db = ledger.connect(tmp_path / "l.db")
     s = ingest_file(db, scheme, path, progress=False, workers=2)
     assert (s.read, s.accepted) == (30, 30)
@@ -808,7 +814,7 @@ def test_workers_stage_rows_in_their_own_databases_and_the_scratch_goes(
     assert {r[1] for r in db.execute("PRAGMA database_list")} <= {"main", "temp"}  # detached
 
 
-_REAL_CHUNK = ingest._worker_chunk
+_REAL_CHUNK = ingest.parallel._worker_chunk
 
 
 def _flaky_chunk(args):  # module level: the worker pool pickles it by name
@@ -820,10 +826,10 @@ def _flaky_chunk(args):  # module level: the worker pool pickles it by name
 def test_a_failing_worker_leaves_no_batch_and_no_scratch(tmp_path, scheme, monkeypatch):
     """A worker that dies mid-file (here: its chunk raises) fails the ingest before
     the batch's transaction: nothing is written and the scratch folder is removed."""
-    monkeypatch.setattr(ingest, "CHUNK", 4)
+    monkeypatch.setattr(ingest.records, "CHUNK", 4)
     path = tmp_path / "events.jsonl"
     path.write_bytes(jl(*[ev(f"E{i}", hours=1) for i in range(30)]))
-    monkeypatch.setattr(ingest, "_worker_chunk", _flaky_chunk)
+    monkeypatch.setattr(ingest.parallel, "_worker_chunk", _flaky_chunk)
     db = ledger.connect(tmp_path / "l.db")
     with pytest.raises(InputError, match="disk full"):
         ingest_file(db, scheme, path, progress=False, workers=2)
@@ -838,21 +844,21 @@ def test_the_workers_check_the_next_file_while_this_one_is_stored(tmp_path, sche
     file is still one batch, stored in order, as ingested one by one; a missing
     file fails in its turn, after the files before it are stored, and leaves no
     scratch behind."""
-    monkeypatch.setattr(ingest, "CHUNK", 4)
+    monkeypatch.setattr(ingest.records, "CHUNK", 4)
     paths = []
     for n in range(3):
         path = tmp_path / f"e{n}.jsonl"
         path.write_bytes(jl(*[ev(f"E{n}-{i:02d}", at=_at(i), hours=1) for i in range(20)]))
         paths.append(path)
     log = []
-    real_submit, real_store = ingest._Staged.submit, ingest._Staged.store
+    real_submit, real_store = ingest.parallel._Staged.submit, ingest.parallel._Staged.store
     monkeypatch.setattr(
-        ingest._Staged,
+        ingest.parallel._Staged,
         "submit",
         lambda st, pool: log.append(("submit", st.path.name)) or real_submit(st, pool),
     )
     monkeypatch.setattr(
-        ingest._Staged,
+        ingest.parallel._Staged,
         "store",
         lambda st, b: log.append(("store", st.path.name)) or real_store(st, b),
     )
@@ -885,8 +891,8 @@ def _flaky_second_file(args):  # module level: the worker pool pickles it by nam
 def test_a_worker_failing_on_the_next_file_fails_it_in_its_turn(tmp_path, scheme, monkeypatch):
     """The next file is checked while this one is stored; a worker failing on it
     does not touch this file's batch, and fails that file when its turn comes."""
-    monkeypatch.setattr(ingest, "CHUNK", 4)
-    monkeypatch.setattr(ingest, "_worker_chunk", _flaky_second_file)
+    monkeypatch.setattr(ingest.records, "CHUNK", 4)
+    monkeypatch.setattr(ingest.parallel, "_worker_chunk", _flaky_second_file)
     paths = []
     for n in range(2):
         path = tmp_path / f"e{n}.jsonl"
@@ -921,7 +927,7 @@ def test_the_scorer_reads_the_new_events_order_from_what_ingest_recorded(
     falls back to that pass when a batch recorded nothing."""
     from scoring.evaluate import Engine
 
-    monkeypatch.setattr(ingest, "CHUNK", 4)
+    monkeypatch.setattr(ingest.records, "CHUNK", 4)
     db = ledger.connect(tmp_path / "l.db")
     for n, minutes in enumerate(files):
         path = tmp_path / f"e{n}.jsonl"
@@ -947,7 +953,7 @@ def test_a_recorded_first_event_stored_before_is_not_taken_for_the_first_new_one
     (a duplicate) is not new, so the first new event is looked up instead."""
     from scoring.evaluate import Engine
 
-    monkeypatch.setattr(ingest, "CHUNK", 4)
+    monkeypatch.setattr(ingest.records, "CHUNK", 4)
     db = ledger.connect(tmp_path / "l.db")
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
     one.write_bytes(jl(*[ev(f"E{i:03d}", at=_at(i), hours=1) for i in range(0, 30)]))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scoring.compile import compile_points, points_table
+from scoring.compile import compile_points
 from scoring.durations import Duration
 from scoring.loader import build_scheme, read_scheme
 from scoring.model import (
@@ -27,6 +27,7 @@ from scoring.model import (
     clause_data,
     make_points,
 )
+from scoring.plugins import build_plugins
 
 HERE = Path(__file__).parent
 SCORING = HERE.parent / "scoring"
@@ -72,7 +73,7 @@ def test_unknown_form_keeps_its_raw_parameters() -> None:
     assert p.form == "stars"
     assert p.params == spec and p.spec() == spec  # what the plugin's compile gets
     with pytest.raises(ValueError, match="points mapping needs one of the keys by, per"):
-        compile_points(p.spec(), points_table())
+        compile_points(p.spec(), build_plugins().points_forms)
 
 
 def test_clauses_are_typed_once_by_the_loader(scheme: Scheme) -> None:

@@ -28,4 +28,4 @@ def test_wheel_ships_schemas_and_entry_points(tmp_path):
     meta = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
     assert "gridcredit = scoring.cli:main" in text
-    assert "[pytest11]" in text and "scoring.pytest_plugin" in text
+    assert "[pytest11]" in text and "scoring.testing.pytest_plugin" in text

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from scoring import hookimpl, ledger
 from scoring import plugins as plugins_mod
 from scoring.cli import cli
-from scoring.plugins import PluginError, get_plugin_manager
+from scoring.plugins import PluginError, build_plugins
 from scoring.publish import GroupInfo, MonthData, SubjectRank, TierInfo
 from scoring.publish import write_month_site as publish_pages
 
@@ -24,16 +24,10 @@ LOCAL = "plugins/screen_time.py"
 BOM = b"\xef\xbb\xbf"
 
 
-@pytest.fixture
-def isolated_managers(monkeypatch):
-    """Plugin managers built in a test (e.g. by the CLI) do not leak into other tests."""
-    monkeypatch.setattr(plugins_mod, "_managers", dict(plugins_mod._managers))
-
-
 @pytest.fixture(scope="module")
 def screen():
     """The screen-time plugin module as the plugin manager loaded it from plugins/."""
-    pm = get_plugin_manager(ROOT / "plugins")
+    pm = build_plugins(ROOT / "plugins").pm
     module = pm.get_plugin(LOCAL)
     assert module is not None, [n for n, _ in pm.list_name_plugin()]
     return module
@@ -145,16 +139,18 @@ def merchant_data(month: str = "2024-03") -> MonthData:
 
 
 def test_local_plugin_is_loaded_from_the_plugins_folder(screen):
-    pm = get_plugin_manager(ROOT / "plugins")
+    plugins = build_plugins(ROOT / "plugins")
+    pm = plugins.pm
     assert Path(screen.__file__).resolve() == (ROOT / LOCAL).resolve()
     [impl] = [i for i in pm.hook.register_publishers.get_hookimpls() if i.plugin_name == LOCAL]
-    assert impl.plugin is screen
-    names = [p.name for ps in pm.hook.register_publishers() for p in ps]
+    assert impl.plugin is pm.get_plugin(LOCAL)
+    assert Path(impl.plugin.__file__).resolve() == (ROOT / LOCAL).resolve()
+    names = [p.name for p in plugins.publishers]
     assert "screen-time" in names
 
 
 def test_publisher_writes_page_and_csv(screen, tmp_path):
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     site = tmp_path / "site"
     paths = pub.write("2024-03", merchant_data(), site)
     page = site / "months" / "2024-03" / "screen-time.md"
@@ -185,7 +181,7 @@ def test_publisher_writes_page_and_csv(screen, tmp_path):
 
 def test_screen_time_csv_cells_never_become_formulas(screen, tmp_path):
     """A merchant named like a spreadsheet formula stays text in the open data."""
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     data = merchant_data()
     row = data.rankings["merchants"][0]
     data.rankings["merchants"][0] = dataclasses.replace(
@@ -198,7 +194,7 @@ def test_screen_time_csv_cells_never_become_formulas(screen, tmp_path):
 
 
 def test_publisher_output_is_byte_identical(screen, tmp_path):
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     data = merchant_data()
     a = pub.write("2024-03", data, tmp_path / "a")
     data.rankings["merchants"].reverse()  # input order must not matter
@@ -217,7 +213,7 @@ def test_publisher_uses_the_schemes_tier_set(screen, tmp_path):
         {"merchants": [SubjectRank("M1", "甲店", "G1", 1012, "A", 1, kind="organization"),
                        SubjectRank("M2", "乙店", "G1", 1009, "B", 2, kind="organization")]},
     )  # fmt: skip
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     [page, _] = pub.write("2024-03", data, tmp_path)
     text = page.read_text(encoding="utf-8")
     assert "| 甲店 | A（优） | 1012 | 600 | 100.0% |" in text
@@ -225,7 +221,7 @@ def test_publisher_uses_the_schemes_tier_set(screen, tmp_path):
 
 
 def test_publisher_without_merchants_group_writes_nothing(screen, tmp_path):
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     data = MonthData("t", "2024-03", [GroupInfo("residents", "居民")], [], {"residents": []})
     assert pub.write("2024-03", data, tmp_path) == []
     assert not any(tmp_path.iterdir())
@@ -234,7 +230,7 @@ def test_publisher_without_merchants_group_writes_nothing(screen, tmp_path):
 def test_publisher_with_nobody_eligible(screen, tmp_path):
     data = merchant_data()
     data.rankings["merchants"] = [r for r in data.rankings["merchants"] if r.tier == "B"]
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     [page, csv_path] = pub.write("2024-03", data, tmp_path)
     assert "本月没有信用等级达到要求的商户" in page.read_text(encoding="utf-8")
     assert csv_path.read_bytes() == BOM + b"month,name,tier,score,minutes_per_day,share\n"
@@ -243,7 +239,7 @@ def test_publisher_with_nobody_eligible(screen, tmp_path):
 def test_publisher_refuses_a_month_that_is_a_path(screen, tmp_path):
     from scoring.errors import InputError
 
-    [pub] = screen.register_publishers()
+    [pub] = screen.register_publishers(build_plugins())
     with pytest.raises(InputError, match="not of the form YYYY-MM"):
         pub.write("../../etc", merchant_data(), tmp_path)
 
@@ -251,7 +247,7 @@ def test_publisher_refuses_a_month_that_is_a_path(screen, tmp_path):
 def test_publisher_runs_after_the_built_in_pages(screen, tmp_path):
     paths = publish_pages(
         "2024-03", merchant_data(), tmp_path, secret=b"k" * 32, iterations=1000,
-        publishers=screen.register_publishers(),
+        publishers=screen.register_publishers(build_plugins()),
     )  # fmt: skip
     assert tmp_path / "months" / "2024-03" / "screen-time.md" in paths
     assert tmp_path / "data" / "2024-03" / "screen-time.csv" in paths
@@ -268,7 +264,7 @@ def test_broken_local_plugin_is_reported_by_file(tmp_path):
     (folder / "good.py").write_text("x = 1\n", encoding="utf-8")
     (folder / "broken.py").write_text("def register_publishers(:\n    pass\n", encoding="utf-8")
     with pytest.raises(PluginError) as e:
-        get_plugin_manager(folder)
+        build_plugins(folder)
     msg = str(e.value)
     assert str(folder / "broken.py") in msg
     assert "local plugin 'broken' failed to load: SyntaxError" in msg
@@ -285,7 +281,7 @@ def test_local_plugin_with_an_unknown_hook_argument_is_reported(tmp_path):
     with pytest.raises(
         PluginError, match=r"(?s)wrong\.py: local plugin 'wrong' failed to load.*pages"
     ):
-        get_plugin_manager(folder)
+        build_plugins(folder)
 
 
 def test_underscore_files_in_plugins_are_not_loaded(tmp_path):
@@ -294,7 +290,7 @@ def test_underscore_files_in_plugins_are_not_loaded(tmp_path):
     (folder / "_helpers.py").write_text(
         "raise RuntimeError('must not be imported')\n", encoding="utf-8"
     )
-    pm = get_plugin_manager(folder)
+    pm = build_plugins(folder).pm
     assert not any(str(n).startswith("plugins/") for n, _ in pm.list_name_plugin())
 
 
@@ -327,7 +323,7 @@ def test_entry_point_plugin_is_registered_and_wins_mask_name(monkeypatch, tmp_pa
         "@hookimpl\ndef mask_name(name, kind):\n    return '某某' if kind == 'person' else None\n",
     )  # fmt: skip
     folder = tmp_path / "plugins"  # a fresh folder: a fresh plugin manager
-    pm = get_plugin_manager(folder)
+    pm = build_plugins(folder).pm
     assert pm.has_plugin("shout")
     assert pm.hook.mask_name(name="张三丰", kind="person") == "某某"
     # None passes on to the built-in masking
@@ -342,14 +338,14 @@ def test_broken_entry_point_plugin_is_a_plugin_error(monkeypatch, tmp_path):
     with pytest.raises(
         PluginError, match="entry point group 'gridcredit' failed to load: needs libfoo"
     ):
-        get_plugin_manager(tmp_path / "plugins")
+        build_plugins(tmp_path / "plugins")
 
 
 # --------------------------------------------------------------------------
 # the plugins command
 
 
-def test_plugins_command_lists_built_ins_local_plugin_and_hooks(isolated_managers):
+def test_plugins_command_lists_built_ins_local_plugin_and_hooks():
     result = CliRunner().invoke(cli, ["--scheme", str(ROOT), "plugins"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -401,20 +397,15 @@ class Recorder:
         self.calls.append(("after_publish", {"month": month, "screen": "screen-time.md" in names}))
 
 
-def test_lifecycle_hooks_are_fired_once_per_stage(
-    engine_scheme, tmp_path, isolated_managers, screen
-):
+def test_lifecycle_hooks_are_fired_once_per_stage(engine_scheme, tmp_path, screen):
     from scoring.ingest import ingest_files
     from scoring.periods import close_month
     from scoring.pipeline import publish_month
 
-    plugins_mod.set_default_plugins_dir(None)  # a fresh default manager (no local plugins)
-    pm = get_plugin_manager()
     rec = Recorder()
-    pm.register(rec, name="recorder")
-    pm.register(screen, name="screen-time-under-test")
     scheme = engine_scheme(
         merchants=[{"id": "m-sort", "title": "垃圾分类", "on": "sorting", "points": 15}],
+        plugins=build_plugins(None, extra=[rec, screen]),
     )
     subjects = tmp_path / "subjects.jsonl"
     subjects.write_text(
@@ -449,3 +440,281 @@ def test_lifecycle_hooks_are_fired_once_per_stage(
     # the publisher saw the scheme's own tier set (A from 1010) through the pipeline
     page = (tmp_path / "site" / "months" / "2024-03" / "screen-time.md").read_text(encoding="utf-8")
     assert "| 鑫源超市 | A（优） | 1030 | 600 | 100.0% |" in page
+
+
+# --------------------------------------------------------------------------
+# one plugin manager per scheme: a scheme's own operator works everywhere
+
+EVEN_PLUGIN = """
+from scoring import Operator, hookimpl
+
+
+def _even(value):
+    want = bool(value)
+    return lambda x: (int(x) % 2 == 0) == want
+
+
+@hookimpl
+def register_operators():
+    return [Operator("even_hours", _even, types=("number", "integer"), description="为偶数")]
+"""
+
+EVEN_SCENARIO = """
+defaults: {groups: [residents], grid: G1}
+scenarios:
+  - name: 偶数小时的志愿服务加5分
+    subjects: [P1]
+    events:
+      - {type: volunteer, at: 2024-03-01T10:00, hours: 2}
+      - {type: volunteer, at: 2024-03-02T10:00, hours: 3}
+    expect:
+      entries:
+        - {subject: P1, rule: res-even, points: 5, count: 1}
+      balances:
+        - {subject: P1, score: 1005}
+"""
+
+
+@pytest.fixture
+def even_repo(tmp_path) -> Path:
+    """A scheme repository whose residents rule uses its own operator ``even_hours``
+    (plugins/even.py), with a scenario for it."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "engine", repo)
+    (repo / "rules" / "packs" / "residents.yaml").write_text(
+        "pack: residents\nversion: '1'\ngroup: residents\nrules:\n"
+        "  - id: res-even\n    title: 偶数时长\n    on: volunteer\n"
+        "    when: {attrs.hours: {even_hours: true}}\n    points: 5\n",
+        encoding="utf-8",
+    )
+    (repo / "plugins").mkdir()
+    (repo / "plugins" / "even.py").write_text(EVEN_PLUGIN, encoding="utf-8")
+    (repo / "tests" / "scenarios").mkdir(parents=True)
+    (repo / "tests" / "scenarios" / "even.yaml").write_text(EVEN_SCENARIO, encoding="utf-8")
+    return repo
+
+
+def test_scheme_operator_is_known_to_validate(even_repo):
+    from scoring.validate import validate_scheme
+
+    problems = validate_scheme(even_repo)
+    assert [str(p) for p in problems if p.severity == "error"] == []
+    assert not [p for p in problems if "even_hours" in p.message or "packs" in p.file]
+    result = CliRunner().invoke(cli, ["--scheme", str(even_repo), "validate"])
+    assert result.exit_code == 0, result.output
+    assert "even_hours" not in result.output
+
+
+def test_scheme_operator_works_in_gridcredit_test(even_repo):
+    result = CliRunner().invoke(cli, ["--scheme", str(even_repo), "test"])
+    assert result.exit_code == 0, result.output
+    assert "1 passed" in result.output or "passed" in result.output
+
+
+def test_scheme_operator_works_in_score(even_repo, tmp_path):
+    people = tmp_path / "subjects.jsonl"
+    people.write_text(
+        json.dumps({"id": "P1", "groups": ["residents"], "name": "张三丰", "grid": "G1"}) + "\n",
+        encoding="utf-8",
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps({"id": f"E{h}", "type": "volunteer", "subject": "P1",
+                        "at": f"2024-03-0{h}T10:00:00", "attrs": {"hours": h}}) + "\n"
+            for h in (2, 3)
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    db = tmp_path / "ledger.db"
+    base = ["--scheme", str(even_repo), "--db", str(db)]
+    for args in (["ingest", str(people), str(events)], ["score"]):
+        result = CliRunner().invoke(cli, [*base, *args])
+        assert result.exit_code == 0, result.output
+    rows = ledger.connect(db).execute("SELECT event, rule, points FROM entries").fetchall()
+    assert rows == [("E2", "res-even", 5)]
+
+
+def test_scheme_operator_works_in_plain_pytest(even_repo):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/scenarios"],
+        cwd=even_repo, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+
+
+def test_two_schemes_in_one_process_have_their_own_plugins(even_repo):
+    from scoring.loader import load_scheme
+
+    mine = load_scheme(even_repo)
+    other = load_scheme(Path(__file__).parent / "fixtures" / "engine")
+    assert "even_hours" in mine.plugins.operators
+    assert "even_hours" not in other.plugins.operators
+    assert mine.plugins.pm is not other.plugins.pm
+
+
+# --------------------------------------------------------------------------
+# one registry: a name registered twice is refused, naming both plugins
+
+
+def _local(tmp_path, **files: str) -> Path:
+    folder = tmp_path / "plugins"
+    folder.mkdir(exist_ok=True)
+    for name, source in files.items():
+        (folder / f"{name}.py").write_text(source, encoding="utf-8")
+    return folder
+
+
+EQ_PLUGIN = (
+    "from scoring import Operator, hookimpl\n\n"
+    "@hookimpl\ndef register_operators():\n"
+    "    return [Operator('eq', lambda v: lambda x: str(x) == str(v))]\n"
+)
+
+
+def test_plugin_re_registering_eq_is_refused(tmp_path):
+    from scoring.plugins import PluginConflict
+
+    folder = _local(tmp_path, myeq=EQ_PLUGIN)
+    with pytest.raises(PluginConflict) as e:
+        build_plugins(folder)
+    builtin = Path(__file__).parent.parent / "scoring" / "builtin" / "operators.py"
+    assert str(e.value) == (
+        f"operator 'eq' is registered twice: by plugin 'scoring.builtin.operators'"
+        f" ({builtin.resolve()}) and by plugin 'plugins/myeq.py' ({folder / 'myeq.py'})."
+        " A name may be registered once; rename the operator in plugin 'plugins/myeq.py'"
+        f" ({folder / 'myeq.py'}) (pick another name, e.g. 'eq_myeq') and use that name"
+        " in the rules"
+    )
+
+
+def test_re_registered_eq_is_a_clean_cli_error(even_repo):
+    (even_repo / "plugins" / "myeq.py").write_text(EQ_PLUGIN, encoding="utf-8")
+    for command in (["validate"], ["test"], ["plugins"]):
+        result = CliRunner().invoke(cli, ["--scheme", str(even_repo), *command])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("error: operator 'eq' is registered twice"), result.output
+        assert "plugins/myeq.py" in result.output and "Traceback" not in result.output
+
+
+def test_two_plugins_registering_one_metric_are_refused(tmp_path):
+    from scoring.plugins import PluginConflict
+
+    metric = (
+        "from scoring import Metric, hookimpl\n\n"
+        "@hookimpl\ndef register_metrics():\n"
+        "    return [Metric('share', lambda ctx, spec: {})]\n"
+    )
+    folder = _local(tmp_path, alpha=metric, beta=metric)
+    with pytest.raises(PluginConflict) as e:
+        build_plugins(folder)
+    msg = str(e.value)
+    assert msg.startswith("metric 'share' is registered twice: by plugin 'plugins/alpha.py'")
+    assert f"({folder / 'alpha.py'})" in msg and f"({folder / 'beta.py'})" in msg
+    assert "rename the metric in plugin 'plugins/beta.py'" in msg
+
+
+def test_plugin_metric_named_like_a_built_in_is_refused(tmp_path):
+    """It used to replace the built-in ``mean`` silently."""
+    from scoring.plugins import PluginConflict
+
+    folder = _local(
+        tmp_path,
+        mymean="from scoring import Metric, hookimpl\n\n@hookimpl\ndef register_metrics():\n"
+        "    return [Metric('mean', lambda ctx, spec: {})]\n",
+    )
+    with pytest.raises(PluginConflict, match="metric 'mean' is registered twice: by plugin"
+                       " 'scoring.builtin.metrics'.* and by plugin 'plugins/mymean.py'"):  # fmt: skip
+        build_plugins(folder)
+
+
+# --------------------------------------------------------------------------
+# check_pending: a misspelled hook is refused
+
+
+def test_misspelled_hook_is_refused_naming_the_file(tmp_path):
+    folder = _local(
+        tmp_path,
+        typo="from scoring import hookimpl\n\n@hookimpl\ndef register_operater():\n    return []\n",
+    )
+    with pytest.raises(PluginError) as e:
+        build_plugins(folder)
+    assert str(e.value) == (
+        f"plugin 'plugins/typo.py' ({folder / 'typo.py'}) implements 'register_operater',"
+        " which is not a gridcredit hook; did you mean 'register_operators'?"
+        " Rename the function (or drop its @hookimpl)"
+    )
+
+
+# --------------------------------------------------------------------------
+# no module-level plugin manager; built-ins found through the registry only
+
+
+def test_no_module_level_plugin_manager():
+    import pluggy
+
+    import scoring
+    from scoring import plugins as plugins_module
+
+    assert not hasattr(plugins_module, "get_plugin_manager")
+    assert not hasattr(plugins_module, "set_default_plugins_dir")
+    assert not hasattr(plugins_module, "_managers")
+    scoring_dir = Path(scoring.__file__).parent
+    for path in sorted(scoring_dir.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        assert "get_plugin_manager" not in text and "set_default_plugins_dir" not in text, path
+    import importlib
+
+    for path in sorted(scoring_dir.rglob("*.py")):
+        name = ".".join(path.relative_to(scoring_dir.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        if name.endswith("__main__") or name == "scoring.testing.pytest_plugin":
+            continue
+        module = importlib.import_module(name)
+        for attr, value in vars(module).items():
+            assert not isinstance(value, (pluggy.PluginManager, plugins_module.Plugins)), (
+                f"{name}.{attr} is a module-level plugin manager"
+            )
+
+
+def test_core_finds_built_ins_through_the_registry_only():
+    import scoring
+
+    scoring_dir = Path(scoring.__file__).parent
+    for path in [scoring_dir / "conditions.py", *sorted((scoring_dir / "ingest").glob("*.py"))]:
+        import ast
+
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        ]
+        assert not [m for m in imported if "builtin" in m], path  # no import cycle either
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        assert not names & {"JSONL", "CSV", "BUILTIN_FORMATS", "BUILTIN_OPERATORS"}, path
+
+
+def test_public_plugin_api():
+    import scoring
+    from scoring.assess import Metric
+    from scoring.compile import PointsForm
+    from scoring.conditions import Operator
+    from scoring.ingest import InputFormat
+    from scoring.publish import Publisher
+
+    assert (scoring.Operator, scoring.PointsForm, scoring.InputFormat) == (
+        Operator, PointsForm, InputFormat,
+    )  # fmt: skip
+    assert (scoring.Metric, scoring.Publisher) == (Metric, Publisher)
+    assert scoring.hookimpl is hookimpl
+    source = (ROOT / LOCAL).read_text(encoding="utf-8")
+    assert "mask_name(" in source and "import mask_name" not in source.replace(" ", " ")
+    assert (
+        "from scoring.publish import" not in source
+        or "mask_name" not in source.split("from scoring.publish import")[1].split("\n")[0]
+    )

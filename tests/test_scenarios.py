@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scoring.errors import GridcreditError
-from scoring.scenarios import (
+from scoring.testing.scenarios import (
     coverage_report,
     format_report,
     load_scenario_file,

@@ -2,7 +2,7 @@
 
 Builds the fixture county of ``test_publish.py`` with MkDocs, serves
 ``public/`` on 127.0.0.1 and checks what a resident sees. Screenshots go to
-``test-artifacts/``. Needs Debian's chromium (``scoring.browser.ensure_chromium``);
+``test-artifacts/``. Needs Debian's chromium (``scoring.testing.browser.ensure_chromium``);
 set ``GRIDCREDIT_NO_BROWSER=1`` to skip these tests explicitly.
 """
 
@@ -61,7 +61,7 @@ def browser():
         )
     from playwright.sync_api import sync_playwright
 
-    from scoring.browser import BrowserMissing, launch
+    from scoring.testing.browser import BrowserMissing, launch
 
     with sync_playwright() as pw:
         try:

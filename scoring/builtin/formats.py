@@ -8,7 +8,6 @@ with every reject.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -21,9 +20,10 @@ import orjson
 
 from ..errors import InputError
 from ..hookspecs import hookimpl
-from ..ingest import InputFormat, RecordError, header_columns
+from ..ingest.encoding import BOM, NOT_UTF8, check_utf8, gbk_refusal, not_utf8
+from ..ingest.records import InputFormat, RecordError
+from ..ingest.run import header_columns
 
-BOM = b"\xef\xbb\xbf"
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 
@@ -31,8 +31,6 @@ _JSONDecodeError = orjson.JSONDecodeError
 # record may be as long as memory allows.
 CSV_FIELD_LIMIT = 50_000_000
 csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-
-NOT_UTF8 = "not UTF-8 text"  # how the reason of a record that is not UTF-8 starts
 
 
 def json_error(e: orjson.JSONDecodeError, line: bytes | None = None) -> RecordError:
@@ -61,128 +59,45 @@ def json_error(e: orjson.JSONDecodeError, line: bytes | None = None) -> RecordEr
     return RecordError(f"invalid JSON at column {col}: {msg}", col)
 
 
-def not_utf8(head: bytes) -> bool:
-    """Whether a file starting with ``head`` (its first bytes) is UTF-16 or UTF-32
-    text (Excel's "Unicode text", Notepad's "Unicode"): a byte-order mark of
-    those, or two printable ASCII characters in UTF-16 (``{\\0"\\0``,
-    ``\\0{\\0"``) or one in UTF-32. A first line of garbage with NULs in it is
-    not that: the line is rejected on its own, like any bad record."""
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return True  # never the start of UTF-8 text
-    if len(head) < 4:
-        return False
-    # each byte: NUL (0), printable ASCII (1), or other (2)
-    kinds = tuple(0 if b == 0 else 1 if 0x20 <= b < 0x7F else 2 for b in head[:4])
-    return kinds in (
-        (1, 0, 1, 0),  # UTF-16 LE
-        (0, 1, 0, 1),  # UTF-16 BE
-        (1, 0, 0, 0),  # UTF-32 LE
-        (0, 0, 0, 1),  # UTF-32 BE
-    )
-
-
-# CJK ideographs (with extension A and the compatibility block)
-_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
-
-
-def gbk_refusal(path: str | Path) -> InputError | None:
-    """The refusal of a file in GBK/GB18030 (Excel's "CSV" and Notepad's "ANSI" on
-    Chinese Windows), or None when it is not that.
-
-    Read as UTF-8, most of its lines are rejected and the rest (whose Chinese
-    happens to be valid UTF-8) are accepted as garbled text, so the file is refused
-    as a whole. It is GBK when every line reads as GB18030, at least half of the
-    Chinese characters it reads as are common ones (GB2312: a Latin-1 é read as
-    GBK gives a rare one), and
-
-    some lines are not UTF-8, and they outnumber the lines that read as UTF-8
-    with Chinese in them (a UTF-8 file with a few corrupt lines loses only
-    those lines). A file whose every line is UTF-8 is never refused: text in
-    Greek or IPA letters (``μg/m³``) is what a short GBK file with luckily
-    valid bytes would read as too, and refusing real UTF-8 would be worse than
-    such a rare garbled name (found in review).
-    """
-    bad = utf8_chinese = chinese = common = 0
-    first: tuple[int, str] | None = None  # the first line that is not UTF-8: number and text
-    with open(path, "rb") as f:
-        for n, line in enumerate(f, 1):
-            if n == 1 and line.startswith(BOM):
-                line = line[3:]
-            if line.isascii():
+def parse_jsonl_lines(lines: list[bytes], n0: int) -> list[tuple[int, dict | Exception, bytes]]:
+    """``(line, record | RecordError, raw line)`` of whole JSON Lines, the first
+    numbered ``n0``; blank lines are skipped. The one JSON Lines parser: the
+    reader below and the ingest workers (``InputFormat.parse_lines``) use it."""
+    loads = _loads
+    items = []
+    for n, line in enumerate(lines, n0):
+        try:
+            rec = loads(line)
+        except _JSONDecodeError as e:
+            if not line.strip():
                 continue
-            try:
-                gb = line.decode("gb18030")
-            except UnicodeDecodeError:
-                return None
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                bad += 1
-                if first is None:
-                    first = (n, gb)
-            else:
-                if _CJK.search(text):
-                    utf8_chinese += 1
-            hanzi = "".join(_CJK.findall(gb))
-            chinese += len(hanzi)
-            common += len(hanzi) - hanzi.encode("gb2312", "replace").count(b"?")
-    if first is None or not chinese or common * 2 < chinese:
-        return None
-    if not bad > utf8_chinese:
-        return None
-    n, text = first[0], first[1].strip()
-    at = next((i for i, c in enumerate(text) if not c.isascii()), 0)
-    text = text[max(0, at - 20) : at + 40]  # around its first Chinese
-    return InputError(
-        f'{path}:{n}: the file is GBK/GB18030 text (Excel\'s "CSV" or Notepad\'s "ANSI" on'
-        f" Chinese Windows), not UTF-8; nothing was read. Line {n} reads in GBK as {text!r}."
-        ' Save it as UTF-8 (CSV UTF-8 in Excel; Notepad: encoding "UTF-8"), or convert it'
-        f" with: iconv -f GB18030 -t UTF-8, and ingest it again"
-    )
+            rec = json_error(e, line)
+        items.append((n, rec, line))
+    return items
 
 
-def _check_utf8(path: str | Path, f: io.BufferedReader) -> None:
-    """Refuse a UTF-16, UTF-32 or GBK file as a whole: read as UTF-8, every line of
-    it would be rejected (or, in GBK, garbled) with a message that does not say
-    why. GBK is looked for here when the first bytes are not UTF-8 (see
-    :func:`gbk_refusal`), and by the readers when a line is not UTF-8."""
-    head = f.peek(4)
-    if not_utf8(head[:4]):
-        raise InputError(
-            f"{path}:1: the file is UTF-16 or UTF-32 text, not UTF-8; nothing was read."
-            ' Save it as UTF-8 (Excel: "CSV UTF-8"; Notepad: encoding "UTF-8")'
-            " and ingest it again"
-        )
-    if head.isascii():
-        return
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character waits
-    except UnicodeDecodeError:
-        refusal = gbk_refusal(path)
-        if refusal is not None:
-            raise refusal from None
+_READ_HINT = 1 << 20  # bytes of whole lines parsed at a time: bounded memory, few calls
 
 
 def read_jsonl_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, bytes]]:
     """Yield ``(line, record | RecordError, raw line)``; blank lines are skipped."""
     with open(path, "rb") as f:
-        _check_utf8(path, f)
+        check_utf8(path, f)
         if f.peek(3)[:3] == BOM:
             f.read(3)
         gbk_checked = False
-        for n, line in enumerate(f, 1):
-            try:
-                rec = _loads(line)
-            except _JSONDecodeError as e:
-                if not line.strip():
-                    continue
-                rec = json_error(e, line)
-                if not gbk_checked and str(rec).startswith(NOT_UTF8):
-                    gbk_checked = True
-                    refusal = gbk_refusal(path)
-                    if refusal is not None:
-                        raise refusal from None
-            yield n, rec, line
+        n0 = 1
+        while lines := f.readlines(_READ_HINT):
+            items = parse_jsonl_lines(lines, n0)
+            n0 += len(lines)
+            if not gbk_checked and any(
+                r.__class__ is RecordError and str(r).startswith(NOT_UTF8) for _, r, _ in items
+            ):
+                gbk_checked = True
+                refusal = gbk_refusal(path)
+                if refusal is not None:
+                    raise refusal from None
+            yield from items
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict | Exception]]:
@@ -332,7 +247,7 @@ def read_csv_raw(path: str | Path) -> Iterator[tuple[int, dict | Exception, str]
     as a whole when its field count is wrong.
     """
     with open(path, "rb") as f:
-        _check_utf8(path, f)
+        check_utf8(path, f)
         lines = _CsvLines(f, path)
         reader = csv.reader(lines)
         header: list[str] | None = None
@@ -418,6 +333,7 @@ JSONL = InputFormat(
     suffixes=(".jsonl", ".ndjson", ".jsonlines"),
     read=read_jsonl,
     read_raw=read_jsonl_raw,
+    parse_lines=parse_jsonl_lines,
 )
 CSV = InputFormat(
     name="csv",
@@ -432,3 +348,6 @@ BUILTIN_FORMATS = (JSONL, CSV)
 @hookimpl
 def register_input_formats() -> list[InputFormat]:
     return list(BUILTIN_FORMATS)
+
+
+__all__ = ["BOM", "NOT_UTF8", "gbk_refusal", "not_utf8"]  # re-exported from scoring.ingest.encoding

@@ -6,7 +6,7 @@ from typing import Any
 
 import re2
 
-from ..conditions import Operator
+from ..conditions import MISSING, Condition, Operator
 from ..hookspecs import hookimpl
 
 NUMERIC = ("integer", "number", "date")
@@ -156,15 +156,64 @@ def _matches(v: Any):
     return lambda x: isinstance(x, str) and search(x) is not None
 
 
+def _fast_eq(key: str, value: Any) -> Condition | None:
+    if value is None or isinstance(value, (list, dict)):
+        return None
+    return lambda a, s, g, t: a.get(key, MISSING) == value
+
+
+def _fast_compare(cmp: Any):
+    """``attrs.x: {gte: n}`` without the getter: a missing or non-numeric value fails."""
+
+    def fast(key: str, value: Any) -> Condition | None:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        v = float(value)
+
+        def compare(a: dict, s: Any, g: str, t: str) -> bool:
+            x = a.get(key)
+            if x is None or isinstance(x, (bool, str)) or not isinstance(x, (int, float)):
+                return False
+            return cmp(float(x), v)
+
+        return compare
+
+    return fast
+
+
 BUILTIN_OPERATORS = [
-    Operator("eq", lambda v: lambda x: x == v, description="等于"),
+    Operator("eq", lambda v: lambda x: x == v, description="等于", fast=_fast_eq),
     Operator("ne", lambda v: lambda x: x != v, on_missing=True, description="不等于"),
     Operator("in", _in, description="属于"),
     Operator("not_in", _not_in, on_missing=True, description="不属于"),
-    Operator("gt", _cmp(lambda x, v: x > v), NUMERIC, description="大于"),
-    Operator("gte", _cmp(lambda x, v: x >= v), NUMERIC, description="不少于"),
-    Operator("lt", _cmp(lambda x, v: x < v), NUMERIC, description="小于"),
-    Operator("lte", _cmp(lambda x, v: x <= v), NUMERIC, description="不超过"),
+    Operator(
+        "gt",
+        _cmp(lambda x, v: x > v),
+        NUMERIC,
+        description="大于",
+        fast=_fast_compare(float.__gt__),
+    ),
+    Operator(
+        "gte",
+        _cmp(lambda x, v: x >= v),
+        NUMERIC,
+        description="不少于",
+        fast=_fast_compare(float.__ge__),
+    ),
+    Operator(
+        "lt",
+        _cmp(lambda x, v: x < v),
+        NUMERIC,
+        description="小于",
+        fast=_fast_compare(float.__lt__),
+    ),
+    Operator(
+        "lte",
+        _cmp(lambda x, v: x <= v),
+        NUMERIC,
+        description="不超过",
+        fast=_fast_compare(float.__le__),
+    ),
     Operator("between", _between, NUMERIC, description="介于"),
     Operator("contains", _contains, ("string", "tags"), description="包含"),
     Operator("matches", _matches, ("string",), description="符合模式"),

@@ -22,7 +22,7 @@ from ..loader import load_scheme
 from ..model import Scheme
 from ..periods import month_figures
 from ..pipeline import build_site, run_month
-from ..plugins import get_plugin_manager, set_default_plugins_dir
+from ..plugins import plugins_of
 from ..publish import KEY_FILE, write_key
 from .county import generate_county
 
@@ -42,8 +42,7 @@ def run_demo(
     close and publish; then build the site. Everything lands in ``out``."""
     months = months or ["2024-01", "2024-02", "2024-03"]
     t0 = time.perf_counter()
-    set_default_plugins_dir(repo / "plugins")
-    scheme = load_scheme(repo)
+    scheme = load_scheme(repo)  # with the repository's plugins/
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "gridcredit.db"
     for suffix in ("", "-wal", "-shm"):
@@ -100,7 +99,7 @@ def run_demo(
 def _print_summary(db: sqlite_utils.Database, scheme: Scheme, month: str, echo: Any) -> None:
     figs = month_figures(db, scheme, month)
     names = dict(db.execute("SELECT id, name FROM subjects").fetchall())
-    pm = get_plugin_manager()
+    pm = plugins_of(scheme)
     echo(f"\n{month} at a glance")
     for gid, g in scheme.groups.items():
         mine = [f for f in figs if f.group == gid]

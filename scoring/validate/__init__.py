@@ -15,8 +15,7 @@ Every message says what is wrong, where (the rule, tier or item it concerns)
 and how to fix it. All problems of all files are collected in one run.
 
 The package, by concern: ``schema`` (pass 1 and its explanations),
-``messages`` (where a problem is and how it is worded), ``lookups`` (the
-operators, points forms and metrics plugins register), ``base`` (names the
+``messages`` (where a problem is and how it is worded), ``base`` (names the
 files define, gathered leniently, and the small checks every part uses),
 ``scheme`` (scheme.yaml, jurisdictions, events, assessments, catalog),
 ``rules`` (packs, rule versions, points) and ``conditions`` (``when`` tests
@@ -49,13 +48,25 @@ def validate_scheme(path: str | Path) -> list[Problem]:
         raw = read_scheme(path)
     except SchemeError as e:
         return list(e.problems)
+    from ..plugins import build_plugins, plugins_dir_of
+
     problems = list(raw.problems)
-    problems += check_scheme(raw)
+    # the same plugins load_scheme builds: a scheme's own operator is known here too
+    problems += check_scheme(raw, plugins=build_plugins(plugins_dir_of(raw.root)))
     return sorted(set(problems))
 
 
-def check_scheme(raw: Any) -> list[Problem]:
-    """Schema and semantic checks of a ``RawScheme``; every problem found, sorted."""
+def check_scheme(raw: Any, plugins: Any = None) -> list[Problem]:
+    """Schema and semantic checks of a ``RawScheme``; every problem found, sorted.
+
+    ``plugins``: the scheme's :class:`scoring.plugins.Plugins` (default: built
+    from the repository's ``plugins/``), whose operators, points forms and
+    metrics the rules may use.
+    """
+    if plugins is None:
+        from ..plugins import build_plugins, plugins_dir_of
+
+        plugins = build_plugins(plugins_dir_of(raw.root))
     problems: list[Problem] = []
     passed: set[str] = set()
     for display, data in raw.files.items():
@@ -63,11 +74,11 @@ def check_scheme(raw: Any) -> list[Problem]:
         if schema_name is None:
             passed.add(display)
             continue
-        found = schema_problems(display, data, schema_name)
+        found = schema_problems(display, data, schema_name, plugins.operators)
         problems += found
         if not any(p.severity == "error" for p in found):
             passed.add(display)
-    problems += _Semantics(raw, passed).run()
+    problems += _Semantics(raw, passed, plugins).run()
     return sorted(set(problems))
 
 

@@ -8,7 +8,6 @@ from typing import Any, NamedTuple
 from ..durations import PERIOD_KINDS, parse_duration
 from ..errors import Problem
 from ..yamlsafe import key_position, position
-from .lookups import _operators, _points_forms
 from .messages import Path_, _did_you_mean
 
 PERIODS = PERIOD_KINDS
@@ -109,7 +108,7 @@ def _type_fix(atype: Any) -> str:
 
 
 class _Base:
-    def __init__(self, raw: Any, passed: set[str]):
+    def __init__(self, raw: Any, passed: set[str], plugins: Any):
         self.raw = raw
         self.passed = passed
         self.problems: list[Problem] = []
@@ -117,8 +116,9 @@ class _Base:
         self.scheme = raw.files.get(self.scheme_file)
         self.events_file = raw.display("events.yaml")
         self.events = raw.files.get(self.events_file)
-        self.operators = _operators()
-        self.points_forms = _points_forms()
+        self.plugins = plugins
+        self.operators: dict[str, Any] = plugins.operators
+        self.points_forms: set[str] = set(plugins.points_forms)
         self._gather()
 
     # -- helpers ------------------------------------------------------------

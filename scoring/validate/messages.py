@@ -7,8 +7,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .lookups import _operators
-
 Path_ = tuple[Any, ...]
 
 SYSTEM_EVENT_TYPES = ("redeem", "withdraw", "objection")
@@ -66,7 +64,11 @@ _OPERATOR_WORDS = {
 
 def _operator_hint(name: str, operators: Iterable[str] | None = None) -> str:
     """'; did you mean 'gte'?' for '>=', 'gte' or '大于等于', else the list of operators."""
-    known = sorted(operators if operators is not None else _operators())
+    if operators is None:  # no scheme at hand: the built-ins and installed plugins
+        from ..plugins import build_plugins
+
+        operators = build_plugins().operators
+    known = sorted(operators)
     meant = _OPERATOR_WORDS.get(name.strip())
     if meant and meant in known:
         return f"; did you mean '{meant}'?"

@@ -88,7 +88,9 @@ def _draft() -> Any:
     return DRAFT202012
 
 
-def schema_problems(file: str, data: Any, schema_name: str) -> list[Problem]:
+def schema_problems(
+    file: str, data: Any, schema_name: str, operators: Iterable[str] | None = None
+) -> list[Problem]:
     """Validate one file's data against a shipped schema; plain-English problems."""
     validator = _validator(schema_name)
     if validator is None:
@@ -97,7 +99,7 @@ def schema_problems(file: str, data: Any, schema_name: str) -> list[Problem]:
         return [Problem(file, 1, 1, "the file is empty; write its settings or delete the file")]
     out: list[Problem] = []
     for err in _one_per_date(validator.iter_errors(data)):
-        out += explain_schema_error(err, file, data)
+        out += explain_schema_error(err, file, data, operators)
     return out
 
 
@@ -110,7 +112,9 @@ def _one_per_date(errors: Iterable[Any]) -> list[Any]:
     ]
 
 
-def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
+def explain_schema_error(
+    err: Any, file: str, data: Any, operators: Iterable[str] | None = None
+) -> list[Problem]:
     """One jsonschema error as plain-English problems at their line and column."""
     path = tuple(err.absolute_path)
     kind = err.validator
@@ -183,7 +187,7 @@ def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
             )
         ]
     if kind == "pattern" and _is_key_error(err, data, path):
-        return [at(_key_message(here, path, inst), key_position(data, path, inst))]
+        return [at(_key_message(here, path, inst, operators), key_position(data, path, inst))]
     if kind == "pattern":
         return [at(_pattern_message(here, inst, err.schema))]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
@@ -222,13 +226,15 @@ def explain_schema_error(err: Any, file: str, data: Any) -> list[Problem]:
     if kind == "propertyNames":
         sub = err.context[0] if err.context else None
         bad = sub.instance if sub is not None else inst
-        return [at(_key_message(here, path, str(bad)), key_position(data, path, bad))]
+        return [at(_key_message(here, path, str(bad), operators), key_position(data, path, bad))]
     if kind in ("oneOf", "anyOf"):
-        return _explain_alternatives(err, file, data, here, at)
+        return _explain_alternatives(err, file, data, here, at, operators)
     return [at(f"{here.field()}: {err.message}")]
 
 
-def _explain_alternatives(err: Any, file: str, data: Any, here: _Where, at: Any) -> list[Problem]:
+def _explain_alternatives(
+    err: Any, file: str, data: Any, here: _Where, at: Any, operators: Iterable[str] | None = None
+) -> list[Problem]:
     inst = err.instance
     branches = err.validator_value
     # "exactly one of these keys" (rule: points | escalate; list reason forms)
@@ -278,7 +284,7 @@ def _explain_alternatives(err: Any, file: str, data: Any, here: _Where, at: Any)
     _, _, subs = min(fitting, key=score)
     out: list[Problem] = []
     for sub in subs:
-        out += explain_schema_error(sub, file, data)
+        out += explain_schema_error(sub, file, data, operators)
     return out
 
 
@@ -361,9 +367,11 @@ def _is_key_error(err: Any, data: Any, path: Path_) -> bool:
     return isinstance(node, dict) and err.instance in node
 
 
-def _key_message(here: _Where, path: Path_, key: str) -> str:
+def _key_message(
+    here: _Where, path: Path_, key: str, operators: Iterable[str] | None = None
+) -> str:
     if path and "when" in path and isinstance(path[-1], str) and path[-1] not in _CONNECTIVES:
-        return f"unknown operator '{key}' on '{path[-1]}' in {here.owner()}{_operator_hint(key)}"
+        return f"unknown operator '{key}' on '{path[-1]}' in {here.owner()}{_operator_hint(key, operators)}"
     if path == ("types",):
         return (
             f"event type '{key}' is not a usable code: an event type's key is the code of"

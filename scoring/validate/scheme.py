@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..yamlsafe import position
 from .base import _Base, _fits_type
-from .lookups import _metric_names
 from .messages import ATTR_TYPE_WORDS, Path_, _describe, _did_you_mean
 
 
@@ -329,7 +328,7 @@ class _SchemeChecks(_Base):
                         severity="warning",
                     )
             metric = a.get("metric") or {}
-            known = _metric_names()
+            known = set(self.plugins.metrics)
             for key in metric if isinstance(metric, dict) else ():
                 if key not in known:
                     hint = difflib.get_close_matches(str(key), sorted(known), n=1)

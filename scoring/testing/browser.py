@@ -84,12 +84,12 @@ def launch(playwright, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m scoring.browser ensure``: install Chromium for the browser tests if missing."""
+    """``python -m scoring.testing.browser ensure``: install Chromium for the browser tests if missing."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if args != ["ensure"]:
-        print("usage: python -m scoring.browser ensure", file=sys.stderr)
+        print("usage: python -m scoring.testing.browser ensure", file=sys.stderr)
         return 2
     try:
         path = ensure_chromium()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .errors import SchemeError
+from ..errors import SchemeError
 from .scenarios import (
     CaseResult,
     Failure,

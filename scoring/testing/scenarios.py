@@ -40,9 +40,9 @@ from typing import Any, cast
 import orjson
 import sqlite_utils
 
-from .errors import GridcreditError, SchemeError
-from .model import Rule, Scheme, TablePoints
-from .yamlsafe import PosDict, PosList, YamlProblem, load_yaml
+from ..errors import GridcreditError, SchemeError
+from ..model import Rule, Scheme, TablePoints
+from ..yamlsafe import PosDict, PosList, YamlProblem, load_yaml
 
 SYSTEM_TYPES = ("redeem", "withdraw", "objection", "survey")
 OUTPUT_COLUMNS = ("points", "wallet", "reason", "score", "tier")
@@ -267,7 +267,7 @@ def _validator(defn: str) -> Any:
 
 def _schema_failures(data: Any, defn: str, file: str, scenario: str) -> list[Failure]:
     """What the scenario schema refuses, in the validator's words, at its line."""
-    from .validate import explain_schema_error
+    from ..validate import explain_schema_error
 
     errors = sorted(
         _validator(defn).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
@@ -485,10 +485,10 @@ class ScenarioRunner:
     """Runs scenarios against one scheme, loaded and compiled once; collects coverage."""
 
     def __init__(self, rules_dir: str | Path):
-        from .compile import compile_scheme
-        from .ingest import sync_grids
-        from .ledger import memory_db
-        from .loader import find_rules_dir, load_scheme
+        from ..compile import compile_scheme
+        from ..ingest import sync_grids
+        from ..ledger import memory_db
+        from ..loader import find_rules_dir, load_scheme
 
         self.rules_dir = find_rules_dir(rules_dir)
         self.scheme: Scheme = load_scheme(self.rules_dir)
@@ -585,7 +585,7 @@ class ScenarioRunner:
         self, sc: Scenario, db: sqlite_utils.Database, records: list[dict], lines: list[int],
         kind: str, fails: list[Failure],
     ) -> None:  # fmt: skip
-        from .ingest import ingest_records
+        from ..ingest import ingest_records
 
         if not records:
             return
@@ -603,7 +603,7 @@ class ScenarioRunner:
     def _ingest_file(
         self, sc: Scenario, db: sqlite_utils.Database, key: str, kind: str, fails: list[Failure]
     ) -> None:
-        from .ingest import ingest_file
+        from ..ingest import ingest_file
 
         name = sc.data.get(key)
         if not isinstance(name, str):
@@ -624,8 +624,8 @@ class ScenarioRunner:
 
     def _setup(self, sc: Scenario, res: CaseResult) -> tuple[sqlite_utils.Database, dict[str, Any]]:
         """Fresh ledger with the scenario's subjects and events, scored and assessed."""
-        from .assess import run_assessment
-        from .evaluate import score
+        from ..assess import run_assessment
+        from ..evaluate import score
 
         db = self.fresh_db()
         fails = res.failures
@@ -654,7 +654,7 @@ class ScenarioRunner:
         return db, ctx
 
     def _as_of(self, sc: Scenario, item: Any, db: sqlite_utils.Database) -> int:
-        from .ledger import default_as_of
+        from ..ledger import default_as_of
 
         text = item.get("as_of") if isinstance(item, dict) else None
         text = text or sc.data.get("as_of")
@@ -761,7 +761,7 @@ class ScenarioRunner:
         db = self.fresh_db()
         self._ingest(tsc, db, subjects, [r.line for r in results], "subjects", scratch.failures)
         self._ingest(tsc, db, events, [r.line for r in results], "events", scratch.failures)
-        from .evaluate import score
+        from ..evaluate import score
 
         score(db, self.scheme, self.compiled)
         self.coverage.collect(db)
@@ -788,7 +788,7 @@ class ScenarioRunner:
                 "reason": ",".join(sorted({g[2] for g in got})) if got else None,
             }
             if "score" in exp or "tier" in exp:
-                from .ledger import balances
+                from ..ledger import balances
 
                 as_of = self.scheme.clock.end_of_day(str(as_of_text)) if as_of_text else None
                 bal = balances(db, self.scheme, as_of=as_of, group=group, subject=sid)
@@ -927,7 +927,7 @@ class _Checker:
         return " — " + "; ".join(parts)
 
     def balance(self, item: dict, line: int) -> None:
-        from .ledger import balances
+        from ..ledger import balances
 
         sid = str(item["subject"])
         if not self._subject_ok(sid, line):
@@ -1049,7 +1049,7 @@ class _Checker:
         exp = item["outcome"] + (f" ({item['reason_code']})" if item.get("reason_code") else "")
         msg = f"expected redemption {ev} of {it} ({title}) by {sid} to be {exp}, got {got}"
         if grp in self.scheme.groups:
-            from .ledger import balances
+            from ..ledger import balances
 
             at = self.db.execute("SELECT at FROM events WHERE id = ?", [ev]).fetchone()[0]
             b = balances(self.db, self.scheme, as_of=at, group=grp, subject=sid)
@@ -1067,7 +1067,7 @@ class _Checker:
         self.fail(line, msg)
 
     def list_member(self, item: dict, line: int) -> None:
-        from .lists import list_members
+        from ..lists import list_members
 
         lid, sid = str(item["list"]), str(item["subject"])
         if lid not in {ld.id for ld in self.scheme.lists}:
@@ -1088,7 +1088,7 @@ class _Checker:
                     line, f"expected {sid} not on list {lid} ({ld.title}){when}, but it is: {why}"
                 )
             else:
-                from .ledger import balances
+                from ..ledger import balances
 
                 bs = balances(self.db, self.scheme, as_of=as_of, subject=sid)
                 state = ", ".join(f"{b.group} score {b.score} tier {b.tier}" for b in bs)
@@ -1105,7 +1105,7 @@ class _Checker:
                           + "; ".join(reasons))  # fmt: skip
 
     def rank(self, item: dict, line: int) -> None:
-        from .rank import grid_rankings, rankings
+        from ..rank import grid_rankings, rankings
 
         as_of = self.r._as_of(self.sc, item, self.db)
         month = str(item.get("month") or self.scheme.clock.month(as_of))
@@ -1288,7 +1288,7 @@ def run_scenarios(
     names and table rule ids. Raises ``SchemeError`` when the rules themselves
     do not load (fix those first: ``gridcredit validate``).
     """
-    from .loader import find_rules_dir
+    from ..loader import find_rules_dir
 
     t0 = time.perf_counter()
     rules_dir = find_rules_dir(scheme_dir)
