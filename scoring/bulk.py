@@ -1,53 +1,7 @@
-"""Helpers for runs over millions of records (ingest, score)."""
+"""Moved to :mod:`scoring.ledger.bulk`; this name stays for its importers."""
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
+from .ledger.bulk import child_connection, paused_gc
 
-import apsw
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Switch the cyclic garbage collector off for a bulk run, and back on after.
-
-    Such runs make millions of short-lived tuples and no reference cycles, so
-    reference counting frees everything and the collector only costs time: a
-    quarter of the scorer's event loop at 1M events. A process forked inside
-    (the ledger writer, ingest workers) inherits the setting.
-
-    Afterwards the objects the run keeps (subjects, memos: millions at 1M events)
-    are handed to the oldest generation as they are (``freeze`` then ``unfreeze``
-    moves them, without a pass over them): otherwise the first allocation after
-    ``enable`` walks them all as young objects (0.3 s after a 1M-event score).
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            if not gc.get_freeze_count():  # never thaw what a host program froze itself
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
-
-
-def child_connection(path: str, *, timeout_s: float = 120) -> apsw.Connection:
-    """A connection for a bulk child process (ingest worker, event reader, ledger
-    writer), through APSW rather than the standard library's ``sqlite3``.
-
-    APSW binds and reads rows two to three times faster (at 1M rows: the ledger
-    writer's CPU 7.2 s against 5.2 s, an ingest worker's staging 1.1 s against
-    0.4 s a file). It carries its own SQLite build, so it is only used in a
-    process that holds no other connection to the same file: SQLite's POSIX
-    locks belong to the process, and closing one library's handle would drop
-    the other's locks. A forked child holds none: locks are not inherited, and
-    the parent's handles it inherits stay open, unused, until it exits.
-    Autocommit, as ``sqlite3.connect(..., isolation_level=None)``.
-    """
-    conn = apsw.Connection(path)
-    conn.set_busy_timeout(int(timeout_s * 1000))
-    return conn
+__all__ = ["child_connection", "paused_gc"]

@@ -31,7 +31,7 @@ import apsw
 import orjson
 import sqlite_utils
 
-from .bulk import child_connection, paused_gc
+from .ledger.bulk import child_connection, paused_gc
 from .compile import FAR_FUTURE, FAR_PAST, CompiledRule, CompiledScheme, compile_scheme
 from .conditions import SubjectView, reads_subject
 from .durations import PERIOD_KINDS, next_month
