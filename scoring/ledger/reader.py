@@ -86,4 +86,3 @@ def _read_events(
             pass
     finally:
         out.close()
-

@@ -17,6 +17,7 @@ from ..grading import capped_tier
 from ..model import Scheme
 from .schema import ASSESSMENT, EXPIRING, TOTALS_MONTH, get_state, set_state
 
+
 @dataclass
 class Balance:
     subject: str

@@ -278,4 +278,3 @@ def get_state(db: sqlite_utils.Database, key: str, default: str | None = None) -
 
 def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
     db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", [key, str(value)])
-

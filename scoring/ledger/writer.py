@@ -209,4 +209,3 @@ def _ledger_writer(
             pass
     finally:
         conn.close()
-
