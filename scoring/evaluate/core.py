@@ -416,6 +416,11 @@ class Scorer(Redemptions):
         self.targets = self._all_targets
         self.skip_amended = frozenset(skip_amended)
 
+    def finish(self) -> None:
+        """Emit what is still queued: redemptions, entry kinds, entries, trial entries."""
+        self.flush_redemptions()
+        self.flush()
+
     # --- helpers -----------------------------------------------------------
 
     def _caps_of(self, sid: str, trial: bool) -> dict[str, list[Any]]:

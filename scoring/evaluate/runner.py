@@ -540,8 +540,7 @@ class Engine:
                 last_row = rows[-1]
                 if len(buf) >= FLUSH_EVERY:
                     core.flush()
-            core.flush_redemptions()
-            core.flush()
+            core.finish()
             last_id = core.first_id + core.flushed - 1 if core.flushed else None
             final: list[tuple[str, list[Any]]] = []
             if last_row is not None:
