@@ -58,6 +58,12 @@ What crosses subjects (what a partitioned run must keep together)
     - Credit repair, escalation windows, caps and gradings are per account
       (subject, group): subject partitioning keeps them whole.
     Everything else (memo of rule steps, rule eras, period spans) is a cache.
+
+Why one long module: the event loop (:meth:`Scorer.score_rows`) and the steps it
+calls per event (``_apply``, reversals, repair) share the scorer's state bound as
+locals and attributes of one object; spreading them over more classes would add
+a method layer per event. Redemptions, a per-request path, live apart
+(``redemptions.py``).
 """
 
 from __future__ import annotations
@@ -198,9 +204,9 @@ class _Subject:
     # keys by identity instead of by content (ids read from SQLite are new strings)
     sid: str = ""
     # what the rules make of an event, by ``type \x1f attributes JSON``: one dict shared
-    # by the subjects of the same groups (see Engine._steps)
+    # by the subjects of the same groups (see Scorer._steps)
     memo: dict[str, list[tuple]] = field(default_factory=dict)
-    # [fixed score, wallet] per group: the lists of Engine.acct, without a key to hash
+    # [fixed score, wallet] per group: the lists of Scorer.acct, without a key to hash
     acct: dict[str, list[int]] = field(default_factory=dict)
     # cap counters by rule id (a rule scores one group): [period, points, matches] of
     # the latest period; a new period starts one afresh, so none is ever pruned
