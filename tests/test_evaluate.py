@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import PEOPLE, ev, put
 
-from scoring.evaluate import score
+from scoring.evaluate import runner, score
 from scoring.ledger import balances, explain
+from scoring.ledger import bulk as ledger_bulk
+from scoring.ledger import reader as ledger_reader
+from scoring.ledger import writer as ledger_writer
 
 VOLUNTEER = {
     "id": "vol", "title": "志愿服务", "on": "volunteer",
@@ -710,11 +713,11 @@ def test_a_later_run_loads_only_the_entries_its_caps_and_windows_can_see(fresh_d
     engine = Engine(fresh_db, s)
     engine._load_subjects()
     engine._load_state(march)
-    assert engine._caps_of("P1", False) == {}  # January's counter is not read back
-    assert list(engine.matches.values()) == [[s.clock.parse_time("2024-01-11T00:00:00")]]  # p1
-    assert (engine.acct[("P1", "residents")]) == [10 - 5, 10]  # every entry counts in the sums
+    assert engine.core._caps_of("P1", False) == {}  # January's counter is not read back
+    assert list(engine.core.matches.values()) == [[s.clock.parse_time("2024-01-11T00:00:00")]]  # p1
+    assert (engine.core.acct[("P1", "residents")]) == [10 - 5, 10]  # every entry counts in the sums
     engine._load_state(s.clock.period_bounds("2024-01")[0] + 86400 * 20)  # from January 21
-    assert engine._caps_of("P1", False) == {"vol": ["2024-01", 10, 1]}
+    assert engine.core._caps_of("P1", False) == {"vol": ["2024-01", 10, 1]}
 
 
 def test_a_later_run_counts_a_withdrawn_cap_in_the_original_month(fresh_db, engine_scheme):
@@ -893,13 +896,13 @@ def test_score_pauses_the_garbage_collector_and_restores_it(fresh_db, engine_sch
     from scoring import evaluate
 
     seen: list[bool] = []
-    inner = evaluate.Engine._score_rows
+    inner = evaluate.Scorer.score_rows
 
     def spy(self, rows):
         seen.append(gc.isenabled())
         return inner(self, rows)
 
-    monkeypatch.setattr(evaluate.Engine, "_score_rows", spy)
+    monkeypatch.setattr(evaluate.Scorer, "score_rows", spy)
     s = engine_scheme(residents=[VOLUNTEER])
     put(fresh_db, s, [ev("e1", "volunteer", "P1", "2024-03-01", hours=2)])
     assert gc.isenabled()
@@ -912,7 +915,7 @@ def test_score_pauses_the_garbage_collector_and_restores_it(fresh_db, engine_sch
 def test_compact_and_full_entry_rows_insert_in_order_as_the_same_entries():
     """Common entries travel as (subject, points, wallet, event, at, period, kind);
     a batch mixing them with full rows must give the ledger the full rows give."""
-    from scoring import evaluate, ledger
+    from scoring import ledger
 
     full = [
         ("P1", "residents", "score+wallet", 2, 2, "vol", "h1", "e1", 100, "2024-03", "match",
@@ -935,10 +938,10 @@ def test_compact_and_full_entry_rows_insert_in_order_as_the_same_entries():
     got = []
     for rows in (full, mixed):
         db = ledger.memory_db()
-        for ddl in evaluate._KIND_DDL:
+        for ddl in ledger_writer.KIND_DDL:
             db.execute(ddl)
-        db.conn.executemany(evaluate._INSERT_KIND, [(i, *k) for i, k in enumerate(kinds)])
-        evaluate._execute(db.conn, evaluate.ENTRIES, rows)
+        db.conn.executemany(ledger_writer.INSERT_KIND, [(i, *k) for i, k in enumerate(kinds)])
+        ledger_writer.execute(db.conn, ledger_writer.ENTRIES, rows)
         got.append(db.execute("SELECT * FROM entries ORDER BY id").fetchall())
     assert got[0] == got[1]
     assert [r[0] for r in got[1]] == [1, 2, 3, 4]
@@ -948,13 +951,13 @@ def test_compact_and_full_entry_rows_insert_in_order_as_the_same_entries():
 def test_a_run_of_compact_entry_rows_is_one_insert_into_entries():
     """Compact rows are bound into a temp table and joined to their kinds by one
     INSERT ... SELECT per run, in the order given (not one kind lookup per row)."""
-    from scoring import evaluate, ledger
+    from scoring import ledger
 
     db = ledger.memory_db()
-    for ddl in evaluate._KIND_DDL:
+    for ddl in ledger_writer.KIND_DDL:
         db.execute(ddl)
     db.conn.executemany(
-        evaluate._INSERT_KIND,
+        ledger_writer.INSERT_KIND,
         [(0, "residents", "score+wallet", "vol", "h1", "match", None),
          (1, "residents", "score", "park", "h1", "match", None)],
     )  # fmt: skip
@@ -963,7 +966,7 @@ def test_a_run_of_compact_entry_rows_is_one_insert_into_entries():
     ]
     seen: list[str] = []
     db.conn.set_trace_callback(seen.append)
-    evaluate._execute(db.conn, evaluate.ENTRIES, rows)
+    ledger_writer.execute(db.conn, ledger_writer.ENTRIES, rows)
     db.conn.set_trace_callback(None)
     assert sum(q.startswith("INSERT INTO entries") for q in seen) == 1
     got = db.execute(
@@ -999,16 +1002,16 @@ def test_the_pipe_to_the_writer_holds_a_whole_batch(tmp_path):
 
     import orjson
 
-    from scoring import evaluate, ledger
+    from scoring import ledger
 
     path = tmp_path / "l.db"
     ledger.connect(path).conn.close()
-    w = evaluate._LedgerWriter(str(path), 1, 0)
+    w = ledger_writer.LedgerWriter(str(path), 1, 0)
     try:
         size = fcntl.fcntl(w.send_in.fileno(), fcntl.F_GETPIPE_SZ)
-        assert size >= evaluate.PIPE_BYTES >= 1 << 20
+        assert size >= ledger_bulk.PIPE_BYTES >= 1 << 20
         big = [("P1", 1, 1, f"e{i:07d}", 100 + i, "2024-03", 0) for i in range(20_000)]
-        assert len(orjson.dumps((evaluate.ENTRIES, big))) < size
+        assert len(orjson.dumps((ledger_writer.ENTRIES, big))) < size
     finally:
         w.close()
 
@@ -1044,7 +1047,7 @@ def test_a_month_run_with_stragglers_for_closed_months_appends(
     from scoring import evaluate, ledger
     from scoring.periods import close_month
 
-    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
+    monkeypatch.setattr(runner, "BULK_EVENTS", 50)
     s = engine_scheme(residents=[VOLUNTEER, PARKING])
 
     def month(m: int, n: int, prefix: str) -> list[dict]:
@@ -1054,7 +1057,7 @@ def test_a_month_run_with_stragglers_for_closed_months_appends(
             for i in range(n)
         ]  # fmt: skip
 
-    real_init = evaluate._LedgerWriter.__init__
+    real_init = ledger_writer.LedgerWriter.__init__
     real_rewinds = evaluate.Engine._rewinds
 
     def run(name: str, old_rule: bool):
@@ -1073,12 +1076,12 @@ def test_a_month_run_with_stragglers_for_closed_months_appends(
                 last is not None and first <= last if old_rule else real_rewinds(first, last, start)
             )
 
-        monkeypatch.setattr(evaluate._LedgerWriter, "__init__", spy)
+        monkeypatch.setattr(ledger_writer.LedgerWriter, "__init__", spy)
         monkeypatch.setattr(evaluate.Engine, "_rewinds", staticmethod(rewinds))
         put(db, s, month(2, 5, "late") + month(3, 80, "m"))  # March, with February's stragglers
         summary = score(db, s)
         monkeypatch.undo()
-        monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
+        monkeypatch.setattr(runner, "BULK_EVENTS", 50)
         assert summary.late == 5
         assert db.execute(
             "SELECT DISTINCT period FROM entries WHERE event LIKE 'late%'"
@@ -1095,7 +1098,6 @@ def test_a_big_run_reads_its_events_in_a_reader_process(tmp_path, engine_scheme,
     """In a big run a child process reads (and sorts) the events and hands them over
     as orjson batches: this process runs no scan of the events, and the ledger is
     the one a single-process run writes."""
-    from scoring import evaluate
 
     db, s = _file_ledger(tmp_path, "a.db", engine_scheme)
     monkeypatch.setenv("GRIDCREDIT_SINGLE_PROCESS", "1")
@@ -1104,23 +1106,23 @@ def test_a_big_run_reads_its_events_in_a_reader_process(tmp_path, engine_scheme,
     assert len(single) > 150
 
     monkeypatch.delenv("GRIDCREDIT_SINGLE_PROCESS")
-    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
-    monkeypatch.setattr(evaluate, "READ_EVERY", 7)
+    monkeypatch.setattr(runner, "BULK_EVENTS", 50)
+    monkeypatch.setattr(ledger_reader, "READ_EVERY", 7)
     db, s = _file_ledger(tmp_path, "b.db", engine_scheme)
     seen: list[str] = []
     db.conn.set_trace_callback(seen.append)
     batches = []
-    real = evaluate._EventReader.__iter__
+    real = ledger_reader.EventReader.__iter__
 
     def spy(self):
         for rows in real(self):
             batches.append(len(rows))
             yield rows
 
-    monkeypatch.setattr(evaluate._EventReader, "__iter__", spy)
+    monkeypatch.setattr(ledger_reader.EventReader, "__iter__", spy)
     score(db, s)
     db.conn.set_trace_callback(None)
-    assert not [q for q in seen if evaluate.EVENT_COLUMNS in q]
+    assert not [q for q in seen if runner.EVENT_COLUMNS in q]
     (stored,) = db.execute("SELECT count(*) FROM events").fetchone()
     assert sum(batches) == stored == 300 and max(batches) == 7
     assert _ledger_rows(db) == single
@@ -1131,8 +1133,6 @@ def test_the_reader_and_writer_processes_connect_through_apsw(tmp_path, engine_s
     each on a connection of its own; the ledger is the single-process one."""
     import apsw
 
-    from scoring import evaluate
-
     db, s = _file_ledger(tmp_path, "a.db", engine_scheme)
     monkeypatch.setenv("GRIDCREDIT_SINGLE_PROCESS", "1")
     score(db, s)
@@ -1140,7 +1140,7 @@ def test_the_reader_and_writer_processes_connect_through_apsw(tmp_path, engine_s
     monkeypatch.delenv("GRIDCREDIT_SINGLE_PROCESS")
 
     log = tmp_path / "connections.log"
-    real = evaluate.child_connection
+    real = ledger_bulk.child_connection
 
     def logged(path, **kw):  # runs in the forked children: they write what they got
         conn = real(path, **kw)
@@ -1148,8 +1148,8 @@ def test_the_reader_and_writer_processes_connect_through_apsw(tmp_path, engine_s
             f.write(f"{type(conn).__module__}.{type(conn).__name__} {Path(path).name}\n")
         return conn
 
-    monkeypatch.setattr(evaluate, "child_connection", logged)
-    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
+    monkeypatch.setattr(ledger_bulk, "child_connection", logged)
+    monkeypatch.setattr(runner, "BULK_EVENTS", 50)
     db, s = _file_ledger(tmp_path, "b.db", engine_scheme)
     score(db, s)
     assert sorted(log.read_text().splitlines()) == ["apsw.Connection b.db"] * 2
@@ -1160,11 +1160,10 @@ def test_the_reader_and_writer_processes_connect_through_apsw(tmp_path, engine_s
 def test_a_failing_reader_process_fails_the_run_and_writes_nothing(
     tmp_path, engine_scheme, monkeypatch
 ):
-    from scoring import evaluate
     from scoring.errors import GridcreditError
 
-    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
-    monkeypatch.setattr(evaluate, "EVENT_COLUMNS", "id, subject, at, no_such_column, amends")
+    monkeypatch.setattr(runner, "BULK_EVENTS", 50)
+    monkeypatch.setattr(runner, "EVENT_COLUMNS", "id, subject, at, no_such_column, amends")
     db, s = _file_ledger(tmp_path, "a.db", engine_scheme)
     with pytest.raises(GridcreditError, match="event reader: [A-Za-z]+Error: no such column"):
         score(db, s)
@@ -1182,9 +1181,9 @@ def test_events_stored_after_a_run_starts_wait_for_the_next_run(
     from scoring import evaluate
     from scoring.ingest import ingest_records
 
-    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50 if bulk else 10**9)
+    monkeypatch.setattr(runner, "BULK_EVENTS", 50 if bulk else 10**9)
     db, s = _file_ledger(tmp_path, "a.db", engine_scheme)
-    other = evaluate.sqlite_utils.Database(str(tmp_path / "a.db"))
+    other = runner.sqlite_utils.Database(str(tmp_path / "a.db"))
     real = evaluate.Engine._scan_new
 
     def meanwhile(self, done, top):
@@ -1204,7 +1203,7 @@ def test_after_a_bulk_run_its_objects_wait_in_the_oldest_generation():
     without a pass over it; the young generation starts empty."""
     import gc
 
-    from scoring.bulk import paused_gc
+    from scoring.ledger.bulk import paused_gc
 
     assert gc.isenabled()
     with paused_gc():
@@ -1230,9 +1229,9 @@ def test_a_failing_run_lets_the_reader_stop_on_its_own(tmp_path, engine_scheme, 
     it) holds a copy of the pipe's reading end, so it is closed first."""
     from scoring import evaluate
 
-    monkeypatch.setattr(evaluate, "BULK_EVENTS", 50)
-    monkeypatch.setattr(evaluate, "READ_EVERY", 50)
-    monkeypatch.setattr(evaluate, "PIPE_BYTES", 0)  # the 64 KB default: the reader blocks
+    monkeypatch.setattr(runner, "BULK_EVENTS", 50)
+    monkeypatch.setattr(ledger_reader, "READ_EVERY", 50)
+    monkeypatch.setattr(ledger_bulk, "PIPE_BYTES", 0)  # the 64 KB default: the reader blocks
     from datetime import datetime, timedelta
 
     from scoring import ledger
@@ -1247,7 +1246,7 @@ def test_a_failing_run_lets_the_reader_stop_on_its_own(tmp_path, engine_scheme, 
     ])  # fmt: skip
     assert db.execute("SELECT count(*) FROM events").fetchone() == (5000,)  # ~300 KB to send
     readers = []
-    real_init = evaluate._EventReader.__init__
+    real_init = ledger_reader.EventReader.__init__
 
     def spy_init(self, *a):
         real_init(self, *a)
@@ -1256,8 +1255,8 @@ def test_a_failing_run_lets_the_reader_stop_on_its_own(tmp_path, engine_scheme, 
     def boom(self, rows):
         raise RuntimeError("a rule failed")
 
-    monkeypatch.setattr(evaluate._EventReader, "__init__", spy_init)
-    monkeypatch.setattr(evaluate.Engine, "_score_rows", boom)
+    monkeypatch.setattr(ledger_reader.EventReader, "__init__", spy_init)
+    monkeypatch.setattr(evaluate.Scorer, "score_rows", boom)
     with pytest.raises(RuntimeError, match="a rule failed"):
         score(db, s)
     (reader,) = readers

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..bulk import child_connection
+from ..ledger.bulk import child_connection
 from ..model import Scheme
 from . import records
 from .batch import _Batch, _raw_text

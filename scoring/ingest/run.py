@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from ..bulk import paused_gc
+from ..ledger.bulk import paused_gc
 from ..model import Scheme
 from . import records
 from .batch import _Batch, _Transaction

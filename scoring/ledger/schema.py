@@ -1,4 +1,5 @@
-"""The SQLite ledger: schema (explicit migrations) and the read API.
+"""The ledger's schema: tables, indexes and their explicit migrations; opening a
+ledger (``connect``, ``memory_db``) and its small ``state`` table.
 
 The ledger is append-only for closed months. Every balance is base score plus
 entries, so any number can be explained entry by entry.
@@ -6,16 +7,12 @@ entries, so any number can be explained entry by entry.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
-
-from .model import Scheme
 
 migrations = Migrations("gridcredit")
 
@@ -48,7 +45,7 @@ _ENTRY_DDL = """
 EXPIRING = "expires_at IS NOT NULL"  # the term of entries_expiry (migration 8)
 
 # The indexes of ``entries``, by name. A big appending run drops and rebuilds some of
-# them inside its transaction (``scoring.evaluate.REBUILT_INDEXES``): sorting once is
+# them inside its transaction (``scoring.ledger.writer.REBUILT_INDEXES``): sorting once is
 # faster than keeping those B-trees up to date row by row.
 ENTRY_INDEXES = {
     "entries_subject": "CREATE INDEX entries_subject ON entries (subject, grp)",
@@ -243,7 +240,7 @@ PAGE_SIZE = 8192
 
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) a ledger database. WAL, so readers never block the writer."""
-    from .errors import GridcreditError
+    from ..errors import GridcreditError
 
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -281,305 +278,3 @@ def get_state(db: sqlite_utils.Database, key: str, default: str | None = None) -
 
 def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
     db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", [key, str(value)])
-
-
-@dataclass
-class Balance:
-    subject: str
-    group: str
-    score: int
-    wallet: int
-    tier: str
-    graded: str | None = None  # tier cap from direct grading, if any
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "group": self.group,
-            "score": self.score,
-            "wallet": self.wallet,
-            "tier": self.tier,
-        }
-
-
-def capped_tier(group: Any, tier: str, grade: str | None) -> str:
-    """The worse of a score's tier and a direct grading cap."""
-    if grade is None:
-        return tier
-    return grade if group.tier_rank(grade) > group.tier_rank(tier) else tier
-
-
-def latest_time(db: sqlite_utils.Database) -> int | None:
-    """The time of the latest event or entry, without a pass over either table.
-
-    Scored events end at ``state.last_scored`` (the scorer keeps the latest it
-    has scored); the unscored ones follow ``scored_seq`` and are few. Entries
-    carry the time of a scored event, except assessment awards (at the end of
-    their period), under the partial index ``entries_assessment_at``.
-    """
-    last = last_scored(db)
-    done = int(get_state(db, "scored_seq") or 0)
-    (times,) = db.execute(
-        "SELECT MAX(m) FROM (SELECT MAX(at) AS m FROM events WHERE seq > ?"
-        f" UNION ALL SELECT MAX(at) FROM entries WHERE {ASSESSMENT})",
-        [done],
-    ).fetchone()
-    found = [t for t in (times, last[0] if last else None) if t is not None]
-    return max(found) if found else None
-
-
-def last_scored(db: sqlite_utils.Database) -> tuple[int, str] | None:
-    """(time, id) of the latest event scored so far (``state.last_scored``)."""
-    last = get_state(db, "last_scored")
-    if not last:
-        return None
-    at, eid = json.loads(last)
-    return at, eid
-
-
-def kept_totals_month(db: sqlite_utils.Database) -> str | None:
-    """The latest closed month, when ``closed_totals`` holds the totals through it."""
-    kept = get_state(db, TOTALS_MONTH)
-    if not kept:
-        return None
-    (latest,) = db.execute("SELECT MAX(month) FROM periods WHERE closed = 1").fetchone()
-    return kept if kept == latest else None
-
-
-def _totals_for(db: sqlite_utils.Database, scheme: Scheme, as_of: int | None) -> str | None:
-    """The month of the kept totals, if ``account_sums`` at ``as_of`` can start from them."""
-    kept = kept_totals_month(db)
-    if kept is None or (as_of is not None and as_of < scheme.clock.period_bounds(kept)[1] - 1):
-        return None
-    return kept
-
-
-_SUMS = "SUM(CASE WHEN expires_at IS NULL THEN points ELSE 0 END), SUM(wallet)"
-
-
-def _sums(
-    db: sqlite_utils.Database, kept: bool, where: str, params: dict[str, Any]
-) -> dict[tuple[str, str], list[int]]:
-    """``[points that never expire, wallet]`` per account over the entries ``where``
-    selects (``FROM entries …``), added to the kept totals if ``kept``."""
-    sums: dict[tuple[str, str], list[int]] = {}
-    if kept:
-        for s, g, f, w in db.execute("SELECT subject, grp, fixed, wallet FROM closed_totals"):
-            sums[(s, g)] = [f, w]
-    for s, g, f, w in db.execute(
-        f"SELECT subject, grp, {_SUMS} FROM entries {where} GROUP BY subject, grp", params
-    ):
-        acc = sums.setdefault((s, g), [0, 0])
-        acc[0] += f
-        acc[1] += w
-    return sums
-
-
-def account_sums(
-    db: sqlite_utils.Database, scheme: Scheme, as_of: int | None = None
-) -> dict[tuple[str, str], list[int]]:
-    """``[points that never expire, wallet]`` of each account (subject, group) over
-    the entries dated up to ``as_of`` (``None``: every entry).
-
-    Closed months never change, and an entry posts to its own month or a later
-    one, so for an ``as_of`` from the end of the latest closed month on, this is
-    the totals ``close`` kept through that month plus the open months' entries,
-    read under the period index. Otherwise (or without kept totals) it is one
-    pass over every entry.
-    """
-    kept = _totals_for(db, scheme, as_of)
-    if kept is not None:
-        where = "INDEXED BY entries_period WHERE period > :m"
-    else:
-        # one pass, grouped (through the (subject, grp) index every row is a random read)
-        where = "NOT INDEXED WHERE 1"
-    if as_of is not None:
-        where += " AND at <= :t"
-    return _sums(db, kept is not None, where, {"t": as_of, "m": kept})
-
-
-def keep_totals(db: sqlite_utils.Database, month: str) -> None:
-    """Keep the accounts' totals through ``month``, which is being closed: the
-    totals kept through the month closed before it plus this month's entries
-    (else one pass). Call inside the closing transaction, before marking it."""
-    prev = kept_totals_month(db)
-    if prev is not None:
-        where = "INDEXED BY entries_period WHERE period > :p AND period <= :m"
-    else:
-        where = "NOT INDEXED WHERE period <= :m"
-    totals = _sums(db, prev is not None, where, {"p": prev, "m": month})
-    db.execute("DELETE FROM closed_totals")
-    db.conn.executemany(
-        "INSERT INTO closed_totals (subject, grp, fixed, wallet) VALUES (?, ?, ?, ?)",
-        [(s, g, f, w) for (s, g), (f, w) in sorted(totals.items())],
-    )
-    set_state(db, TOTALS_MONTH, month)
-
-
-def default_as_of(db: sqlite_utils.Database, scheme: Scheme) -> int:
-    """End of the local day of the latest event or entry: "now" as far as the data knows."""
-    latest = latest_time(db)
-    if latest is None:
-        return 2**62
-    clock = scheme.clock
-    return clock.end_of_day(clock.local(latest).date())
-
-
-def balances(
-    db: sqlite_utils.Database,
-    scheme: Scheme,
-    *,
-    as_of: int | None = None,
-    group: str | None = None,
-    subject: str | None = None,
-) -> list[Balance]:
-    """Score, wallet and tier of every subject-group, sorted by group then subject.
-
-    ``as_of`` (epoch seconds, inclusive) counts entries of events up to then
-    that have not expired by then; ``None`` means the end of the local day of
-    the latest event in the ledger (not the wall clock, so the answer depends
-    only on the data).
-    """
-    t = as_of if as_of is not None else default_as_of(db, scheme)
-    if subject or (group and _totals_for(db, scheme, t) is None):
-        # one subject, or a group without kept totals: entries through the (subject, grp) index
-        where = " AND ".join(
-            w for w, v in (("m.subject = :s", subject), ("m.grp = :g", group)) if v
-        )
-        sql = f"""
-            SELECT m.subject, m.grp,
-                COALESCE(SUM(CASE WHEN e.expires_at IS NULL OR e.expires_at > :t THEN e.points END), 0),
-                COALESCE(SUM(e.wallet), 0)
-            FROM memberships m
-            LEFT JOIN entries e ON e.subject = m.subject AND e.grp = m.grp AND e.at <= :t
-            WHERE {where}
-            GROUP BY m.subject, m.grp
-            ORDER BY m.grp, m.subject
-        """
-        rows = db.execute(sql, {"t": t, "s": subject, "g": group}).fetchall()
-    else:  # every account, or a group's from kept totals (see account_sums)
-        sums = account_sums(db, scheme, t)
-        for s, g, p in db.execute(
-            "SELECT subject, grp, SUM(points) FROM entries INDEXED BY entries_expiry"
-            f" WHERE expires_at > :t AND {EXPIRING}"
-            " AND at <= :t GROUP BY subject, grp",
-            {"t": t},
-        ):
-            sums.setdefault((s, g), [0, 0])[0] += p
-        rows = []
-        for s, g in db.execute(
-            "SELECT subject, grp FROM memberships WHERE :g IS NULL OR grp = :g ORDER BY grp, subject",
-            {"g": group},
-        ):
-            p, w = sums.get((s, g)) or (0, 0)
-            rows.append((s, g, p, w))
-    # several gradings at once: the worst holds; a reversed or repaired penalty lifts its grading
-    worst: dict[tuple[str, str], str] = {}
-    for s, g, tier in db.execute(
-        "SELECT subject, grp, grade FROM entries g WHERE grade IS NOT NULL AND at <= ?"
-        " AND grade_until > ? AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = g.id"
-        " AND r.reason IN ('reversal', 'repair') AND r.at <= ?)",
-        [t, t, t],
-    ).fetchall():
-        grp = scheme.groups.get(g)
-        if grp is not None:
-            prev = worst.get((s, g))
-            worst[(s, g)] = tier if prev is None else capped_tier(grp, prev, tier)
-    out = []
-    for s, g, pts, wal in rows:
-        grp = scheme.groups.get(g)
-        if grp is None:
-            continue
-        score = grp.base_score + pts
-        graded = worst.get((s, g))
-        out.append(Balance(s, g, score, wal, capped_tier(grp, grp.tier_of(score), graded), graded))
-    return out
-
-
-@dataclass
-class ExplainLine:
-    id: int
-    date: str
-    group: str
-    rule: str
-    title: str
-    points: int
-    wallet: int
-    running_score: int
-    running_wallet: int
-    reason: str
-    event: str
-    period: str
-    note: str
-    trial: bool = False
-    expired: bool = False
-    objection: bool = False
-
-
-def explain(
-    db: sqlite_utils.Database,
-    scheme: Scheme,
-    subject: str,
-    *,
-    group: str | None = None,
-    as_of: int | None = None,
-    include_trial: bool = True,
-) -> list[ExplainLine]:
-    """Every entry behind a subject's balances, in time order, with running totals.
-
-    Capped matches, reversals and repairs appear as entries of their own;
-    trial-rule entries (shadow ledger) follow, marked, and never count.
-    """
-    titles = scheme.rule_titles()
-    titles.update({a.id: a.title for a in scheme.assessments})
-    titles.update({i.id: f"兑换：{i.title}" for i in scheme.catalog.values()})
-    t = as_of if as_of is not None else default_as_of(db, scheme)
-    clock = scheme.clock
-    disputed = {
-        r[0] for r in db.execute("SELECT target FROM objections WHERE status = 'open'").fetchall()
-    }
-    out: list[ExplainLine] = []
-    running: dict[str, list[int]] = {}
-    for table, trial in (("entries", False), ("trial_entries", True)):
-        if trial and not include_trial:
-            continue
-        sql = (
-            f"SELECT id, grp, rule, points, wallet, reason, event, period, note, at, expires_at"
-            f" FROM {table} WHERE subject = ? AND at <= ?"
-        )
-        params: list[Any] = [subject, t]
-        if group:
-            sql += " AND grp = ?"
-            params.append(group)
-        for eid, grp, rule, pts, wal, reason, event, period, note, at, exp in db.execute(
-            sql + " ORDER BY at, id", params
-        ).fetchall():
-            g = scheme.groups.get(grp)
-            base = g.base_score if g else 0
-            expired = exp is not None and exp <= t
-            run = running.setdefault(grp, [base, 0])
-            if not trial:
-                if not expired:
-                    run[0] += pts
-                run[1] += wal
-            out.append(
-                ExplainLine(
-                    id=eid,
-                    date=clock.local(at).strftime("%Y-%m-%d"),
-                    group=grp,
-                    rule=rule or "",
-                    title=titles.get(rule or "", rule or ""),
-                    points=pts,
-                    wallet=wal,
-                    running_score=run[0],
-                    running_wallet=run[1],
-                    reason=reason,
-                    event=event or "",
-                    period=period,
-                    note=note or "",
-                    trial=trial,
-                    expired=expired,
-                    objection=(event or "") in disputed,
-                )  # fmt: skip
-            )
-    return out

@@ -1,12 +1,23 @@
-"""Helpers for runs over millions of records (ingest, score)."""
+"""Helpers for runs over millions of records (ingest, score): the garbage
+collector paused, the bulk children's connections and pipes."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import apsw
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows, where no child process runs (no fork)
+    fcntl = None  # type: ignore[assignment]
+
+# The pipe to a bulk child holds a whole batch (20,000 entries are ~0.7 MB of JSON), so
+# handing one over never waits for the other end to read it (Linux; elsewhere the default).
+PIPE_BYTES = 1 << 20
 
 
 @contextmanager
@@ -51,3 +62,12 @@ def child_connection(path: str, *, timeout_s: float = 120) -> apsw.Connection:
     conn = apsw.Connection(path)
     conn.set_busy_timeout(int(timeout_s * 1000))
     return conn
+
+
+def pipe_size(conn: Any) -> None:
+    """Let a pipe hold a whole batch (``PIPE_BYTES``; Linux, elsewhere the default)."""
+    if PIPE_BYTES and hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass  # above the system's pipe-max-size: the default then
