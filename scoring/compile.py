@@ -137,7 +137,7 @@ def compile_rule(
         max_points=limit.max_points if limit else None,
         max_count=limit.max_count if limit else None,
         esc_within=esc.within if esc else None,
-        esc_steps=[clamp_points(n) for n in esc.steps] if esc else [],
+        esc_steps=[max(-ENTRY_BOUND, min(ENTRY_BOUND, n)) for n in esc.steps] if esc else [],
         expires=rule.expires.after if rule.expires else None,
         wallet=rule.wallet,
         grade_to=grade.to if grade else None,
@@ -163,7 +163,9 @@ def compile_rule(
 
 def _bound_link(points: Any) -> Any:
     """A link's points: 'same' (the entry's, already bounded) or a number, bounded."""
-    return clamp_points(points) if isinstance(points, int) and not isinstance(points, bool) else points
+    return (
+        clamp_points(points) if isinstance(points, int) and not isinstance(points, bool) else points
+    )
 
 
 @dataclass

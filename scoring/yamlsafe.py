@@ -509,9 +509,7 @@ def read_rules_file(
                     " copy the file in instead of linking to it",
                 )
             )
-    too_big = (
-        f"rule files are limited to {_size_mb(limit)}. Split it or remove the oversized value"
-    )
+    too_big = f"rule files are limited to {_size_mb(limit)}. Split it or remove the oversized value"
     if st.st_size > limit:
         raise YamlProblem(Problem(file, 1, 1, f"file is {_size_mb(st.st_size)}; {too_big}"))
     # O_NONBLOCK: should a FIFO be swapped in after the check, opening it does not wait
@@ -533,9 +531,7 @@ def read_rules_file(
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:
-                raise YamlProblem(
-                    Problem(file, 1, 1, f"file is over {_size_mb(limit)}; {too_big}")
-                )
+                raise YamlProblem(Problem(file, 1, 1, f"file is over {_size_mb(limit)}; {too_big}"))
     except OSError as e:
         raise cannot(e) from None
     finally:

@@ -33,8 +33,16 @@ SUBJECTS = [
 def cli(repo: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     """``gridcredit --scheme repo ARGS`` in a subprocess; never a traceback."""
     proc = subprocess.run(
-        [sys.executable, "-c", "from scoring.cli import cli; cli()", "--scheme", str(repo),
-         "--db", str(repo / "ledger.db"), *map(str, args)],  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from scoring.cli import cli; cli()",
+            "--scheme",
+            str(repo),
+            "--db",
+            str(repo / "ledger.db"),
+            *map(str, args),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -158,12 +166,27 @@ def test_a_huge_attribute_is_capped_and_the_ledger_still_reads(repo: Path) -> No
     events = write_jsonl(
         repo / "events.jsonl",
         [
-            {"id": "e1", "type": "counterfeit_goods", "subject": "M1",
-             "at": "2024-03-02T09:00:00", "attrs": {"amount_yuan": 9_000_000_000_000_000}},
-            {"id": "e2", "type": "counterfeit_goods", "subject": "M1",
-             "at": "2024-03-03T09:00:00", "attrs": {"amount_yuan": 1e13}},
-            {"id": "e3", "type": "counterfeit_goods", "subject": "M1",
-             "at": "2024-03-04T09:00:00", "attrs": {"amount_yuan": 50}},
+            {
+                "id": "e1",
+                "type": "counterfeit_goods",
+                "subject": "M1",
+                "at": "2024-03-02T09:00:00",
+                "attrs": {"amount_yuan": 9_000_000_000_000_000},
+            },
+            {
+                "id": "e2",
+                "type": "counterfeit_goods",
+                "subject": "M1",
+                "at": "2024-03-03T09:00:00",
+                "attrs": {"amount_yuan": 1e13},
+            },
+            {
+                "id": "e3",
+                "type": "counterfeit_goods",
+                "subject": "M1",
+                "at": "2024-03-04T09:00:00",
+                "attrs": {"amount_yuan": 50},
+            },
         ],  # fmt: skip
     )
     assert cli(repo, "ingest", "-q", "--strict", subjects, events).returncode == 0
@@ -185,7 +208,15 @@ def test_every_points_form_is_held_to_the_bound() -> None:
     per = compile_points({"per": "h", "value": 2, "round": "ceil"}, forms)
     assert per is not None
     got = [per({"h": x}) for x in (1.5, 1e300, -1.7e308, 10**400, -(10**400), 5e5, 500001)]
-    assert got == [3, ENTRY_BOUND, -ENTRY_BOUND, ENTRY_BOUND, -ENTRY_BOUND, ENTRY_BOUND, ENTRY_BOUND]
+    assert got == [
+        3,
+        ENTRY_BOUND,
+        -ENTRY_BOUND,
+        ENTRY_BOUND,
+        -ENTRY_BOUND,
+        ENTRY_BOUND,
+        ENTRY_BOUND,
+    ]
     fixed = compile_points(2**80, forms)
     assert fixed is not None and fixed({}) == ENTRY_BOUND
     # a plugin's form that knows no bound is wrapped

@@ -28,7 +28,6 @@ from .messages import (
     _Where,
 )
 
-
 # The bounds the schemas put on rule numbers (see schemas/*.json): every points value,
 # per-unit value, cap, step, award, cost, base score and tier bound is within
 # ±VALUE_BOUND, so a balance stays far inside SQLite's 64-bit integers; a duration
