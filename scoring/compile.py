@@ -2,6 +2,12 @@
 
 Compilation is where plugins are consulted (operators, points forms); the
 evaluator then runs plain closures per event with no hook calls.
+
+Every entry is held to ``ENTRY_BOUND`` points either way: validate keeps the
+numbers written in rules inside it (schemas/*.json), and what a points form
+computes from an event's attribute (``per: hours`` on an attribute that
+events.yaml gives no ``max``) is capped at it here, so a balance can never leave
+SQLite's 64-bit integers however wild an event is.
 """
 
 from __future__ import annotations
@@ -16,13 +22,40 @@ from .model import Rule, Scheme
 
 PointsFn = Callable[[dict], "int | None"]
 
+# The most points one entry can give or take (the schemas' bound on rule numbers).
+ENTRY_BOUND = 1_000_000
+
+
+def clamp_points(p: Any) -> int | None:
+    """``p`` held to ±ENTRY_BOUND (whole points); ``None`` (no entry) for NaN or no
+    number. For results outside the bound only: the hot path compares and goes on."""
+    if isinstance(p, int) and not isinstance(p, bool):
+        return max(-ENTRY_BOUND, min(ENTRY_BOUND, p))
+    if isinstance(p, float) and p == p:  # inf too: a float beyond any bound
+        return ENTRY_BOUND if p > 0 else -ENTRY_BOUND
+    return None
+
 
 @dataclass(frozen=True)
 class PointsForm:
-    """A way to write ``points``: selected by ``key`` in the points mapping."""
+    """A way to write ``points``: selected by ``key`` in the points mapping.
+
+    ``bounded``: the form's function never returns more than ``ENTRY_BOUND`` either
+    way (the built-in forms); any other form's results are capped by a wrapper."""
 
     key: str
     compile: Callable[[dict[str, Any]], PointsFn]
+    bounded: bool = False
+
+
+def _bounded(fn: PointsFn) -> PointsFn:
+    def points(attrs: dict) -> int | None:
+        p = fn(attrs)
+        if p is None or (type(p) is int and -ENTRY_BOUND <= p <= ENTRY_BOUND):
+            return p
+        return clamp_points(p)
+
+    return points
 
 
 @dataclass(slots=True)
@@ -62,12 +95,13 @@ def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
     if isinstance(spec, bool):
         raise ValueError("points must be a whole number or a mapping")
     if isinstance(spec, int):
-        n: int = spec
+        n = clamp_points(spec)  # validate refuses more; a rules tree read unchecked too
         return lambda attrs: n
     if isinstance(spec, dict):
         for key, form in forms.items():
             if key in spec:
-                return form.compile(spec)
+                fn = form.compile(spec)
+                return fn if form.bounded else _bounded(fn)
         raise ValueError(
             f"points mapping needs one of the keys {', '.join(sorted(forms))} (e.g. per: hours)"
         )
@@ -93,13 +127,15 @@ def compile_rule(
         max_points=limit.max_points if limit else None,
         max_count=limit.max_count if limit else None,
         esc_within=esc.within if esc else None,
-        esc_steps=list(esc.steps) if esc else [],
+        esc_steps=[max(-ENTRY_BOUND, min(ENTRY_BOUND, n)) for n in esc.steps] if esc else [],
         expires=rule.expires.after if rule.expires else None,
         wallet=rule.wallet,
         grade_to=grade.to if grade else None,
         grade_for=grade.for_ if grade else None,
         # the evaluator reads links and repair as mappings: the shape it was tuned on
-        also=[{"link": a.link, "group": a.group, "points": a.points} for a in rule.also],
+        also=[
+            {"link": a.link, "group": a.group, "points": _bound_link(a.points)} for a in rule.also
+        ],
         repair={"rules": list(repair.rules), "within": repair.within, "restore": repair.restore}
         if repair
         else None,
@@ -113,6 +149,13 @@ def compile_rule(
         compiled.count_note = f"max_count {compiled.max_count} per {compiled.cap_per} reached"
         compiled.points_note = f"max_points {compiled.max_points} per {compiled.cap_per} reached"
     return compiled
+
+
+def _bound_link(points: Any) -> Any:
+    """A link's points: 'same' (the entry's, already bounded) or a number, bounded."""
+    return (
+        clamp_points(points) if isinstance(points, int) and not isinstance(points, bool) else points
+    )
 
 
 @dataclass

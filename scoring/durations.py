@@ -54,7 +54,11 @@ def parse_duration(text: str | int) -> Duration:
         raise ValueError(
             f"cannot read duration {text!r}: write a number and a unit, e.g. '365d', '12 months', '3 years'"
         )
-    d = Duration(int(m.group(1)), _UNITS[m.group(2).lower()])
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > 9:  # past any span (and Python's 4300-digit limit on int())
+        shown = f"{digits[:12]}… {m.group(2)}"
+        _check_span(shown, Duration(10**9, _UNITS[m.group(2).lower()]))
+    d = Duration(int(digits), _UNITS[m.group(2).lower()])
     _check_span(text, d)
     return d
 

@@ -39,7 +39,7 @@ from .model import (
     Tier,
     make_points,
 )
-from .yamlsafe import YamlProblem, load_yaml
+from .yamlsafe import YamlProblem, load_yaml_bytes, read_rules_file
 
 if TYPE_CHECKING:
     from .plugins import Plugins
@@ -85,12 +85,18 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _present(path: Path) -> bool:
+    """There is something at ``path``: a FIFO or a dangling link too, which reading then
+    refuses with a reason, rather than a misleading "not found"."""
+    return path.exists() or path.is_symlink()
+
+
 def find_rules_dir(path: str | Path) -> Path:
     """Accept a scheme repository (with ``rules/``) or the rules folder itself."""
     p = Path(path)
-    if (p / "rules" / SCHEME_FILE).is_file():
+    if _present(p / "rules" / SCHEME_FILE):
         return p / "rules"
-    if (p / SCHEME_FILE).is_file():
+    if _present(p / SCHEME_FILE):
         return p
     from .errors import UsageError
 
@@ -104,12 +110,12 @@ def read_scheme(path: str | Path) -> RawScheme:
     root = find_rules_dir(path)
     raw = RawScheme(root=root)
     names = [SCHEME_FILE, *OPTIONAL_FILES]
-    paths = [root / n for n in names if (root / n).is_file()]
+    paths = [root / n for n in names if _present(root / n)]
     paths += sorted((root / "packs").glob("*.yaml")) + sorted((root / "packs").glob("*.yml"))
     scheme_data = _read(raw, root / SCHEME_FILE)
     if isinstance(scheme_data, dict) and isinstance(scheme_data.get("jurisdictions"), str):
         jpath = root / scheme_data["jurisdictions"]
-        if jpath.is_file():
+        if _present(jpath):
             paths.append(jpath)
         else:
             from .yamlsafe import position
@@ -126,14 +132,17 @@ def read_scheme(path: str | Path) -> RawScheme:
 def _read(raw: RawScheme, path: Path) -> Any:
     display = _display(path)
     try:
-        raw.hashes[display] = hashlib.sha256(path.read_bytes()).hexdigest()
+        # regular files only, size-limited while reading: the scheme repository is the
+        # folder holding rules/, where a symlinked file must point
+        content = read_rules_file(path, display, inside=raw.root.resolve().parent)
+        raw.hashes[display] = hashlib.sha256(content).hexdigest()
         raw.relnames[display] = path.relative_to(raw.root).as_posix()
-        data = load_yaml(path, display)
+        data = load_yaml_bytes(content, display)
     except YamlProblem as e:
         raw.problems.append(e.problem)
         return None
     except OSError as e:
-        raw.problems.append(Problem(display, 0, 0, f"cannot read file: {e.strerror}"))
+        raw.problems.append(Problem(display, 1, 1, f"cannot read file: {e.strerror}"))
         return None
     raw.files[display] = data
     return data

@@ -3,7 +3,8 @@
 Rules are data, written by people: the loader only builds plain mappings,
 lists and scalars (PyYAML's safe constructors), refuses tags that would build
 objects, refuses alias bombs, deep nesting and huge files before they cost
-anything, and keeps each node's line and column so a later check can say
+anything, reads only regular files (a symlink to ``/dev/zero`` or a FIFO in a
+merge request must not fill memory or hang CI), and keeps each node's line and column so a later check can say
 ``rules/packs/residents.yaml:12:7: ...``.
 
 Booleans follow YAML 1.2 (only ``true``/``false``): in YAML 1.1 the rule key
@@ -20,7 +21,10 @@ the pure-Python loader, whose error messages and limits are the ones reported.
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from .errors import Problem
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 50
+MAX_DIGITS = 30  # a number written with more digits is refused as it is read
 MAX_NODES = 200_000  # after expanding aliases
 
 
@@ -114,6 +119,9 @@ class _Constructor(SafeConstructor):
         return str(node.value)
 
     def construct_yaml_int(self, node: ScalarNode) -> int:  # type: ignore[override]
+        digits = len(node.value.strip().lstrip("+-"))
+        if digits > MAX_DIGITS:  # Python refuses to convert > 4300 digits; no rule needs 20
+            raise ConstructorError(None, None, _too_big(node.value), node.start_mark)
         try:
             return int(node.value, 10)  # decimal: a leading zero is not octal
         except ValueError:  # only through an explicit !!int tag
@@ -123,11 +131,14 @@ class _Constructor(SafeConstructor):
 
     def construct_yaml_float(self, node: ScalarNode) -> float:  # type: ignore[override]
         try:
-            return float(node.value)
+            x = float(node.value)
         except ValueError:
             raise ConstructorError(
                 None, None, f"{node.value!r} is not a number", node.start_mark
             ) from None
+        if not math.isfinite(x):  # 1e999 reads as infinity, which no arithmetic survives
+            raise ConstructorError(None, None, _too_big(node.value), node.start_mark)
+        return x
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> PosDict:  # type: ignore[override]
         out = PosDict()
@@ -299,6 +310,14 @@ def _size_mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
+def _too_big(text: str) -> str:
+    shown = text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
+    return (
+        f"the number {shown} is too large to use (a rule's points, values and caps are at"
+        " most 1,000,000); write the number it should be"
+    )
+
+
 # What YAML refuses to read (its reader's set): control characters, which come
 # invisibly with text pasted from a word processor or a chat app.
 _UNREADABLE = re.compile(
@@ -418,30 +437,106 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
 
 
 def load_yaml(path: str | Path, display: str | None = None) -> Any:
-    """Load one YAML file safely, refusing files over ``MAX_FILE_BYTES``."""
-    path = Path(path)
+    """Load one YAML file safely: a regular file of at most ``MAX_FILE_BYTES`` only."""
     file = display or str(path)
+    return load_yaml_bytes(read_rules_file(path, file), file)
+
+
+def load_yaml_bytes(data: bytes, file: str) -> Any:
+    """Parse the bytes of a YAML file (as ``read_rules_file`` returns them)."""
     try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise YamlProblem(Problem(file, 1, 1, f"cannot read file: {e.strerror}")) from None
-    if size > MAX_FILE_BYTES:
-        raise YamlProblem(
-            Problem(
-                file,
-                1,
-                1,
-                f"file is {_size_mb(size)}; rule files are limited to {_size_mb(MAX_FILE_BYTES)}."
-                " Split it or remove the oversized value",
-            )
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise YamlProblem(
             Problem(file, 1, 1, f"not UTF-8 text (byte {e.start}); save the file as UTF-8")
         ) from None
     return load_yaml_text(text, file)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO), which can make a reader wait forever"),
+    (stat.S_ISCHR, "a device file"),
+    (stat.S_ISBLK, "a device file"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(path: Path, file: str, mode: int) -> YamlProblem:
+    kind = next((word for test, word in _KINDS if test(mode)), "not a regular file")
+    link = ""
+    if path.is_symlink():
+        link = f" (a symbolic link to {os.readlink(path)})"
+    return YamlProblem(
+        Problem(
+            file,
+            1,
+            1,
+            f"not a regular file{link}: it is {kind}; gridcredit reads rules and scenarios"
+            " from regular files only. Replace it with the file itself, or remove it",
+        )
+    )
+
+
+def read_rules_file(
+    path: str | Path, file: str, *, inside: Path | None = None, limit: int = MAX_FILE_BYTES
+) -> bytes:
+    """The bytes of a rules or scenario file, refused as a ``YamlProblem`` at ``file:1:1``
+    unless it is a regular file (a symlink to one is fine; with ``inside``, only when it
+    points inside that folder) of at most ``limit`` bytes, checked while reading: a
+    symlink to ``/dev/zero`` or a FIFO, which git carries, must not fill memory or hang."""
+    path = Path(path)
+
+    def cannot(e: OSError) -> YamlProblem:
+        return YamlProblem(Problem(file, 1, 1, f"cannot read file: {e.strerror}"))
+
+    try:
+        st = os.stat(path)  # follows symlinks: the file that would be read
+    except OSError as e:
+        raise cannot(e) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path, file, st.st_mode)
+    if inside is not None and path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(inside.resolve()):
+            raise YamlProblem(
+                Problem(
+                    file,
+                    1,
+                    1,
+                    f"a symbolic link to {os.readlink(path)}, outside the scheme repository"
+                    " (the folder holding rules/); rules files must live in the repository:"
+                    " copy the file in instead of linking to it",
+                )
+            )
+    too_big = f"rule files are limited to {_size_mb(limit)}. Split it or remove the oversized value"
+    if st.st_size > limit:
+        raise YamlProblem(Problem(file, 1, 1, f"file is {_size_mb(st.st_size)}; {too_big}"))
+    # O_NONBLOCK: should a FIFO be swapped in after the check, opening it does not wait
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise cannot(e) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, file, mode)
+        chunks: list[bytes] = []
+        total = 0
+        while True:  # the limit holds while reading, whatever stat said
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise YamlProblem(Problem(file, 1, 1, f"file is over {_size_mb(limit)}; {too_big}"))
+    except OSError as e:
+        raise cannot(e) from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 class YamlProblem(Exception):

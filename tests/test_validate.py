@@ -3,7 +3,9 @@
 Each folder in ``tests/bad/<case>/`` holds only what differs from the small
 valid scheme in ``tests/fixtures/mini/rules/``: files to lay over it (same
 relative paths; a new pack is simply added), an optional ``DELETE`` listing
-files to remove, and ``expected.txt`` with every problem ``validate`` must
+files to remove, an optional ``SPECIAL`` making what git cannot carry or a copy
+would follow (``fifo PATH``, ``symlink PATH TARGET``, ``folder PATH``; ``#``
+comments), and ``expected.txt`` with every problem ``validate`` must
 report, one per line, as ``path-inside-rules:line:col: message``.
 
 To add a case: create the folder with the bad file(s), run
@@ -16,7 +18,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,7 +53,7 @@ def build_case(case: str, rules: Path) -> None:
     src = BAD / case
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
-        if path.is_dir() or rel.name in ("expected.txt", "DELETE"):
+        if path.is_dir() or rel.name in ("expected.txt", "DELETE", "SPECIAL"):
             continue
         target = rules / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +62,40 @@ def build_case(case: str, rules: Path) -> None:
     if delete.is_file():
         for name in delete.read_text(encoding="utf-8").split():
             (rules / name).unlink()
+    special = src / "SPECIAL"
+    if special.is_file():
+        for line in special.read_text(encoding="utf-8").splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            kind, name, *target = line.split()
+            path = rules / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() or path.is_symlink():
+                path.unlink()
+            if kind == "fifo":
+                os.mkfifo(path)
+            elif kind == "symlink":
+                path.symlink_to(target[0])
+            elif kind == "folder":
+                path.mkdir()
+            else:
+                raise ValueError(f"{special}: unknown kind {kind!r}")
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail, rather than hang, when validate waits on a FIFO or reads a device forever."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"validate still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def shown(problems: list[Problem], rules: Path) -> list[str]:
@@ -87,7 +126,8 @@ def test_cases_exist() -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_bad_case(case: str, scheme_dir: Path) -> None:
     build_case(case, scheme_dir)
-    got = shown(validate_scheme(scheme_dir.parent), scheme_dir)
+    with deadline(30 * SLOW_MACHINE):
+        got = shown(validate_scheme(scheme_dir.parent), scheme_dir)
     expected_file = BAD / case / "expected.txt"
     if os.environ.get("GRIDCREDIT_REGEN"):
         expected_file.write_text("".join(line + "\n" for line in got), encoding="utf-8")

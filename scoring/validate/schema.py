@@ -28,6 +28,13 @@ from .messages import (
     _Where,
 )
 
+# The bounds the schemas put on rule numbers (see schemas/*.json): every points value,
+# per-unit value, cap, step, award, cost, base score and tier bound is within
+# ±VALUE_BOUND, so a balance stays far inside SQLite's 64-bit integers; a duration
+# written as a bare number of days is at most MAX_DAYS (100 years).
+VALUE_BOUND = 1_000_000
+MAX_DAYS = 36_525
+
 
 def _schema_name_for(raw: Any, display: str) -> str | None:
     rel = raw.relnames.get(display, "")
@@ -197,7 +204,25 @@ def explain_schema_error(
             "maximum": "at most",
             "exclusiveMaximum": "less than",
         }[kind]
-        return [at(f"{here.field()} is {inst}; it must be {word} {err.validator_value}")]
+        bound = err.validator_value
+        if bound == MAX_DAYS and kind == "maximum":
+            return [
+                at(
+                    f"{here.field()} is {inst} days, longer than 100 years; write at most"
+                    f" {MAX_DAYS} (days) or '100 years'"
+                )
+            ]
+        if abs(bound) >= VALUE_BOUND:  # the bound that keeps every sum inside 64 bits
+            lo = err.schema.get("minimum", 0)
+            return [
+                at(
+                    f"{here.field()} is {inst}, outside the range gridcredit accepts here"
+                    f" ({lo:,} to {err.schema.get('maximum', VALUE_BOUND):,}), which keeps every"
+                    " score and balance inside what the ledger can store; write a number in"
+                    " that range"
+                )
+            ]
+        return [at(f"{here.field()} is {inst}; it must be {word} {bound}")]
     if kind in ("minItems", "minProperties", "minLength"):
         n = err.validator_value
         if n <= 1:
