@@ -18,6 +18,22 @@ Test = Callable[[Any], bool]
 Condition = Callable[[dict, Any, str, str], bool]
 
 
+# The operator a bare value means: ``attrs.x: v`` is ``attrs.x: {eq: v}``. This is the
+# condition language's shorthand, not a special case of the operator: the registry's
+# ``eq`` (built-in or not) is what it compiles, validates and renders with.
+SHORTHAND = "eq"
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What an operator's ``render`` gets to word one test in Chinese (``scoring.render``)."""
+
+    field: str  # as written: ``attrs.hours``, ``type``, ``subject.tags``
+    title: str  # its Chinese title from events.yaml (``服务时长``), or a fixed word
+    unit: str  # its unit (``小时``), or ""
+    value: Callable[[Any], str]  # a value in Chinese: a code's title, 是/否, a number
+
+
 @dataclass(frozen=True)
 class Operator:
     """A condition operator: ``compile(value)`` returns ``test(x) -> bool``.
@@ -25,6 +41,19 @@ class Operator:
     ``types`` lists the attribute types it applies to (for ``validate``);
     ``on_missing`` is the result when the field is absent (or a function of
     the operator's value giving it).
+
+    The rest is optional and lets the core treat every operator alike, built-in
+    or not: ``render`` words a test in Chinese for the rule book (default: the
+    field's title, ``description`` and the value); ``aliases`` are what a rule
+    writer may type meaning it (``>=``, ``大于等于``: validate suggests the
+    operator); ``value_shape`` says what ``validate`` checks of the value against
+    the attribute's declaration beyond ``compile``: ``"value"`` (one value of the
+    attribute), ``"values"`` (a list of them), ``"text"`` (text, on text
+    attributes), ``"ordered"`` (a number or date) or ``"range"`` (two, low first);
+    ``never_if_undeclared`` makes validate say a value outside the declared ones
+    means the test never holds; ``never_within(v, lo, hi)`` says whether a test
+    with number ``v`` can never hold on an attribute declared from ``lo`` to ``hi``
+    (either may be None), for validate's warning.
     """
 
     name: str
@@ -36,6 +65,22 @@ class Operator:
     # that skips the getter indirection (None: use the general path); it must give
     # the general path's results, a missing attribute included
     fast: Callable[[str, Any], Condition | None] | None = None
+    render: Callable[[Wording, Any], str] | None = None
+    aliases: tuple[str, ...] = ()
+    value_shape: str = ""
+    never_if_undeclared: bool = False
+    never_within: Callable[[float, float | None, float | None], bool] | None = None
+
+    def word(self, w: Wording, value: Any) -> str:
+        """This test in Chinese, e.g. ``服务时长不少于0.5小时``."""
+        if self.render is not None:
+            return self.render(w, value)
+        return default_wording(self.name, self.description, w, value)
+
+
+def default_wording(name: str, description: str, w: Wording, value: Any) -> str:
+    """An operator without its own ``render``: title, description (or the name), value."""
+    return f"{w.title}{description or f' {name} '}“{value}”"
 
 
 @dataclass
@@ -128,7 +173,7 @@ def _field_test(
     except ConditionError as e:
         raise ConditionError(str(e), path) from None
     if not isinstance(spec, dict):
-        spec = {"eq": spec}
+        spec = {SHORTHAND: spec}
     fast = _fast_attr_test(name, spec, operators)
     if fast is not None:
         return fast
@@ -194,7 +239,7 @@ def condition_fields(cond: Any) -> list[tuple[str, str, Any, tuple[Any, ...]]]:
                 for op, v in value.items():
                     out.append((str(key), str(op), v, (*path, key, op)))
             else:
-                out.append((str(key), "eq", value, (*path, key)))
+                out.append((str(key), SHORTHAND, value, (*path, key)))
 
     walk(cond, ())
     return out

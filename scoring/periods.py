@@ -34,6 +34,7 @@ from .durations import next_month, period_kind
 from .errors import GridcreditError, PeriodClosedError, UsageError
 from .ledger import ENTRY_COLUMNS, balances, get_state, keep_totals, last_scored
 from .model import Scheme
+from .posting import PostingMonths
 
 
 @dataclass
@@ -156,41 +157,22 @@ def entry_line(row: tuple[Any, ...]) -> bytes:
     return orjson.dumps(row)
 
 
-class PostingCalendar:
-    """Which month an event's entries post to.
+class PostingCalendar(PostingMonths):
+    """Which month an event's entries post to (the rule: :class:`scoring.posting.PostingMonths`),
+    with the closed months read from the database.
 
-    An event posts to its own local month unless that month is closed; then
-    to the first open month after it. Closed months are read once and kept
-    in a set, so ``posting_month`` is cheap on the scorer's hot path. Call
-    :meth:`refresh` after closing a month with the same calendar alive.
+    Closed months are read once and kept in a set, so ``posting_month`` is cheap
+    on the scorer's hot path. Call :meth:`refresh` after closing a month with the
+    same calendar alive.
     """
 
     def __init__(self, db: sqlite_utils.Database, scheme: Scheme):
         self.db = db
-        self.clock = scheme.clock
+        super().__init__(scheme.clock)
         self.refresh()
 
     def refresh(self) -> None:
-        self.closed = closed_months(self.db)
-        self.latest = max(self.closed) if self.closed else ""
-        self._posting: dict[str, str] = {}
-
-    def posting_month(self, at: int) -> str:
-        own = self.clock.month(at)
-        if not self.latest or own > self.latest:
-            return own
-        # a closed month, or one skipped before the latest closed month: both are history
-        m = self._posting.get(own)
-        if m is None:
-            m = next_month(self.latest)
-            while m in self.closed:  # pragma: no cover - months close in order
-                m = next_month(m)
-            self._posting[own] = m
-        return m
-
-    def late(self, at: int) -> bool:
-        """True if the event's own month is closed already (or lies before one that is)."""
-        return bool(self.latest) and self.clock.month(at) <= self.latest
+        self.set_closed(closed_months(self.db))
 
 
 def first_open_month(db: sqlite_utils.Database, scheme: Scheme, at: int) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from .conditions import SHORTHAND, Operator, Wording, default_wording
 from .durations import Duration, parse_duration
 from .model import FixedPoints, Group, PerPoints, Rule, Scheme, TablePoints
 
@@ -177,55 +178,21 @@ def _cond(cond: Any, ctx: _Context) -> str:
         elif key == "not":
             parts.append(f"不符合（{_cond(value, ctx)}）")
         else:
-            tests = value if isinstance(value, dict) else {"eq": value}
+            tests = value if isinstance(value, dict) else {SHORTHAND: value}
             for op, arg in tests.items():
                 parts.append(_test(str(key), str(op), arg, ctx))
     return "，且".join(p for p in parts if p)
 
 
 def _test(field: str, op: str, arg: Any, ctx: _Context) -> str:
-    title = ctx.field_title(field)
-    unit = ctx.unit(field)
-
-    def val(v: Any) -> str:
-        return ctx.value(field, v)
-
-    if op == "eq":
-        if isinstance(arg, bool):
-            return title if arg else f"{title}：否"
-        if field == "type":
-            return f"事件为“{val(arg)}”"
-        return f"{title}为“{val(arg)}”"
-    if op == "ne":
-        return f"{title}不为“{val(arg)}”"
-    if op in ("in", "not_in"):
-        items = [f"“{val(v)}”" for v in (arg if isinstance(arg, list) else [arg])]
-        word = "为" if op == "in" else "不为"
-        return f"{title}{word}{_or(items)}"
-    if op in ("gt", "gte", "lt", "lte"):
-        word = {"gt": "超过", "gte": "不少于", "lt": "少于", "lte": "不超过"}[op]
-        return f"{title}{word}{val(arg)}{unit}"
-    if op == "between" and isinstance(arg, list) and len(arg) == 2:
-        return f"{title}在{val(arg[0])}{unit}至{val(arg[1])}{unit}之间"
-    if op == "exists":
-        return f"填写了{title}" if arg else f"未填写{title}"
-    if op == "contains":
-        if field == "subject.tags":
-            return f"带有“{arg}”标签"
-        return f"{title}包含“{arg}”"
-    if op == "matches":
-        return f"{title}符合格式 `{arg}`"
-    desc = _operator_word(op, ctx.scheme)
-    return f"{title}{desc}“{arg}”"
-
-
-def _operator_word(op: str, scheme: Scheme) -> str:
+    # the operator words itself (``Operator.render``), whether built-in or a plugin's
     from .plugins import plugins_of
 
-    described: object = getattr(plugins_of(scheme).operators.get(op), "description", "")
-    if described:
-        return str(described)
-    return f" {op} "
+    w = Wording(field, ctx.field_title(field), ctx.unit(field), lambda v: ctx.value(field, v))
+    operator = plugins_of(ctx.scheme).operators.get(op)
+    if isinstance(operator, Operator):
+        return operator.word(w, arg)
+    return default_wording(op, str(getattr(operator, "description", "") or ""), w, arg)
 
 
 # --------------------------------------------------------------------------

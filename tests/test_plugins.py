@@ -559,6 +559,28 @@ def test_two_schemes_in_one_process_have_their_own_plugins(even_repo):
     assert mine.plugins.pm is not other.plugins.pm
 
 
+WORDED_PLUGIN = EVEN_PLUGIN.replace(
+    'description="为偶数")',
+    'description="为偶数",\n'
+    '                     render=lambda w, v: f"{w.title}为偶数{w.unit}" if v else f"{w.title}为奇数")',
+)
+
+
+def test_scheme_operator_words_itself_in_gridcredit_rules(even_repo):
+    """The rule book words a plugin operator as the operator says (``Operator.render``),
+    with the field's title from events.yaml, as it does the built-ins."""
+    (even_repo / "plugins" / "even.py").write_text(WORDED_PLUGIN, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--scheme", str(even_repo), "rules"])
+    assert result.exit_code == 0, result.output
+    assert "- 条件：时长为偶数\n" in result.output
+
+
+def test_scheme_operator_without_wording_reads_with_its_description(even_repo):
+    result = CliRunner().invoke(cli, ["--scheme", str(even_repo), "rules"])
+    assert result.exit_code == 0, result.output
+    assert "- 条件：时长为偶数“True”\n" in result.output
+
+
 # --------------------------------------------------------------------------
 # one registry: a name registered twice is refused, naming both plugins
 

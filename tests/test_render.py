@@ -159,3 +159,23 @@ def test_reference_scheme_renders() -> None:
     for r in ref.rules:
         assert r.title in text
     assert "None" not in text
+
+
+def test_no_built_in_operator_is_special_cased_by_name() -> None:
+    """render and validate ask the operator (``Operator.render``, ``value_shape``,
+    ``aliases`` ...) from the scheme's registry: no built-in operator's name appears
+    in them as a string, so a plugin operator is treated exactly as a built-in is."""
+    import ast
+
+    from scoring.builtin.operators import BUILTIN_OPERATORS
+
+    names = {op.name for op in BUILTIN_OPERATORS}
+    package = HERE.parent / "scoring"
+    files = [package / "render.py", *sorted((package / "validate").glob("*.py"))]
+    found = [
+        f"{path.relative_to(package)}:{node.lineno}: {node.value!r}"
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in names
+    ]
+    assert found == []

@@ -6,7 +6,7 @@ from typing import Any
 
 import re2
 
-from ..conditions import MISSING, Condition, Operator
+from ..conditions import MISSING, Condition, Operator, Wording, default_wording
 from ..hookspecs import hookimpl
 
 NUMERIC = ("integer", "number", "date")
@@ -181,17 +181,111 @@ def _fast_compare(cmp: Any):
     return fast
 
 
+# --------------------------------------------------------------------------
+# wording for the rule book (scoring.render): 服务时长不少于0.5小时
+
+
+def _or(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return "、".join(words[:-1]) + "或" + words[-1]
+
+
+def _word_eq(w: Wording, v: Any) -> str:
+    if isinstance(v, bool):
+        return w.title if v else f"{w.title}：否"
+    if w.field == "type":
+        return f"事件为“{w.value(v)}”"
+    return f"{w.title}为“{w.value(v)}”"
+
+
+def _word_ne(w: Wording, v: Any) -> str:
+    return f"{w.title}不为“{w.value(v)}”"
+
+
+def _word_one_of(word: str):
+    def render(w: Wording, v: Any) -> str:
+        items = [f"“{w.value(x)}”" for x in (v if isinstance(v, list) else [v])]
+        return f"{w.title}{word}{_or(items)}"
+
+    return render
+
+
+def _word_compare(word: str):
+    return lambda w, v: f"{w.title}{word}{w.value(v)}{w.unit}"
+
+
+def _word_between(w: Wording, v: Any) -> str:
+    if isinstance(v, list) and len(v) == 2:
+        return f"{w.title}在{w.value(v[0])}{w.unit}至{w.value(v[1])}{w.unit}之间"
+    return default_wording("between", "介于", w, v)
+
+
+def _word_exists(w: Wording, v: Any) -> str:
+    return f"填写了{w.title}" if v else f"未填写{w.title}"
+
+
+def _word_contains(w: Wording, v: Any) -> str:
+    if w.field == "subject.tags":
+        return f"带有“{v}”标签"
+    return f"{w.title}包含“{v}”"
+
+
+def _word_matches(w: Wording, v: Any) -> str:
+    return f"{w.title}符合格式 `{v}`"
+
+
+# --------------------------------------------------------------------------
+# the operators
+
 BUILTIN_OPERATORS = [
-    Operator("eq", lambda v: lambda x: x == v, description="等于", fast=_fast_eq),
-    Operator("ne", lambda v: lambda x: x != v, on_missing=True, description="不等于"),
-    Operator("in", _in, description="属于"),
-    Operator("not_in", _not_in, on_missing=True, description="不属于"),
+    Operator(
+        "eq",
+        lambda v: lambda x: x == v,
+        description="等于",
+        fast=_fast_eq,
+        render=_word_eq,
+        aliases=("=", "==", "等于"),
+        value_shape="value",
+        never_if_undeclared=True,
+    ),
+    Operator(
+        "ne",
+        lambda v: lambda x: x != v,
+        on_missing=True,
+        description="不等于",
+        render=_word_ne,
+        aliases=("!=", "<>", "≠", "不等于"),
+        value_shape="value",
+    ),
+    Operator(
+        "in",
+        _in,
+        description="属于",
+        render=_word_one_of("为"),
+        aliases=("属于",),
+        value_shape="values",
+        never_if_undeclared=True,
+    ),
+    Operator(
+        "not_in",
+        _not_in,
+        on_missing=True,
+        description="不属于",
+        render=_word_one_of("不为"),
+        aliases=("不属于",),
+        value_shape="values",
+    ),
     Operator(
         "gt",
         _cmp(lambda x, v: x > v),
         NUMERIC,
         description="大于",
         fast=_fast_compare(float.__gt__),
+        render=_word_compare("超过"),
+        aliases=(">", "大于"),
+        value_shape="ordered",
+        never_within=lambda v, lo, hi: hi is not None and v >= hi,
     ),
     Operator(
         "gte",
@@ -199,6 +293,10 @@ BUILTIN_OPERATORS = [
         NUMERIC,
         description="不少于",
         fast=_fast_compare(float.__ge__),
+        render=_word_compare("不少于"),
+        aliases=(">=", "≥", "大于等于", "不少于", "不低于"),
+        value_shape="ordered",
+        never_within=lambda v, lo, hi: hi is not None and v > hi,
     ),
     Operator(
         "lt",
@@ -206,6 +304,10 @@ BUILTIN_OPERATORS = [
         NUMERIC,
         description="小于",
         fast=_fast_compare(float.__lt__),
+        render=_word_compare("少于"),
+        aliases=("<", "小于"),
+        value_shape="ordered",
+        never_within=lambda v, lo, hi: lo is not None and v <= lo,
     ),
     Operator(
         "lte",
@@ -213,12 +315,46 @@ BUILTIN_OPERATORS = [
         NUMERIC,
         description="不超过",
         fast=_fast_compare(float.__le__),
+        render=_word_compare("不超过"),
+        aliases=("<=", "≤", "小于等于", "不超过", "不高于"),
+        value_shape="ordered",
+        never_within=lambda v, lo, hi: lo is not None and v < lo,
     ),
-    Operator("between", _between, NUMERIC, description="介于"),
-    Operator("contains", _contains, ("string", "tags"), description="包含"),
-    Operator("matches", _matches, ("string",), description="符合模式"),
+    Operator(
+        "between",
+        _between,
+        NUMERIC,
+        description="介于",
+        render=_word_between,
+        aliases=("介于",),
+        value_shape="range",
+    ),
+    Operator(
+        "contains",
+        _contains,
+        ("string", "tags"),
+        description="包含",
+        render=_word_contains,
+        aliases=("包含",),
+        value_shape="text",
+    ),
+    Operator(
+        "matches",
+        _matches,
+        ("string",),
+        description="符合模式",
+        render=_word_matches,
+        aliases=("匹配",),
+    ),
     # exists: false holds exactly when the field is missing
-    Operator("exists", _exists, on_missing=lambda v: not v, description="存在"),
+    Operator(
+        "exists",
+        _exists,
+        on_missing=lambda v: not v,
+        description="存在",
+        render=_word_exists,
+        aliases=("存在",),
+    ),
 ]
 
 

@@ -78,9 +78,10 @@ import orjson
 
 from ..compile import FAR_FUTURE, FAR_PAST, CompiledRule, CompiledScheme, compile_scheme
 from ..conditions import SubjectView, reads_subject
-from ..durations import PERIOD_KINDS, next_month
+from ..durations import PERIOD_KINDS
 from ..grading import capped_tier
 from ..model import Scheme
+from ..posting import PostingMonths
 from .outputs import (
     ENTRIES,
     KINDS,
@@ -165,31 +166,6 @@ class NoPrior:
 
     def granted_redemption(self, event_id: str) -> tuple | None:
         return None
-
-
-class PostingMonths:
-    """Which month an event's entries post to, from the set of closed months: its
-    own local month, unless that is closed (or lies before the latest closed one);
-    then the first open month after the latest closed one. (The same rule as
-    ``scoring.periods.PostingCalendar``, without a database.)"""
-
-    def __init__(self, clock: Any, closed: Iterable[str] = ()):
-        self.clock = clock
-        self.closed = set(closed)
-        self.latest = max(self.closed) if self.closed else ""
-        self._posting: dict[str, str] = {}
-
-    def posting_month(self, at: int) -> str:
-        own = self.clock.month(at)
-        if not self.latest or own > self.latest:
-            return own
-        m = self._posting.get(own)
-        if m is None:
-            m = next_month(self.latest)
-            while m in self.closed:  # pragma: no cover - months close in order
-                m = next_month(m)
-            self._posting[own] = m
-        return m
 
 
 _NO_SUBJECT = SubjectView(id="")  # what a memoised (attribute-only) condition is given

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..conditions import SHORTHAND
 from .base import _Base, _fits_type, _parse_date, _type_fix
 from .messages import (
     ATTR_TYPE_WORDS,
@@ -54,7 +55,7 @@ class _ConditionChecks(_Base):
                     spec["_strict"] = True
             else:
                 continue  # the schema already refused it
-            tests = value if isinstance(value, dict) else {"eq": value}
+            tests = value if isinstance(value, dict) else {SHORTHAND: value}
             for op_name, arg in tests.items():
                 opath = (*here, op_name) if isinstance(value, dict) else here
                 self.check_test(f, p, opath, field, spec, str(op_name), arg, where)
@@ -117,19 +118,20 @@ class _ConditionChecks(_Base):
         except Exception as e:  # noqa: BLE001 - a plugin operator may raise anything
             self.add(f, p, path, f"operator '{op_name}' on '{field}' in {where}: {e}")
             return
-        # values against the attribute's declaration
+        # values against the attribute's declaration, as the operator's value shape asks
+        shape = getattr(op, "value_shape", "")
         values = spec.get("values")
-        if op_name in ("eq", "ne", "in", "not_in", "contains") and atype != "tags":
-            items = arg if isinstance(arg, list) and op_name in ("in", "not_in") else [arg]
+        if shape in ("value", "values", "text") and atype != "tags":
+            items = arg if isinstance(arg, list) and shape == "values" else [arg]
             for k, v in enumerate(items):
-                vpath = (*path, k) if op_name in ("in", "not_in") else path
-                if op_name == "contains":
+                vpath = (*path, k) if shape == "values" else path
+                if shape == "text":
                     if not isinstance(v, str) and atype == "string":
                         self.add(
                             f,
                             p,
                             vpath,
-                            f"'contains' on {what} in {where} needs text, not {_describe(v)}",
+                            f"'{op_name}' on {what} in {where} needs text, not {_describe(v)}",
                         )
                     continue
                 if v is None:
@@ -151,14 +153,17 @@ class _ConditionChecks(_Base):
                         "subject.street": "a street in the jurisdictions file",
                     }.get(field, f"a value of {what}")
                     listing = "" if len(values) > 12 else f" ({', '.join(map(str, values))})"
+                    never = ""
+                    if getattr(op, "never_if_undeclared", False):
+                        never = _did_you_mean(str(v), values) or "; the test can never hold"
                     self.add(
                         f,
                         p,
                         vpath,
                         f"{where} compares {what} with {_describe(v)}, which is not {kind}"
-                        f"{listing}{_did_you_mean(str(v), values) or '; the test can never hold' if op_name in ('eq', 'in') else ''}",
+                        f"{listing}{never}",
                     )
-        if op_name in ("gt", "gte", "lt", "lte", "between"):
+        if shape in ("ordered", "range"):
             items = arg if isinstance(arg, list) else [arg]
             for v in items:
                 if atype == "date" and _parse_date(v) is None:
@@ -180,7 +185,7 @@ class _ConditionChecks(_Base):
                         f"'{op_name}' on {what} in {where} needs a number, not {_describe(v)}",
                     )
                     return
-            if op_name == "between" and len(items) == 2:
+            if shape == "range" and len(items) == 2:
                 lo, hi = items
                 try:
                     if lo > hi:
@@ -188,26 +193,29 @@ class _ConditionChecks(_Base):
                             f,
                             p,
                             path,
-                            f"'between: [{lo}, {hi}]' on {what} in {where} starts above its"
+                            f"'{op_name}: [{lo}, {hi}]' on {what} in {where} starts above its"
                             f" end, so it never holds; write [{hi}, {lo}]",
                         )
                 except TypeError:
                     pass
             lo_b, hi_b = spec.get("min"), spec.get("max")
             v = items[0] if items else None
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                never = (
-                    (op_name == "gt" and isinstance(hi_b, (int, float)) and v >= hi_b)
-                    or (op_name == "gte" and isinstance(hi_b, (int, float)) and v > hi_b)
-                    or (op_name == "lt" and isinstance(lo_b, (int, float)) and v <= lo_b)
-                    or (op_name == "lte" and isinstance(lo_b, (int, float)) and v < lo_b)
+            never_within = getattr(op, "never_within", None)
+            if (
+                never_within is not None
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and never_within(
+                    v,
+                    lo_b if isinstance(lo_b, (int, float)) else None,
+                    hi_b if isinstance(hi_b, (int, float)) else None,
                 )
-                if never:
-                    self.add(
-                        f,
-                        p,
-                        path,
-                        f"'{op_name}: {v}' on {what} in {where} can never hold: events.yaml"
-                        f" allows {what} only from {lo_b} to {hi_b}",
-                        severity="warning",
-                    )
+            ):
+                self.add(
+                    f,
+                    p,
+                    path,
+                    f"'{op_name}: {v}' on {what} in {where} can never hold: events.yaml"
+                    f" allows {what} only from {lo_b} to {hi_b}",
+                    severity="warning",
+                )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 Path_ = tuple[Any, ...]
@@ -51,27 +51,22 @@ PLURAL_TYPE_WORDS = {
 
 
 _CONNECTIVES = ("all", "any", "not")
-# what a policy officer types for a comparison, and the operator it means
-_OPERATOR_WORDS = {
-    "=": "eq", "==": "eq", "!=": "ne", "<>": "ne", "≠": "ne",
-    ">": "gt", ">=": "gte", "≥": "gte", "<": "lt", "<=": "lte", "≤": "lte",
-    "等于": "eq", "不等于": "ne", "大于": "gt", "大于等于": "gte", "不少于": "gte",
-    "不低于": "gte", "小于": "lt", "小于等于": "lte", "不超过": "lte", "不高于": "lte",
-    "属于": "in", "不属于": "not_in", "介于": "between", "包含": "contains",
-    "存在": "exists", "匹配": "matches",
-}  # fmt: skip
 
 
 def _operator_hint(name: str, operators: Iterable[str] | None = None) -> str:
-    """'; did you mean 'gte'?' for '>=', 'gte' or '大于等于', else the list of operators."""
+    """'; did you mean ...?' for an alias or a near miss of an operator (``operators``: the
+    registry's mapping, or just names, which know no aliases), else the list of operators."""
     if operators is None:  # no scheme at hand: the built-ins and installed plugins
         from ..plugins import build_plugins
 
         operators = build_plugins().operators
     known = sorted(operators)
-    meant = _OPERATOR_WORDS.get(name.strip())
-    if meant and meant in known:
-        return f"; did you mean '{meant}'?"
+    # what a rule writer types for a comparison ('>=', '大于等于'): each operator's aliases
+    said = name.strip()
+    if isinstance(operators, Mapping):
+        for meant in known:
+            if said in getattr(operators[meant], "aliases", ()):
+                return f"; did you mean '{meant}'?"
     return _did_you_mean(name, known) or f"; known operators: {', '.join(known)}"
 
 

@@ -1,0 +1,345 @@
+"""Checking a scenario's expectations against its ledger (balances, entries,
+redemptions, lists, ranks, assessments), each miss a ``Failure`` in words policy staff act on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from ...yamlsafe import PosDict
+from .load import Scenario
+from .results import Failure, _same, _show, _signed, _unknown
+
+if TYPE_CHECKING:
+    from .runner import ScenarioRunner
+
+
+# --------------------------------------------------------------------------- expectations
+
+
+class _Checker:
+    def __init__(
+        self,
+        runner: ScenarioRunner,
+        sc: Scenario,
+        db: sqlite_utils.Database,
+        ctx: dict,
+        fails: list[Failure],
+    ):
+        self.r = runner
+        self.scheme = runner.scheme
+        self.sc = sc
+        self.db = db
+        self.ctx = ctx
+        self.fails = fails
+
+    def fail(self, line: int, msg: str) -> None:
+        self.fails.append(Failure(self.sc.file, line, self.sc.name, msg))
+
+    def _subject_ok(self, sid: str, line: int) -> bool:
+        if sid not in self.ctx["subjects"]:
+            self.fail(line, _unknown("subject", sid, self.ctx["subjects"])
+                      + " (not among this scenario's subjects)")  # fmt: skip
+            return False
+        return True
+
+    def _group_of(self, item: dict, line: int) -> str | None:
+        sid = str(item["subject"])
+        grp = item.get("group")
+        if grp is not None:
+            if grp not in self.scheme.groups:
+                self.fail(line, _unknown("group", str(grp), self.scheme.groups))
+                return None
+            return str(grp)
+        gs = [r[0] for r in self.db.execute("SELECT grp FROM memberships WHERE subject = ?", [sid])]
+        if len(gs) == 1:
+            return gs[0]
+        self.fail(line, f"subject {sid} is in groups {', '.join(gs)}; say which with 'group:'")
+        return None
+
+    def _rule_ok(self, rule: Any, line: int) -> bool:
+        known = (
+            set(self.r.titles) | {a.id for a in self.scheme.assessments} | set(self.scheme.catalog)
+        )
+        if rule is not None and rule not in known:
+            self.fail(line, _unknown("rule", str(rule), self.r.titles))
+            return False
+        return True
+
+    def _who(self, sid: str, grp: str) -> str:
+        return f"{sid} ({grp})"
+
+    def _explain(self, sid: str, grp: str, as_of: int) -> str:
+        """The rules behind a balance, biggest first: what a person needs to see to fix it."""
+        rows = self.db.execute(
+            "SELECT rule, period, SUM(points), SUM(wallet), SUM(reason = 'capped') FROM entries"
+            " WHERE subject = ? AND grp = ? AND at <= ? AND (expires_at IS NULL OR expires_at > ?)"
+            " GROUP BY rule, period ORDER BY ABS(SUM(points)) DESC, rule LIMIT 6",
+            [sid, grp, as_of, as_of],
+        ).fetchall()
+        parts = []
+        for rule, period, pts, wal, capped in rows:
+            if not pts and not wal and not capped:
+                continue
+            text = f"{self.r.rule_ref(rule)} gave {_signed(pts)}"
+            if wal != pts:
+                text += f" (wallet {_signed(wal)})"
+            text += f" in {period}"
+            extra = []
+            lim = self.r.limit_text(rule)
+            if lim:
+                extra.append(lim)
+            if capped:
+                extra.append(f"{capped} match{'es' if capped > 1 else ''} capped")
+            if extra:
+                text += f" ({'; '.join(extra)})"
+            parts.append(text)
+        g = self.scheme.groups[grp]
+        if not parts:
+            return f" — no entries count for {sid} in {grp} at that date (base {g.base_score})"
+        return " — " + "; ".join(parts)
+
+    def balance(self, item: dict, line: int) -> None:
+        from ...ledger import balances
+
+        sid = str(item["subject"])
+        if not self._subject_ok(sid, line):
+            return
+        grp = self._group_of(item, line)
+        if grp is None:
+            return
+        as_of = self.r._as_of(self.sc, item, self.db)
+        got = balances(self.db, self.scheme, as_of=as_of, group=grp, subject=sid)
+        if not got:
+            self.fail(line, f"{sid} has no {grp} account (is {grp} among its groups?)")
+            return
+        b = got[0]
+        when = f" as of {item['as_of']}" if item.get("as_of") else ""
+        for key in ("score", "wallet", "tier"):
+            if key not in item:
+                continue
+            want, have = item[key], getattr(b, key)
+            if _same(want, have):
+                continue
+            msg = f"expected {self._who(sid, grp)} {key} {_show(want)}{when}, got {_show(have)}"
+            if key == "tier":
+                msg += f" (score {b.score}"
+                msg += f", held at most {b.graded} by direct grading)" if b.graded else ")"
+            self.fail(item.val_pos.get(key, (line,))[0] if isinstance(item, PosDict) else line,
+                      msg + self._explain(sid, grp, as_of))  # fmt: skip
+
+    def entry(self, item: dict, line: int, table: str = "entries") -> None:
+        sid = str(item["subject"])
+        if not self._subject_ok(sid, line):
+            return
+        rule = item.get("rule")
+        if not self._rule_ok(rule, line):
+            return
+        grp = item.get("group")
+        if grp is not None and grp not in self.scheme.groups:
+            self.fail(line, _unknown("group", str(grp), self.scheme.groups))
+            return
+        ev = item.get("event")
+        if ev is not None and ev not in self.ctx["events"]:
+            self.fail(line, _unknown("event", str(ev), self.ctx["events"]))
+            return
+        where, params = ["subject = ?"], [sid]
+        for key, col in (("group", "grp"), ("rule", "rule"), ("event", "event")):
+            if item.get(key) is not None:
+                where.append(f"{col} = ?")
+                params.append(item[key])
+        rows = self.db.execute(
+            f"SELECT points, wallet, reason, event, period, grp, rule FROM {table} WHERE {' AND '.join(where)}"
+            " ORDER BY at, id",
+            params,
+        ).fetchall()
+        keep = [
+            r for r in rows
+            if ("points" not in item or r[0] == item["points"]) and ("wallet" not in item or r[1] == item["wallet"])
+            and (item.get("reason") is None or r[2] == item["reason"])
+        ]  # fmt: skip
+        want_n = item.get("count")
+        if (want_n is None and keep) or (want_n is not None and len(keep) == want_n):
+            return
+        kind = "trial entr" if table == "trial_entries" else "entr"
+        desc = [f"for {sid}"]
+        if grp:
+            desc.append(f"in {grp}")
+        if rule:
+            desc.append(f"from {self.r.rule_ref(rule)}")
+        if ev:
+            desc.append(f"on event {ev}")
+        shape = []
+        if "points" in item:
+            shape.append(f"points {_signed(item['points'])}")
+        if "wallet" in item:
+            shape.append(f"wallet {_signed(item['wallet'])}")
+        if item.get("reason"):
+            shape.append(f"reason {item['reason']}")
+        if want_n is None:
+            head = f"expected {'a trial entry' if table == 'trial_entries' else 'an entry'}"
+        else:
+            head = f"expected {want_n} {kind}{'y' if want_n == 1 else 'ies'}"
+        msg = f"{head} {' '.join(desc)}" + (f" with {', '.join(shape)}" if shape else "")
+        msg += f", got {len(keep)}"
+        if rows:
+            seen = [
+                f"{_signed(p)}{'' if w == p else f' (wallet {_signed(w)})'} {reason} on {e} in {per}"
+                + ("" if rule else f" by {ru}")
+                for p, w, reason, e, per, g, ru in rows[:6]
+            ]
+            msg += "; entries found: " + ", ".join(seen)
+            if len(rows) > 6:
+                msg += f" … ({len(rows)} in all)"
+        elif rule:
+            msg += f"; {self.r.rule_ref(rule)} wrote no {kind}ies for {sid}"
+        self.fail(line, msg)
+
+    def trial_entry(self, item: dict, line: int) -> None:
+        self.entry(item, line, table="trial_entries")
+
+    def redemption(self, item: dict, line: int) -> None:
+        ev = str(item["event"])
+        if ev not in self.ctx["events"]:
+            self.fail(line, _unknown("event", ev, self.ctx["events"]))
+            return
+        row = self.db.execute(
+            "SELECT outcome, reason_code, item, subject, grp, cost FROM redemptions WHERE event = ?",
+            [ev],
+        ).fetchone()
+        if row is None:
+            self.fail(line, f"event {ev} made no redemption (is it of type redeem?)")
+            return
+        outcome, code, it, sid, grp, cost = row
+        want = (
+            item["outcome"],
+            item.get("reason_code", code if item["outcome"] == "rejected" else None),
+        )
+        if (outcome, code) == want:
+            return
+        title = self.scheme.catalog[it].title if it in self.scheme.catalog else it
+        got = outcome + (f" ({code})" if code else "")
+        exp = item["outcome"] + (f" ({item['reason_code']})" if item.get("reason_code") else "")
+        msg = f"expected redemption {ev} of {it} ({title}) by {sid} to be {exp}, got {got}"
+        if grp in self.scheme.groups:
+            from ...ledger import balances
+
+            at = self.db.execute("SELECT at FROM events WHERE id = ?", [ev]).fetchone()[0]
+            b = balances(self.db, self.scheme, as_of=at, group=grp, subject=sid)
+            if b:
+                # the wallet before the request: without its own debit (found in review)
+                (own,) = self.db.execute(
+                    "SELECT COALESCE(SUM(wallet), 0) FROM entries WHERE event = ? AND subject = ?"
+                    " AND grp = ?",
+                    [ev, sid, grp],
+                ).fetchone()
+                msg += (
+                    f" — just before it {sid} ({grp}) had score {b[0].score}, tier {b[0].tier},"
+                    f" wallet {b[0].wallet - own}; cost {cost}"
+                )
+        self.fail(line, msg)
+
+    def list_member(self, item: dict, line: int) -> None:
+        from ...lists import list_members
+
+        lid, sid = str(item["list"]), str(item["subject"])
+        if lid not in {ld.id for ld in self.scheme.lists}:
+            self.fail(line, _unknown("list", lid, [ld.id for ld in self.scheme.lists]))
+            return
+        if not self._subject_ok(sid, line):
+            return
+        as_of = self.r._as_of(self.sc, item, self.db)
+        members = [
+            m for m in list_members(self.db, self.scheme, lid, as_of=as_of) if m.subject == sid
+        ]
+        ld = next(ld for ld in self.scheme.lists if ld.id == lid)
+        when = f" as of {item['as_of']}" if item.get("as_of") else ""
+        if bool(members) != bool(item["member"]):
+            if members:
+                why = "; ".join(r.text or r.heading for m in members for r in m.reasons)
+                self.fail(
+                    line, f"expected {sid} not on list {lid} ({ld.title}){when}, but it is: {why}"
+                )
+            else:
+                from ...ledger import balances
+
+                bs = balances(self.db, self.scheme, as_of=as_of, subject=sid)
+                state = ", ".join(f"{b.group} score {b.score} tier {b.tier}" for b in bs)
+                self.fail(
+                    line,
+                    f"expected {sid} on list {lid} ({ld.title}){when}, but it is not ({state})",
+                )
+            return
+        text = item.get("reason")
+        if text and members:
+            reasons = [f"{r.heading} {r.text}" for m in members for r in m.reasons]
+            if not any(text in r for r in reasons):
+                self.fail(line, f"expected a reason containing '{text}' for {sid} on {lid}; reasons: "
+                          + "; ".join(reasons))  # fmt: skip
+
+    def rank(self, item: dict, line: int) -> None:
+        from ...rank import grid_rankings, rankings
+
+        as_of = self.r._as_of(self.sc, item, self.db)
+        month = str(item.get("month") or self.scheme.clock.month(as_of))
+        within = item.get("within", "scheme")
+        have: int | None
+        if "grid" in item:
+            gid = str(item["grid"])
+            grid_group = str(item.get("group", "residents"))
+            grid_tables = grid_rankings(
+                self.db, self.scheme, month, group=grid_group, within=within
+            )
+            grid_rows = [r for gt in grid_tables for r in gt.rows if r.grid == gid]
+            have = grid_rows[0].rank if grid_rows else None
+            who = f"grid {gid}"
+        else:
+            sid = str(item["subject"])
+            if not self._subject_ok(sid, line):
+                return
+            grp = self._group_of(item, line)
+            if grp is None:
+                return
+            tables = rankings(
+                self.db, self.scheme, month, group=grp, by=item.get("by", "score"), within=within
+            )
+            rows = [r for t in tables for r in t.rows if r.subject == sid]
+            have = rows[0].rank if rows else None
+            who = self._who(sid, grp)
+        if have == item["rank"]:
+            return
+        ranked = ""
+        if "grid" not in item:
+            table = next(
+                (t for t in tables if any(r.subject == item["subject"] for r in t.rows)), None
+            )
+            if table:
+                ranked = " — " + ", ".join(
+                    f"{r.rank}. {r.subject} {r.score}" for r in table.rows[:8]
+                )
+        self.fail(line, f"expected {who} rank {item['rank']} in {month} (within {within}), got"
+                  f" {have if have is not None else 'not ranked'}{ranked}")  # fmt: skip
+
+    def assessment(self, item: dict, line: int) -> None:
+        aid = str(item["assessment"])
+        if aid not in {a.id for a in self.scheme.assessments}:
+            self.fail(line, _unknown("assessment", aid, [a.id for a in self.scheme.assessments]))
+            return
+        period, scope = str(item["period"]), str(item["scope_id"])
+        row = self.db.execute(
+            "SELECT value, rank, selected FROM assessment_results WHERE assessment = ? AND period = ?"
+            " AND scope_id = ?",
+            [aid, period, scope],
+        ).fetchone()
+        if row is None:
+            ran = [str(p) for p in self.sc.data.get("assess") or []]
+            hint = "" if period in ran else f"; add {period} to 'assess:'"
+            self.fail(line, f"no result of assessment {aid} for {scope} in {period}{hint}")
+            return
+        value, rank, selected = row
+        got = {"value": value, "rank": rank, "selected": bool(selected)}
+        for key in ("selected", "value", "rank"):
+            if key in item and not _same(item[key], got[key]):
+                self.fail(line, f"expected assessment {aid} {period} {scope} {key} {_show(item[key])},"
+                          f" got {_show(got[key])} (value {_show(value)}, rank {_show(rank)})")  # fmt: skip
