@@ -319,7 +319,10 @@ class Engine:
                     self._run(done, top, first, in_order)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite has rolled back already after some errors (a full disk):
+                    # a second ROLLBACK would hide the first error behind its own
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
         self.summary.seconds = time.perf_counter() - t0
         return self.summary
@@ -357,7 +360,8 @@ class Engine:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         self.summary.waited = len(waiting)
 
