@@ -130,7 +130,9 @@ def test_the_records_corpus_accounts_for_every_record(db, scheme, tmp_path, case
     s = ingest_file(db, scheme, path, progress=False, workers=0)
     assert (s.read, s.accepted, s.duplicates, s.rejected) == expected
     assert s.read == s.accepted + s.duplicates + s.rejected
-    (stored,) = db.execute("SELECT count(*) FROM rejects WHERE reason NOT LIKE 'warning:%'").fetchone()
+    (stored,) = db.execute(
+        "SELECT count(*) FROM rejects WHERE reason NOT LIKE 'warning:%'"
+    ).fetchone()
     assert stored == s.rejected
     # no reason and no record id holds a line break: each prints as one line
     for rid, reason in db.execute("SELECT record_id, reason FROM rejects"):
@@ -374,9 +376,7 @@ OBJECTION_EVENTS = [
 
 
 @pytest.mark.parametrize("split", [[4], [3, 1], [1, 2, 1], [2, 2]])
-def test_objections_do_not_depend_on_how_the_events_were_split_into_runs(
-    engine_scheme, split
-):
+def test_objections_do_not_depend_on_how_the_events_were_split_into_runs(engine_scheme, split):
     s = engine_scheme(residents=[PARKING])
     whole = ledger.memory_db()
     put(whole, s, OBJECTION_EVENTS)
@@ -398,16 +398,16 @@ def test_objections_do_not_depend_on_how_the_events_were_split_into_runs(
 # --- stale scratch files ------------------------------------------------------------------
 
 
-def test_the_ingest_scratch_folder_of_a_killed_ingest_is_removed_by_the_next_run(
-    tmp_path, scheme
-):
+def test_the_ingest_scratch_folder_of_a_killed_ingest_is_removed_by_the_next_run(tmp_path, scheme):
     """A real SIGKILL while the workers stage a large file leaves
     ``.gridcredit-ingest-<pid>-*``; the next command removes it (its owner is gone)."""
     prefix = ".gridcredit-ingest-"
     events = tmp_path / "events.jsonl"
     with open(events, "wb") as f:
         for i in range(200_000):
-            f.write(line(rec(f"E{i:06d}", at=f"2024-03-{1 + i % 28:02d}T10:{i % 60:02d}:00")) + b"\n")
+            f.write(
+                line(rec(f"E{i:06d}", at=f"2024-03-{1 + i % 28:02d}T10:{i % 60:02d}:00")) + b"\n"
+            )
     dbp = tmp_path / "ledger.db"
     code = (
         "import sys\n"
@@ -435,9 +435,7 @@ def test_the_ingest_scratch_folder_of_a_killed_ingest_is_removed_by_the_next_run
     mine = tmp_path / f"{prefix}{os.getpid()}-live"
     mine.mkdir()
     ledger.connect(dbp)  # the next run, any command
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(prefix)] == [
-        mine.name
-    ]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(prefix)] == [mine.name]
     assert ledger.connect(dbp).execute("SELECT count(*) FROM events").fetchone() == (0,)
 
 

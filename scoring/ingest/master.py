@@ -83,7 +83,9 @@ def _checked(
             parsed = parse(rec)
         except _Bad as e:
             rid = rec.get(id_key)
-            if not isinstance(rid, (str, int)) or (isinstance(rid, str) and control_problem("", rid)):
+            if not isinstance(rid, (str, int)) or (
+                isinstance(rid, str) and control_problem("", rid)
+            ):
                 rid = None  # an id with a line break in it is shown escaped, in the reason
             b.reject(line, rid, str(e), raw, rec=rec)
             continue
