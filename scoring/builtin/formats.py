@@ -64,7 +64,7 @@ def parse_jsonl_lines(lines: list[bytes], n0: int) -> list[tuple[int, dict | Exc
     numbered ``n0``; blank lines are skipped. The one JSON Lines parser: the
     reader below and the ingest workers (``InputFormat.parse_lines``) use it."""
     loads = _loads
-    items = []
+    items: list[tuple[int, dict | Exception, bytes]] = []
     for n, line in enumerate(lines, n0):
         try:
             rec = loads(line)

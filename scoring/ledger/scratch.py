@@ -46,7 +46,7 @@ def clean_stale(ledger: str | Path) -> list[str]:
     next run tries again."""
     ledger = os.path.abspath(ledger)
     folder, base = os.path.split(ledger)
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder or ".")
     except OSError:
