@@ -78,6 +78,11 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
         except sqlite3.DatabaseError as e:
+            if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                from .ledger.bulk import DISK_FULL
+
+                click.echo(f"error: {DISK_FULL.format(error=e)}", err=True)
+                sys.exit(1)
             if "readonly" in str(e) or "read-only" in str(e):
                 click.echo(
                     f"error: the ledger database cannot be written ({e}): check that the user"
@@ -230,13 +235,22 @@ def ingest(
     Rejected records are kept with file, line and reason (`gridcredit rejects`);
     the command still exits 0 unless --strict is given.
     """
-    from .ingest import ingest_files, summary_line
+    from .ingest import FilesRefused, ingest_files, summary_line
 
-    summaries = ingest_files(
-        ctx.db(), ctx.scheme(), [Path(f) for f in files], kind=kind, progress=not quiet
-    )
-    for s in summaries:
+    summaries: list[Any] = []
+
+    def stored(s: Any) -> None:  # each file's accounting once it is committed
         click.echo(summary_line(s))
+        summaries.append(s)
+
+    refused: list[Any] = []
+    try:
+        ingest_files(
+            ctx.db(), ctx.scheme(), [Path(f) for f in files], kind=kind, progress=not quiet,
+            on_batch=stored,
+        )  # fmt: skip
+    except FilesRefused as e:
+        refused = e.errors
     rejected = sum(getattr(s, "rejected", 0) for s in summaries)
     if rejected:
         click.echo(
@@ -244,8 +258,26 @@ def ingest(
             " see `gridcredit rejects`",
             err=True,
         )
-        if strict:
-            sys.exit(1)
+    for err in refused:
+        click.echo(f"error: {err}", err=True)
+    if refused:
+        n = len(refused)
+        click.echo(
+            f"{n} of {len(files)} file{'s' if len(files) != 1 else ''} refused as a whole:"
+            " nothing of "
+            + ("it" if n == 1 else "them")
+            + " was stored"
+            + (f"; the other {len(files) - n} were ingested (above)" if len(files) > n else "")
+            + ". Fix "
+            + ("it" if n == 1 else "them")
+            + " and ingest "
+            + ("it" if n == 1 else "them")
+            + " again",
+            err=True,
+        )
+        sys.exit(1)
+    if rejected and strict:
+        sys.exit(1)
 
 
 @cli.command()

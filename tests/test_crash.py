@@ -143,3 +143,58 @@ def test_writer_process_and_single_process_give_the_same_ledger(
             "entries_subject", "entries_event", "entries_ref", "entries_assessment_at",
             "entries_graded", "entries_period", "entries_expiry",
         }  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid``, oldest first (by start time)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append((int(fields[19]), int(entry)))  # (start time, pid)
+    return [p for _, p in sorted(out)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the children in /proc")
+@pytest.mark.parametrize(("helper", "which"), [("ledger writer", 1), ("event reader", 0)])
+def test_a_helper_process_killed_mid_run_is_named_with_its_signal(county, tmp_path, helper, which):
+    """The out-of-memory killer took a helper of a big score run: a RuntimeError
+    traceback said "stopped unexpectedly". Now: which helper, which signal, the
+    ledger as it was, and what to do. The reader is forked first, then the writer."""
+    clean = tmp_path / "clean.db"
+    gc(county, clean, "ingest", "-q", str(county / "subjects.jsonl"), str(county / "events.jsonl"))
+    crashed = tmp_path / "crashed.db"
+    shutil.copy(clean, crashed)
+    proc = subprocess.Popen(
+        [*GRIDCREDIT, "--scheme", str(county), "--db", str(crashed), "score"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    victim = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = _children(proc.pid)
+        if len(kids) == 2:
+            victim = kids[which]
+            os.kill(victim, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    out, err = proc.communicate(timeout=120)
+    assert victim is not None, "score finished before its helpers could be seen"
+    assert proc.returncode == 1, (out, err)
+    assert err == (
+        f"error: the {helper} process (pid {victim}) was killed by signal 9 (SIGKILL; the"
+        " out-of-memory killer sends it when memory runs out). The score run was rolled back:"
+        " the ledger is as it was before it. Run `gridcredit score` again; if this happens"
+        " again, score in one process: GRIDCREDIT_SINGLE_PROCESS=1 gridcredit score\n"
+    )
+    assert ledger(crashed) == []
+    gc(county, crashed, "score")
+    gc(county, clean, "score")
+    assert ledger(crashed) == ledger(clean)

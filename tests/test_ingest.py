@@ -876,9 +876,11 @@ def test_the_workers_check_the_next_file_while_this_one_is_stored(tmp_path, sche
     assert [b.accepted for b in got] == [20, 20, 20]
 
     db = ledger.connect(tmp_path / "c.db")
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="no such file") as err:
         ingest_files(db, scheme, [paths[0], tmp_path / "gone.jsonl", paths[2]], workers=2)
-    assert db.execute("SELECT count(*) FROM batches").fetchone() == (1,)
+    # one missing file does not stop the batch: the files after it are read too
+    assert db.execute("SELECT count(*) FROM batches").fetchone() == (2,)
+    assert [s.file for s in err.value.summaries] == [str(paths[0]), str(paths[2])]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 

@@ -319,7 +319,10 @@ class Engine:
                     self._run(done, top, first, in_order)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite has rolled back already after some errors (a full disk):
+                    # a second ROLLBACK would hide the first error behind its own
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
         self.summary.seconds = time.perf_counter() - t0
         return self.summary
@@ -357,7 +360,8 @@ class Engine:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         self.summary.waited = len(waiting)
 
@@ -473,7 +477,7 @@ class Engine:
                 "DELETE FROM rejects WHERE batch = 0 AND record_id IN (SELECT id FROM temp.redo)"
             )
             conn.execute("DELETE FROM redemptions WHERE event IN (SELECT id FROM temp.redo)")
-            conn.execute("DELETE FROM objections WHERE event IN (SELECT id FROM temp.redo)")
+            self._rewind_objections(top)
             where = "id IN (SELECT id FROM temp.redo)"
             params: list[Any] = []
             since = rewind_at
@@ -573,6 +577,51 @@ class Engine:
                 self.writer = None
             if reader is not None:
                 reader.close()
+
+    def _rewind_objections(self, top: int) -> None:
+        """Set each objection whose latest event is scored again (``temp.redo``) back to
+        what its earlier objection events made of it, so that the replay goes on from
+        there: deleting it, as before, lost when it was opened (``opened_at`` then
+        depended on how the events were split into runs; found in review).
+
+        An objection's row is the fold of its objection events in (time, id) order
+        (``Scorer._correction``): opened at the first, its event, status and
+        decision from the last. Events that named no event left a reject instead."""
+        conn = self.conn
+        targets = [
+            t
+            for (t,) in conn.execute(
+                "SELECT target FROM objections WHERE event IN (SELECT id FROM temp.redo)"
+            )
+        ]
+        if not targets:
+            return
+        conn.execute("DELETE FROM objections WHERE event IN (SELECT id FROM temp.redo)")
+        state: dict[str, list[Any]] = {}
+        for i in range(0, len(targets), 500):
+            part = targets[i : i + 500]
+            for eid, at, attrs in conn.execute(
+                f"SELECT e.id, e.at, e.attrs FROM events e WHERE {corrections('e')}"
+                " AND e.type = ? AND e.seq <= ? AND e.id NOT IN (SELECT id FROM temp.redo)"
+                f" AND json_extract(e.attrs, '$.target') IN ({', '.join('?' * len(part))})"
+                " AND NOT EXISTS (SELECT 1 FROM rejects r WHERE r.batch = 0 AND r.record_id = e.id)"
+                " ORDER BY e.at, e.id",
+                [OBJECTION, top, *part],
+            ):
+                a = orjson.loads(attrs)
+                target, status = a["target"], a.get("status", "open")
+                if target == eid:
+                    continue
+                row = state.get(target)
+                if row is None:
+                    row = state[target] = [target, eid, status, at, None]
+                row[1], row[2] = eid, status
+                row[4] = None if status == "open" else at
+        conn.executemany(
+            "INSERT INTO objections (target, event, status, opened_at, decided_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            list(state.values()),
+        )
 
     def _open_start(self, closed: set[str]) -> int:
         if not closed:

@@ -45,7 +45,15 @@ scheme's registry like any other input format.
 
 from __future__ import annotations
 
-from .files import format_for, ingest_file, ingest_files, ingest_records, input_formats, sync_grids
+from .files import (
+    FilesRefused,
+    format_for,
+    ingest_file,
+    ingest_files,
+    ingest_records,
+    input_formats,
+    sync_grids,
+)
 from .parallel import PARALLEL_MIN_BYTES, default_workers
 from .records import (
     CHUNK,
@@ -79,6 +87,7 @@ __all__ = [
     "TIME_HINT",
     "TIME_RANGE",
     "BatchSummary",
+    "FilesRefused",
     "InputFormat",
     "RecordError",
     "TimeParser",

@@ -40,7 +40,7 @@ class _Transaction:
         elif self.nested:
             self.conn.execute("ROLLBACK TO ingest")
             self.conn.execute("RELEASE ingest")
-        else:
+        elif self.conn.in_transaction:  # SQLite rolls back itself on a full disk
             self.conn.execute("ROLLBACK")
 
 

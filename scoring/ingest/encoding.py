@@ -53,12 +53,14 @@ def gbk_refusal(path: str | Path) -> InputError | None:
 
     some lines are not UTF-8, and they outnumber the lines that read as UTF-8
     with Chinese in them (a UTF-8 file with a few corrupt lines loses only
-    those lines). A file whose every line is UTF-8 is never refused: text in
+    those lines), and some line that is not ASCII reads as UTF-8 (would be
+    accepted garbled): when the rest is plain ASCII, only the lines that are
+    not UTF-8 are rejected. A file whose every line is UTF-8 is never refused: text in
     Greek or IPA letters (``μg/m³``) is what a short GBK file with luckily
     valid bytes would read as too, and refusing real UTF-8 would be worse than
     such a rare garbled name (found in review).
     """
-    bad = utf8_chinese = chinese = common = 0
+    bad = utf8_chinese = utf8_other = chinese = common = 0
     first: tuple[int, str] | None = None  # the first line that is not UTF-8: number and text
     with open(path, "rb") as f:
         for n, line in enumerate(f, 1):
@@ -79,12 +81,19 @@ def gbk_refusal(path: str | Path) -> InputError | None:
             else:
                 if _CJK.search(text):
                     utf8_chinese += 1
+                else:
+                    utf8_other += 1
             hanzi = "".join(_CJK.findall(gb))
             chinese += len(hanzi)
             common += len(hanzi) - hanzi.encode("gb2312", "replace").count(b"?")
     if first is None or not chinese or common * 2 < chinese:
         return None
     if not bad > utf8_chinese:
+        return None
+    if not utf8_chinese and not utf8_other:
+        # every other line is plain ASCII: nothing would be read as garbled text, so
+        # only the lines that are not UTF-8 are rejected, each with its reason (found
+        # in review: one GBK line refused a whole ASCII file)
         return None
     n, text = first[0], first[1].strip()
     at = next((i for i, c in enumerate(text) if not c.isascii()), 0)

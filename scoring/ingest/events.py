@@ -16,6 +16,7 @@ from .records import (
     _dumps,
     _show,
     compile_validator,
+    control_problem,
     time_parser,
     time_problem,
 )
@@ -37,7 +38,7 @@ class _EventIngest:
     def _unknown_type(self, typ: str) -> str:
         known = sorted(self.scheme.event_types)
         close = difflib.get_close_matches(typ, known, n=3)
-        msg = f"unknown event type '{typ}'"
+        msg = f"unknown event type {_show(typ)}"  # escaped: a line break stays on this line
         if close:
             msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
         if len(known) <= 20:
@@ -120,6 +121,10 @@ class _EventIngest:
                     and at.__class__ is str and eid and subj
                 ):  # fmt: skip
                     eid, typ, subj, at = self._core(rec)
+                if not (eid.isprintable() and subj.isprintable()):  # rare: then the exact check
+                    bad = control_problem("id", eid) or control_problem("subject", subj)
+                    if bad:
+                        raise _Bad(bad)
                 if (
                     len(at) == 19
                     and (base := hours.get(at[:13])) is not None
@@ -167,8 +172,10 @@ class _EventIngest:
                     attrs_json = _dumps(attrs, option=_SORT).decode()
             except _Bad as e:
                 rid = eid if eid.__class__ in (str, int) else rec.get("id")
-                if rid.__class__ not in (str, int):
-                    rid = None
+                if rid.__class__ not in (str, int) or (
+                    rid.__class__ is str and not rid.isprintable() and control_problem("id", rid)
+                ):
+                    rid = None  # shown escaped in the reason, never as a line of its own
                 rejects.append((line, rid, str(e), _raw_text(raw, rec), 1))
                 continue
             row = (eid, typ, subj, ts, attrs_json, amends, batch_id, line)
@@ -308,6 +315,8 @@ class _EventIngest:
                 amends = str(amends)
             elif amends.__class__ is not str:
                 raise _Bad(f"'amends' must be the id of an earlier event, got {_show(amends)}")
+            elif not amends.isprintable() and (bad := control_problem("amends", amends)):
+                raise _Bad(bad)
             if not amends:
                 amends = None
         return attrs, amends

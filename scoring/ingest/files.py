@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,16 @@ from .batch import _Transaction
 from .parallel import _new_pool, _Staged
 from .records import BatchSummary, InputFormat
 from .run import _conn, _run
+
+
+class FilesRefused(InputError):
+    """Files refused as a whole (not UTF-8, not found, ...); every other file of the
+    call was read and stored, its accounting in ``summaries``."""
+
+    def __init__(self, errors: list[InputError], summaries: list[BatchSummary]):
+        self.errors = errors
+        self.summaries = summaries
+        super().__init__("\n".join(str(e) for e in errors))
 
 
 def ingest_records(
@@ -135,8 +145,15 @@ def ingest_files(
     progress: bool | None = None,
     plugins: Plugins | None = None,
     workers: int | None = None,
+    on_batch: Callable[[BatchSummary], Any] | None = None,
 ) -> list[BatchSummary]:
     """Ingest files, one batch each, and return their accounting.
+
+    A file refused as a whole (an ``InputError``: not found, not UTF-8, no usable
+    header) does not stop the others: every file is read, and then
+    :class:`FilesRefused` is raised with the refusals and the stored files'
+    accounting. ``on_batch`` is called with each file's accounting once its batch
+    is committed, so a caller can report it even if a later file fails.
 
     ``kind`` forces ``events``, ``subjects`` or ``jurisdictions`` (default:
     told from the first record's keys). ``progress``: ``None`` shows a bar
@@ -176,11 +193,19 @@ def ingest_files(
         staged[i] = _Staged(_conn(db), files[i], fmts[i].parse_lines).submit(pool)
 
     out = []
+    refused: list[InputError] = []
     try:
         for i, f in enumerate(files):
             submit(i)
             submit(i + 1)  # checked by the workers while this one is stored
-            out.append(_ingest(db, scheme, f, fmts[i], kind, progress, staged.pop(i, None)))
+            try:
+                s = _ingest(db, scheme, f, fmts[i], kind, progress, staged.pop(i, None))
+            except InputError as e:  # this file only: its batch rolled back, go on
+                refused.append(e)
+                continue
+            out.append(s)
+            if on_batch is not None:
+                on_batch(s)
     finally:
         if pool is not None:
             pool.terminate()
@@ -188,6 +213,8 @@ def ingest_files(
         for rest in staged.values():
             rest.close()
     pm.hook.after_ingest(db=db, batches=[b.as_dict() for b in out])
+    if refused:
+        raise FilesRefused(refused, out)
     return out
 
 

@@ -9,7 +9,16 @@ from typing import Any
 
 from ..model import Scheme
 from .batch import _Batch, _hash, _in_chunks, _suggest
-from .records import _SORT, JURISDICTION_FIELDS, SUBJECT_FIELDS, _Bad, _dumps, _show, uscc_problem
+from .records import (
+    _SORT,
+    JURISDICTION_FIELDS,
+    SUBJECT_FIELDS,
+    _Bad,
+    _dumps,
+    _show,
+    control_problem,
+    uscc_problem,
+)
 
 # --- subjects ----------------------------------------------------------------------
 
@@ -74,7 +83,11 @@ def _checked(
             parsed = parse(rec)
         except _Bad as e:
             rid = rec.get(id_key)
-            b.reject(line, rid if isinstance(rid, (str, int)) else None, str(e), raw, rec=rec)
+            if not isinstance(rid, (str, int)) or (
+                isinstance(rid, str) and control_problem("", rid)
+            ):
+                rid = None  # an id with a line break in it is shown escaped, in the reason
+            b.reject(line, rid, str(e), raw, rec=rec)
             continue
         yield line, rec, raw, parsed
 
@@ -98,6 +111,8 @@ class _SubjectIngest:
         if not isinstance(sid, str) or not sid.strip():
             raise _Bad("missing required field 'id' (a subject needs id and groups)")
         sid = sid.strip()
+        if not sid.isprintable() and (bad := control_problem("id", sid)):
+            raise _Bad(bad)
         groups = _split(rec.get("groups"), "groups")
         if not groups:
             raise _Bad("missing required field 'groups' (a subject needs id and groups)")
@@ -228,6 +243,9 @@ class _JurisdictionIngest:
                     " community_id and grid_id)"
                 )
         gid, cid, sid = val("grid_id"), val("community_id"), val("street_id")
+        for k, v in (("grid_id", gid), ("community_id", cid), ("street_id", sid)):
+            if not v.isprintable() and (bad := control_problem(k, v)):
+                raise _Bad(bad)
         return (gid, val("grid") or gid, cid, val("community") or cid, sid, val("street") or sid)
 
     def process(self, b: _Batch, items: list[tuple[int, Any, Any]]) -> None:

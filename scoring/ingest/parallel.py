@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..ledger.bulk import child_connection
+from ..ledger.scratch import STAGE_PREFIX, clean_stale
 from ..model import Scheme
 from . import records
 from .batch import _Batch, _raw_text
@@ -42,7 +43,7 @@ from .run import detect_kind
 PARALLEL_MIN_BYTES = 4 * 2**20
 _WORKER: dict[str, Any] = {}
 _AT_ID = itemgetter(3, 0)  # a row's (at, id): the order the scorer reads events in
-_STAGE_PREFIX = ".gridcredit-ingest-"
+_STAGE_PREFIX = STAGE_PREFIX
 
 
 def _worker_init(scheme: Scheme) -> None:
@@ -121,30 +122,12 @@ def default_workers() -> int:
 def _stage_folder(conn: sqlite3.Connection) -> str:
     """A new scratch folder beside the ledger (the same disk, not a RAM /tmp), after
     removing those a killed ingest left behind (their process is gone)."""
-    import shutil
     import tempfile
 
     row = conn.execute("PRAGMA database_list").fetchone()
     where = os.path.dirname(row[2]) if row and row[2] else tempfile.gettempdir()
-    try:
-        for name in os.listdir(where):
-            if name.startswith(_STAGE_PREFIX):
-                pid = name[len(_STAGE_PREFIX) :].split("-")[0]
-                if pid.isdigit() and not _alive(int(pid)):
-                    shutil.rmtree(os.path.join(where, name), ignore_errors=True)
-    except OSError:
-        pass
+    clean_stale(os.path.join(where, "-"))
     return tempfile.mkdtemp(prefix=f"{_STAGE_PREFIX}{os.getpid()}-", dir=where)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 class _Staged:

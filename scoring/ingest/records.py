@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -176,6 +177,27 @@ def _show(v: Any) -> str:
         return orjson.dumps(v).decode()
     except TypeError:  # e.g. an integer beyond 64 bits
         return repr(v)[:40]
+
+
+# Control characters (C0, DEL, C1, and the Unicode line and paragraph separators): an
+# id holding one would print as two lines in `gridcredit rejects` and the site's pages,
+# so a record whose id has one is rejected. Callers test ``str.isprintable`` first
+# (one C call an id), and this only when that fails: spaces such as U+3000 are not
+# printable either, and stay allowed.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_problem(field: str, value: str) -> str | None:
+    """Why an id (``field``) with a control character in it is rejected, or None."""
+    m = _CONTROL.search(value)
+    if m is None:
+        return None
+    shown = _show(value if len(value) <= 60 else value[:57] + "...")
+    return (
+        f"field '{field}' = {shown} has the control character U+{ord(m.group()):04X} at"
+        f" character {m.start() + 1}: an id is one line of printable text. Remove it (a line"
+        " break pasted into a cell, say) and ingest the record again"
+    )
 
 
 # Largest magnitude an attribute number may have: exact in a double, storable in SQLite.

@@ -4,11 +4,14 @@ collector paused, the bulk children's connections and pipes."""
 from __future__ import annotations
 
 import gc
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import apsw
+
+from ..errors import GridcreditError
 
 try:
     import fcntl
@@ -71,3 +74,37 @@ def pipe_size(conn: Any) -> None:
             fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         except OSError:
             pass  # above the system's pipe-max-size: the default then
+
+
+class HelperDied(GridcreditError):
+    """A bulk child process (the ledger writer, the event reader) died mid-run."""
+
+
+DISK_FULL = (
+    "the disk is full ({error}): nothing of the step under way was written, and the"
+    " ledger is as it was before it. Free disk space beside the ledger (and in the"
+    " temporary folder, where large sorts spill) and run the command again: what was"
+    " finished before is kept, and nothing is done twice"
+)
+
+
+def helper_died(what: str, proc: Any) -> HelperDied:
+    """The error of a bulk child that stopped without a word: which one, and how."""
+    proc.join(timeout=5)
+    code = proc.exitcode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown"
+        how = f"was killed by signal {-code} ({name}"
+        how += "; the out-of-memory killer sends it when memory runs out)" if -code == 9 else ")"
+    elif code is None:
+        how = "stopped answering"
+    else:
+        how = f"exited with status {code}"
+    return HelperDied(
+        f"the {what} process (pid {proc.pid}) {how}. The score run was rolled back:"
+        " the ledger is as it was before it. Run `gridcredit score` again; if this"
+        " happens again, score in one process: GRIDCREDIT_SINGLE_PROCESS=1 gridcredit score"
+    )

@@ -45,10 +45,8 @@ class EventReader:
         while True:
             try:
                 rows = loads(self.recv.recv_bytes())
-            except EOFError:
-                raise RuntimeError(
-                    "the event reader process stopped unexpectedly; nothing was written"
-                ) from None
+            except (EOFError, OSError):
+                raise bulk.helper_died("event reader", self.proc) from None
             if rows.__class__ is dict:
                 raise GridcreditError(f"event reader: {rows['error']}; nothing was written")
             if not rows:

@@ -238,12 +238,64 @@ def m011_trial_lookups(db: sqlite_utils.Database) -> None:
 PAGE_SIZE = 8192
 
 
+SCHEMA_BY = "schema_by"  # state: the gridcredit version that last changed the schema
+
+
+def schema_version() -> int:
+    """The ledger schema this gridcredit writes (``PRAGMA user_version``): its migration count."""
+    return len(migrations._migrations)
+
+
+def newer_schema(conn: sqlite3.Connection) -> str | None:
+    """Why a ledger is one a newer gridcredit made (a migration this one does not know,
+    or a higher ``user_version``), or None. Read only: nothing is written."""
+    from .. import __version__
+
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    known = {m.name for m in migrations._migrations}
+    try:
+        applied = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
+                [migrations.name],
+            )
+        ]
+    except sqlite3.OperationalError:  # no such table: new, or not a ledger yet
+        applied = []
+    unknown = [n for n in applied if n not in known]
+    if not unknown and version <= schema_version():
+        return None
+    try:
+        row = conn.execute("SELECT value FROM state WHERE key = ?", [SCHEMA_BY]).fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    made_by = f"gridcredit {row[0]}" if row and row[0] else f"a gridcredit newer than {__version__}"
+    what = f"schema version {version}" if version > schema_version() else "its schema"
+    if unknown:
+        what += f" (migration{'s' if len(unknown) > 1 else ''} {', '.join(unknown)})"
+    return (
+        f"the ledger was made by {made_by}: {what} is newer than this gridcredit"
+        f" {__version__} knows (schema version {schema_version()}). Nothing was read or"
+        " written. Upgrade gridcredit (pip install -U gridcredit) and run the command again"
+    )
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open (and migrate) a ledger database. WAL, so readers never block the writer."""
+    """Open (and migrate) a ledger database. WAL, so readers never block the writer.
+
+    A ledger a newer gridcredit made is refused before anything is written to it
+    (:func:`newer_schema`): its tables may mean something this version does not know.
+    """
+    from .. import __version__
     from ..errors import GridcreditError
 
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        newer = newer_schema(conn)
+        if newer is not None:
+            conn.close()
+            raise GridcreditError(f"{path}: {newer}")
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new database only
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.DatabaseError as e:
@@ -256,11 +308,25 @@ def connect(path: str | Path) -> sqlite_utils.Database:
             f"{path}: cannot open the ledger database ({e}); {hint}. Pass --db with a new or"
             " existing ledger file"
         ) from None
+    from .scratch import clean_stale
+
+    clean_stale(path)  # what a killed run left beside the ledger
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA temp_store=FILE")  # big sorts (10M events) spill to disk, not RAM
     conn.execute("PRAGMA cache_size=-64000")  # 64 MB: scans need no more
     db = sqlite_utils.Database(conn)
     migrations.apply(db)
+    if conn.execute("PRAGMA user_version").fetchone()[0] != schema_version():
+        # say which schema (and which gridcredit) wrote the ledger, so that an older
+        # gridcredit opening it later refuses it rather than writing into it
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"PRAGMA user_version = {schema_version()}")
+            set_state(db, SCHEMA_BY, __version__)
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError:  # a read-only ledger: read it as it is
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
     return db
 
 

@@ -115,10 +115,10 @@ class LedgerWriter:
     def _expect(self, word: str) -> None:
         try:
             msg = self.recv_out.recv()
-        except EOFError:
-            raise RuntimeError(
-                "the ledger writer process stopped unexpectedly; nothing was written"
-            ) from None
+        except (EOFError, OSError):
+            raise bulk.helper_died("ledger writer", self.proc) from None
+        if msg[0] == "full":
+            raise GridcreditError(bulk.DISK_FULL.format(error=msg[1]))
         if msg[0] != word:
             raise GridcreditError(f"ledger writer: {msg[1]}")
 
@@ -136,7 +136,12 @@ class LedgerWriter:
             raise
 
     def finish(self, last_id: int | None, statements: list[tuple[str, list[Any]]]) -> None:
-        self.send_in.send_bytes(orjson.dumps(("finish", last_id, statements)))
+        self._check()
+        try:
+            self.send_in.send_bytes(orjson.dumps(("finish", last_id, statements)))
+        except (BrokenPipeError, OSError):
+            self._expect("-")
+            raise
         self._expect("ok")
         self.close()
 
@@ -204,7 +209,10 @@ def _ledger_writer(
         except apsw.Error:
             pass
         try:
-            outbox.send(("error", f"{type(e).__name__}: {e}; nothing was written"))
+            if isinstance(e, apsw.FullError):
+                outbox.send(("full", str(e)))
+            else:
+                outbox.send(("error", f"{type(e).__name__}: {e}; nothing was written"))
         except OSError:
             pass
     finally:
