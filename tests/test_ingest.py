@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -836,6 +838,29 @@ def test_a_failing_worker_leaves_no_batch_and_no_scratch(tmp_path, scheme, monke
     assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM batches").fetchone() == (0,)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _killed_chunk(args):  # module level: the workers find it by name
+    if args[0] > 10:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    return _REAL_CHUNK(args)
+
+
+def test_a_killed_worker_is_an_input_error_not_a_hang(tmp_path, scheme, monkeypatch):
+    """A worker killed from outside (the OOM killer) ends the file's batch with a
+    message saying what happened and what to do; nothing is written, no scratch is
+    left, and the next ingest of the file works."""
+    monkeypatch.setattr(ingest.records, "CHUNK", 4)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(jl(*[ev(f"E{i}", hours=1) for i in range(30)]))
+    monkeypatch.setattr(ingest.parallel, "_worker_chunk", _killed_chunk)
+    db = ledger.connect(tmp_path / "l.db")
+    with pytest.raises(InputError, match="a worker process checking this file died"):
+        ingest_file(db, scheme, path, progress=False, workers=2)
+    assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    monkeypatch.setattr(ingest.parallel, "_worker_chunk", _REAL_CHUNK)
+    assert ingest_file(db, scheme, path, progress=False, workers=2).accepted == 30
 
 
 def test_the_workers_check_the_next_file_while_this_one_is_stored(tmp_path, scheme, monkeypatch):

@@ -88,8 +88,7 @@ def ingest_file(
         return _ingest(db, scheme, path, fmt, kind, progress, staged)
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            parallel.close_pool(pool)
 
 
 def _ingest(
@@ -208,8 +207,7 @@ def ingest_files(
                 on_batch(s)
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            parallel.close_pool(pool)
         for rest in staged.values():
             rest.close()
     pm.hook.after_ingest(db=db, batches=[b.as_dict() for b in out])

@@ -7,6 +7,7 @@ import io
 import os
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ..errors import InputError
 from ..ledger.bulk import child_connection
 from ..ledger.scratch import STAGE_PREFIX, clean_stale
 from ..model import Scheme
@@ -160,9 +162,7 @@ class _Staged:
                     if not data.endswith(b"\n"):
                         data += f.readline()  # whole lines only
                     task = (n0, str(self.path), offset, len(data), self.folder, self.parse_lines)
-                    self.pending.append(
-                        (n0, offset, len(data), pool.apply_async(_worker_chunk, (task,)))
-                    )
+                    self.pending.append((n0, offset, len(data), pool.submit(_worker_chunk, task)))
                     n0 += data.count(b"\n") + (not data.endswith(b"\n"))
                     offset += len(data)
         except BaseException:
@@ -175,7 +175,15 @@ class _Staged:
         conn = self.conn
         gbk_checked = False
         for n0, offset, size, res in self.pending:
-            result = orjson.loads(res.get())
+            try:
+                result = orjson.loads(res.result())
+            except BrokenProcessPool as e:
+                raise InputError(
+                    f"{self.path}: a worker process checking this file died ({e});"
+                    " nothing of the file was stored. Run the ingest again; if it happens"
+                    " again, the machine is probably short of memory: free some, or ingest"
+                    " on a less busy machine"
+                ) from None
             self.chunks.append((n0, offset, size, result))
             if bar is not None:
                 bar.update(size)
@@ -270,8 +278,21 @@ def _workers_for(
 
 
 def _new_pool(scheme: Scheme, workers: int) -> Any:
+    """The checking workers: ``concurrent.futures``, not ``multiprocessing.Pool``,
+    whose ``terminate`` can hang for good when a task failed while others were still
+    being handed out, and which never notices a worker killed from outside."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    return multiprocessing.get_context("fork").Pool(
-        workers, initializer=_worker_init, initargs=(scheme,)
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_init,
+        initargs=(scheme,),
     )
+
+
+def close_pool(pool: Any) -> None:
+    """Stop the workers: chunks not started are dropped, running ones finish (each
+    is a few thousand lines)."""
+    pool.shutdown(wait=True, cancel_futures=True)
