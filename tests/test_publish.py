@@ -505,7 +505,7 @@ def test_lookup_file_decrypts_with_the_code_only(built):
     assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", code)
     salt = lookup.lookup_salt(SECRET)
     file_id, enc, mac = lookup.derive_keys(code.lower().replace("-", " "), salt, 1000)
-    text = (built / "site/lookup" / f"{file_id}.js").read_text("ascii")
+    text = (built / "site/lookup" / file_id[:2] / f"{file_id}.js").read_text("ascii")
     payload = re.fullmatch(
         r'gridcreditLookup\("[0-9a-f]{32}","([A-Za-z0-9+/=]+)"\);\n', text
     ).group(1)
@@ -514,7 +514,8 @@ def test_lookup_file_decrypts_with_the_code_only(built):
     _, enc2, mac2 = lookup.derive_keys(lookup.person_code(SECRET, people[1]["id"]), salt, 1000)
     with pytest.raises(ValueError):
         lookup.decrypt(enc2, mac2, payload)
-    assert len(list((built / "site/lookup").glob("*.js"))) == len(people)
+    assert len(list((built / "site/lookup").glob("*/*.js"))) == len(people)
+    assert list((built / "site/lookup").glob("*.js")) == []  # spread over sub-folders
 
 
 def test_lookup_key_cache_gives_the_same_files(tmp_path):
@@ -997,7 +998,7 @@ def test_lookup_file_carries_the_persons_history(built):
     person = subjects()[0]
     code = lookup.person_code(SECRET, person["id"])
     file_id, enc, mac = lookup.derive_keys(code, lookup.lookup_salt(SECRET), 1000)
-    text = (built / "site/lookup" / f"{file_id}.js").read_text("ascii")
+    text = (built / "site/lookup" / file_id[:2] / f"{file_id}.js").read_text("ascii")
     payload = re.search(r',"([^"]+)"\);', text).group(1)
     acc = json.loads(lookup.decrypt(enc, mac, payload))["accounts"][0]
     assert [m["month"] for m in acc["months"]] == ["2024-03", "2024-02"]
@@ -1059,7 +1060,7 @@ def test_demo_pipeline_publishes_history_and_checkable_hashes(tmp_path):
         for r in csv.DictReader((tmp_path / "private/codes-2024-03.csv").open(encoding="utf-8-sig"))
     }
     file_id, enc, mac = lookup.derive_keys(codes[subject], lookup.lookup_salt(secret))
-    text = (site / "lookup" / f"{file_id}.js").read_text("ascii")
+    text = (site / "lookup" / file_id[:2] / f"{file_id}.js").read_text("ascii")
     record = json.loads(lookup.decrypt(enc, mac, re.search(r',"([^"]+)"\);', text).group(1)))
     acc = next(a for a in record["accounts"] if a["group"] == "居民")
     assert len({e["month"] for e in acc["entries"]}) == months

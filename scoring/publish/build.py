@@ -17,8 +17,8 @@ from .markup import MONTH_RE, _slug, month_label
 
 
 def is_lookup_file(src_uri: str) -> bool:
-    """A per-person look-up data file (``lookup/<32 hex>.js``)."""
-    return re.fullmatch(r"lookup/[0-9a-f]{32}\.js", src_uri) is not None
+    """A per-person look-up data file (``lookup/<2 hex>/<32 hex>.js``)."""
+    return re.fullmatch(r"lookup/([0-9a-f]{2})/\1[0-9a-f]{30}\.js", src_uri) is not None
 
 
 def link_files(pairs: Iterable[tuple[str | Path, str | Path]]) -> int:
