@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import gzip
 import os
 import shutil
 import tempfile
@@ -65,9 +66,30 @@ def demo_site() -> Path:
 
 class _Handler(SimpleHTTPRequestHandler):
     sent: dict[str, int]
+    gzip: bool
 
     def log_message(self, *args):
         pass
+
+    def do_GET(self):  # noqa: N802 - the http.server naming
+        # gzip like the nginx of the deployment page (gzip on; gzip_types text/css …)
+        path = Path(self.translate_path(self.path))
+        if (
+            not self.gzip
+            or "gzip" not in self.headers.get("Accept-Encoding", "")
+            or not path.is_file()
+            or path.suffix not in (".html", ".css", ".js", ".json", ".svg", ".xml")
+        ):
+            return super().do_GET()
+        data = gzip.compress(path.read_bytes(), mtime=0)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        key = self.path.split("?")[0]
+        self.sent[key] = self.sent.get(key, 0) + len(data)
+        self.wfile.write(data)
 
     def copyfile(self, source, outputfile):  # count what a phone would download
         data = source.read()
@@ -76,11 +98,12 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class Server:
-    """``folder`` over plain http on 127.0.0.1 (no compression: the budgets are uncompressed)."""
+    """``folder`` over plain http on 127.0.0.1; ``gzip=True`` compresses text files as the
+    deployment page's nginx does (the byte budgets are measured uncompressed)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, gzip: bool = False):
         self.sent: dict[str, int] = {}
-        handler = type("H", (_Handler,), {"sent": self.sent})
+        handler = type("H", (_Handler,), {"sent": self.sent, "gzip": gzip})
         self.httpd = ThreadingHTTPServer(
             ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
         )

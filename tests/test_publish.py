@@ -462,10 +462,18 @@ def test_grey_list_shows_reasons_windows_and_objection(built):
 
 
 def test_community_pages_rank_within_community_and_grid(built):
-    page = (built / "site/months/2024-03/communities/S01C01.md").read_text("utf-8")
-    assert page.startswith("---\nsearch:\n  exclude: true\n---")
-    assert "社区名次" in page and "网格名次" in page and "世纪社区第二网格" in page
+    # issue #18: a community page picks the grid (searchable by name); each grid page
+    # lists its people with in-community and in-grid ranks
+    comm = built / "site/months/2024-03/communities"
+    page = (comm / "S01C01.md").read_text("utf-8")
+    assert "search:" not in page and "世纪社区第二网格" in page
     assert "宝发社区第一网格" not in page
+    grids = sorted(p.name for p in (comm / "S01C01").glob("*.md"))
+    assert grids and all(f"S01C01/{g}" in page for g in grids)
+    text = "".join((comm / "S01C01" / g).read_text("utf-8") for g in grids)
+    assert "社区名次" in text and "网格名次" in text and "宝发社区第一网格" not in text
+    index = (comm / "index.md").read_text("utf-8")
+    assert "S01C01.md" in index
 
 
 def test_open_data_has_no_identifiers_and_a_manifest(built):

@@ -18,6 +18,7 @@
  */
 (function () {
   "use strict";
+  if (window.gridcreditLookup) return;  // loaded twice (page and extra_javascript): run once
   var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
   var pending = {};
 

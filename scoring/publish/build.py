@@ -118,7 +118,9 @@ def site_nav(docs_dir: Path) -> list[Any]:
         if lists:
             section.append({"红灰榜": [f"{base}/lists/{p.name}" for p in lists]})
         comms = _ordered((docs / base / "communities").glob("*.md"), page_order["communities"])
-        if comms:
+        if have(f"{base}/communities/index.md"):  # one way in; the grid pages hang below it
+            section.append({"社区排名": f"{base}/communities/index.md"})
+        elif comms:
             section.append({"社区排名": [f"{base}/communities/{p.name}" for p in comms]})
         for rel, title in (
             ("rules.md", "积分规则"),

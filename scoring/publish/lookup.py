@@ -429,6 +429,9 @@ def lookup_page(secret: bytes, iterations: int, month: str) -> str:
             ),
             '<div class="gc-lookup-result" aria-live="polite"></div>',
             "</div>",
+            # only this page needs the script (sites whose mkdocs.yml still lists it in
+            # extra_javascript load it twice; lookup.js then runs once)
+            '<script src="../assets/lookup.js"></script>',
             "",
             '!!! info "查询在您的手机上完成"',
             (

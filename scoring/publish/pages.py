@@ -51,6 +51,7 @@ from .markup import (
 )
 
 TOP_N = 100  # rows on a group ranking page; the CSV has everyone
+GRID_PAGE_ROWS = 300  # rows on one grid page (~80 KB of HTML); more go on further pages
 
 _HEADING = re.compile(r"#{1,6}\s+(.*)")
 _RULE_ID_LINE = re.compile(r"规则编号[：:]\s*`?([^`]*)`?\s*")
@@ -281,56 +282,139 @@ class MonthSite:
         self.page(f"rankings/{_slug(gid)}.md", "\n".join(parts))
 
     def community_page(self, cid: str, members: dict[str, list[SubjectRank]]) -> None:
+        """A community: its grids to pick from (a few taps to one's own grid), then one
+        page per grid with the in-community and in-grid ranks of everyone there.
+
+        One page of a whole community ran to half a megabyte and 150 phone screens;
+        a grid page holds a few hundred rows (more are split into pages of
+        :data:`GRID_PAGE_ROWS`)."""
         cname, _, street_name = self.communities.get(cid, (cid, "", ""))
-        parts = [
-            f"# {md(cname)}排名",
-            "",
-            f'<p class="gc-muted">{self.label}公示 · {md(street_name)}</p>',
-            "",
-            (
-                "本页按信用积分列出本社区参与排名的全部主体。“社区名次”“网格名次”为本社区、"
-                "本网格内的并列排名；全县名次见各群体排名页。"
-            ),
-            "",
-        ]
+        per_grid: dict[str, dict[str, list[tuple[SubjectRank, str, str]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        counts: list[tuple[str, int, float]] = []
         for gid in self.group_order:
             rows = members.get(gid)
             if not rows:
                 continue
-            g = self._group(gid)
-            org = g.kind == "organization"
             # rows come highest score first (communities_pages sorts them)
             comm_rank = competition_ranks([r.score for r in rows])
             tie = Counter(comm_rank)
             by_grid: dict[str, list[int]] = defaultdict(list)
             for i, r in enumerate(rows):
                 by_grid[r.grid].append(i)
-            grid_rank: dict[int, tuple[int, bool]] = {}
-            for idxs in by_grid.values():
+            for grid, idxs in by_grid.items():
                 ranks = competition_ranks([rows[i].score for i in idxs])
                 c = Counter(ranks)
                 for i, rk in zip(idxs, ranks):
-                    grid_rank[i] = (rk, c[rk] > 1)
+                    per_grid[grid][gid].append(
+                        (
+                            rows[i],
+                            _rank_cell(comm_rank[i], tie[comm_rank[i]] > 1),
+                            _rank_cell(rk, c[rk] > 1),
+                        )
+                    )
+            counts.append((gid, len(rows), _mean([r.score for r in rows])))
+        grids = sorted(per_grid, key=lambda g: (self.grid_name(g), g))
+        slug = _slug(cid)
+        links = []
+        for grid in grids:
+            n = sum(len(v) for v in per_grid[grid].values())
+            links.append((f"{md(self.grid_name(grid))}（{n}）", f"{slug}/{_slug(grid)}.md"))
+        parts = [
+            f"# {md(cname)}排名",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · {md(street_name)}</p>',
+            "",
+            "请选择您所在的网格，查看网格内每个人的信用积分和名次（括号内为参与排名人数）：",
+            "",
+            _links(links) if links else "本社区本月无人参与排名。",
+            "",
+            "## 本社区各群体",
+            "",
+            _table(
+                ["群体", "人数", "平均分"],
+                [[md(self._group(g).title), n, f"{mean:.1f}"] for g, n, mean in counts],
+            ),
+            "",
+            "[返回社区列表](index.md)",
+            "",
+        ]
+        self.page(f"communities/{slug}.md", "\n".join(parts))
+        for grid in grids:
+            self.grid_page(cid, grid, per_grid[grid])
+
+    def grid_page(
+        self, cid: str, grid: str, members: dict[str, list[tuple[SubjectRank, str, str]]]
+    ) -> None:
+        cname = self.community_name(cid)
+        gname = self.grid_name(grid)
+        blocks: list[list[str]] = []
+        rows_on_page = 0
+        for gid in self.group_order:
+            rows = members.get(gid)
+            if not rows:
+                continue
+            g = self._group(gid)
+            org = g.kind == "organization"
             header = ["社区名次", "名称" if org else "姓名", "网格名次", "积分", "等级"]
-            table_rows = [
-                [
-                    _rank_cell(comm_rank[i], tie[comm_rank[i]] > 1),
-                    self.name_cell(r, org),
-                    _rank_cell(*grid_rank[i]),
-                    str(r.score),
-                    self.tier_cell(gid, r),
+            for start in range(0, len(rows), GRID_PAGE_ROWS):
+                chunk = rows[start : start + GRID_PAGE_ROWS]
+                if blocks and rows_on_page + len(chunk) > GRID_PAGE_ROWS:
+                    blocks.append([])
+                    rows_on_page = 0
+                if not blocks:
+                    blocks.append([])
+                more = (
+                    f"（第 {start + 1}–{start + len(chunk)} 名）" if len(rows) > len(chunk) else ""
+                )
+                blocks[-1] += [
+                    f"## {md(g.title)}{more}",
+                    "",
+                    f"共 {len(rows)} 个。",
+                    "",
+                    _html_table(
+                        header,
+                        [
+                            [
+                                comm,
+                                self.name_cell(r, org),
+                                in_grid,
+                                str(r.score),
+                                self.tier_cell(gid, r),
+                            ]
+                            for r, comm, in_grid in chunk
+                        ],
+                    ),
+                    "",
                 ]
-                for i, r in enumerate(rows)
+                rows_on_page += len(chunk)
+        slug, gslug = _slug(cid), _slug(grid)
+        names = [f"{gslug}.md"] + [f"{gslug}-{i}.md" for i in range(2, len(blocks) + 1)]
+        for i, body in enumerate(blocks):
+            pager = ""
+            if len(blocks) > 1:
+                pager = "分页：" + " ".join(
+                    f"**{k + 1}**" if k == i else f"[{k + 1}]({names[k]})"
+                    for k in range(len(blocks))
+                )
+            parts = [
+                f"# {md(gname)}排名" + (f"（第 {i + 1} 页）" if i else ""),
+                "",
+                f'<p class="gc-muted">{self.label}公示 · {md(cname)}</p>',
+                "",
+                f"[返回{md(cname)}](../{slug}.md)",
+                "",
+                (
+                    "“社区名次”“网格名次”为本社区、本网格内的并列排名（同分同名次）；"
+                    "全县名次见各群体排名页。"
+                ),
+                "",
             ]
-            parts += [
-                f"## {md(g.title)}",
-                "",
-                f"共 {len(rows)} 个。",
-                "",
-                _html_table(header, table_rows),
-                "",
-            ]
-        self.page(f"communities/{_slug(cid)}.md", "\n".join(parts), search=False)
+            parts += [pager, ""] if pager else []
+            parts += body
+            parts += [pager, ""] if pager else []
+            self.page(f"communities/{slug}/{names[i]}", "\n".join(parts))
 
     def communities_pages(self) -> list[tuple[str, int]]:
         per: dict[str, dict[str, list[SubjectRank]]] = defaultdict(lambda: defaultdict(list))
@@ -344,7 +428,32 @@ class MonthSite:
         for cid in order:
             self.community_page(cid, per[cid])
         self.community_order = [(cid, sum(len(v) for v in per[cid].values())) for cid in order]
+        self.communities_index()
         return self.community_order
+
+    def communities_index(self) -> None:
+        """All communities by street: the way in to one's community and grid."""
+        by_street: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for cid, n in self.community_order:
+            by_street[self.communities.get(cid, ("", "", ""))[2]].append((cid, n))
+        parts = [
+            "# 社区排名",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · 先选社区，再选网格</p>',
+            "",
+        ]
+        for street, comms in by_street.items():
+            if street:
+                parts += [f"## {md(street)}", ""]
+            parts += [
+                _links(
+                    [(f"{md(self.community_name(c))}（{n}）", f"{_slug(c)}.md") for c, n in comms]
+                ),
+                "",
+            ]
+        if not self.community_order:
+            parts.append("本月无社区排名。")
+        self.page("communities/index.md", "\n".join(parts))
 
     def grids_page(self) -> None:
         rows = sorted(self.d.grid_rankings, key=lambda r: (r.rank, -r.mean_score, r.grid))
@@ -559,6 +668,8 @@ class MonthSite:
             (f"{md(self._group(g).title)}排名", f"rankings/{_slug(g)}.md") for g in self.group_order
         ]
         links += [("网格排名", "grids.md"), ("考评结果", "assessments.md")]
+        if communities:
+            links.append(("社区排名", "communities/index.md"))
         links += [(md(lst.title), f"lists/{_slug(lst.id)}.md") for lst in d.lists]
         links += [("积分规则", "rules.md"), ("兑换目录", "catalog.md"), ("开放数据", "data.md")]
         parts += ["## 本月公示内容", "", _links(links), ""]
