@@ -71,6 +71,19 @@ class _Handler(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def send_error(self, code, message=None, explain=None):
+        # like nginx's `error_page 404 /404.html;` in the deployment page
+        page = Path(self.directory) / "404.html"
+        if code != 404 or not page.is_file():
+            return super().send_error(code, message, explain)
+        data = page.read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
     def do_GET(self):  # noqa: N802 - the http.server naming
         # gzip like the nginx of the deployment page (gzip on; gzip_types text/css …)
         path = Path(self.translate_path(self.path))

@@ -278,7 +278,10 @@
   }
 
   function table(header, rows) {
+    // the theme's scroll wrapper: a wide table scrolls sideways instead of squeezing
+    var scroll = el("div", "md-typeset__scrollwrap gc-scroll");
     var wrap = el("div", "md-typeset__table");
+    scroll.appendChild(wrap);
     var t = el("table");
     var thead = el("thead");
     var hr = el("tr");
@@ -293,7 +296,7 @@
     });
     t.appendChild(tbody);
     wrap.appendChild(t);
-    return wrap;
+    return scroll;
   }
 
   function tierText(acc) {

@@ -72,7 +72,8 @@ def _rule_body(rule: RuleText) -> tuple[str, bool]:
     has_adopted = False
     out: list[str] = []
     for raw in rule.text.splitlines():
-        line = raw.strip()
+        # one word for spendable points everywhere (look-up, catalog, rules): 可用积分
+        line = raw.strip().replace("可兑换积分", "可用积分")
         if not line:
             continue
         head = _HEADING.fullmatch(line)
@@ -577,6 +578,8 @@ class MonthSite:
         self.page(f"lists/{_slug(lst.id)}.md", "\n".join(parts) + "\n")
 
     def rules_page(self) -> None:
+        """The rules in force, residents' first (the scheme's group order), with a group
+        picker on top; no internal rule ids (residents read titles, not ``res-x``)."""
         parts = [
             "# 积分规则",
             "",
@@ -586,8 +589,31 @@ class MonthSite:
         anchors: set[str] = set()
         if not self.d.rules:
             parts.append("暂无规则。")
-        for pack in self.d.rules:
-            parts += [f"## {md(pack.title)}", ""]
+        order = {g: i for i, g in enumerate(self.group_order)}
+        order.update(
+            {g.id: len(order) + i for i, g in enumerate(self.d.groups) if g.id not in order}
+        )
+        packs = sorted(
+            enumerate(self.d.rules), key=lambda ip: (order.get(ip[1].group, len(order)), ip[0])
+        )
+        heads: list[tuple[str, str]] = []
+        for _, pack in packs:
+            anchor = f"group-{_slug(pack.group)}"
+            n = 1
+            while anchor in anchors:
+                n += 1
+                anchor = f"group-{_slug(pack.group)}-{n}"
+            anchors.add(anchor)
+            heads.append((anchor, pack.title))
+        if len(heads) > 1:
+            parts += [
+                "请先选择您所属的群体：",
+                "",
+                _links([(md(title), f"#{a}") for a, title in heads]),
+                "",
+            ]
+        for (_, pack), (group_anchor, _) in zip(packs, heads):
+            parts += [f"## {md(pack.title)} {{#{group_anchor}}}", ""]
             meta = [f"适用群体：{md(self._group(pack.group).title)}"]
             if pack.version:
                 meta.append(f"版本：{md(pack.version)}")
@@ -604,10 +630,8 @@ class MonthSite:
                 parts += [f"### {md(rule.title)} {{#{anchor}}}", ""]
                 body, has_adopted = _rule_body(rule)
                 parts += [body, ""] if body else []
-                foot = f'<span class="gc-muted">规则编号 {md(rule.id)}'
                 if rule.adopted and not has_adopted:
-                    foot += f"　通过：{md(rule.adopted)}"
-                parts += [foot + "</span>", ""]
+                    parts += [f'<span class="gc-muted">通过：{md(rule.adopted)}</span>', ""]
         self.page("rules.md", "\n".join(parts))
 
     def catalog_page(self) -> None:

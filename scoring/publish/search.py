@@ -14,7 +14,8 @@ into ``search_index.js`` (the MkDocs hook calls it):
 * community pages keep their titles and grid names, not the tables of masked
   names (nobody finds themselves by ``张*明``);
 * the title of a month's page says the month (Material heads each group of
-  hits with the page's entry), so hits of two months can be told apart;
+  hits with the page's entry), so hits of two months can be told apart, and a
+  rule's entry says its group (``参加志愿服务 · 居民积分规则``);
 * the JSON is written as UTF-8 (a Chinese character is 3 bytes, not 6).
 
 The index is loaded only when someone opens the search (``main.html``).
@@ -69,8 +70,14 @@ def prune_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             newest[rel] = sig
     out = []
+    group = ""  # the rules page: the group heading above a rule
     for d in docs:
         page = _page(d["location"])
+        anchor = d["location"].partition("#")[2]
+        if anchor.startswith("group-"):
+            group = d["title"]
+        elif not anchor.startswith("rule-"):
+            group = ""
         if page in drop or page in PRIVATE_PAGES:
             continue
         text = _PRE.sub(" ", d["text"])
@@ -84,6 +91,8 @@ def prune_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             # the page's own entry heads its hits in the results: it says the month
             if "#" not in d["location"] and label not in title.replace("\u200b", ""):
                 title = f"{title} · {label}"
+            elif anchor.startswith("rule-") and group:
+                title = f"{title} · {group}"  # 参加志愿服务 · 居民积分规则
         out.append({**d, "title": title, "text": _SPACES.sub(" ", text).strip()})
     return out
 
