@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 # The small demo county: every page kind of the real demo, built in well under a minute.
-DEMO_RESIDENTS = 1_500
-DEMO_EVENTS = 6_000
+DEMO_RESIDENTS = 4_000
+DEMO_EVENTS = 40_000
 DEMO_MONTHS = ["2024-02", "2024-03"]
 
 

@@ -40,9 +40,11 @@ from .markup import (
     _number,
     _Output,
     _rank_cell,
+    _raw,
     _slug,
     _stats_cards,
     _table,
+    h,
     mask_code,
     md,
     month_label,
@@ -51,6 +53,40 @@ from .markup import (
 )
 
 TOP_N = 100  # rows on a group ranking page; the CSV has everyone
+
+
+def pinyin_key(text: str) -> tuple[str, ...]:
+    """Sort key in pinyin order (how Chinese readers look names up), not code-point order."""
+    from pypinyin import Style, lazy_pinyin
+
+    return tuple(lazy_pinyin(text, style=Style.TONE3, errors="default"))
+
+
+def _list_filter(communities: list[str], groups: list[str]) -> str:
+    """The filter over a public list (name, community, category): plain JS on the rows'
+    data attributes; without script the whole list shows."""
+    opts = "".join(f'<option value="{h(c)}">{h(c)}</option>' for c in communities)
+    gopts = "".join(f'<option value="{h(g)}">{h(g)}</option>' for g in groups)
+    return _raw(
+        '<form class="gc-filter" onsubmit="return false" hidden>'
+        '<input type="search" aria-label="按名称查找" placeholder="输入名称查找">'
+        f'<select aria-label="社区"><option value="">全部社区</option>{opts}</select>'
+        f'<select aria-label="类别"><option value="">全部类别</option>{gopts}</select>'
+        "</form>\n"
+        "<script>(function(){var f=document.currentScript.previousElementSibling;"
+        "f.hidden=false;var q=f.querySelector('input'),s=f.querySelectorAll('select');"
+        "function run(){var t=q.value.replace(/\\s+/g,''),c=s[0].value,g=s[1].value,n=0;"
+        "var rows=document.querySelectorAll('tr[data-name]');"
+        "for(var i=0;i<rows.length;i++){var r=rows[i];"
+        "var ok=(!t||(r.getAttribute('data-name')||'').indexOf(t)>=0)"
+        "&&(!c||r.getAttribute('data-community')===c)&&(!g||r.getAttribute('data-group')===g);"
+        "r.style.display=ok?'':'none';if(ok)n++;}"
+        "var none=document.getElementById('gc-list-none');if(none)none.hidden=n>0;}"
+        "q.addEventListener('input',run);s[0].addEventListener('change',run);"
+        "s[1].addEventListener('change',run);})();</script>"
+    )
+
+
 GRID_PAGE_ROWS = 300  # rows on one grid page (~80 KB of HTML); more go on further pages
 
 _HEADING = re.compile(r"#{1,6}\s+(.*)")
@@ -316,7 +352,7 @@ class MonthSite:
                         )
                     )
             counts.append((gid, len(rows), _mean([r.score for r in rows])))
-        grids = sorted(per_grid, key=lambda g: (self.grid_name(g), g))
+        grids = sorted(per_grid)  # by id: 第一网格, 第二网格 … as the county numbers them
         slug = _slug(cid)
         links = []
         for grid in grids:
@@ -537,6 +573,9 @@ class MonthSite:
         return self.mask(s.name, s.kind) if s.kind in ("person", "organization") else s.name
 
     def list_page(self, lst: PublicList) -> None:
+        """A public list as merchants look for themselves on it: filterable by name,
+        community and category, in pinyin order, each reason with its listing window,
+        the rule behind it and how to object (异议) or repair (信用修复)."""
         parts = [
             f"# {md(lst.title)}",
             "",
@@ -552,29 +591,92 @@ class MonthSite:
             ),
             "",
         ]
-        members = sorted(lst.members, key=lambda m: (m.group, self._name(m), m.subject))
+        rule_anchors = {r.id: f"rule-{_slug(r.id)}" for p in self.d.rules for r in p.rules}
+        members = sorted(
+            lst.members, key=lambda m: (pinyin_key(self._name(m)), self._name(m), m.subject)
+        )
+        deductions = any(r.rule or r.until for m in lst.members for r in m.reasons)
         if not members:
             parts.append("本月无上榜对象。")
         else:
             rows = []
+            communities: set[str] = set()
+            groups: list[str] = []
             for m in members:
                 reasons = []
                 for r in m.reasons:
                     text = md(r.text)
-                    window = ""
                     if r.since and r.until:
-                        window = f"（{md(r.since)} 至 {md(r.until)}）"
+                        window = f"{md(r.since)} 至 {md(r.until)}"
                     elif r.since:
-                        window = f"（自 {md(r.since)} 起）"
+                        window = f"自 {md(r.since)} 起"
                     elif r.until:
-                        window = f"（公示至 {md(r.until)}）"
+                        window = f"至 {md(r.until)}"
+                    else:  # a tier: listed for the month, judged again next month
+                        window = f"{self.label}（每月按等级重新评定）"
                     flag = '<span class="gc-flag">异议审核中</span>' if r.objection else ""
-                    reasons.append(text + window + flag)
+                    links = []
+                    if r.rule and r.rule in rule_anchors:
+                        links.append(f'<a href="../rules.html#{rule_anchors[r.rule]}">查看规则</a>')
+                    links.append('<a href="#objection">提出异议</a>')
+                    if r.rule or r.until:
+                        links.append('<a href="#repair">信用修复</a>')
+                    reasons.append(
+                        f"{text}{flag}"
+                        f'<br><span class="gc-sub">公示期限：{window}</span>'
+                        f'<br><span class="gc-list-links">{" · ".join(links)}</span>'
+                    )
+                grid = self.grids.get(m.grid)
+                cname = self.community_name(grid.community) if grid else ""
+                if cname:
+                    communities.add(cname)
+                gtitle = self._group(m.group).title
+                if gtitle not in groups:
+                    groups.append(gtitle)
+                where = " · ".join(
+                    x for x in (cname, self.grid_name(m.grid) if m.grid else "") if x
+                )
                 name = md(self._name(m))
-                if m.code:
-                    name += f'<br><span class="gc-muted">{md(mask_code(m.code))}</span>'
-                rows.append([name, md(self._group(m.group).title), "<br>".join(reasons) or "—"])
-            parts.append(_html_table(["名称", "类别", "上榜原因"], rows))
+                sub = [md(mask_code(m.code))] if m.code else []
+                sub += [md(where)] if where else []
+                if sub:
+                    name += f'<br><span class="gc-sub">{" · ".join(sub)}</span>'
+                rows.append(
+                    (
+                        f'<tr data-name="{h(self._name(m))}" data-community="{h(cname)}" '
+                        f'data-group="{h(gtitle)}">',
+                        [name, md(gtitle), "<br>".join(reasons) or "—"],
+                    )
+                )
+            parts += [_list_filter(sorted(communities, key=pinyin_key), groups), ""]
+            parts.append(_html_table(["名称", "类别", "上榜原因"], [r[1] for r in rows]))
+            # the filter reads the row's data (name, community, category)
+            table = parts.pop()
+            for tr, _cells in rows:
+                table = table.replace("<tr><td>", tr + "<td>", 1)
+            parts.append(table)
+            parts += ['<p class="gc-muted" id="gc-list-none" hidden>没有符合条件的对象。</p>', ""]
+        parts += [
+            "## 如何提出异议 {#objection}",
+            "",
+            (
+                "对上榜信息有异议的，请在公示期内向所在社区或网格员提出异议申请，"
+                "写明异议事项并附相关材料。复核期间该条记录带有审核中的标注，"
+                "复核结论作出后，本榜按结论更正。具体办法以本县信用积分管理规定为准。"
+            ),
+            "",
+        ]
+        if deductions:
+            parts += [
+                "## 如何申请信用修复 {#repair}",
+                "",
+                (
+                    "因失信行为上榜的，公示期满后自动移出。已整改到位的，可向所在社区申请信用修复，"
+                    "经核实后按规定处理。上榜原因所依据的扣分规则，可点击“查看规则”查阅。"
+                    "具体办法以本县信用积分管理规定为准。"
+                ),
+                "",
+            ]
         self.page(f"lists/{_slug(lst.id)}.md", "\n".join(parts) + "\n")
 
     def rules_page(self) -> None:

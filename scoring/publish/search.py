@@ -31,8 +31,9 @@ from typing import Any
 
 from .markup import month_label
 
-# Pages for scheme staff and developers: command output, file paths, English.
-PRIVATE_PAGES = ("guide/testing.html", "guide/validate.html")
+# Pages on running the tooling (commands, their English output, file paths): read
+# by scheme staff in the guide's navigation, never a resident's search hit.
+PRIVATE_PAGES = ("guide/testing.html", "guide/validate.html", "guide/change-a-rule.html")
 _MONTH_PAGE = re.compile(r"months/(\d{4}-\d{2})/(.+)")
 _MONTH_WORDS = re.compile(r"\d{4}\u200b?年\u200b?\d{1,2}\u200b?月")
 _PRE = re.compile(r"<pre>.*?</pre>", re.S)
