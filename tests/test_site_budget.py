@@ -124,3 +124,15 @@ def test_home_first_content_on_slow_4g(browser, served_gzip):
         if fcp <= FIRST_CONTENT_MS:
             break
     assert min(times) <= FIRST_CONTENT_MS, f"first content after {times} ms on slow 4G, 4x CPU"
+
+
+def test_grid_tables_stay_out_of_the_search_index(site):
+    docs = json.loads((site / "search/search_index.json").read_text("utf-8"))["docs"]
+    grid_pages = [
+        d for d in docs if re.fullmatch(r"months/[\d-]+/communities/[^/]+/[^/]+", d["location"])
+    ]
+    assert grid_pages, "grid pages are searchable by their names"
+    assert not any(
+        re.fullmatch(r"months/[\d-]+/communities/[^/]+/[^#]+#.*", d["location"]) for d in docs
+    )
+    assert all(len(d["text"]) < 400 for d in grid_pages)

@@ -11,8 +11,9 @@ into ``search_index.js`` (the MkDocs hook calls it):
   path (the month label aside) is indexed once, under the newest month;
 * developer pages (:data:`PRIVATE_PAGES`) and code blocks (command output) are
   left out;
-* community pages keep their titles and grid names, not the tables of masked
-  names (nobody finds themselves by ``张*明``);
+* community and grid pages keep their titles, grid names and introductions,
+  not the tables of masked names (nobody finds themselves by ``张*明``; a
+  county's grid tables would make the index several megabytes);
 * the title of a month's page says the month (Material heads each group of
   hits with the page's entry), so hits of two months can be told apart, and a
   rule's entry says its group (``参加志愿服务 · 居民积分规则``);
@@ -33,9 +34,15 @@ from .markup import month_label
 
 # Pages on running the tooling (commands, their English output, file paths): read
 # by scheme staff in the guide's navigation, never a resident's search hit.
-PRIVATE_PAGES = ("guide/testing.html", "guide/validate.html", "guide/change-a-rule.html")
+PRIVATE_PAGES = (
+    "guide/testing.html",
+    "guide/validate.html",
+    "guide/change-a-rule.html",
+    "guide/deploy.html",
+)
 _MONTH_PAGE = re.compile(r"months/(\d{4}-\d{2})/(.+)")
 _MONTH_WORDS = re.compile(r"\d{4}\u200b?年\u200b?\d{1,2}\u200b?月")
+_GRID_PAGE = re.compile(r"communities/[^/]+/[^/]+\.html")
 _PRE = re.compile(r"<pre>.*?</pre>", re.S)
 _TABLE = re.compile(r"<table>.*?</table>", re.S)
 _SPACES = re.compile(r"\s+")
@@ -81,8 +88,10 @@ def prune_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             group = ""
         if page in drop or page in PRIVATE_PAGES:
             continue
-        text = _PRE.sub(" ", d["text"])
         m = _MONTH_PAGE.fullmatch(page)
+        if m and _GRID_PAGE.fullmatch(m.group(2)) and "#" in d["location"]:
+            continue  # a grid page's tables: found by the grid's name, not by masked names
+        text = _PRE.sub(" ", d["text"])
         title = d["title"]
         if m:
             rel = m.group(2)
