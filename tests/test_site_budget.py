@@ -79,6 +79,7 @@ def test_search_index_holds_each_page_once_in_utf8(site):
     assert js.startswith("var __index = ") and json.loads(js[len("var __index = ") :])["docs"]
 
 
+@pytest.mark.browser
 def test_home_first_visit_is_light_and_loads_no_search_index(browser, served):
     visit = Visit(browser, served.base)
     served.sent.clear()
@@ -103,6 +104,7 @@ def served_gzip(site):
     server.close()
 
 
+@pytest.mark.browser
 def test_home_first_content_on_slow_4g(browser, served_gzip):
     """Served as the deployment page says (gzip on); the byte budget above is uncompressed."""
     served = served_gzip
