@@ -31,7 +31,9 @@ def test_sitemap_lists_the_pages_when_site_url_is_set(tmp_path):
     cfg = root / "mkdocs.yml"
     text = cfg.read_text("utf-8")
     cfg.write_text(
-        text.replace("# site_url: https://example.gov.cn/xinyong/", "site_url: https://x.gov.cn/xy/"),
+        text.replace(
+            "# site_url: https://example.gov.cn/xinyong/", "site_url: https://x.gov.cn/xy/"
+        ),
         "utf-8",
     )
     write_month_site("2024-03", month_data("2024-03"), root / "site", secret=SECRET)

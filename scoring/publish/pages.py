@@ -195,10 +195,14 @@ class MonthSite:
                 return t.title
         return ""
 
-    def name_cell(self, r: SubjectRank, org: bool) -> str:
-        """Name, then (smaller) masked credit code and grid: one column fits a phone."""
+    def name_cell(self, r: SubjectRank, org: bool, *, grid: bool = True) -> str:
+        """Name, then (smaller) masked credit code and grid: one column fits a phone.
+        ``grid=False`` on a grid's own page, where every row is in that grid."""
         extra = [md(mask_code(r.code))] if org and r.code else []
-        extra.append(md(self.grid_name(r.grid)))
+        if grid:
+            extra.append(md(self.grid_name(r.grid)))
+        if not extra:
+            return md(self._name(r))
         return f'{md(self._name(r))}<br><span class="gc-sub">{" · ".join(extra)}</span>'
 
     def tier_text(self, gid: str, tier: str) -> str:
@@ -415,7 +419,7 @@ class MonthSite:
                         [
                             [
                                 comm,
-                                self.name_cell(r, org),
+                                self.name_cell(r, org, grid=False),
                                 in_grid,
                                 str(r.score),
                                 self.tier_cell(gid, r),

@@ -11,7 +11,8 @@ into ``search_index.js`` (the MkDocs hook calls it):
   path (the month label aside) is indexed once, under the newest month;
 * developer pages (:data:`PRIVATE_PAGES`) and code blocks (command output) are
   left out;
-* community and grid pages keep their titles, grid names and introductions,
+* community and grid pages (the latest month's, first pages only) keep their
+  titles, grid names and introductions,
   not the tables of masked names (nobody finds themselves by ``张*明``; a
   county's grid tables would make the index several megabytes);
 * the title of a month's page says the month (Material heads each group of
@@ -42,6 +43,7 @@ PRIVATE_PAGES = (
 )
 _MONTH_PAGE = re.compile(r"months/(\d{4}-\d{2})/(.+)")
 _MONTH_WORDS = re.compile(r"\d{4}\u200b?年\u200b?\d{1,2}\u200b?月")
+_MORE = re.compile(r"-\d+\.html$")  # a grid's second and later pages
 _GRID_PAGE = re.compile(r"communities/[^/]+/[^/]+\.html")
 _PRE = re.compile(r"<pre>.*?</pre>", re.S)
 _TABLE = re.compile(r"<table>.*?</table>", re.S)
@@ -71,7 +73,11 @@ def prune_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ((m.group(1), m.group(2), p) for p in pages if (m := _MONTH_PAGE.fullmatch(p))),
         reverse=True,
     )
-    for _month, rel, page in month_pages:
+    newest_month = month_pages[0][0] if month_pages else ""
+    for month, rel, page in month_pages:
+        if rel.startswith("communities/") and (month != newest_month or _MORE.search(rel)):
+            drop.add(page)  # a resident looks for their grid now: latest month, first page
+            continue
         sig = _signature(pages[page])
         if newest.get(rel) == sig:
             drop.add(page)
