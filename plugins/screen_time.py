@@ -205,7 +205,8 @@ class ScreenTimePublisher:
         # open data
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["month", "name", "tier", "score", "minutes_per_day", "share"])
+        # Chinese headers like all open data
+        w.writerow(["月份", "名称", "等级", "信用积分", "每日展示分钟数", "占比"])
         for r in shown:
             w.writerow([csv_cell(v) for v in (month, name(r), r.tier, r.score, minutes[r.subject],
                         _share(minutes[r.subject], DAILY_MINUTES))])  # fmt: skip

@@ -171,7 +171,7 @@ def test_publisher_writes_page_and_csv(screen, tmp_path):
     assert raw.startswith(BOM)
     lines = raw[len(BOM) :].decode("utf-8").splitlines()
     assert lines == [
-        "month,name,tier,score,minutes_per_day,share",
+        "月份,名称,等级,信用积分,每日展示分钟数,占比",
         "2024-03,鑫源超市,AAA,1050,234,39.0%",
         "2024-03,张*丰,AA,1030,183,30.5%",
         "2024-03,老王烧烤,A,1029,180,30.0%",
@@ -233,7 +233,7 @@ def test_publisher_with_nobody_eligible(screen, tmp_path):
     [pub] = screen.register_publishers(build_plugins())
     [page, csv_path] = pub.write("2024-03", data, tmp_path)
     assert "本月没有信用等级达到要求的商户" in page.read_text(encoding="utf-8")
-    assert csv_path.read_bytes() == BOM + b"month,name,tier,score,minutes_per_day,share\n"
+    assert csv_path.read_bytes() == BOM + "月份,名称,等级,信用积分,每日展示分钟数,占比\n".encode()
 
 
 def test_publisher_refuses_a_month_that_is_a_path(screen, tmp_path):

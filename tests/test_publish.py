@@ -462,10 +462,18 @@ def test_grey_list_shows_reasons_windows_and_objection(built):
 
 
 def test_community_pages_rank_within_community_and_grid(built):
-    page = (built / "site/months/2024-03/communities/S01C01.md").read_text("utf-8")
-    assert page.startswith("---\nsearch:\n  exclude: true\n---")
-    assert "社区名次" in page and "网格名次" in page and "世纪社区第二网格" in page
+    # issue #18: a community page picks the grid (searchable by name); each grid page
+    # lists its people with in-community and in-grid ranks
+    comm = built / "site/months/2024-03/communities"
+    page = (comm / "S01C01.md").read_text("utf-8")
+    assert "search:" not in page and "世纪社区第二网格" in page
     assert "宝发社区第一网格" not in page
+    grids = sorted(p.name for p in (comm / "S01C01").glob("*.md"))
+    assert grids and all(f"S01C01/{g}" in page for g in grids)
+    text = "".join((comm / "S01C01" / g).read_text("utf-8") for g in grids)
+    assert "社区名次" in text and "网格名次" in text and "宝发社区第一网格" not in text
+    index = (comm / "index.md").read_text("utf-8")
+    assert "S01C01.md" in index
 
 
 def test_open_data_has_no_identifiers_and_a_manifest(built):
@@ -505,7 +513,7 @@ def test_lookup_file_decrypts_with_the_code_only(built):
     assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", code)
     salt = lookup.lookup_salt(SECRET)
     file_id, enc, mac = lookup.derive_keys(code.lower().replace("-", " "), salt, 1000)
-    text = (built / "site/lookup" / f"{file_id}.js").read_text("ascii")
+    text = (built / "site/lookup" / file_id[:2] / f"{file_id}.js").read_text("ascii")
     payload = re.fullmatch(
         r'gridcreditLookup\("[0-9a-f]{32}","([A-Za-z0-9+/=]+)"\);\n', text
     ).group(1)
@@ -514,7 +522,8 @@ def test_lookup_file_decrypts_with_the_code_only(built):
     _, enc2, mac2 = lookup.derive_keys(lookup.person_code(SECRET, people[1]["id"]), salt, 1000)
     with pytest.raises(ValueError):
         lookup.decrypt(enc2, mac2, payload)
-    assert len(list((built / "site/lookup").glob("*.js"))) == len(people)
+    assert len(list((built / "site/lookup").glob("*/*.js"))) == len(people)
+    assert list((built / "site/lookup").glob("*.js")) == []  # spread over sub-folders
 
 
 def test_lookup_key_cache_gives_the_same_files(tmp_path):
@@ -997,7 +1006,7 @@ def test_lookup_file_carries_the_persons_history(built):
     person = subjects()[0]
     code = lookup.person_code(SECRET, person["id"])
     file_id, enc, mac = lookup.derive_keys(code, lookup.lookup_salt(SECRET), 1000)
-    text = (built / "site/lookup" / f"{file_id}.js").read_text("ascii")
+    text = (built / "site/lookup" / file_id[:2] / f"{file_id}.js").read_text("ascii")
     payload = re.search(r',"([^"]+)"\);', text).group(1)
     acc = json.loads(lookup.decrypt(enc, mac, payload))["accounts"][0]
     assert [m["month"] for m in acc["months"]] == ["2024-03", "2024-02"]
@@ -1059,7 +1068,7 @@ def test_demo_pipeline_publishes_history_and_checkable_hashes(tmp_path):
         for r in csv.DictReader((tmp_path / "private/codes-2024-03.csv").open(encoding="utf-8-sig"))
     }
     file_id, enc, mac = lookup.derive_keys(codes[subject], lookup.lookup_salt(secret))
-    text = (site / "lookup" / f"{file_id}.js").read_text("ascii")
+    text = (site / "lookup" / file_id[:2] / f"{file_id}.js").read_text("ascii")
     record = json.loads(lookup.decrypt(enc, mac, re.search(r',"([^"]+)"\);', text).group(1)))
     acc = next(a for a in record["accounts"] if a["group"] == "居民")
     assert len({e["month"] for e in acc["entries"]}) == months

@@ -17,8 +17,8 @@ from .markup import MONTH_RE, _slug, month_label
 
 
 def is_lookup_file(src_uri: str) -> bool:
-    """A per-person look-up data file (``lookup/<32 hex>.js``)."""
-    return re.fullmatch(r"lookup/[0-9a-f]{32}\.js", src_uri) is not None
+    """A per-person look-up data file (``lookup/<2 hex>/<32 hex>.js``)."""
+    return re.fullmatch(r"lookup/([0-9a-f]{2})/\1[0-9a-f]{30}\.js", src_uri) is not None
 
 
 def link_files(pairs: Iterable[tuple[str | Path, str | Path]]) -> int:
@@ -118,7 +118,9 @@ def site_nav(docs_dir: Path) -> list[Any]:
         if lists:
             section.append({"红灰榜": [f"{base}/lists/{p.name}" for p in lists]})
         comms = _ordered((docs / base / "communities").glob("*.md"), page_order["communities"])
-        if comms:
+        if have(f"{base}/communities/index.md"):  # one way in; the grid pages hang below it
+            section.append({"社区排名": f"{base}/communities/index.md"})
+        elif comms:
             section.append({"社区排名": [f"{base}/communities/{p.name}" for p in comms]})
         for rel, title in (
             ("rules.md", "积分规则"),

@@ -90,7 +90,9 @@ def bar_chart(
     """Horizontal bars, one row per label; suits tier counts and grid means.
 
     Bars start at the smallest value minus a margin when all values are far
-    from zero (grid means around 1000 would otherwise look identical).
+    from zero (grid means around 1000 would otherwise look identical); the
+    chart then says so under the bars, with the value the bars start from, so
+    a 0.4 % gap is not read as four times as much.
     """
     if not values:
         return _empty(title)
@@ -101,6 +103,10 @@ def bar_chart(
     if lo > 0 and hi > 0 and (hi - lo) < 0.5 * hi:
         step = nice_step(hi - lo or 1)
         base = max(0.0, math.floor((lo - step) / step) * step)
+    note = ""
+    if base > 0:
+        note = f"注：横条从 {_n(base)} 起画，不从 0 起，长短只表示高出 {_n(base)} 的部分。"
+        height += 22
     span = (hi - base) or 1.0
     x0 = label_width + 4
     avail = WIDTH - x0 - 52
@@ -120,8 +126,12 @@ def bar_chart(
         body.append(
             f'<text x="{_n(x0 + w + 4)}" y="{_n(y + 14)}" font-size="{FONT}">{_e(shown)}</text>'
         )
+    if note:
+        body.append(
+            f'<text class="gc-muted" x="4" y="{height - 8}" font-size="{FONT}">{_e(note)}</text>'
+        )
     desc = "；".join(f"{lab}：{val:.{decimals}f}{unit}" for lab, val in zip(labels, values))
-    return _svg(title, height, body, desc=desc)
+    return _svg(title, height, body, desc=desc + (f"。{note}" if note else ""))
 
 
 def histogram(title: str, values: Sequence[int], *, bins: int = 12) -> str:
@@ -186,12 +196,14 @@ def line_chart(
     if not x_labels or not points:
         return _empty(title)
     legend_rows = math.ceil(len(series) / 3)
-    left, right, top, bottom = 44, 12, 12 + 16 * legend_rows, 28
-    height = 200 + 16 * legend_rows
-    plot_w, plot_h = WIDTH - left - right, height - top - bottom
     lo, hi = min(points), max(points)
     step = nice_step((hi - lo) or max(1.0, abs(hi) * 0.1), 4)
     ymin = math.floor(lo / step) * step
+    # an axis that does not start at zero says so (a small rise must not look steep)
+    note = f"注：纵轴从 {_n(ymin)} 起，不从 0 起。" if ymin > 0 else ""
+    left, right, top, bottom = 44, 12, 12 + 16 * legend_rows, 28 + (18 if note else 0)
+    height = 200 + 16 * legend_rows + (18 if note else 0)
+    plot_w, plot_h = WIDTH - left - right, height - top - bottom
     ymax = math.ceil(hi / step) * step
     if ymax == ymin:
         ymax = ymin + step
@@ -218,9 +230,13 @@ def line_chart(
     for i, lab in enumerate(x_labels):
         if i % label_every == 0 or i == n - 1:
             body.append(
-                f'<text x="{_n(px(i))}" y="{height - 10}" text-anchor="middle" '
+                f'<text x="{_n(px(i))}" y="{height - bottom + 18}" text-anchor="middle" '
                 f'font-size="10">{_e(lab)}</text>'
             )
+    if note:
+        body.append(
+            f'<text class="gc-muted" x="4" y="{height - 6}" font-size="10">{_e(note)}</text>'
+        )
     for k, (name, vals) in enumerate(series):
         cls = f"s{k % SERIES_CLASSES}"
         segs: list[list[str]] = [[]]
@@ -239,7 +255,7 @@ def line_chart(
         body.append(
             f'<text x="{lx + 14}" y="{ly + 11}" font-size="10">{_e(_truncate(name, 8))}</text>'
         )
-    desc = "；".join(
+    desc = note + "；".join(
         f"{name}："
         + "，".join(
             f"{lab} {'—' if v is None else f'{v:.{decimals}f}'}" for lab, v in zip(x_labels, vals)

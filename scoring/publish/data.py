@@ -118,6 +118,7 @@ class PublicListReason:
     since: str | None = None  # YYYY-MM-DD
     until: str | None = None
     objection: bool = False  # 异议标注: an objection is under review
+    rule: str | None = None  # the rule behind an entry-based reason (the page links to it)
 
 
 @dataclass
@@ -439,7 +440,7 @@ def _lists(
                         code=subjects.get(m.subject, (None, None, None, None))[3],
                         grid=m.grid or "",
                         reasons=[
-                            PublicListReason(_reason_text(r), r.since, r.until, r.objection)
+                            PublicListReason(_reason_text(r), r.since, r.until, r.objection, r.rule)
                             for r in m.reasons
                         ],
                     )  # fmt: skip

@@ -12,7 +12,8 @@ How it fits together (SPEC §9):
   PBKDF2 iteration count. From a code alone the browser derives
   ``master = PBKDF2-HMAC-SHA256(normalised code, salt, iterations)`` with Web
   Crypto, then ``file = HMAC(master, "file")`` (first 16 bytes, hex) names the
-  person's data file ``lookup/<file>.js`` and ``HMAC(master, "enc")`` /
+  person's data file ``lookup/<file[:2]>/<file>.js`` (256 sub-folders, so
+  no folder holds tens of thousands of files) and ``HMAC(master, "enc")`` /
   ``HMAC(master, "mac")`` are the keys that decrypt and authenticate it.
 * The data file is JSONP-style (``gridcreditLookup("<file>", "<base64>")``) so
   that a ``<script>`` tag loads it from any static host and from ``file://``,
@@ -255,7 +256,7 @@ def write_lookup_files(
     cache: Path | None = None,
     keys: LookupKeys | None = None,
 ) -> list[Path]:
-    """Write ``lookup_dir/<file id>.js`` per subject and remove stale ones.
+    """Write ``lookup_dir/<id[:2]>/<file id>.js`` per subject and remove stale ones.
 
     ``people`` maps subject id → the JSON-able record the page shows. The
     subject id itself is never written. ``cache`` (a private file, never in
@@ -270,11 +271,15 @@ def write_lookup_files(
         keys = LookupKeys(secret, people, iterations=iterations, cache=cache)
     derived = keys.result()
     written: list[Path] = []
+    made: set[Path] = set()
     for sid in sorted(people):
         file_id, enc_key, mac_key = derived[sid]
         plain = json.dumps(people[sid], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         payload = encrypt(enc_key, mac_key, plain.encode("utf-8"))
-        path = lookup_dir / f"{file_id}.js"
+        path = lookup_dir / file_id[:2] / f"{file_id}.js"
+        if path.parent not in made:
+            path.parent.mkdir(exist_ok=True)
+            made.add(path.parent)
         data = f'gridcreditLookup("{file_id}","{payload}");\n'.encode("ascii")
         try:
             same = path.read_bytes() == data
@@ -285,10 +290,14 @@ def write_lookup_files(
                 path.unlink()  # hard-linked into a built site: replace, never change it
             path.write_bytes(data)
         written.append(path)
-    keep = {p.name for p in written}
-    for old in lookup_dir.glob("*.js"):
-        if old.name not in keep:
+    keep = set(written)
+    # stale files, and the flat lookup/<id>.js layout of earlier versions
+    for old in [*lookup_dir.glob("*.js"), *lookup_dir.glob("*/*.js")]:
+        if old not in keep:
             old.unlink()
+    for sub in lookup_dir.iterdir():
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
     return written
 
 
@@ -420,6 +429,9 @@ def lookup_page(secret: bytes, iterations: int, month: str) -> str:
             ),
             '<div class="gc-lookup-result" aria-live="polite"></div>',
             "</div>",
+            # only this page needs the script (sites whose mkdocs.yml still lists it in
+            # extra_javascript load it twice; lookup.js then runs once)
+            '<script src="../assets/lookup.js"></script>',
             "",
             '!!! info "查询在您的手机上完成"',
             (

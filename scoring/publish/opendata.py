@@ -27,13 +27,15 @@ def open_data(site: MonthSite) -> list[tuple[str, str]]:
         g = site._group(gid)
         org = g.kind == "organization"
         name = f"rankings-{_slug(gid)}.csv"
+        # the credit-code column only where there are codes (organisations): no empty columns
+        code = ["统一社会信用代码（已脱敏）"] if org else []
         site.out.csv(
             f"{site.data_base}/{name}",
             [
                 "名次",
                 "上月名次",
                 "名称" if org else "姓名（已脱敏）",
-                "统一社会信用代码（已脱敏）",
+                *code,
                 "网格编号",
                 "网格",
                 "社区",
@@ -47,7 +49,7 @@ def open_data(site: MonthSite) -> list[tuple[str, str]]:
                     r.rank,
                     r.previous_rank,
                     site._name(r),
-                    mask_code(r.code) if org else "",
+                    *([mask_code(r.code)] if org else []),
                     r.grid,
                     site.grid_name(r.grid),
                     site.community_name(r.community),

@@ -40,9 +40,11 @@ from .markup import (
     _number,
     _Output,
     _rank_cell,
+    _raw,
     _slug,
     _stats_cards,
     _table,
+    h,
     mask_code,
     md,
     month_label,
@@ -51,6 +53,41 @@ from .markup import (
 )
 
 TOP_N = 100  # rows on a group ranking page; the CSV has everyone
+
+
+def pinyin_key(text: str) -> tuple[str, ...]:
+    """Sort key in pinyin order (how Chinese readers look names up), not code-point order."""
+    from pypinyin import Style, lazy_pinyin
+
+    return tuple(lazy_pinyin(text, style=Style.TONE3, errors="default"))
+
+
+def _list_filter(communities: list[str], groups: list[str]) -> str:
+    """The filter over a public list (name, community, category): plain JS on the rows'
+    data attributes; without script the whole list shows."""
+    opts = "".join(f'<option value="{h(c)}">{h(c)}</option>' for c in communities)
+    gopts = "".join(f'<option value="{h(g)}">{h(g)}</option>' for g in groups)
+    return _raw(
+        '<form class="gc-filter" onsubmit="return false" hidden>'
+        '<input type="search" aria-label="按名称查找" placeholder="输入名称查找">'
+        f'<select aria-label="社区"><option value="">全部社区</option>{opts}</select>'
+        f'<select aria-label="类别"><option value="">全部类别</option>{gopts}</select>'
+        "</form>\n"
+        "<script>(function(){var f=document.currentScript.previousElementSibling;"
+        "f.hidden=false;var q=f.querySelector('input'),s=f.querySelectorAll('select');"
+        "function run(){var t=q.value.replace(/\\s+/g,''),c=s[0].value,g=s[1].value,n=0;"
+        "var rows=document.querySelectorAll('tr[data-name]');"
+        "for(var i=0;i<rows.length;i++){var r=rows[i];"
+        "var ok=(!t||(r.getAttribute('data-name')||'').indexOf(t)>=0)"
+        "&&(!c||r.getAttribute('data-community')===c)&&(!g||r.getAttribute('data-group')===g);"
+        "r.style.display=ok?'':'none';if(ok)n++;}"
+        "var none=document.getElementById('gc-list-none');if(none)none.hidden=n>0;}"
+        "q.addEventListener('input',run);s[0].addEventListener('change',run);"
+        "s[1].addEventListener('change',run);})();</script>"
+    )
+
+
+GRID_PAGE_ROWS = 300  # rows on one grid page (~80 KB of HTML); more go on further pages
 
 _HEADING = re.compile(r"#{1,6}\s+(.*)")
 _RULE_ID_LINE = re.compile(r"规则编号[：:]\s*`?([^`]*)`?\s*")
@@ -71,7 +108,8 @@ def _rule_body(rule: RuleText) -> tuple[str, bool]:
     has_adopted = False
     out: list[str] = []
     for raw in rule.text.splitlines():
-        line = raw.strip()
+        # one word for spendable points everywhere (look-up, catalog, rules): 可用积分
+        line = raw.strip().replace("可兑换积分", "可用积分")
         if not line:
             continue
         head = _HEADING.fullmatch(line)
@@ -157,10 +195,14 @@ class MonthSite:
                 return t.title
         return ""
 
-    def name_cell(self, r: SubjectRank, org: bool) -> str:
-        """Name, then (smaller) masked credit code and grid: one column fits a phone."""
+    def name_cell(self, r: SubjectRank, org: bool, *, grid: bool = True) -> str:
+        """Name, then (smaller) masked credit code and grid: one column fits a phone.
+        ``grid=False`` on a grid's own page, where every row is in that grid."""
         extra = [md(mask_code(r.code))] if org and r.code else []
-        extra.append(md(self.grid_name(r.grid)))
+        if grid:
+            extra.append(md(self.grid_name(r.grid)))
+        if not extra:
+            return md(self._name(r))
         return f'{md(self._name(r))}<br><span class="gc-sub">{" · ".join(extra)}</span>'
 
     def tier_text(self, gid: str, tier: str) -> str:
@@ -281,56 +323,139 @@ class MonthSite:
         self.page(f"rankings/{_slug(gid)}.md", "\n".join(parts))
 
     def community_page(self, cid: str, members: dict[str, list[SubjectRank]]) -> None:
+        """A community: its grids to pick from (a few taps to one's own grid), then one
+        page per grid with the in-community and in-grid ranks of everyone there.
+
+        One page of a whole community ran to half a megabyte and 150 phone screens;
+        a grid page holds a few hundred rows (more are split into pages of
+        :data:`GRID_PAGE_ROWS`)."""
         cname, _, street_name = self.communities.get(cid, (cid, "", ""))
-        parts = [
-            f"# {md(cname)}排名",
-            "",
-            f'<p class="gc-muted">{self.label}公示 · {md(street_name)}</p>',
-            "",
-            (
-                "本页按信用积分列出本社区参与排名的全部主体。“社区名次”“网格名次”为本社区、"
-                "本网格内的并列排名；全县名次见各群体排名页。"
-            ),
-            "",
-        ]
+        per_grid: dict[str, dict[str, list[tuple[SubjectRank, str, str]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        counts: list[tuple[str, int, float]] = []
         for gid in self.group_order:
             rows = members.get(gid)
             if not rows:
                 continue
-            g = self._group(gid)
-            org = g.kind == "organization"
             # rows come highest score first (communities_pages sorts them)
             comm_rank = competition_ranks([r.score for r in rows])
             tie = Counter(comm_rank)
             by_grid: dict[str, list[int]] = defaultdict(list)
             for i, r in enumerate(rows):
                 by_grid[r.grid].append(i)
-            grid_rank: dict[int, tuple[int, bool]] = {}
-            for idxs in by_grid.values():
+            for grid, idxs in by_grid.items():
                 ranks = competition_ranks([rows[i].score for i in idxs])
                 c = Counter(ranks)
                 for i, rk in zip(idxs, ranks):
-                    grid_rank[i] = (rk, c[rk] > 1)
+                    per_grid[grid][gid].append(
+                        (
+                            rows[i],
+                            _rank_cell(comm_rank[i], tie[comm_rank[i]] > 1),
+                            _rank_cell(rk, c[rk] > 1),
+                        )
+                    )
+            counts.append((gid, len(rows), _mean([r.score for r in rows])))
+        grids = sorted(per_grid)  # by id: 第一网格, 第二网格 … as the county numbers them
+        slug = _slug(cid)
+        links = []
+        for grid in grids:
+            n = sum(len(v) for v in per_grid[grid].values())
+            links.append((f"{md(self.grid_name(grid))}（{n}）", f"{slug}/{_slug(grid)}.md"))
+        parts = [
+            f"# {md(cname)}排名",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · {md(street_name)}</p>',
+            "",
+            "请选择您所在的网格，查看网格内每个人的信用积分和名次（括号内为参与排名人数）：",
+            "",
+            _links(links) if links else "本社区本月无人参与排名。",
+            "",
+            "## 本社区各群体",
+            "",
+            _table(
+                ["群体", "人数", "平均分"],
+                [[md(self._group(g).title), n, f"{mean:.1f}"] for g, n, mean in counts],
+            ),
+            "",
+            "[返回社区列表](index.md)",
+            "",
+        ]
+        self.page(f"communities/{slug}.md", "\n".join(parts))
+        for grid in grids:
+            self.grid_page(cid, grid, per_grid[grid])
+
+    def grid_page(
+        self, cid: str, grid: str, members: dict[str, list[tuple[SubjectRank, str, str]]]
+    ) -> None:
+        cname = self.community_name(cid)
+        gname = self.grid_name(grid)
+        blocks: list[list[str]] = []
+        rows_on_page = 0
+        for gid in self.group_order:
+            rows = members.get(gid)
+            if not rows:
+                continue
+            g = self._group(gid)
+            org = g.kind == "organization"
             header = ["社区名次", "名称" if org else "姓名", "网格名次", "积分", "等级"]
-            table_rows = [
-                [
-                    _rank_cell(comm_rank[i], tie[comm_rank[i]] > 1),
-                    self.name_cell(r, org),
-                    _rank_cell(*grid_rank[i]),
-                    str(r.score),
-                    self.tier_cell(gid, r),
+            for start in range(0, len(rows), GRID_PAGE_ROWS):
+                chunk = rows[start : start + GRID_PAGE_ROWS]
+                if blocks and rows_on_page + len(chunk) > GRID_PAGE_ROWS:
+                    blocks.append([])
+                    rows_on_page = 0
+                if not blocks:
+                    blocks.append([])
+                more = (
+                    f"（第 {start + 1}–{start + len(chunk)} 名）" if len(rows) > len(chunk) else ""
+                )
+                blocks[-1] += [
+                    f"## {md(g.title)}{more}",
+                    "",
+                    f"共 {len(rows)} 个。",
+                    "",
+                    _html_table(
+                        header,
+                        [
+                            [
+                                comm,
+                                self.name_cell(r, org, grid=False),
+                                in_grid,
+                                str(r.score),
+                                self.tier_cell(gid, r),
+                            ]
+                            for r, comm, in_grid in chunk
+                        ],
+                    ),
+                    "",
                 ]
-                for i, r in enumerate(rows)
+                rows_on_page += len(chunk)
+        slug, gslug = _slug(cid), _slug(grid)
+        names = [f"{gslug}.md"] + [f"{gslug}-{i}.md" for i in range(2, len(blocks) + 1)]
+        for i, body in enumerate(blocks):
+            pager = ""
+            if len(blocks) > 1:
+                pager = "分页：" + " ".join(
+                    f"**{k + 1}**" if k == i else f"[{k + 1}]({names[k]})"
+                    for k in range(len(blocks))
+                )
+            parts = [
+                f"# {md(gname)}排名" + (f"（第 {i + 1} 页）" if i else ""),
+                "",
+                f'<p class="gc-muted">{self.label}公示 · {md(cname)}</p>',
+                "",
+                f"[返回{md(cname)}](../{slug}.md)",
+                "",
+                (
+                    "“社区名次”“网格名次”为本社区、本网格内的并列排名（同分同名次）；"
+                    "全县名次见各群体排名页。"
+                ),
+                "",
             ]
-            parts += [
-                f"## {md(g.title)}",
-                "",
-                f"共 {len(rows)} 个。",
-                "",
-                _html_table(header, table_rows),
-                "",
-            ]
-        self.page(f"communities/{_slug(cid)}.md", "\n".join(parts), search=False)
+            parts += [pager, ""] if pager else []
+            parts += body
+            parts += [pager, ""] if pager else []
+            self.page(f"communities/{slug}/{names[i]}", "\n".join(parts))
 
     def communities_pages(self) -> list[tuple[str, int]]:
         per: dict[str, dict[str, list[SubjectRank]]] = defaultdict(lambda: defaultdict(list))
@@ -344,7 +469,32 @@ class MonthSite:
         for cid in order:
             self.community_page(cid, per[cid])
         self.community_order = [(cid, sum(len(v) for v in per[cid].values())) for cid in order]
+        self.communities_index()
         return self.community_order
+
+    def communities_index(self) -> None:
+        """All communities by street: the way in to one's community and grid."""
+        by_street: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for cid, n in self.community_order:
+            by_street[self.communities.get(cid, ("", "", ""))[2]].append((cid, n))
+        parts = [
+            "# 社区排名",
+            "",
+            f'<p class="gc-muted">{self.label}公示 · 先选社区，再选网格</p>',
+            "",
+        ]
+        for street, comms in by_street.items():
+            if street:
+                parts += [f"## {md(street)}", ""]
+            parts += [
+                _links(
+                    [(f"{md(self.community_name(c))}（{n}）", f"{_slug(c)}.md") for c, n in comms]
+                ),
+                "",
+            ]
+        if not self.community_order:
+            parts.append("本月无社区排名。")
+        self.page("communities/index.md", "\n".join(parts))
 
     def grids_page(self) -> None:
         rows = sorted(self.d.grid_rankings, key=lambda r: (r.rank, -r.mean_score, r.grid))
@@ -427,6 +577,9 @@ class MonthSite:
         return self.mask(s.name, s.kind) if s.kind in ("person", "organization") else s.name
 
     def list_page(self, lst: PublicList) -> None:
+        """A public list as merchants look for themselves on it: filterable by name,
+        community and category, in pinyin order, each reason with its listing window,
+        the rule behind it and how to object (异议) or repair (信用修复)."""
         parts = [
             f"# {md(lst.title)}",
             "",
@@ -442,32 +595,97 @@ class MonthSite:
             ),
             "",
         ]
-        members = sorted(lst.members, key=lambda m: (m.group, self._name(m), m.subject))
+        rule_anchors = {r.id: f"rule-{_slug(r.id)}" for p in self.d.rules for r in p.rules}
+        members = sorted(
+            lst.members, key=lambda m: (pinyin_key(self._name(m)), self._name(m), m.subject)
+        )
+        deductions = any(r.rule or r.until for m in lst.members for r in m.reasons)
         if not members:
             parts.append("本月无上榜对象。")
         else:
             rows = []
+            communities: set[str] = set()
+            groups: list[str] = []
             for m in members:
                 reasons = []
                 for r in m.reasons:
                     text = md(r.text)
-                    window = ""
                     if r.since and r.until:
-                        window = f"（{md(r.since)} 至 {md(r.until)}）"
+                        window = f"{md(r.since)} 至 {md(r.until)}"
                     elif r.since:
-                        window = f"（自 {md(r.since)} 起）"
+                        window = f"自 {md(r.since)} 起"
                     elif r.until:
-                        window = f"（公示至 {md(r.until)}）"
+                        window = f"至 {md(r.until)}"
+                    else:  # a tier: listed for the month, judged again next month
+                        window = f"{self.label}（每月按等级重新评定）"
                     flag = '<span class="gc-flag">异议审核中</span>' if r.objection else ""
-                    reasons.append(text + window + flag)
+                    links = []
+                    if r.rule and r.rule in rule_anchors:
+                        links.append(f'<a href="../rules.html#{rule_anchors[r.rule]}">查看规则</a>')
+                    links.append('<a href="#objection">提出异议</a>')
+                    if r.rule or r.until:
+                        links.append('<a href="#repair">信用修复</a>')
+                    reasons.append(
+                        f"{text}{flag}"
+                        f'<br><span class="gc-sub">公示期限：{window}</span>'
+                        f'<br><span class="gc-list-links">{" · ".join(links)}</span>'
+                    )
+                grid = self.grids.get(m.grid)
+                cname = self.community_name(grid.community) if grid else ""
+                if cname:
+                    communities.add(cname)
+                gtitle = self._group(m.group).title
+                if gtitle not in groups:
+                    groups.append(gtitle)
+                where = " · ".join(
+                    x for x in (cname, self.grid_name(m.grid) if m.grid else "") if x
+                )
                 name = md(self._name(m))
-                if m.code:
-                    name += f'<br><span class="gc-muted">{md(mask_code(m.code))}</span>'
-                rows.append([name, md(self._group(m.group).title), "<br>".join(reasons) or "—"])
-            parts.append(_html_table(["名称", "类别", "上榜原因"], rows))
+                sub = [md(mask_code(m.code))] if m.code else []
+                sub += [md(where)] if where else []
+                if sub:
+                    name += f'<br><span class="gc-sub">{" · ".join(sub)}</span>'
+                rows.append(
+                    (
+                        f'<tr data-name="{h(self._name(m))}" data-community="{h(cname)}" '
+                        f'data-group="{h(gtitle)}">',
+                        [name, md(gtitle), "<br>".join(reasons) or "—"],
+                    )
+                )
+            parts += [_list_filter(sorted(communities, key=pinyin_key), groups), ""]
+            parts.append(_html_table(["名称", "类别", "上榜原因"], [r[1] for r in rows]))
+            # the filter reads the row's data (name, community, category)
+            table = parts.pop()
+            for tr, _cells in rows:
+                table = table.replace("<tr><td>", tr + "<td>", 1)
+            parts.append(table)
+            parts += ['<p class="gc-muted" id="gc-list-none" hidden>没有符合条件的对象。</p>', ""]
+        parts += [
+            "## 如何提出异议 {#objection}",
+            "",
+            (
+                "对上榜信息有异议的，请在公示期内向所在社区或网格员提出异议申请，"
+                "写明异议事项并附相关材料。复核期间该条记录带有审核中的标注，"
+                "复核结论作出后，本榜按结论更正。具体办法以本县信用积分管理规定为准。"
+            ),
+            "",
+        ]
+        if deductions:
+            parts += [
+                "## 如何申请信用修复 {#repair}",
+                "",
+                (
+                    "因失信行为上榜的，公示期满后自动移出。已整改到位的，可向所在社区申请信用修复，"
+                    "经核实后按规定处理。上榜原因所依据的扣分规则，可点击“查看规则”查阅。"
+                    "具体办法以本县信用积分管理规定为准。"
+                ),
+                "",
+            ]
         self.page(f"lists/{_slug(lst.id)}.md", "\n".join(parts) + "\n")
 
     def rules_page(self) -> None:
+        """The rules in force, residents' first (the scheme's group order), with a group
+        picker on top; no internal rule ids (residents read titles, not ``res-x``)."""
         parts = [
             "# 积分规则",
             "",
@@ -477,8 +695,31 @@ class MonthSite:
         anchors: set[str] = set()
         if not self.d.rules:
             parts.append("暂无规则。")
-        for pack in self.d.rules:
-            parts += [f"## {md(pack.title)}", ""]
+        order = {g: i for i, g in enumerate(self.group_order)}
+        order.update(
+            {g.id: len(order) + i for i, g in enumerate(self.d.groups) if g.id not in order}
+        )
+        packs = sorted(
+            enumerate(self.d.rules), key=lambda ip: (order.get(ip[1].group, len(order)), ip[0])
+        )
+        heads: list[tuple[str, str]] = []
+        for _, pack in packs:
+            anchor = f"group-{_slug(pack.group)}"
+            n = 1
+            while anchor in anchors:
+                n += 1
+                anchor = f"group-{_slug(pack.group)}-{n}"
+            anchors.add(anchor)
+            heads.append((anchor, pack.title))
+        if len(heads) > 1:
+            parts += [
+                "请先选择您所属的群体：",
+                "",
+                _links([(md(title), f"#{a}") for a, title in heads]),
+                "",
+            ]
+        for (_, pack), (group_anchor, _) in zip(packs, heads):
+            parts += [f"## {md(pack.title)} {{#{group_anchor}}}", ""]
             meta = [f"适用群体：{md(self._group(pack.group).title)}"]
             if pack.version:
                 meta.append(f"版本：{md(pack.version)}")
@@ -495,10 +736,8 @@ class MonthSite:
                 parts += [f"### {md(rule.title)} {{#{anchor}}}", ""]
                 body, has_adopted = _rule_body(rule)
                 parts += [body, ""] if body else []
-                foot = f'<span class="gc-muted">规则编号 {md(rule.id)}'
                 if rule.adopted and not has_adopted:
-                    foot += f"　通过：{md(rule.adopted)}"
-                parts += [foot + "</span>", ""]
+                    parts += [f'<span class="gc-muted">通过：{md(rule.adopted)}</span>', ""]
         self.page("rules.md", "\n".join(parts))
 
     def catalog_page(self) -> None:
@@ -559,6 +798,8 @@ class MonthSite:
             (f"{md(self._group(g).title)}排名", f"rankings/{_slug(g)}.md") for g in self.group_order
         ]
         links += [("网格排名", "grids.md"), ("考评结果", "assessments.md")]
+        if communities:
+            links.append(("社区排名", "communities/index.md"))
         links += [(md(lst.title), f"lists/{_slug(lst.id)}.md") for lst in d.lists]
         links += [("积分规则", "rules.md"), ("兑换目录", "catalog.md"), ("开放数据", "data.md")]
         parts += ["## 本月公示内容", "", _links(links), ""]

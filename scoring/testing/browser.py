@@ -76,10 +76,18 @@ def ensure_chromium() -> Path:
     return found
 
 
-def launch(playwright, **kwargs):  # type: ignore[no-untyped-def]
-    """Launch headless Chromium through a Playwright instance with the test flags."""
+def launch(playwright, extra_args: list[str] | None = None, **kwargs):  # type: ignore[no-untyped-def]
+    """Launch headless Chromium through a Playwright instance with the test flags.
+
+    ``extra_args`` adds Chromium switches, e.g.
+    ``--host-resolver-rules=MAP county.example 127.0.0.1`` to open a site served on
+    127.0.0.1 under a county host name (a non-secure context, as over plain http).
+    """
     return playwright.chromium.launch(
-        executable_path=str(ensure_chromium()), args=LAUNCH_ARGS, headless=True, **kwargs
+        executable_path=str(ensure_chromium()),
+        args=[*LAUNCH_ARGS, *(extra_args or [])],
+        headless=True,
+        **kwargs,
     )
 
 

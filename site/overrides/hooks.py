@@ -7,8 +7,11 @@
   Markdown parsing: they are lifted out before Markdown runs and put back
   into the rendered page (:func:`scoring.publish.stash_raw_html`).
 * ``on_files`` / ``on_post_build``: the per-person look-up files
-  (``lookup/<hash>.js``, one per resident) are hard-linked into the built
+  (``lookup/<xx>/<hash>.js``, one per resident) are hard-linked into the built
   site instead of copied (:func:`scoring.publish.link_files`).
+* ``on_post_build`` (after the search plugin, before the offline plugin): the
+  search index is trimmed for phones (:func:`scoring.publish.search.prune_search_index`).
+* ``on_env``: the ``gc_month_label`` filter (a month page's tab title says the month).
 
 Together these keep ``mkdocs build`` of a county of 20,000 residents fast.
 Excluded from the built site (``exclude_docs``); the logic lives in
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
 
 from scoring.publish import (
@@ -28,6 +32,8 @@ from scoring.publish import (
     site_nav,
     stash_raw_html,
 )
+from scoring.publish.markup import MONTH_RE, month_label
+from scoring.publish.search import prune_search_index
 
 _blocks: dict[str, list[str]] = {}
 _linked: list[tuple[str, str]] = []
@@ -60,6 +66,22 @@ def on_page_content(html, page, **kwargs):
     return restore_raw_html(html, _blocks.pop(page.file.src_uri, []))
 
 
+def _month_of(src_uri: str) -> str:
+    parts = str(src_uri).split("/")
+    if len(parts) > 2 and parts[0] == "months" and MONTH_RE.match(parts[1]):
+        return month_label(parts[1])
+    return ""
+
+
+def on_env(env, config, files, **kwargs):
+    env.filters["gc_month_label"] = _month_of
+    return env
+
+
+@event_priority(
+    -50
+)  # the search plugin writes the index at 0, the offline plugin copies it at -100
 def on_post_build(config, **kwargs):
     link_files(_linked)
     _linked.clear()
+    prune_search_index(Path(config["site_dir"]))

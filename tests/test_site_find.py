@@ -1,0 +1,121 @@
+"""Findable on a phone (issue #18), on the small demo county: a resident reaches their
+grid in a few taps and finds community and grid pages by name; a merchant finds
+themselves on the public lists (pinyin order, filters), sees the listing window and
+the links to the rule, to objecting and to repair; search hits say the month.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sitekit import Server, Visit, demo_site, launch_browser, search
+
+from scoring.publish.pages import pinyin_key
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def served():
+    server = Server(demo_site())
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with launch_browser() as b:
+        yield b
+
+
+@pytest.fixture
+def visit(browser, served):
+    v = Visit(browser, served.base)
+    yield v
+    v.close()
+
+
+def test_a_resident_reaches_their_grid_in_three_taps(visit):
+    page = visit.go("/index.html")
+    page.locator("article a", has_text="本月公示").first.click()
+    page.locator("article .gc-links a", has_text="社区排名").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/communities/index.html")
+    community = page.locator("article .gc-links a").first
+    name = community.inner_text().split("（")[0]
+    community.click()
+    page.wait_for_load_state("networkidle")
+    assert name in page.locator("article h1").inner_text()
+    grid = page.locator("article .gc-links a").first
+    gname = grid.inner_text().split("（")[0]
+    grid.click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("article h1").inner_text().startswith(gname)
+    assert page.locator("article table tbody tr").count() > 5
+    assert "网格名次" in page.locator("article table").first.inner_text()
+    assert visit.errors == []
+
+
+def test_grid_and_community_pages_are_found_by_name(visit):
+    page = visit.go("/months/2024-03/communities/index.html")
+    community = page.locator("article .gc-links a").first.inner_text().split("（")[0]
+    page = visit.go("/index.html")
+    results = search(page, community)
+    assert results.count() > 0
+    hrefs = [a.get_attribute("href") or "" for a in page.locator(".md-search-result__link").all()]
+    assert any(re.search(r"communities/[^/]+\.html", h) for h in hrefs), hrefs
+    first = results.first.inner_text().replace("\u200b", "")
+    assert re.search(r"2024年[23]月", first), first  # the hit says the month
+
+
+def test_developer_pages_and_test_output_stay_out_of_search(visit):
+    page = visit.go("/index.html")
+    results = search(page, "ledger", tries=8)  # from `no ledger database` in guide/testing
+    hrefs = [a.get_attribute("href") or "" for a in page.locator(".md-search-result__link").all()]
+    assert not any(re.search(r"guide/(testing|validate|change-a-rule)", h) for h in hrefs), hrefs
+    assert results.count() == 0
+
+
+def test_grey_list_in_pinyin_order_with_filters_and_links(visit):
+    page = visit.go("/months/2024-03/lists/grey.html")
+    rows = page.locator("article tr[data-name]")
+    n = rows.count()
+    assert n > 5
+    names = [rows.nth(i).get_attribute("data-name") for i in range(n)]
+    assert names == sorted(names, key=lambda x: (pinyin_key(x), x))
+    assert names != sorted(names)  # pinyin order is not code-point order here
+    text = page.locator("article").inner_text()
+    assert "公示期限：" in text and "提出异议" in text and "信用修复" in text
+    # filter by name
+    box = page.locator("form.gc-filter input")
+    box.fill(names[-1])
+    visible = [rows.nth(i).is_visible() for i in range(n)]
+    assert sum(visible) >= 1 and visible[-1] and sum(visible) < n
+    box.fill("")
+    # filter by community
+    community = page.locator("form.gc-filter select").first
+    options = community.locator("option").all_inner_texts()
+    assert len(options) > 2
+    community.select_option(label=options[1])
+    shown = [rows.nth(i) for i in range(n) if rows.nth(i).is_visible()]
+    assert shown and all(r.get_attribute("data-community") == options[1] for r in shown)
+    assert len(shown) < n
+    community.select_option(value="")
+    assert all(rows.nth(i).is_visible() for i in range(n))
+    # the rule behind a deduction: the link lands on that rule
+    link = page.locator("article a", has_text="查看规则").first
+    anchor = link.get_attribute("href").split("#")[1]
+    link.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/rules.html#" + anchor)
+    assert page.locator(f"[id='{anchor}']").count() == 1
+    visit.shot("grey-list-demo", full_page=False)
+    assert visit.errors == []
+
+
+def test_red_list_labels_the_listing_window(visit):
+    page = visit.go("/months/2024-03/lists/red.html")
+    text = page.locator("article").inner_text()
+    assert page.locator("article tr[data-name]").count() > 0
+    assert "公示期限：2024年3月" in text
