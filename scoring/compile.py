@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from .conditions import Condition, Operator, compile_condition
 from .durations import Duration
-from .model import Rule, Scheme
+from .model import Rule, Scheme, TotalPoints
 
 PointsFn = Callable[[dict], "int | None"]
 
@@ -23,6 +24,62 @@ class PointsForm:
 
     key: str
     compile: Callable[[dict[str, Any]], PointsFn]
+
+
+def exact(x: Any) -> Decimal:
+    """An attribute amount as an exact decimal (``2.3`` is 2.3, not 2.2999…), so that a
+    running total is the same however it was summed and read back from the ledger."""
+    return Decimal(str(x))
+
+
+def decimal_text(d: Decimal) -> str:
+    """A total as the ledger's notes write it: ``12.5``, ``300``, never ``3E+2``."""
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTotal:
+    """A running-total points form ready to score: ``points_of(total)`` is what the total
+    is worth (held to ``max``); an event scores points_of(after) - points_of(before)."""
+
+    attr: str
+    period: str  # ever | year | quarter | month
+    levels: tuple[tuple[Decimal, int], ...]  # (reach, points), rising
+    highest: bool
+    brackets: tuple[tuple[Decimal, Decimal | None, Decimal, int], ...]  # (lower, upto, every, pts)
+    max: int | None
+
+    def points_of(self, total: Decimal) -> int:
+        n = 0
+        if self.levels:
+            for reach, pts in self.levels:
+                if total < reach:
+                    break
+                n = pts if self.highest else n + pts
+        for lower, upto, every, pts in self.brackets:
+            if total <= lower:
+                break
+            top = total if upto is None or total < upto else upto
+            n += int((top - lower) // every) * pts
+        if self.max is not None:
+            n = min(n, self.max) if n > 0 else max(n, -self.max)
+        return n
+
+
+def compile_total(p: TotalPoints) -> CompiledTotal:
+    levels = tuple(sorted((exact(r), int(v)) for r, v in p.levels))
+    brackets = []
+    lower = Decimal(0)
+    for upto, every, pts in p.brackets:  # rising, the open one last (validate checks)
+        top = exact(upto) if upto is not None else None
+        brackets.append((lower, top, exact(every), int(pts)))
+        if top is None:
+            break
+        lower = top
+    return CompiledTotal(p.total, p.period, levels, p.count == "highest", tuple(brackets), p.max)
 
 
 @dataclass(slots=True)
@@ -47,6 +104,7 @@ class CompiledRule:
     grade_for: Duration | None = None
     also: list[dict[str, Any]] = field(default_factory=list)
     repair: dict[str, Any] | None = None
+    total: CompiledTotal | None = None  # a running total gives the points (see evaluate)
     shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
     count_note: str = ""
     points_note: str = ""
@@ -74,18 +132,23 @@ def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
     raise ValueError("points must be a whole number or a mapping")
 
 
+def _spec(points: Any) -> Any:
+    return points.spec() if points is not None else 0
+
+
 def compile_rule(
     rule: Rule, operators: dict[str, Operator], forms: dict[str, PointsForm]
 ) -> CompiledRule:
     limit, esc, grade, repair = rule.limit, rule.escalate, rule.grade, rule.repair
     points = rule.points
+    total = compile_total(points) if isinstance(points, TotalPoints) else None
     compiled = CompiledRule(
         rule=rule,
         id=rule.id,
         group=rule.group,
         pack_hash=rule.pack_hash,
         test=compile_condition(rule.when, operators) if rule.when else None,
-        points=None if esc else compile_points(points.spec() if points is not None else 0, forms),
+        points=None if esc or total else compile_points(_spec(points), forms),
         trial=rule.status == "trial",
         start=rule.effective.start if rule.effective.start is not None else FAR_PAST,
         end=rule.effective.end if rule.effective.end is not None else FAR_FUTURE,
@@ -103,6 +166,7 @@ def compile_rule(
         repair={"rules": list(repair.rules), "within": repair.within, "restore": repair.restore}
         if repair
         else None,
+        total=total,
     )
     plain = compiled.points is not None and not (
         esc or rule.expires or grade or rule.also or repair or compiled.trial

@@ -158,6 +158,36 @@ class TablePoints(Points):
     default: int | None = None  # None: a value not in the table scores nothing
 
 
+TOTAL_PERIODS = ("ever", "year", "quarter", "month")
+
+
+@dataclass(frozen=True)
+class TotalPoints(Points):
+    """``points: {total: hours, period: year, levels: [...] | brackets: [...], max: n}``:
+    points over the subject's running total of an attribute within a local period.
+
+    The total's points are a function of the total (``levels``: cumulative thresholds,
+    each reached level adds its points, or with ``count: highest`` only the highest
+    counts; ``brackets``: marginal brackets, every ``every`` units inside a bracket add
+    its points), held to ``max``; an event scores what it adds to the total's points.
+    ``levels`` are ``((reach, points), ...)`` and ``brackets`` ``((upto | None, every,
+    points), ...)``, both as written (validate checks they rise).
+    """
+
+    form: str = "total"
+    total: str = ""
+    period: str = "ever"
+    levels: tuple[tuple[Any, int], ...] = ()
+    count: str = "each"  # each | highest
+    brackets: tuple[tuple[Any, Any, int], ...] = ()
+    max: int | None = None
+
+    def values(self) -> list[float]:
+        if self.levels:
+            return [pts for _, pts in self.levels]
+        return [pts for _, _, pts in self.brackets]
+
+
 @dataclass(frozen=True)
 class OddPoints(Points):
     """Not a points value at all (only unchecked data gets here): compile says why."""
@@ -180,6 +210,8 @@ def make_points(spec: Any, src: Src = NOWHERE) -> Points | None:
         return FixedPoints(params={}, src=src, n=spec)
     if isinstance(spec, dict):
         params = dict(spec)
+        if "total" in spec:
+            return make_total(spec, params, src)
         if "per" in spec:
             return PerPoints(
                 params=params,
@@ -437,3 +469,26 @@ class Scheme:
 
     def rule_titles(self) -> dict[str, str]:
         return {r.id: r.title for r in self.rules}
+
+
+def make_total(spec: dict[str, Any], params: dict[str, Any], src: Src = NOWHERE) -> TotalPoints:
+    """Type ``points: {total: ...}`` (see :class:`TotalPoints`)."""
+
+    def items(key: str) -> list[dict[str, Any]]:
+        raw = spec.get(key)
+        return [x for x in raw if isinstance(x, dict)] if isinstance(raw, list) else []
+
+    levels = tuple((x.get("reach"), x.get("points", 0)) for x in items("levels"))
+    brackets = tuple(
+        (x.get("upto"), x.get("every", 1), x.get("points", 0)) for x in items("brackets")
+    )
+    return TotalPoints(
+        params=params,
+        src=src,
+        total=str(spec.get("total", "")),
+        period=str(spec.get("period", "ever")),
+        levels=levels,
+        count=str(spec.get("count", "each")),
+        brackets=brackets,
+        max=spec.get("max"),
+    )

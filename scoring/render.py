@@ -15,13 +15,15 @@ from fractions import Fraction
 from typing import Any
 
 from .durations import Duration, parse_duration
-from .model import FixedPoints, Group, PerPoints, Rule, Scheme, TablePoints
+from .model import FixedPoints, Group, PerPoints, Rule, Scheme, TablePoints, TotalPoints
 
 __all__ = ["render_condition", "render_rule", "render_scheme", "rule_kind"]
 
 PERIOD_WORDS = {"day": "每天", "week": "每周", "month": "每月", "quarter": "每季度", "year": "每年"}
 ROUND_WORDS = {"floor": "不足1分的部分不计（向下取整）", "ceil": "不足1分按1分计（向上取整）",
                "round": "四舍五入取整"}  # fmt: skip
+TOTAL_PERIOD_WORDS = {"ever": "累计", "year": "本年度累计", "quarter": "本季度累计",
+                      "month": "本月累计"}  # fmt: skip
 SEVERITY_WORDS = {"minor": "轻微", "general": "一般", "serious": "严重"}
 LINK_WORDS = {"legal_representative": "法定代表人", "household_head": "户主",
               "guardian": "监护人", "owner": "经营者", "manager": "负责人"}  # fmt: skip
@@ -257,6 +259,8 @@ def _points_text(rule: Rule, ctx: _Context) -> str:
         each = f"每{unit}" if per == 1 else f"每{per}{unit}"
         rnd = ROUND_WORDS.get(p.round, "")
         return f"按{title}计分，{each}{verb}{amount}分，{rnd}"
+    if isinstance(p, TotalPoints):
+        return _total_text(p, ctx)
     if isinstance(p, TablePoints):
         attr = p.by
         spec = ctx.attr(attr)
@@ -268,6 +272,42 @@ def _points_text(rule: Rule, ctx: _Context) -> str:
             text += f"；其他情形{_pts(p.default)}"
         return text
     return ""
+
+
+def _total_text(p: TotalPoints, ctx: _Context) -> str:
+    """按本年度累计服务时长计分：累计达到10小时加2分、20小时再加5分……"""
+    spec = ctx.attr(p.total)
+    unit = (spec.unit if spec and spec.unit else "") or ""
+    title = (spec.title if spec and spec.title else p.total) or p.total
+    head = f"按{TOTAL_PERIOD_WORDS.get(p.period, '累计')}{title}计分"
+    if p.levels:
+        if p.count == "highest":
+            steps = [f"{_num(r)}{unit}{_pts(v)}" for r, v in p.levels]
+            text = f"{head}，只计达到的最高一档：累计达到" + "、".join(steps)
+            text += "（升档时补足两档之差）"
+        else:
+            steps = [f"{_num(r)}{unit}{_pts(v)}" for r, v in p.levels]
+            text = f"{head}，每达到一档加计该档分值：累计达到" + "、".join(steps)
+    else:
+        parts, lower = [], 0
+        for upto, every, v in p.brackets:
+            if upto is None:
+                where = f"{_num(lower)}{unit}以上部分" if lower else ""
+            elif lower:
+                where = f"{_num(lower)}{unit}至{_num(upto)}{unit}部分"
+            else:
+                where = f"{_num(upto)}{unit}以内部分"
+            parts.append(f"{where}每{_num(every)}{unit}{_pts(v)}")
+            lower = upto if upto is not None else lower
+        text = f"{head}，分段计算：" + "；".join(parts)
+        text += "（不足一个计分单位的部分不计）"
+    if p.max is not None:
+        period = {"ever": "累计", "year": "每年", "quarter": "每季度", "month": "每月"}[p.period]
+        sign = max(p.values(), key=abs, default=1)
+        text += f"；{period}最多{'扣' if sign < 0 else '加'}{p.max}分"
+    return (
+        text + "。每次事件计入它使累计得分增加的部分；撤销或更正后，其后的事件按新的累计数重新计分"
+    )
 
 
 def _limit_text(rule: Rule, kind: str) -> str:

@@ -69,6 +69,7 @@ a method layer per event. Redemptions, a per-request path, live apart
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -76,7 +77,15 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..compile import FAR_FUTURE, FAR_PAST, CompiledRule, CompiledScheme, compile_scheme
+from ..compile import (
+    FAR_FUTURE,
+    FAR_PAST,
+    CompiledRule,
+    CompiledScheme,
+    compile_scheme,
+    decimal_text,
+    exact,
+)
 from ..conditions import SubjectView, reads_subject
 from ..durations import PERIOD_KINDS, next_month
 from ..grading import capped_tier
@@ -100,6 +109,11 @@ MEMO_MAX = 200_000  # distinct (type, attributes) per groups remembered before s
 _TRIAL_REVERSED = ("match", "linked", "repair")
 
 Emit = Callable[[str, list], None]
+
+# The note of a running-total entry: the total before and after the event, in its period,
+# and, for an entry rewritten after a correction, the event it stands for. What explain
+# shows, and what the next run reads the totals back from (see Scorer.load_totals).
+_TOTAL_NOTE = re.compile(r"^total (\S+) (\S+) → (\S+) \((.+?)\)(?:; recomputed for event (.+))?$")
 
 
 class PriorState(Protocol):
@@ -268,6 +282,9 @@ class Scorer(Redemptions):
         self._late_seen: set[str] = set()
         self.late_by_month: dict[str, int] = defaultdict(int)
         self.rules_by_id = {c.id: c for c in self.compiled.rules}
+        # rules scoring a running total (points: {total: ...}); their state is in self.totals
+        self.total_rules = sorted(c.id for c in self.compiled.rules if c.total is not None)
+        self._total_set = frozenset(self.total_rules)
         self.subjects: dict[str, _Subject] = {}
         self.start_state({})
         self.begin(first_id, first_trial_id)
@@ -314,6 +331,11 @@ class Scorer(Redemptions):
         self.expiring: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         # direct gradings still in force and not undone: (subject, group) → [(tier, until, entry id)]
         self.graded: dict[tuple[str, str], list[tuple[str, int, int]]] = defaultdict(list)
+        # running totals: (trial, subject, group, rule, period key) → the entries adding to
+        # it, [entry id, event, amount, row], in entry-id order (a rewrite after a correction
+        # renews the entries after the undone one, so the order holds); events → their keys
+        self.totals: dict[tuple, list[list[Any]]] = {}
+        self.total_events: dict[str, list[tuple]] = defaultdict(list)
 
     def horizons(self, since: int) -> dict[str, int]:
         """How far back each capped or escalating rule's entries still count for a
@@ -358,6 +380,24 @@ class Scorer(Redemptions):
                 times = self.matches.get((trial, rule, s, g))
                 if times and at in times:
                     times.remove(at)
+
+    def load_totals(self, rows: Iterable[tuple], trial: bool = False) -> None:
+        """Running totals from earlier entries of the rules in ``total_rules``: their match
+        entries (live ones; for the shadow ledger all of them, as trial corrections give
+        nothing back) as (id, row in ``ENTRY_COLUMNS`` order), in id order. The total
+        before and after each entry is in its note."""
+        for entry_id, row in rows:
+            m = _TOTAL_NOTE.match(row[15] or "")
+            if m is None or row[10] != "match":
+                continue
+            _, before, after, pk, stands_for = m.groups()
+            eid = stands_for or row[7]
+            key = (trial, row[0], row[1], row[5], pk)
+            self.totals.setdefault(key, []).append(
+                [entry_id, eid, exact(after) - exact(before), tuple(row)]
+            )
+            if not trial:
+                self.total_events[eid].append(key)
 
     def link_accounts(self) -> None:
         """Give each subject its accounts' lists (the hot loop's, without a key to hash)."""
@@ -766,6 +806,9 @@ class Scorer(Redemptions):
     def _apply(
         self, c: CompiledRule, eid: str, sid: str, subj: _Subject, at: int, attrs: dict, period: str
     ) -> None:
+        if c.total is not None:
+            self._apply_total(c, eid, sid, subj, at, attrs, period)
+            return
         grp = c.group
         trial = c.trial
         if c.esc_steps:
@@ -830,6 +873,85 @@ class Scorer(Redemptions):
         self._post(row, trial)
         for link in c.also:
             self._linked(c, link, eid, subj, at, period, pts, expires_at, trial)
+
+    def _apply_total(
+        self, c: CompiledRule, eid: str, sid: str, subj: _Subject, at: int, attrs: dict, period: str
+    ) -> None:
+        """A match of a running-total rule: the event adds its amount to the subject's total
+        in the period and scores what that adds to the total's points; an entry is written
+        even when that is 0, so the total (in its note) is kept and shown."""
+        t = c.total
+        assert t is not None
+        x = attrs.get(t.attr)
+        if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
+            return  # no amount: no match
+        amount = exact(x)
+        pk = "ever" if t.period == "ever" else self._period(at, t.period)
+        key = (c.trial, sid, c.group, c.id, pk)
+        entries = self.totals.setdefault(key, [])
+        before = sum((e[2] for e in entries), exact(0))
+        after = before + amount
+        pts = t.points_of(after) - t.points_of(before)
+        note = f"total {t.attr} {decimal_text(before)} → {decimal_text(after)} ({pk})"
+        expires_at = self.clock.add(at, c.expires) if c.expires else None
+        row = self._total_row(c, sid, pts, eid, at, period, expires_at, note, c.trial)
+        if c.trial:
+            self._post(row, True)
+            entries.append([0, eid, amount, row])
+            return
+        entry_id = self.first_id + self.flushed + len(self.buf)
+        self._post(row)
+        entries.append([entry_id, eid, amount, row])
+        self.total_events[eid].append(key)
+
+    def _total_row(
+        self, c: CompiledRule, sid: str, pts: int, eid: str, at: int, period: str,
+        expires_at: int | None, note: str, trial: bool,
+    ) -> tuple:  # fmt: skip
+        grp = c.group
+        w = 0
+        if pts and (c.wallet if c.wallet is not None else pts > 0):
+            if trial:
+                w = max(pts, 0)
+            else:
+                a = self.acct[(sid, grp)]
+                w = pts if pts > 0 else -min(-pts, a[1])
+                a[1] += w
+        return (sid, grp, "score+wallet" if w else "score", pts, w, c.id, c.pack_hash, eid, at,
+                period, "match", None, expires_at, None, None, note)  # fmt: skip
+
+    def _undo_total(self, target: str, eid: str, at: int, period: str) -> None:
+        """``target`` is undone: take its amounts out of their running totals and score the
+        later events of each total again, by new entries at ``at`` (the old ones are
+        reversed; history is never edited)."""
+        for key in self.total_events.pop(target, ()):
+            entries = self.totals.get(key, [])
+            i = next((k for k, e in enumerate(entries) if e[1] == target), None)
+            if i is None:
+                continue
+            entry_id, _, amount, row = entries.pop(i)
+            self._reverse_entry(_live_tuple(entry_id, row), eid, at, period, f"event {target}")
+            if not amount:
+                continue
+            c = self.rules_by_id.get(key[3])
+            if c is None or c.total is None:
+                continue
+            t = c.total
+            before = sum((e[2] for e in entries[:i]), exact(0))
+            for e in entries[i:]:
+                old_id, stands_for, amt, old = e
+                self._reverse_entry(
+                    _live_tuple(old_id, old), eid, at, period, f"event {stands_for}"
+                )
+                after = before + amt
+                pts = t.points_of(after) - t.points_of(before)
+                note = (f"total {t.attr} {decimal_text(before)} → {decimal_text(after)}"
+                        f" ({key[4]}); recomputed for event {stands_for}")  # fmt: skip
+                new = self._total_row(c, key[1], pts, eid, at, period, old[12], note, False)
+                e[0] = self.first_id + self.flushed + len(self.buf)
+                e[3] = new
+                self._post(new)
+                before = after
 
     def _linked(
         self, c: CompiledRule, link: dict, eid: str, subj: _Subject, at: int, period: str,
@@ -962,6 +1084,8 @@ class Scorer(Redemptions):
         its points and its stock back.
         """
         found = self._live_entries(self.run_rows.get(target, ()), self.prior.live_entries(target))
+        if self.total_rules:  # running totals' entries are undone by _undo_total, below
+            found = [e for e in found if not (e[10] == "match" and e[6] in self._total_set)]
         for entry in found:
             if self._reverse_entry(entry, eid, at, period, f"event {target}"):
                 repairs = self._live_entries(
@@ -971,6 +1095,8 @@ class Scorer(Redemptions):
                     self._reverse_entry(repair, eid, at, period, f"the repair of entry {entry[0]}")
         if any(e[10] == "redeem" for e in found):
             self._return_redemption(target)
+        if target in self.total_events:  # running totals: the later entries are scored again
+            self._undo_total(target, eid, at, period)
 
     def _live_entries(self, mine: Iterable[tuple[int, tuple]], earlier: list[tuple]) -> list[tuple]:
         """Entries not yet reversed: this run's (``mine``, from memory) and earlier
@@ -1073,6 +1199,11 @@ class Scorer(Redemptions):
         """A reject of scoring's own (batch 0), at the event's file and line; ``waits``:
         the subject whose coming makes the next run score the event again."""
         self.emit(REJECTS, [(reason, waits, eid)])
+
+
+def _live_tuple(entry_id: int, r: tuple) -> tuple:
+    """An entry row as ``PriorState.live_entries`` gives it."""
+    return (entry_id, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[8], r[12], r[10])
 
 
 def _discard(op: str, rows: list) -> None:

@@ -11,9 +11,10 @@ from ..yamlsafe import position
 from .base import _coerce_key, _fits_type, _rule_sign, _Version
 from .conditions import _ConditionChecks
 from .messages import ATTR_TYPE_WORDS, SYSTEM_EVENT_TYPES, Path_, _describe, _did_you_mean
+from .totals import _TotalChecks
 
 
-class _RuleChecks(_ConditionChecks):
+class _RuleChecks(_TotalChecks, _ConditionChecks):
     # -- rule packs ---------------------------------------------------------
 
     def check_rules(self) -> None:
@@ -207,7 +208,9 @@ class _RuleChecks(_ConditionChecks):
         # points
         points = r.get("points")
         sign = _rule_sign(r)
-        if isinstance(points, dict):
+        if isinstance(points, dict) and "total" in points:
+            self.check_total(f, p, (*base, "points"), points, r, base, where, attr_scope)
+        elif isinstance(points, dict):
             self.check_points(f, p, (*base, "points"), points, where, attr_scope)
         if points == 0 and "repair" not in r:
             self.add(
