@@ -82,6 +82,46 @@ def compile_total(p: TotalPoints) -> CompiledTotal:
     return CompiledTotal(p.total, p.period, levels, p.count == "highest", tuple(brackets), p.max)
 
 
+Expiry = Callable[[int, int], "int | None"]  # (event time, points written) → expires_at
+
+
+def compile_expiry(e: Any, clock: Any) -> Expiry | None:
+    """``expires`` as a function of the event time and the points actually written
+    (``None`` when the entry never expires). Calendar arithmetic in the scheme's zone."""
+    if e is None:
+        return None
+
+    def one(band: Any) -> Callable[[int], int | None]:
+        if band.after is not None:
+            after = band.after
+            return lambda at: clock.add(at, after)
+        if band.until:
+            kind, later = band.until, band.later
+
+            def until(at: int) -> int:
+                end = clock.period_bounds(clock.period(at, kind))[1]
+                for _ in range(later):  # the end of the n-th period after the event's
+                    end = clock.period_bounds(clock.period(end, kind))[1]
+                return end
+
+            return until
+        return lambda at: None
+
+    if e.by_size:
+        bands = [(upto, one(band)) for upto, band in e.by_size]
+
+        def by_size(at: int, points: int) -> int | None:
+            size = abs(points)
+            for upto, f in bands:
+                if upto is None or size <= upto:
+                    return f(at)
+            return None  # bigger than every band (validate makes the last band open)
+
+        return by_size
+    f = one(e)
+    return lambda at, points: f(at)
+
+
 @dataclass(slots=True)
 class CompiledRule:
     rule: Rule
@@ -105,6 +145,8 @@ class CompiledRule:
     also: list[dict[str, Any]] = field(default_factory=list)
     repair: dict[str, Any] | None = None
     total: CompiledTotal | None = None  # a running total gives the points (see evaluate)
+    # expires other than {after: d} (by size, to a calendar boundary): (at, points) → expires_at
+    expiry: Expiry | None = None
     shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
     count_note: str = ""
     points_note: str = ""
@@ -137,7 +179,10 @@ def _spec(points: Any) -> Any:
 
 
 def compile_rule(
-    rule: Rule, operators: dict[str, Operator], forms: dict[str, PointsForm]
+    rule: Rule,
+    operators: dict[str, Operator],
+    forms: dict[str, PointsForm],
+    clock: Any = None,
 ) -> CompiledRule:
     limit, esc, grade, repair = rule.limit, rule.escalate, rule.grade, rule.repair
     points = rule.points
@@ -172,6 +217,8 @@ def compile_rule(
         esc or rule.expires or grade or rule.also or repair or compiled.trial
         or compiled.wallet is True
     )  # fmt: skip
+    if rule.expires and rule.expires.after is None:
+        compiled.expiry = compile_expiry(rule.expires, clock)
     compiled.shape = 2 if not plain else (1 if compiled.cap_per else 0)
     if compiled.cap_per:
         compiled.count_note = f"max_count {compiled.max_count} per {compiled.cap_per} reached"
@@ -193,7 +240,11 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
 
     plugins = plugins_of(scheme)  # the scheme's registry: built-ins and plugins alike
     operators, forms = plugins.operators, plugins.points_forms
-    compiled = [compile_rule(r, operators, forms) for r in scheme.rules if r.status != "retired"]
+    compiled = [
+        compile_rule(r, operators, forms, scheme.clock)
+        for r in scheme.rules
+        if r.status != "retired"
+    ]
     by_type: dict[str, list[CompiledRule]] = {}
     for c in compiled:
         for t in c.rule.on:

@@ -25,7 +25,6 @@ from .model import (
     Effective,
     Escalate,
     EventType,
-    Expires,
     Grade,
     Grid,
     Group,
@@ -37,6 +36,7 @@ from .model import (
     Rule,
     Scheme,
     Tier,
+    make_expires,
     make_points,
 )
 from .yamlsafe import YamlProblem, load_yaml
@@ -212,9 +212,7 @@ def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -
         )
         if isinstance(escalate, dict)
         else None,
-        "expires": Expires(parse_duration(expires["after"]), src=_src(expires, file))
-        if isinstance(expires, dict)
-        else None,
+        "expires": make_expires(expires, _src(expires, file)),
         "effective": Effective(
             start=_day(clock, eff.get("from")),
             end=_day(clock, eff.get("until"), after=True),
@@ -412,6 +410,11 @@ def build_scheme(raw: RawScheme) -> Scheme:
             award=a.get("award"),
             badge=str(a.get("badge", "")),
             src=_src(a, afile),
+            award_expires=make_expires(
+                (a.get("award") or {}).get("expires"), _src(a.get("award"), afile)
+            )
+            if isinstance(a.get("award"), dict)
+            else None,
         )
         for a in (raw.get("assessments.yaml") or {}).get("assessments") or []
     ]

@@ -251,12 +251,50 @@ class Escalate:
     src: Src = _src_field()
 
 
+EXPIRY_BOUNDARIES = {"end of year": "year", "end of quarter": "quarter", "end of month": "month"}
+
+
 @dataclass(frozen=True)
 class Expires:
-    """``expires: {after: 2 years}``: the entry stops counting after the duration."""
+    """How long an entry counts. ``{after: 2 years}``: for the duration from the event;
+    ``{until: end of year, later: n}``: to the end of the event's calendar year (quarter,
+    month), or of the n-th one after it; ``{by_size: [{upto: 40, after: 1 year}, {after:
+    2 years}]}``: by the size of the entry actually written (|points| after caps and
+    escalation; a linked entry by its own), the first band whose ``upto`` holds it."""
 
-    after: Duration
+    after: Duration | None = None
+    until: str = ""  # "" | year | quarter | month: the calendar boundary
+    later: int = 0
+    by_size: tuple[tuple[int | None, Expires], ...] = ()
     src: Src = _src_field()
+
+    def pick(self, points: int) -> Expires:
+        """The band of ``by_size`` an entry of ``points`` falls in (itself without bands)."""
+        for upto, band in self.by_size:
+            if upto is None or abs(points) <= upto:
+                return band
+        return self
+
+
+def make_expires(spec: Any, src: Src = NOWHERE) -> Expires | None:
+    """Type ``expires`` as written (``None`` when absent or not a mapping)."""
+    if not isinstance(spec, dict):
+        return None
+    bands = spec.get("by_size")
+    if isinstance(bands, list):
+        return Expires(
+            by_size=tuple(
+                (b.get("upto"), make_expires(b) or Expires()) for b in bands if isinstance(b, dict)
+            ),
+            src=src,
+        )
+    after = spec.get("after")
+    return Expires(
+        after=parse_duration(after) if after is not None else None,
+        until=EXPIRY_BOUNDARIES.get(str(spec.get("until", "")), ""),
+        later=int(spec.get("later") or 0),
+        src=src,
+    )
 
 
 @dataclass(frozen=True)
@@ -417,6 +455,7 @@ class Assessment:
     award: dict[str, Any] | None = None
     badge: str = ""
     src: Src = NOWHERE
+    award_expires: Expires | None = None  # award: {..., expires: {...}}; None: awards never expire
 
 
 @dataclass

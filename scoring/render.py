@@ -310,6 +310,32 @@ def _total_text(p: TotalPoints, ctx: _Context) -> str:
     )
 
 
+BOUNDARY_WORDS = {"year": ("当年年底", "年年底"), "quarter": ("当季季末", "个季度季末"),
+                  "month": ("当月月底", "个月月底")}  # fmt: skip
+
+
+def expires_text(e: Any) -> str:
+    """自事件发生之日起一年后不再计入 / 计入至事件发生当年年底 / 按实际记分分档……"""
+    if e.by_size:
+        parts, lower = [], None
+        for upto, band in e.by_size:
+            size = f"{upto}分及以下" if upto is not None else f"{lower}分以上" if lower else "其他"
+            how = f"计入{_duration(band.after)}" if band.after is not None else _band_text(band)
+            parts.append(f"{size}的{how}")
+            lower = upto
+        return "按实际记分（封顶、加倍之后）的大小确定，自事件发生之日起：" + "；".join(parts)
+    return _band_text(e) + "后不再计入" if e.after is not None else _band_text(e)
+
+
+def _band_text(e: Any) -> str:
+    if e.after is not None:
+        return f"自事件发生之日起{_duration(e.after)}"
+    if e.until:
+        this, nth = BOUNDARY_WORDS[e.until]
+        return f"计入至事件发生{this}" if not e.later else f"计入至事件发生后第{e.later}{nth}"
+    return "长期有效"
+
+
 def _limit_text(rule: Rule, kind: str) -> str:
     lim = rule.limit
     if lim is None:
@@ -388,7 +414,7 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
     elif kind == "award":
         items.append("可兑换积分：加分同时计入可兑换积分")
     if rule.expires:
-        items.append(f"有效期：自事件发生之日起{_duration(rule.expires.after)}后不再计入")
+        items.append(f"有效期：{expires_text(rule.expires)}")
     if rule.grade:
         to = rule.grade.to
         dur = _duration(rule.grade.for_)

@@ -862,7 +862,10 @@ class Scorer(Redemptions):
                 a = self.acct[(sid, grp)]
                 w = pts if pts > 0 else -min(-pts, a[1])
                 a[1] += w
-        expires_at = self.clock.add(at, c.expires) if c.expires else None
+        if c.expires:
+            expires_at: int | None = self.clock.add(at, c.expires)
+        else:  # by the entry's size (after caps and escalation), or to a calendar boundary
+            expires_at = c.expiry(at, pts) if c.expiry is not None else None
         grade: str | None = None
         grade_until: int | None = None
         if c.grade_to and c.grade_for:
@@ -893,7 +896,10 @@ class Scorer(Redemptions):
         after = before + amount
         pts = t.points_of(after) - t.points_of(before)
         note = f"total {t.attr} {decimal_text(before)} → {decimal_text(after)} ({pk})"
-        expires_at = self.clock.add(at, c.expires) if c.expires else None
+        if c.expires:
+            expires_at: int | None = self.clock.add(at, c.expires)
+        else:
+            expires_at = c.expiry(at, pts) if c.expiry is not None else None
         row = self._total_row(c, sid, pts, eid, at, period, expires_at, note, c.trial)
         if c.trial:
             self._post(row, True)
@@ -979,6 +985,8 @@ class Scorer(Redemptions):
         p = pts if lp == "same" else int(lp)
         if p == 0:
             return
+        if c.expiry is not None:  # a linked entry's validity follows its own size
+            expires_at = c.expiry(at, p)
         w = 0
         moves = c.wallet if c.wallet is not None else p > 0
         if moves and not trial:

@@ -10,11 +10,12 @@ from typing import Any
 from ..yamlsafe import position
 from .base import _coerce_key, _fits_type, _rule_sign, _Version
 from .conditions import _ConditionChecks
+from .expiry import _ExpiryChecks
 from .messages import ATTR_TYPE_WORDS, SYSTEM_EVENT_TYPES, Path_, _describe, _did_you_mean
 from .totals import _TotalChecks
 
 
-class _RuleChecks(_TotalChecks, _ConditionChecks):
+class _RuleChecks(_TotalChecks, _ExpiryChecks, _ConditionChecks):
     # -- rule packs ---------------------------------------------------------
 
     def check_rules(self) -> None:
@@ -314,9 +315,7 @@ class _RuleChecks(_TotalChecks, _ConditionChecks):
                 )
 
         # durations
-        expires = r.get("expires")
-        if isinstance(expires, dict):
-            self.check_duration(f, p, (*base, "expires", "after"), expires.get("after"), where)
+        self.check_expires(f, p, (*base, "expires"), r.get("expires"), where)
 
         # grade
         grade = r.get("grade")
