@@ -147,6 +147,9 @@ class CompiledRule:
     total: CompiledTotal | None = None  # a running total gives the points (see evaluate)
     # expires other than {after: d} (by size, to a calendar boundary): (at, points) → expires_at
     expiry: Expiry | None = None
+    # withhold: a match while this holds is written as 0 points, saying why (note)
+    withhold: Condition | None = None
+    withhold_note: str = ""
     shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
     count_note: str = ""
     points_note: str = ""
@@ -207,7 +210,10 @@ def compile_rule(
         grade_to=grade.to if grade else None,
         grade_for=grade.for_ if grade else None,
         # the evaluator reads links and repair as mappings: the shape it was tuned on
-        also=[{"link": a.link, "group": a.group, "points": a.points} for a in rule.also],
+        also=[
+            {"link": a.link, "group": a.group, "points": a.points, "grade": a.grade}
+            for a in rule.also
+        ],
         repair={"rules": list(repair.rules), "within": repair.within, "restore": repair.restore}
         if repair
         else None,
@@ -215,8 +221,11 @@ def compile_rule(
     )
     plain = compiled.points is not None and not (
         esc or rule.expires or grade or rule.also or repair or compiled.trial
-        or compiled.wallet is True
+        or compiled.wallet is True or rule.withhold
     )  # fmt: skip
+    if rule.withhold is not None:
+        compiled.withhold = compile_condition(rule.withhold.when, operators)
+        compiled.withhold_note = f"not counted: {rule.withhold.note or 'withheld'}"
     if rule.expires and rule.expires.after is None:
         compiled.expiry = compile_expiry(rule.expires, clock)
     compiled.shape = 2 if not plain else (1 if compiled.cap_per else 0)

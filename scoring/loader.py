@@ -36,6 +36,7 @@ from .model import (
     Rule,
     Scheme,
     Tier,
+    Withhold,
     make_expires,
     make_points,
 )
@@ -228,6 +229,7 @@ def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -
                 link=link.get("link", ""),
                 group=link.get("group") or "",
                 points=link.get("points", "same"),
+                grade=str(link.get("grade") or ""),
                 src=_src(link, file),
             )
             for link in r.get("also") or []
@@ -239,6 +241,13 @@ def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -
             src=_src(repair, file),
         )
         if isinstance(repair, dict)
+        else None,
+        "withhold": Withhold(
+            when=r["withhold"].get("when"),
+            note=str(r["withhold"].get("note", "")),
+            src=_src(r["withhold"], file),
+        )
+        if isinstance(r.get("withhold"), dict)
         else None,
     }
 

@@ -313,6 +313,18 @@ class Also:
     link: str
     group: str = ""  # "": the rule's own group
     points: int | str = "same"  # "same": what the rule gave
+    grade: str = ""  # "": no grading passes on; "same": the rule's; else a tier id
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
+class Withhold:
+    """``withhold: {when: {subject.graded: true}, note: ...}``: a match while the condition
+    holds at the event is written as a 0-point entry saying why (e.g. Wendeng art. 17:
+    while a downgrade is unrepaired, bonuses do not count)."""
+
+    when: Any
+    note: str = ""
     src: Src = _src_field()
 
 
@@ -371,6 +383,7 @@ class Rule:
     grade: Grade | None = None
     also: tuple[Also, ...] = ()
     repair: Repair | None = None
+    withhold: Withhold | None = None
     status: str = "active"  # active | trial | retired
     severity: str = ""
     adopted: Adopted | None = None

@@ -47,6 +47,7 @@ FIELD_WORDS = {
     "type": "事件类型", "subject": "主体编号", "subject.id": "主体编号",
     "subject.group": "所属群体", "subject.grid": "所在网格", "subject.community": "所在社区",
     "subject.street": "所在街道", "subject.tags": "标签",
+    "subject.graded": "处于直接判级期间", "subject.tier": "事件发生时的信用等级",
 }  # fmt: skip
 
 
@@ -193,6 +194,8 @@ def _test(field: str, op: str, arg: Any, ctx: _Context) -> str:
         return ctx.value(field, v)
 
     if op == "eq":
+        if field == "subject.graded" and isinstance(arg, bool):
+            return "处于直接判级（尚未修复）期间" if arg else "不处于直接判级期间"
         if isinstance(arg, bool):
             return title if arg else f"{title}：否"
         if field == "type":
@@ -418,8 +421,10 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
     if rule.grade:
         to = rule.grade.to
         dur = _duration(rule.grade.for_)
+        only = "（只判级，不扣分）" if rule.points is None and not rule.escalate else ""
         items.append(
-            f"直接判级：直接判定为{_tier_title(group, to)}，{dur}内信用等级最高为{to}级，不论分数高低"
+            f"直接判级：直接判定为{_tier_title(group, to)}，{dur}内信用等级最高为{to}级，"
+            f"不论分数高低{only}"
         )
     for link in rule.also:
         who = LINK_WORDS.get(link.link, link.link)
@@ -427,7 +432,16 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
         gname = lg.title if lg else link.group
         lp = link.points
         amount = "同样计分" if lp == "same" else _pts(int(lp))
+        if rule.points is None and not rule.escalate and lp == "same":
+            amount = ""  # a grading only: nothing to score
+        if link.grade and rule.grade:
+            to = rule.grade.to if link.grade == "same" else link.grade
+            amount += ("，" if amount else "") + f"并判定为{_tier_title(lg, to)}"
         items.append(f"联奖联罚：同时对其{who}（{gname}账户）{amount}")
+    if rule.withhold:
+        cond = _cond(rule.withhold.when, ctx)
+        why = f"（{rule.withhold.note}）" if rule.withhold.note else ""
+        items.append(f"暂不计分：{cond}时，本项只作记录、不计分{why}")
     if rule.repair:
         titles = scheme.rule_titles()
         targets = [f"“{titles.get(r, r)}”" for r in rule.repair.rules]

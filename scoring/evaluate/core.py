@@ -145,7 +145,7 @@ class PriorState(Protocol):
     def penalties(
         self, subject: str, grp: str, rules: list[str], since: int, until: int
     ) -> list[tuple]:
-        """Negative match or linked entries of ``rules`` dated in [since, until] that
+        """Negative (or grading) match or linked entries of ``rules`` dated in [since, until] that
         nothing refers to, as (id, points, rule, pack_hash, at, expires_at)."""
         ...
 
@@ -285,6 +285,7 @@ class Scorer(Redemptions):
         # rules scoring a running total (points: {total: ...}); their state is in self.totals
         self.total_rules = sorted(c.id for c in self.compiled.rules if c.total is not None)
         self._total_set = frozenset(self.total_rules)
+        self._now = 0  # the time of the event being scored, for subject.graded / subject.tier
         self.subjects: dict[str, _Subject] = {}
         self.start_state({})
         self.begin(first_id, first_trial_id)
@@ -319,6 +320,7 @@ class Scorer(Redemptions):
             memo = self._memos.get(gs)
             if memo is None:
                 memo = self._memos[gs] = {}
+            view.probe = self._probe  # subject.graded / subject.tier at the event
             self.subjects[sid] = _Subject(view, gs, kind or "person", sid, memo)
 
     def start_state(self, accounts: dict[tuple[str, str], list[int]]) -> None:
@@ -566,10 +568,27 @@ class Scorer(Redemptions):
                 self.expiring[key].append((row[12], pts))
         if row[13] is not None:
             self.graded[key].append((row[13], row[14], entry_id))
-        if pts < 0 and row[10] in ("match", "linked") and row[5] in self.repairable:
+        if (
+            (pts < 0 or row[13] is not None)  # a penalty or a grading: credit repair undoes it
+            and row[10] in ("match", "linked")
+            and row[5] in self.repairable
+        ):
             self.penalties[key].append((entry_id, row))
         elif row[10] == "repair":
             self.repairs[row[11]].append((entry_id, row))
+
+    def _probe(self, subject: str, grp: str, what: str) -> Any:
+        """What a condition reads of the subject's state at the event being scored
+        (``self._now``): ``graded`` (a direct grading in force, not undone) or ``tier``."""
+        at = self._now
+        if what == "graded":
+            return any(
+                until > at and entry_id not in self.undone
+                for _, until, entry_id in self.graded.get((subject, grp), ())
+            )
+        if grp not in self.scheme.groups:
+            return None
+        return self._score_at(subject, grp, at)[1]
 
     def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
         """Score and tier of one account at ``at`` (for redemptions)."""
@@ -713,6 +732,7 @@ class Scorer(Redemptions):
                         etype, _, attrs_json = key.partition("\x1f")
                         attrs = loads(attrs_json)
                     test = c.test
+                    self._now = at  # what subject.graded / subject.tier read
                     if test is not None and not test(attrs, subj.view, grp, etype):
                         continue
                     if c.shape == GENERAL:
@@ -806,6 +826,15 @@ class Scorer(Redemptions):
     def _apply(
         self, c: CompiledRule, eid: str, sid: str, subj: _Subject, at: int, attrs: dict, period: str
     ) -> None:
+        if c.withhold is not None:  # e.g. no bonuses while a downgrade is unrepaired
+            self._now = at
+            if c.withhold(attrs, subj.view, c.group, c.rule.on[0]):
+                if c.points is not None and not c.points(attrs):
+                    return  # no match anyway
+                self.summary.capped += 1
+                self._post((sid, c.group, "score", 0, 0, c.id, c.pack_hash, eid, at, period,
+                            "capped", None, None, None, None, c.withhold_note), c.trial)  # fmt: skip
+                return
         if c.total is not None:
             self._apply_total(c, eid, sid, subj, at, attrs, period)
             return
@@ -822,7 +851,7 @@ class Scorer(Redemptions):
             if found is None:
                 return
             pts = found
-        if pts == 0 and c.repair is None:
+        if pts == 0 and c.repair is None and not c.grade_to:
             return  # a zero-point match is no match: it neither counts against a cap nor shows
         capped = False
         note = None
@@ -847,11 +876,11 @@ class Scorer(Redemptions):
                    None, None, None, None, note)  # fmt: skip
             self._post(capped_row, trial)
             return
-        if pts == 0 and c.repair is None:
+        if pts == 0 and c.repair is None and not c.grade_to:
             return
         if c.repair is not None:
             self._repair(c, eid, sid, grp, at, period, trial)
-            if pts == 0:
+            if pts == 0 and not c.grade_to:
                 return
         wallet_moves = c.wallet if c.wallet is not None else pts > 0
         w = 0
@@ -870,6 +899,8 @@ class Scorer(Redemptions):
         grade_until: int | None = None
         if c.grade_to and c.grade_for:
             grade, grade_until = c.grade_to, self.clock.add(at, c.grade_for)
+            if pts == 0 and note is None:  # a grading of its own, without points
+                note = f"direct grading to {grade}"
         account = "score+wallet" if w else "score"
         row = (sid, grp, account, pts, w, c.id, c.pack_hash, eid, at, period, "match",
                None, expires_at, grade, grade_until, note)  # fmt: skip
@@ -983,8 +1014,13 @@ class Scorer(Redemptions):
             return
         lp = link.get("points", "same")
         p = pts if lp == "same" else int(lp)
-        if p == 0:
+        lg = link.get("grade") if c.grade_to else None  # a grading passed on (联奖联罚)
+        if p == 0 and not lg:
             return
+        grade = grade_until = None
+        if lg:
+            grade = c.grade_to if lg == "same" else lg
+            grade_until = self.clock.add(at, c.grade_for)  # type: ignore[arg-type]
         if c.expiry is not None:  # a linked entry's validity follows its own size
             expires_at = c.expiry(at, p)
         w = 0
@@ -994,7 +1030,8 @@ class Scorer(Redemptions):
             w = p if p > 0 else -min(-p, a[1])
             a[1] += w
         row = (target, grp, "score+wallet" if w else "score", p, w, c.id, c.pack_hash, eid, at,
-               period, "linked", None, expires_at, None, None, f"linked from {subj.view.id}")  # fmt: skip
+               period, "linked", None, expires_at, grade, grade_until,
+               f"linked from {subj.view.id}")  # fmt: skip
         self._post(row, trial)
 
     def _repair(

@@ -183,7 +183,8 @@ class SqlitePrior:
         marks = ",".join("?" * len(rules))
         return self.conn.execute(
             f"""SELECT id, points, rule, pack_hash, at, expires_at FROM entries e
-                WHERE subject = ? AND grp = ? AND rule IN ({marks}) AND points < 0
+                WHERE subject = ? AND grp = ? AND rule IN ({marks})
+                  AND (points < 0 OR grade IS NOT NULL)
                   AND reason IN ('match', 'linked') AND at >= ? AND at <= ? AND id < ?
                   AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id)""",
             [subject, grp, *rules, since, until, self.first_id],

@@ -213,7 +213,7 @@ class _RuleChecks(_TotalChecks, _ExpiryChecks, _ConditionChecks):
             self.check_total(f, p, (*base, "points"), points, r, base, where, attr_scope)
         elif isinstance(points, dict):
             self.check_points(f, p, (*base, "points"), points, where, attr_scope)
-        if points == 0 and "repair" not in r:
+        if points == 0 and "repair" not in r and "grade" not in r:
             self.add(
                 f,
                 p,
@@ -337,6 +337,23 @@ class _RuleChecks(_TotalChecks, _ExpiryChecks, _ConditionChecks):
         for k, link in enumerate(r.get("also") or []):
             self.check_group(f, p, (*base, "also", k, "group"), link.get("group"), where)
             self.check_link(f, p, (*base, "also", k, "link"), link.get("link"), where)
+            lg = link.get("grade") if isinstance(link, dict) else None
+            if lg is not None and not isinstance(grade, dict):
+                self.add(f, p, (*base, "also", k, "grade"),
+                         f"{where} passes a grading on to the '{link.get('link')}' link but"
+                         " does not grade itself; add grade: {to: ..., for: ...} to the rule or"
+                         " remove 'grade' from the link")  # fmt: skip
+            elif isinstance(lg, str) and lg != "same" and self.groups:
+                lgroup = link.get("group") or group
+                if isinstance(lgroup, str) and lgroup in self.groups:
+                    self.check_tier(f, p, (*base, "also", k, "grade"), lg, lgroup, where)
+
+        # withhold
+        withhold = r.get("withhold")
+        if isinstance(withhold, dict) and "when" in withhold:
+            self.check_condition(
+                f, p, (*base, "withhold", "when"), withhold["when"], where, attr_scope, on_list
+            )
 
         # repair
         repair = r.get("repair")
