@@ -150,6 +150,13 @@ class CompiledRule:
     # withhold: a match while this holds is written as 0 points, saying why (note)
     withhold: Condition | None = None
     withhold_note: str = ""
+    # rule families: the key of the cap counter and of the escalation window (the family's
+    # when it shares them, else the rule id), a repeat's factor, exclusive: highest
+    cap_key: str = ""
+    esc_key: str = ""
+    esc_factor: int = 0
+    family: str = ""
+    exclusive: bool = False
     shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
     count_note: str = ""
     points_note: str = ""
@@ -186,8 +193,12 @@ def compile_rule(
     operators: dict[str, Operator],
     forms: dict[str, PointsForm],
     clock: Any = None,
+    families: dict[str, Any] | None = None,
 ) -> CompiledRule:
     limit, esc, grade, repair = rule.limit, rule.escalate, rule.grade, rule.repair
+    fam = (families or {}).get(rule.family) if rule.family else None
+    if fam is not None and fam.limit is not None:
+        limit = fam.limit  # one cap shared by the family's rules (validate: none of their own)
     points = rule.points
     total = compile_total(points) if isinstance(points, TotalPoints) else None
     compiled = CompiledRule(
@@ -196,7 +207,7 @@ def compile_rule(
         group=rule.group,
         pack_hash=rule.pack_hash,
         test=compile_condition(rule.when, operators) if rule.when else None,
-        points=None if esc or total else compile_points(_spec(points), forms),
+        points=None if (esc and not esc.factor) or total else compile_points(_spec(points), forms),
         trial=rule.status == "trial",
         start=rule.effective.start if rule.effective.start is not None else FAR_PAST,
         end=rule.effective.end if rule.effective.end is not None else FAR_FUTURE,
@@ -218,6 +229,11 @@ def compile_rule(
         if repair
         else None,
         total=total,
+        cap_key=fam.id if fam is not None and fam.limit is not None else rule.id,
+        esc_key=fam.id if fam is not None else rule.id,
+        esc_factor=int(esc.factor) if esc and esc.factor else 0,
+        family=fam.id if fam is not None else "",
+        exclusive=fam is not None and fam.exclusive == "highest",
     )
     plain = compiled.points is not None and not (
         esc or rule.expires or grade or rule.also or repair or compiled.trial
@@ -250,7 +266,7 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
     plugins = plugins_of(scheme)  # the scheme's registry: built-ins and plugins alike
     operators, forms = plugins.operators, plugins.points_forms
     compiled = [
-        compile_rule(r, operators, forms, scheme.clock)
+        compile_rule(r, operators, forms, scheme.clock, scheme.families)
         for r in scheme.rules
         if r.status != "retired"
     ]

@@ -25,6 +25,7 @@ from .model import (
     Effective,
     Escalate,
     EventType,
+    Family,
     Grade,
     Grid,
     Group,
@@ -208,7 +209,8 @@ def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -
         else None,
         "escalate": Escalate(
             within=parse_duration(escalate["within"]),
-            steps=tuple(escalate["steps"]),
+            steps=tuple(escalate.get("steps") or ()),
+            factor=escalate.get("factor"),
             src=_src(escalate, file),
         )
         if isinstance(escalate, dict)
@@ -249,6 +251,7 @@ def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -
         )
         if isinstance(r.get("withhold"), dict)
         else None,
+        "family": str(r.get("family") or ""),
     }
 
 
@@ -334,10 +337,29 @@ def build_scheme(raw: RawScheme) -> Scheme:
         )
 
     packs: list[Pack] = []
+    families: dict[str, Family] = {}
     for pfile in raw.pack_files():
         p = raw.files[pfile]
         if not isinstance(p, dict):
             continue
+        for fid, fam in (p.get("families") or {}).items():
+            if not isinstance(fam, dict):
+                continue
+            flimit = fam.get("limit")
+            families[str(fid)] = Family(
+                id=str(fid),
+                title=str(fam.get("title", fid)),
+                exclusive=str(fam.get("exclusive") or ""),
+                limit=Limit(
+                    per=str(flimit.get("per")),
+                    max_points=flimit.get("max_points"),
+                    max_count=flimit.get("max_count"),
+                    src=_src(flimit, pfile),
+                )
+                if isinstance(flimit, dict)
+                else None,
+                src=_src(fam, pfile),
+            )
         phash = raw.hashes[pfile][:12]
         pack_adopted = _adopted(p.get("adopted"))
         peff = p.get("effective") or {}
@@ -464,4 +486,5 @@ def build_scheme(raw: RawScheme) -> Scheme:
         catalog=catalog,
         hash=whole.hexdigest()[:16],
         raw=dict(s),
+        families=families,
     )

@@ -247,7 +247,8 @@ class Escalate:
     """``escalate: {within: 365d, steps: [-5, -10]}``: the n-th match in the window scores steps[n]."""
 
     within: Duration
-    steps: tuple[int, ...]
+    steps: tuple[int, ...] = ()
+    factor: int | None = None  # {within, factor: 2}: a repeat in the window scores points × factor
     src: Src = _src_field()
 
 
@@ -318,6 +319,20 @@ class Also:
 
 
 @dataclass(frozen=True)
+class Family:
+    """``families: {fraud: {title, exclusive: highest, limit: {...}}}`` in a pack: rules with
+    ``family: fraud`` share one escalation window and one cap (per subject and group), and
+    with ``exclusive: highest`` an event matching several of them scores once, by the
+    rule of the largest points (art. 18.2/18.3: one act, several items)."""
+
+    id: str
+    title: str = ""
+    exclusive: str = ""  # "" | highest
+    limit: Limit | None = None
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
 class Withhold:
     """``withhold: {when: {subject.graded: true}, note: ...}``: a match while the condition
     holds at the event is written as a 0-point entry saying why (e.g. Wendeng art. 17:
@@ -384,6 +399,7 @@ class Rule:
     also: tuple[Also, ...] = ()
     repair: Repair | None = None
     withhold: Withhold | None = None
+    family: str = ""
     status: str = "active"  # active | trial | retired
     severity: str = ""
     adopted: Adopted | None = None
@@ -502,6 +518,7 @@ class Scheme:
     catalog: dict[str, CatalogItem]
     hash: str = ""  # content hash of all rule files together
     raw: dict[str, Any] = field(default_factory=dict)
+    families: dict[str, Family] = field(default_factory=dict)  # declared in the packs
     # the scheme's plugins (scoring.plugins.Plugins), made once by the loader
     plugins: Any = field(default=None, repr=False, compare=False)
 

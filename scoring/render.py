@@ -11,6 +11,7 @@ the publisher's job.
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from typing import Any
 
@@ -239,6 +240,11 @@ def _operator_word(op: str, scheme: Scheme) -> str:
 
 def _points_text(rule: Rule, ctx: _Context) -> str:
     p = rule.points
+    if rule.escalate and rule.escalate.factor:
+        times = {2: "加倍", 3: "按三倍"}.get(rule.escalate.factor, f"按{rule.escalate.factor}倍")
+        kind = "同类行为" if rule.family else "再次发生"
+        base = _points_text(dataclasses.replace(rule, escalate=None), ctx)
+        return f"{base}；{_duration(rule.escalate.within)}内{kind}再次发生的{times}计分"
     if rule.escalate:
         steps = list(rule.escalate.steps)
         window = _duration(rule.escalate.within)
@@ -410,6 +416,16 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
     lim = _limit_text(rule, kind)
     if lim:
         items.append(f"上限：{lim}")
+    fam = scheme.families.get(rule.family) if rule.family else None
+    if fam is not None:
+        parts = [f"属“{fam.title or fam.id}”类，同类各项合并计算再犯次数"]
+        if fam.exclusive == "highest":
+            parts.append("一次行为符合本类多项的，只按分值最高的一项计分")
+        if fam.limit is not None:
+            parts.append(
+                "本类各项合计" + _limit_text(dataclasses.replace(rule, limit=fam.limit), kind)
+            )
+        items.append("同类项目：" + "；".join(parts))
     if rule.wallet is True and kind == "penalty":
         items.append("可兑换积分：扣分同时扣减可兑换积分")
     elif rule.wallet is False and kind == "award":

@@ -100,7 +100,17 @@ def test_bad_gradings_are_refused(engine_scheme, rule, message) -> None:
 
 
 event = st.tuples(
-    st.sampled_from(["court_defaulter", "debt_paid", "honour", "honour", "donation", "withdraw"]),
+    st.sampled_from(
+        [
+            "court_defaulter",
+            "debt_paid",
+            "honour",
+            "honour",
+            "donation",
+            "withdraw",
+            "tax_violation",
+        ]
+    ),
     st.sampled_from(["P1", "P2", "O1"]),
     st.integers(min_value=0, max_value=200),  # day offset into 2020
     st.integers(min_value=0, max_value=99),
@@ -120,6 +130,10 @@ def to_events(stream: list[tuple]) -> list[dict]:
         elif etype == "donation":
             attrs = {"amount": n * 37}
             subject = "P1" if subject == "O1" else subject
+        elif etype == "tax_violation":
+            attrs = {"evasion": n % 2 == 0, "scale": ["general", "large", "huge"][n % 3],
+                     "invoice": n % 5 == 0}  # fmt: skip
+            subject = "O1"
         elif etype == "withdraw":
             attrs = {"target": f"e{n % len(stream):03d}"}
         out.append(ev(f"e{i:03d}", etype, subject, at, **attrs))

@@ -286,6 +286,8 @@ class Scorer(Redemptions):
         self.total_rules = sorted(c.id for c in self.compiled.rules if c.total is not None)
         self._total_set = frozenset(self.total_rules)
         self._now = 0  # the time of the event being scored, for subject.graded / subject.tier
+        # families with exclusive: highest (one act that fits several items scores once)
+        self._exclusive = any(c.exclusive for c in self.compiled.rules)
         self.subjects: dict[str, _Subject] = {}
         self.start_state({})
         self.begin(first_id, first_trial_id)
@@ -348,7 +350,7 @@ class Scorer(Redemptions):
         for c in self.compiled.rules:
             if c.cap_per:
                 horizons[c.id] = self._spans_of(since, c.cap_per)[0]
-            if c.esc_steps:
+            if c.esc_steps or c.esc_factor:
                 h = self.clock.sub(since, c.esc_within) - 86400 if c.esc_within else -(2**62)
                 horizons[c.id] = min(h, horizons.get(c.id, h))
         return horizons
@@ -359,15 +361,16 @@ class Scorer(Redemptions):
         reason of the entry a reversal undoes, ...), ``at`` being the undone
         entry's for a reversal (it counts in that entry's period)."""
         capped_rules = {c.id: c for c in self.compiled.rules if c.cap_per}
-        esc_rules = {c.id: c for c in self.compiled.rules if c.esc_steps}
+        esc_rules = {c.id: c for c in self.compiled.rules if c.esc_steps or c.esc_factor}
         for rule, s, g, at, pts, reason, undone, *_ in rows:
             capped = capped_rules.get(rule)
             if capped is not None and capped.cap_per:
                 pk = self._period(at, capped.cap_per)
                 caps = self._caps_of(s, trial)
-                u = caps.get(rule)
+                ck = capped.cap_key  # the rule's, or its family's shared cap
+                u = caps.get(ck)
                 if u is None or u[0] < pk:
-                    u = caps[rule] = [pk, 0, 0]
+                    u = caps[ck] = [pk, 0, 0]
                 if u[0] != pk:
                     pass  # a reversal of an entry in a period already over
                 elif reason == "match":
@@ -376,10 +379,11 @@ class Scorer(Redemptions):
                 elif reason == "reversal" and undone == "match":
                     u[1] -= abs(pts)
                     u[2] -= 1
-            if rule in esc_rules and reason in ("match", "capped"):
-                self.matches[(trial, rule, s, g)].append(at)
-            elif rule in esc_rules and reason == "reversal" and undone in ("match", "capped"):
-                times = self.matches.get((trial, rule, s, g))
+            esc = esc_rules.get(rule)
+            if esc is not None and reason in ("match", "capped"):
+                self.matches[(trial, esc.esc_key, s, g)].append(at)
+            elif esc is not None and reason == "reversal" and undone in ("match", "capped"):
+                times = self.matches.get((trial, esc.esc_key, s, g))
                 if times and at in times:
                     times.remove(at)
 
@@ -672,6 +676,8 @@ class Scorer(Redemptions):
                 pts = c.points(attrs)  # type: ignore[misc]  # never None for these shapes
                 if pts:
                     steps.append((g, c, pts, INLINE, kinds))
+        if self._exclusive and len(steps) > 1:
+            steps = _highest_of_families(steps, attrs)
         memo[key] = steps
         return steps
 
@@ -759,9 +765,9 @@ class Scorer(Redemptions):
                     span = spans[c.cap_per]  # type: ignore[index]  # set for capped rules
                     if not (span[0] <= at < span[1]):
                         span = spans_of(at, c.cap_per)  # type: ignore[arg-type]
-                    u = subj.caps.get(c.id)  # _counter, inline
+                    u = subj.caps.get(c.cap_key)  # _counter, inline
                     if u is None:
-                        u = subj.caps[c.id] = [span[2], 0, 0]
+                        u = subj.caps[c.cap_key] = [span[2], 0, 0]
                     elif u[0] != span[2]:
                         u[:] = [span[2], 0, 0]  # a new period
                     if c.max_count is not None and u[2] >= c.max_count:
@@ -840,12 +846,22 @@ class Scorer(Redemptions):
             return
         grp = c.group
         trial = c.trial
-        if c.esc_steps:
-            times = self.matches[(trial, c.id, sid, grp)]
+        if c.esc_steps or c.esc_factor:
+            base = 0
+            if c.esc_factor:  # {within, factor}: a repeat scores the rule's points × factor
+                found = c.points(attrs) if c.points is not None else None
+                if not found:
+                    return
+                base = found
+            # the window is the rule's, or its family's (every match of the family counts)
+            times = self.matches[(trial, c.esc_key, sid, grp)]
             floor = self.clock.sub(at, c.esc_within) if c.esc_within else -(2**62)
             n = 1 + sum(1 for t in times if t > floor)
             times.append(at)
-            pts = c.esc_steps[min(n, len(c.esc_steps)) - 1]
+            if c.esc_steps:
+                pts = c.esc_steps[min(n, len(c.esc_steps)) - 1]
+            else:
+                pts = base * c.esc_factor if n > 1 else base
         else:
             found = c.points(attrs) if c.points is not None else 0
             if found is None:
@@ -856,7 +872,7 @@ class Scorer(Redemptions):
         capped = False
         note = None
         if c.cap_per:
-            u = self._counter(self._period(at, c.cap_per), sid, c.id, trial)
+            u = self._counter(self._period(at, c.cap_per), sid, c.cap_key, trial)
             if c.max_count is not None and u[2] >= c.max_count:
                 capped, note = True, c.count_note
             elif c.max_points is not None:
@@ -1163,12 +1179,12 @@ class Scorer(Redemptions):
         c = self.rules_by_id.get(rule)
         if reason in ("match", "capped") and c is not None:
             if c.cap_per and reason == "match":
-                u = self._caps_of(s, False).get(rule)
+                u = self._caps_of(s, False).get(c.cap_key)
                 if u and u[0] == self._period(oat, c.cap_per):
                     u[1] -= abs(pts)
                     u[2] -= 1
-            if c.esc_steps:
-                times = self.matches.get((False, rule, s, g))
+            if c.esc_steps or c.esc_factor:
+                times = self.matches.get((False, c.esc_key, s, g))
                 if times and oat in times:
                     times.remove(oat)
         back_w = 0
@@ -1244,6 +1260,31 @@ class Scorer(Redemptions):
         """A reject of scoring's own (batch 0), at the event's file and line; ``waits``:
         the subject whose coming makes the next run score the event again."""
         self.emit(REJECTS, [(reason, waits, eid)])
+
+
+def _highest_of_families(steps: list[tuple], attrs: dict) -> list[tuple]:
+    """Of the steps of one event, keep one per (group, exclusive family): the rule of the
+    largest points written for these attributes (|points|; a tie goes to the smaller rule
+    id, so the order rules are written in never decides)."""
+    best: dict[tuple[str, str], tuple] = {}
+    for step in steps:
+        g, c, pts, mode, _ = step
+        if not c.exclusive:
+            continue
+        if mode != INLINE:
+            found = c.points(attrs) if c.points is not None else None
+            pts = found if found is not None else (c.esc_steps[0] if c.esc_steps else 0)
+        rank = (abs(pts or 0), _neg(c.id))
+        k = (g, c.family)
+        if k not in best or rank > best[k][0]:
+            best[k] = (rank, step)
+    keep = {id(v[1]) for v in best.values()}
+    return [s for s in steps if not s[1].exclusive or id(s) in keep]
+
+
+def _neg(text: str) -> tuple[int, ...]:
+    """A key that sorts strings in reverse (so max() prefers the smaller id)."""
+    return tuple(-ord(ch) for ch in text) + (1,)
 
 
 def _live_tuple(entry_id: int, r: tuple) -> tuple:

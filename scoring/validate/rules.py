@@ -11,11 +11,12 @@ from ..yamlsafe import position
 from .base import _coerce_key, _fits_type, _rule_sign, _Version
 from .conditions import _ConditionChecks
 from .expiry import _ExpiryChecks
+from .families import _FamilyChecks
 from .messages import ATTR_TYPE_WORDS, SYSTEM_EVENT_TYPES, Path_, _describe, _did_you_mean
 from .totals import _TotalChecks
 
 
-class _RuleChecks(_TotalChecks, _ExpiryChecks, _ConditionChecks):
+class _RuleChecks(_TotalChecks, _ExpiryChecks, _FamilyChecks, _ConditionChecks):
     # -- rule packs ---------------------------------------------------------
 
     def check_rules(self) -> None:
@@ -34,6 +35,7 @@ class _RuleChecks(_TotalChecks, _ExpiryChecks, _ConditionChecks):
                 self.check_rule(pfile, p, i, r)
         for rid, vs in versions.items():
             self.check_versions(rid, vs)
+        self.check_families()
         self.check_groups_have_packs()
 
     def cite(self, v: _Version) -> str:
@@ -234,7 +236,7 @@ class _RuleChecks(_TotalChecks, _ExpiryChecks, _ConditionChecks):
 
         # escalate
         esc = r.get("escalate")
-        if esc is not None and "points" in r:
+        if esc is not None and "points" in r and not (isinstance(esc, dict) and "factor" in esc):
             self.add(
                 f,
                 p,
