@@ -229,7 +229,10 @@ def compile_rule(
         if repair
         else None,
         total=total,
-        cap_key=fam.id if fam is not None and fam.limit is not None else rule.id,
+        # a rule or family for several groups keeps a counter per group (a subject may be in both)
+        cap_key=f"{fam.id}@{rule.group}"
+        if fam is not None and fam.limit is not None
+        else (rule.id if len(rule.groups) <= 1 else f"{rule.id}@{rule.group}"),
         esc_key=fam.id if fam is not None else rule.id,
         esc_factor=int(esc.factor) if esc and esc.factor else 0,
         family=fam.id if fam is not None else "",

@@ -122,6 +122,10 @@ def read_scheme(path: str | Path) -> RawScheme:
             )
     for p in paths[1:]:
         _read(raw, p)
+    from .defaults import apply_defaults
+
+    # defaults: {...} of the scheme and the packs, merged into the rules before any check
+    apply_defaults(scheme_data, [raw.files.get(f) for f in raw.pack_files()])
     return raw
 
 
@@ -363,15 +367,18 @@ def build_scheme(raw: RawScheme) -> Scheme:
         phash = raw.hashes[pfile][:12]
         pack_adopted = _adopted(p.get("adopted"))
         peff = p.get("effective") or {}
-        rules = []
+        rules: list[Rule] = []
         for r in p.get("rules") or []:
             on = r.get("on")
-            rules.append(
+            written = tuple(str(g) for g in r.get("groups") or ())
+            # a rule for several groups (groups: [...]) is one Rule per group, in that order
+            rules.extend(
                 Rule(
                     id=str(r["id"]),
                     title=str(r.get("title", r["id"])),
                     on=[on] if isinstance(on, str) else list(on or []),
-                    group=str(p.get("group")),
+                    group=grp,
+                    groups=written,
                     pack=str(p.get("pack")),
                     pack_version=str(p.get("version", "")),
                     pack_hash=phash,
@@ -384,6 +391,7 @@ def build_scheme(raw: RawScheme) -> Scheme:
                     src=_src(r, pfile),
                     key_src={k: (pfile, *r.val_pos[k]) for k in r} if hasattr(r, "val_pos") else {},
                 )
+                for grp in (written or (str(p.get("group")),))
             )
         packs.append(
             Pack(

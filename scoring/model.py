@@ -400,6 +400,7 @@ class Rule:
     repair: Repair | None = None
     withhold: Withhold | None = None
     family: str = ""
+    groups: tuple[str, ...] = ()  # groups: [...] as written (one Rule per group); () : the pack's
     status: str = "active"  # active | trial | retired
     severity: str = ""
     adopted: Adopted | None = None

@@ -405,6 +405,9 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
 
     events = [scheme.event_types[t].title if t in scheme.event_types else t for t in rule.on]
     items.append(f"适用情形：{_or(events)}")
+    if len(rule.groups) > 1:
+        names = [scheme.groups[g].title if g in scheme.groups else g for g in rule.groups]
+        items.append(f"适用群体：{'、'.join(names)}（各自账户分别计分）")
     if rule.when:
         cond = _cond(rule.when, ctx)
         if cond:

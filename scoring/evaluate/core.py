@@ -282,6 +282,8 @@ class Scorer(Redemptions):
         self._late_seen: set[str] = set()
         self.late_by_month: dict[str, int] = defaultdict(int)
         self.rules_by_id = {c.id: c for c in self.compiled.rules}
+        # a rule written for several groups is one compiled rule per group
+        self.rules_by_id_group = {(c.id, c.group): c for c in self.compiled.rules}
         # rules scoring a running total (points: {total: ...}); their state is in self.totals
         self.total_rules = sorted(c.id for c in self.compiled.rules if c.total is not None)
         self._total_set = frozenset(self.total_rules)
@@ -360,10 +362,10 @@ class Scorer(Redemptions):
         horizons, in (time, id) order: (rule, subject, group, at, points, reason,
         reason of the entry a reversal undoes, ...), ``at`` being the undone
         entry's for a reversal (it counts in that entry's period)."""
-        capped_rules = {c.id: c for c in self.compiled.rules if c.cap_per}
-        esc_rules = {c.id: c for c in self.compiled.rules if c.esc_steps or c.esc_factor}
+        capped_rules = {(c.id, c.group): c for c in self.compiled.rules if c.cap_per}
+        esc_rules = {(c.id, c.group): c for c in self.compiled.rules if c.esc_steps or c.esc_factor}
         for rule, s, g, at, pts, reason, undone, *_ in rows:
-            capped = capped_rules.get(rule)
+            capped = capped_rules.get((rule, g))
             if capped is not None and capped.cap_per:
                 pk = self._period(at, capped.cap_per)
                 caps = self._caps_of(s, trial)
@@ -379,7 +381,7 @@ class Scorer(Redemptions):
                 elif reason == "reversal" and undone == "match":
                     u[1] -= abs(pts)
                     u[2] -= 1
-            esc = esc_rules.get(rule)
+            esc = esc_rules.get((rule, g))
             if esc is not None and reason in ("match", "capped"):
                 self.matches[(trial, esc.esc_key, s, g)].append(at)
             elif esc is not None and reason == "reversal" and undone in ("match", "capped"):
@@ -986,7 +988,7 @@ class Scorer(Redemptions):
             self._reverse_entry(_live_tuple(entry_id, row), eid, at, period, f"event {target}")
             if not amount:
                 continue
-            c = self.rules_by_id.get(key[3])
+            c = self.rules_by_id_group.get((key[3], key[2]))
             if c is None or c.total is None:
                 continue
             t = c.total
@@ -1176,7 +1178,7 @@ class Scorer(Redemptions):
             return False
         self.reversed.add(ref)
         self.undone.add(ref)
-        c = self.rules_by_id.get(rule)
+        c = self.rules_by_id_group.get((rule, g)) or self.rules_by_id.get(rule)
         if reason in ("match", "capped") and c is not None:
             if c.cap_per and reason == "match":
                 u = self._caps_of(s, False).get(c.cap_key)

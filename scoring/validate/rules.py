@@ -126,6 +126,7 @@ class _RuleChecks(_TotalChecks, _ExpiryChecks, _FamilyChecks, _ConditionChecks):
             if isinstance(p, dict):
                 scored.add(str(p.get("group")))
         for _, _, _, r in self.rules:
+            scored.update(str(g) for g in r.get("groups") or [])
             for link in r.get("also") or []:
                 if isinstance(link, dict):
                     scored.add(str(link.get("group")))
@@ -172,6 +173,10 @@ class _RuleChecks(_TotalChecks, _ExpiryChecks, _FamilyChecks, _ConditionChecks):
                     f" ({pw.text()}); the rule's own dates win, so check that this is meant",
                     severity="warning",
                 )
+
+        # groups: a rule written once for several groups
+        for k, g in enumerate(r.get("groups") or []):
+            self.check_group(f, p, (*base, "groups", k), g, where)
 
         # on
         on = r.get("on")
