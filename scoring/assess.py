@@ -46,9 +46,10 @@ from typing import Any
 
 import sqlite_utils
 
+from .compile import compile_expiry
 from .durations import months_between, period_kind
 from .errors import Problem, SchemeError, UsageError
-from .model import Assessment, Grid, Scheme
+from .model import Assessment, Grid, Scheme, make_expires
 from .periods import PostingCalendar, closed_months, month_figures, savepoint
 from .plugins import Plugins, plugins_of
 from .rank import competition_ranks, grid_index, subject_index
@@ -382,6 +383,10 @@ def _assess_one(
         grp = str(a.award.get("group") or a.group)
         at = ctx.as_of
         posting = calendar.posting_month(at)
+        # award: {expires: ...} (typed by the loader; an Assessment made in code has the mapping)
+        expiry = compile_expiry(
+            a.award_expires or make_expires(a.award.get("expires")), scheme.clock
+        )
         grids = grid_index(db, scheme)
         subjects = subject_index(db)
 
@@ -416,7 +421,7 @@ def _assess_one(
                         "period": posting,
                         "reason": "assessment",
                         "ref": None,
-                        "expires_at": None,
+                        "expires_at": expiry(at, points) if expiry else None,
                         "grade": None,
                         "grade_until": None,
                         "note": f"{period} {a.badge or a.title}",

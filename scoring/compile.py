@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from .conditions import Condition, Operator, compile_condition
 from .durations import Duration
-from .model import Rule, Scheme
+from .model import Rule, Scheme, TotalPoints
 
 PointsFn = Callable[[dict], "int | None"]
 
@@ -58,6 +59,102 @@ def _bounded(fn: PointsFn) -> PointsFn:
     return points
 
 
+def exact(x: Any) -> Decimal:
+    """An attribute amount as an exact decimal (``2.3`` is 2.3, not 2.2999…), so that a
+    running total is the same however it was summed and read back from the ledger."""
+    return Decimal(str(x))
+
+
+def decimal_text(d: Decimal) -> str:
+    """A total as the ledger's notes write it: ``12.5``, ``300``, never ``3E+2``."""
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTotal:
+    """A running-total points form ready to score: ``points_of(total)`` is what the total
+    is worth (held to ``max``); an event scores points_of(after) - points_of(before)."""
+
+    attr: str
+    period: str  # ever | year | quarter | month
+    levels: tuple[tuple[Decimal, int], ...]  # (reach, points), rising
+    highest: bool
+    brackets: tuple[tuple[Decimal, Decimal | None, Decimal, int], ...]  # (lower, upto, every, pts)
+    max: int | None
+
+    def points_of(self, total: Decimal) -> int:
+        n = 0
+        if self.levels:
+            for reach, pts in self.levels:
+                if total < reach:
+                    break
+                n = pts if self.highest else n + pts
+        for lower, upto, every, pts in self.brackets:
+            if total <= lower:
+                break
+            top = total if upto is None or total < upto else upto
+            n += int((top - lower) // every) * pts
+        if self.max is not None:
+            n = min(n, self.max) if n > 0 else max(n, -self.max)
+        return n
+
+
+def compile_total(p: TotalPoints) -> CompiledTotal:
+    levels = tuple(sorted((exact(r), int(v)) for r, v in p.levels))
+    brackets = []
+    lower = Decimal(0)
+    for upto, every, pts in p.brackets:  # rising, the open one last (validate checks)
+        top = exact(upto) if upto is not None else None
+        brackets.append((lower, top, exact(every), int(pts)))
+        if top is None:
+            break
+        lower = top
+    return CompiledTotal(p.total, p.period, levels, p.count == "highest", tuple(brackets), p.max)
+
+
+Expiry = Callable[[int, int], "int | None"]  # (event time, points written) → expires_at
+
+
+def compile_expiry(e: Any, clock: Any) -> Expiry | None:
+    """``expires`` as a function of the event time and the points actually written
+    (``None`` when the entry never expires). Calendar arithmetic in the scheme's zone."""
+    if e is None:
+        return None
+
+    def one(band: Any) -> Callable[[int], int | None]:
+        if band.after is not None:
+            after = band.after
+            return lambda at: clock.add(at, after)
+        if band.until:
+            kind, later = band.until, band.later
+
+            def until(at: int) -> int:
+                end = clock.period_bounds(clock.period(at, kind))[1]
+                for _ in range(later):  # the end of the n-th period after the event's
+                    end = clock.period_bounds(clock.period(end, kind))[1]
+                return end
+
+            return until
+        return lambda at: None
+
+    if e.by_size:
+        bands = [(upto, one(band)) for upto, band in e.by_size]
+
+        def by_size(at: int, points: int) -> int | None:
+            size = abs(points)
+            for upto, f in bands:
+                if upto is None or size <= upto:
+                    return f(at)
+            return None  # bigger than every band (validate makes the last band open)
+
+        return by_size
+    f = one(e)
+    return lambda at, points: f(at)
+
+
 @dataclass(slots=True)
 class CompiledRule:
     rule: Rule
@@ -80,6 +177,19 @@ class CompiledRule:
     grade_for: Duration | None = None
     also: list[dict[str, Any]] = field(default_factory=list)
     repair: dict[str, Any] | None = None
+    total: CompiledTotal | None = None  # a running total gives the points (see evaluate)
+    # expires other than {after: d} (by size, to a calendar boundary): (at, points) → expires_at
+    expiry: Expiry | None = None
+    # withhold: a match while this holds is written as 0 points, saying why (note)
+    withhold: Condition | None = None
+    withhold_note: str = ""
+    # rule families: the key of the cap counter and of the escalation window (the family's
+    # when it shares them, else the rule id), a repeat's factor, exclusive: highest
+    cap_key: str = ""
+    esc_key: str = ""
+    esc_factor: int = 0
+    family: str = ""
+    exclusive: bool = False
     shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
     count_note: str = ""
     points_note: str = ""
@@ -108,18 +218,30 @@ def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
     raise ValueError("points must be a whole number or a mapping")
 
 
+def _spec(points: Any) -> Any:
+    return points.spec() if points is not None else 0
+
+
 def compile_rule(
-    rule: Rule, operators: dict[str, Operator], forms: dict[str, PointsForm]
+    rule: Rule,
+    operators: dict[str, Operator],
+    forms: dict[str, PointsForm],
+    clock: Any = None,
+    families: dict[str, Any] | None = None,
 ) -> CompiledRule:
     limit, esc, grade, repair = rule.limit, rule.escalate, rule.grade, rule.repair
+    fam = (families or {}).get(rule.family) if rule.family else None
+    if fam is not None and fam.limit is not None:
+        limit = fam.limit  # one cap shared by the family's rules (validate: none of their own)
     points = rule.points
+    total = compile_total(points) if isinstance(points, TotalPoints) else None
     compiled = CompiledRule(
         rule=rule,
         id=rule.id,
         group=rule.group,
         pack_hash=rule.pack_hash,
         test=compile_condition(rule.when, operators) if rule.when else None,
-        points=None if esc else compile_points(points.spec() if points is not None else 0, forms),
+        points=None if (esc and not esc.factor) or total else compile_points(_spec(points), forms),
         trial=rule.status == "trial",
         start=rule.effective.start if rule.effective.start is not None else FAR_PAST,
         end=rule.effective.end if rule.effective.end is not None else FAR_FUTURE,
@@ -134,16 +256,31 @@ def compile_rule(
         grade_for=grade.for_ if grade else None,
         # the evaluator reads links and repair as mappings: the shape it was tuned on
         also=[
-            {"link": a.link, "group": a.group, "points": _bound_link(a.points)} for a in rule.also
+            {"link": a.link, "group": a.group, "points": _bound_link(a.points), "grade": a.grade}
+            for a in rule.also
         ],
         repair={"rules": list(repair.rules), "within": repair.within, "restore": repair.restore}
         if repair
         else None,
+        total=total,
+        # a rule or family for several groups keeps a counter per group (a subject may be in both)
+        cap_key=f"{fam.id}@{rule.group}"
+        if fam is not None and fam.limit is not None
+        else (rule.id if len(rule.groups) <= 1 else f"{rule.id}@{rule.group}"),
+        esc_key=fam.id if fam is not None else rule.id,
+        esc_factor=int(esc.factor) if esc and esc.factor else 0,
+        family=fam.id if fam is not None else "",
+        exclusive=fam is not None and fam.exclusive == "highest",
     )
     plain = compiled.points is not None and not (
         esc or rule.expires or grade or rule.also or repair or compiled.trial
-        or compiled.wallet is True
+        or compiled.wallet is True or rule.withhold
     )  # fmt: skip
+    if rule.withhold is not None:
+        compiled.withhold = compile_condition(rule.withhold.when, operators)
+        compiled.withhold_note = f"not counted: {rule.withhold.note or 'withheld'}"
+    if rule.expires and rule.expires.after is None:
+        compiled.expiry = compile_expiry(rule.expires, clock)
     compiled.shape = 2 if not plain else (1 if compiled.cap_per else 0)
     if compiled.cap_per:
         compiled.count_note = f"max_count {compiled.max_count} per {compiled.cap_per} reached"
@@ -172,7 +309,11 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
 
     plugins = plugins_of(scheme)  # the scheme's registry: built-ins and plugins alike
     operators, forms = plugins.operators, plugins.points_forms
-    compiled = [compile_rule(r, operators, forms) for r in scheme.rules if r.status != "retired"]
+    compiled = [
+        compile_rule(r, operators, forms, scheme.clock, scheme.families)
+        for r in scheme.rules
+        if r.status != "retired"
+    ]
     by_type: dict[str, list[CompiledRule]] = {}
     for c in compiled:
         for t in c.rule.on:

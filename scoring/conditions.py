@@ -93,6 +93,9 @@ class SubjectView:
     street: str = ""
     tags: frozenset[str] = field(default_factory=frozenset)
     links: dict[str, str] = field(default_factory=dict)
+    # the subject's state at the event (subject.graded, subject.tier): set by the scorer,
+    # probe(subject, group, what); None outside a scoring run (the fields read as missing)
+    probe: Any = field(default=None, repr=False, compare=False)
 
 
 class ConditionError(ValueError):
@@ -119,12 +122,15 @@ def _getter(field_name: str) -> Callable[[dict, Any, str, str], Any]:
         "subject.community": lambda a, s, g, t: s.community,
         "subject.street": lambda a, s, g, t: s.street,
         "subject.tags": lambda a, s, g, t: s.tags,
+        "subject.graded": lambda a, s, g, t: s.probe(s.id, g, "graded") if s.probe else MISSING,
+        "subject.tier": lambda a, s, g, t: s.probe(s.id, g, "tier") if s.probe else MISSING,
     }
     if field_name in simple:
         return simple[field_name]
     raise ConditionError(
         f"unknown field '{field_name}': use attrs.<name>, type, subject, subject.group,"
-        " subject.grid, subject.community, subject.street or subject.tags"
+        " subject.grid, subject.community, subject.street, subject.tags, subject.graded"
+        " or subject.tier"
     )
 
 

@@ -25,7 +25,7 @@ from .model import (
     Effective,
     Escalate,
     EventType,
-    Expires,
+    Family,
     Grade,
     Grid,
     Group,
@@ -37,6 +37,8 @@ from .model import (
     Rule,
     Scheme,
     Tier,
+    Withhold,
+    make_expires,
     make_points,
 )
 from .yamlsafe import YamlProblem, load_yaml_bytes, read_rules_file
@@ -126,6 +128,10 @@ def read_scheme(path: str | Path) -> RawScheme:
             )
     for p in paths[1:]:
         _read(raw, p)
+    from .defaults import apply_defaults
+
+    # defaults: {...} of the scheme and the packs, merged into the rules before any check
+    apply_defaults(scheme_data, [raw.files.get(f) for f in raw.pack_files()])
     return raw
 
 
@@ -216,14 +222,13 @@ def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -
         else None,
         "escalate": Escalate(
             within=parse_duration(escalate["within"]),
-            steps=tuple(escalate["steps"]),
+            steps=tuple(escalate.get("steps") or ()),
+            factor=escalate.get("factor"),
             src=_src(escalate, file),
         )
         if isinstance(escalate, dict)
         else None,
-        "expires": Expires(parse_duration(expires["after"]), src=_src(expires, file))
-        if isinstance(expires, dict)
-        else None,
+        "expires": make_expires(expires, _src(expires, file)),
         "effective": Effective(
             start=_day(clock, eff.get("from")),
             end=_day(clock, eff.get("until"), after=True),
@@ -239,6 +244,7 @@ def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -
                 link=link.get("link", ""),
                 group=link.get("group") or "",
                 points=link.get("points", "same"),
+                grade=str(link.get("grade") or ""),
                 src=_src(link, file),
             )
             for link in r.get("also") or []
@@ -251,6 +257,14 @@ def _clauses(r: dict[str, Any], file: str, clock: Clock, peff: dict[str, Any]) -
         )
         if isinstance(repair, dict)
         else None,
+        "withhold": Withhold(
+            when=r["withhold"].get("when"),
+            note=str(r["withhold"].get("note", "")),
+            src=_src(r["withhold"], file),
+        )
+        if isinstance(r.get("withhold"), dict)
+        else None,
+        "family": str(r.get("family") or ""),
     }
 
 
@@ -336,22 +350,44 @@ def build_scheme(raw: RawScheme) -> Scheme:
         )
 
     packs: list[Pack] = []
+    families: dict[str, Family] = {}
     for pfile in raw.pack_files():
         p = raw.files[pfile]
         if not isinstance(p, dict):
             continue
+        for fid, fam in (p.get("families") or {}).items():
+            if not isinstance(fam, dict):
+                continue
+            flimit = fam.get("limit")
+            families[str(fid)] = Family(
+                id=str(fid),
+                title=str(fam.get("title", fid)),
+                exclusive=str(fam.get("exclusive") or ""),
+                limit=Limit(
+                    per=str(flimit.get("per")),
+                    max_points=flimit.get("max_points"),
+                    max_count=flimit.get("max_count"),
+                    src=_src(flimit, pfile),
+                )
+                if isinstance(flimit, dict)
+                else None,
+                src=_src(fam, pfile),
+            )
         phash = raw.hashes[pfile][:12]
         pack_adopted = _adopted(p.get("adopted"))
         peff = p.get("effective") or {}
-        rules = []
+        rules: list[Rule] = []
         for r in p.get("rules") or []:
             on = r.get("on")
-            rules.append(
+            written = tuple(str(g) for g in r.get("groups") or ())
+            # a rule for several groups (groups: [...]) is one Rule per group, in that order
+            rules.extend(
                 Rule(
                     id=str(r["id"]),
                     title=str(r.get("title", r["id"])),
                     on=[on] if isinstance(on, str) else list(on or []),
-                    group=str(p.get("group")),
+                    group=grp,
+                    groups=written,
                     pack=str(p.get("pack")),
                     pack_version=str(p.get("version", "")),
                     pack_hash=phash,
@@ -364,6 +400,7 @@ def build_scheme(raw: RawScheme) -> Scheme:
                     src=_src(r, pfile),
                     key_src={k: (pfile, *r.val_pos[k]) for k in r} if hasattr(r, "val_pos") else {},
                 )
+                for grp in (written or (str(p.get("group")),))
             )
         packs.append(
             Pack(
@@ -421,6 +458,11 @@ def build_scheme(raw: RawScheme) -> Scheme:
             award=a.get("award"),
             badge=str(a.get("badge", "")),
             src=_src(a, afile),
+            award_expires=make_expires(
+                (a.get("award") or {}).get("expires"), _src(a.get("award"), afile)
+            )
+            if isinstance(a.get("award"), dict)
+            else None,
         )
         for a in (raw.get("assessments.yaml") or {}).get("assessments") or []
     ]
@@ -461,4 +503,5 @@ def build_scheme(raw: RawScheme) -> Scheme:
         catalog=catalog,
         hash=whole.hexdigest()[:16],
         raw=dict(s),
+        families=families,
     )

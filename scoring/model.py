@@ -158,6 +158,36 @@ class TablePoints(Points):
     default: int | None = None  # None: a value not in the table scores nothing
 
 
+TOTAL_PERIODS = ("ever", "year", "quarter", "month")
+
+
+@dataclass(frozen=True)
+class TotalPoints(Points):
+    """``points: {total: hours, period: year, levels: [...] | brackets: [...], max: n}``:
+    points over the subject's running total of an attribute within a local period.
+
+    The total's points are a function of the total (``levels``: cumulative thresholds,
+    each reached level adds its points, or with ``count: highest`` only the highest
+    counts; ``brackets``: marginal brackets, every ``every`` units inside a bracket add
+    its points), held to ``max``; an event scores what it adds to the total's points.
+    ``levels`` are ``((reach, points), ...)`` and ``brackets`` ``((upto | None, every,
+    points), ...)``, both as written (validate checks they rise).
+    """
+
+    form: str = "total"
+    total: str = ""
+    period: str = "ever"
+    levels: tuple[tuple[Any, int], ...] = ()
+    count: str = "each"  # each | highest
+    brackets: tuple[tuple[Any, Any, int], ...] = ()
+    max: int | None = None
+
+    def values(self) -> list[float]:
+        if self.levels:
+            return [pts for _, pts in self.levels]
+        return [pts for _, _, pts in self.brackets]
+
+
 @dataclass(frozen=True)
 class OddPoints(Points):
     """Not a points value at all (only unchecked data gets here): compile says why."""
@@ -180,6 +210,8 @@ def make_points(spec: Any, src: Src = NOWHERE) -> Points | None:
         return FixedPoints(params={}, src=src, n=spec)
     if isinstance(spec, dict):
         params = dict(spec)
+        if "total" in spec:
+            return make_total(spec, params, src)
         if "per" in spec:
             return PerPoints(
                 params=params,
@@ -215,16 +247,55 @@ class Escalate:
     """``escalate: {within: 365d, steps: [-5, -10]}``: the n-th match in the window scores steps[n]."""
 
     within: Duration
-    steps: tuple[int, ...]
+    steps: tuple[int, ...] = ()
+    factor: int | None = None  # {within, factor: 2}: a repeat in the window scores points × factor
     src: Src = _src_field()
+
+
+EXPIRY_BOUNDARIES = {"end of year": "year", "end of quarter": "quarter", "end of month": "month"}
 
 
 @dataclass(frozen=True)
 class Expires:
-    """``expires: {after: 2 years}``: the entry stops counting after the duration."""
+    """How long an entry counts. ``{after: 2 years}``: for the duration from the event;
+    ``{until: end of year, later: n}``: to the end of the event's calendar year (quarter,
+    month), or of the n-th one after it; ``{by_size: [{upto: 40, after: 1 year}, {after:
+    2 years}]}``: by the size of the entry actually written (|points| after caps and
+    escalation; a linked entry by its own), the first band whose ``upto`` holds it."""
 
-    after: Duration
+    after: Duration | None = None
+    until: str = ""  # "" | year | quarter | month: the calendar boundary
+    later: int = 0
+    by_size: tuple[tuple[int | None, Expires], ...] = ()
     src: Src = _src_field()
+
+    def pick(self, points: int) -> Expires:
+        """The band of ``by_size`` an entry of ``points`` falls in (itself without bands)."""
+        for upto, band in self.by_size:
+            if upto is None or abs(points) <= upto:
+                return band
+        return self
+
+
+def make_expires(spec: Any, src: Src = NOWHERE) -> Expires | None:
+    """Type ``expires`` as written (``None`` when absent or not a mapping)."""
+    if not isinstance(spec, dict):
+        return None
+    bands = spec.get("by_size")
+    if isinstance(bands, list):
+        return Expires(
+            by_size=tuple(
+                (b.get("upto"), make_expires(b) or Expires()) for b in bands if isinstance(b, dict)
+            ),
+            src=src,
+        )
+    after = spec.get("after")
+    return Expires(
+        after=parse_duration(after) if after is not None else None,
+        until=EXPIRY_BOUNDARIES.get(str(spec.get("until", "")), ""),
+        later=int(spec.get("later") or 0),
+        src=src,
+    )
 
 
 @dataclass(frozen=True)
@@ -243,6 +314,32 @@ class Also:
     link: str
     group: str = ""  # "": the rule's own group
     points: int | str = "same"  # "same": what the rule gave
+    grade: str = ""  # "": no grading passes on; "same": the rule's; else a tier id
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
+class Family:
+    """``families: {fraud: {title, exclusive: highest, limit: {...}}}`` in a pack: rules with
+    ``family: fraud`` share one escalation window and one cap (per subject and group), and
+    with ``exclusive: highest`` an event matching several of them scores once, by the
+    rule of the largest points (art. 18.2/18.3: one act, several items)."""
+
+    id: str
+    title: str = ""
+    exclusive: str = ""  # "" | highest
+    limit: Limit | None = None
+    src: Src = _src_field()
+
+
+@dataclass(frozen=True)
+class Withhold:
+    """``withhold: {when: {subject.graded: true}, note: ...}``: a match while the condition
+    holds at the event is written as a 0-point entry saying why (e.g. Wendeng art. 17:
+    while a downgrade is unrepaired, bonuses do not count)."""
+
+    when: Any
+    note: str = ""
     src: Src = _src_field()
 
 
@@ -301,6 +398,9 @@ class Rule:
     grade: Grade | None = None
     also: tuple[Also, ...] = ()
     repair: Repair | None = None
+    withhold: Withhold | None = None
+    family: str = ""
+    groups: tuple[str, ...] = ()  # groups: [...] as written (one Rule per group); () : the pack's
     status: str = "active"  # active | trial | retired
     severity: str = ""
     adopted: Adopted | None = None
@@ -385,6 +485,7 @@ class Assessment:
     award: dict[str, Any] | None = None
     badge: str = ""
     src: Src = NOWHERE
+    award_expires: Expires | None = None  # award: {..., expires: {...}}; None: awards never expire
 
 
 @dataclass
@@ -418,6 +519,7 @@ class Scheme:
     catalog: dict[str, CatalogItem]
     hash: str = ""  # content hash of all rule files together
     raw: dict[str, Any] = field(default_factory=dict)
+    families: dict[str, Family] = field(default_factory=dict)  # declared in the packs
     # the scheme's plugins (scoring.plugins.Plugins), made once by the loader
     plugins: Any = field(default=None, repr=False, compare=False)
 
@@ -437,3 +539,26 @@ class Scheme:
 
     def rule_titles(self) -> dict[str, str]:
         return {r.id: r.title for r in self.rules}
+
+
+def make_total(spec: dict[str, Any], params: dict[str, Any], src: Src = NOWHERE) -> TotalPoints:
+    """Type ``points: {total: ...}`` (see :class:`TotalPoints`)."""
+
+    def items(key: str) -> list[dict[str, Any]]:
+        raw = spec.get(key)
+        return [x for x in raw if isinstance(x, dict)] if isinstance(raw, list) else []
+
+    levels = tuple((x.get("reach"), x.get("points", 0)) for x in items("levels"))
+    brackets = tuple(
+        (x.get("upto"), x.get("every", 1), x.get("points", 0)) for x in items("brackets")
+    )
+    return TotalPoints(
+        params=params,
+        src=src,
+        total=str(spec.get("total", "")),
+        period=str(spec.get("period", "ever")),
+        levels=levels,
+        count=str(spec.get("count", "each")),
+        brackets=brackets,
+        max=spec.get("max"),
+    )

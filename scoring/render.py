@@ -11,18 +11,21 @@ the publisher's job.
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from typing import Any
 
 from .conditions import SHORTHAND, Operator, Wording, default_wording
 from .durations import Duration, parse_duration
-from .model import FixedPoints, Group, PerPoints, Rule, Scheme, TablePoints
+from .model import FixedPoints, Group, PerPoints, Rule, Scheme, TablePoints, TotalPoints
 
 __all__ = ["render_condition", "render_rule", "render_scheme", "rule_kind"]
 
 PERIOD_WORDS = {"day": "每天", "week": "每周", "month": "每月", "quarter": "每季度", "year": "每年"}
 ROUND_WORDS = {"floor": "不足1分的部分不计（向下取整）", "ceil": "不足1分按1分计（向上取整）",
                "round": "四舍五入取整"}  # fmt: skip
+TOTAL_PERIOD_WORDS = {"ever": "累计", "year": "本年度累计", "quarter": "本季度累计",
+                      "month": "本月累计"}  # fmt: skip
 SEVERITY_WORDS = {"minor": "轻微", "general": "一般", "serious": "严重"}
 LINK_WORDS = {"legal_representative": "法定代表人", "household_head": "户主",
               "guardian": "监护人", "owner": "经营者", "manager": "负责人"}  # fmt: skip
@@ -46,6 +49,7 @@ FIELD_WORDS = {
     "type": "事件类型", "subject": "主体编号", "subject.id": "主体编号",
     "subject.group": "所属群体", "subject.grid": "所在网格", "subject.community": "所在社区",
     "subject.street": "所在街道", "subject.tags": "标签",
+    "subject.graded": "处于直接判级期间", "subject.tier": "事件发生时的信用等级",
 }  # fmt: skip
 
 
@@ -201,6 +205,11 @@ def _test(field: str, op: str, arg: Any, ctx: _Context) -> str:
 
 def _points_text(rule: Rule, ctx: _Context) -> str:
     p = rule.points
+    if rule.escalate and rule.escalate.factor:
+        times = {2: "加倍", 3: "按三倍"}.get(rule.escalate.factor, f"按{rule.escalate.factor}倍")
+        kind = "同类行为" if rule.family else "再次发生"
+        base = _points_text(dataclasses.replace(rule, escalate=None), ctx)
+        return f"{base}；{_duration(rule.escalate.within)}内{kind}再次发生的{times}计分"
     if rule.escalate:
         steps = list(rule.escalate.steps)
         window = _duration(rule.escalate.within)
@@ -224,6 +233,8 @@ def _points_text(rule: Rule, ctx: _Context) -> str:
         each = f"每{unit}" if per == 1 else f"每{per}{unit}"
         rnd = ROUND_WORDS.get(p.round, "")
         return f"按{title}计分，{each}{verb}{amount}分，{rnd}"
+    if isinstance(p, TotalPoints):
+        return _total_text(p, ctx)
     if isinstance(p, TablePoints):
         attr = p.by
         spec = ctx.attr(attr)
@@ -235,6 +246,68 @@ def _points_text(rule: Rule, ctx: _Context) -> str:
             text += f"；其他情形{_pts(p.default)}"
         return text
     return ""
+
+
+def _total_text(p: TotalPoints, ctx: _Context) -> str:
+    """按本年度累计服务时长计分：累计达到10小时加2分、20小时再加5分……"""
+    spec = ctx.attr(p.total)
+    unit = (spec.unit if spec and spec.unit else "") or ""
+    title = (spec.title if spec and spec.title else p.total) or p.total
+    head = f"按{TOTAL_PERIOD_WORDS.get(p.period, '累计')}{title}计分"
+    if p.levels:
+        if p.count == "highest":
+            steps = [f"{_num(r)}{unit}{_pts(v)}" for r, v in p.levels]
+            text = f"{head}，只计达到的最高一档：累计达到" + "、".join(steps)
+            text += "（升档时补足两档之差）"
+        else:
+            steps = [f"{_num(r)}{unit}{_pts(v)}" for r, v in p.levels]
+            text = f"{head}，每达到一档加计该档分值：累计达到" + "、".join(steps)
+    else:
+        parts, lower = [], 0
+        for upto, every, v in p.brackets:
+            if upto is None:
+                where = f"{_num(lower)}{unit}以上部分" if lower else ""
+            elif lower:
+                where = f"{_num(lower)}{unit}至{_num(upto)}{unit}部分"
+            else:
+                where = f"{_num(upto)}{unit}以内部分"
+            parts.append(f"{where}每{_num(every)}{unit}{_pts(v)}")
+            lower = upto if upto is not None else lower
+        text = f"{head}，分段计算：" + "；".join(parts)
+        text += "（不足一个计分单位的部分不计）"
+    if p.max is not None:
+        period = {"ever": "累计", "year": "每年", "quarter": "每季度", "month": "每月"}[p.period]
+        sign = max(p.values(), key=abs, default=1)
+        text += f"；{period}最多{'扣' if sign < 0 else '加'}{p.max}分"
+    return (
+        text + "。每次事件计入它使累计得分增加的部分；撤销或更正后，其后的事件按新的累计数重新计分"
+    )
+
+
+BOUNDARY_WORDS = {"year": ("当年年底", "年年底"), "quarter": ("当季季末", "个季度季末"),
+                  "month": ("当月月底", "个月月底")}  # fmt: skip
+
+
+def expires_text(e: Any) -> str:
+    """自事件发生之日起一年后不再计入 / 计入至事件发生当年年底 / 按实际记分分档……"""
+    if e.by_size:
+        parts, lower = [], None
+        for upto, band in e.by_size:
+            size = f"{upto}分及以下" if upto is not None else f"{lower}分以上" if lower else "其他"
+            how = f"计入{_duration(band.after)}" if band.after is not None else _band_text(band)
+            parts.append(f"{size}的{how}")
+            lower = upto
+        return "按实际记分（封顶、加倍之后）的大小确定，自事件发生之日起：" + "；".join(parts)
+    return _band_text(e) + "后不再计入" if e.after is not None else _band_text(e)
+
+
+def _band_text(e: Any) -> str:
+    if e.after is not None:
+        return f"自事件发生之日起{_duration(e.after)}"
+    if e.until:
+        this, nth = BOUNDARY_WORDS[e.until]
+        return f"计入至事件发生{this}" if not e.later else f"计入至事件发生后第{e.later}{nth}"
+    return "长期有效"
 
 
 def _limit_text(rule: Rule, kind: str) -> str:
@@ -297,6 +370,9 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
 
     events = [scheme.event_types[t].title if t in scheme.event_types else t for t in rule.on]
     items.append(f"适用情形：{_or(events)}")
+    if len(rule.groups) > 1:
+        names = [scheme.groups[g].title if g in scheme.groups else g for g in rule.groups]
+        items.append(f"适用群体：{'、'.join(names)}（各自账户分别计分）")
     if rule.when:
         cond = _cond(rule.when, ctx)
         if cond:
@@ -308,6 +384,16 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
     lim = _limit_text(rule, kind)
     if lim:
         items.append(f"上限：{lim}")
+    fam = scheme.families.get(rule.family) if rule.family else None
+    if fam is not None:
+        parts = [f"属“{fam.title or fam.id}”类，同类各项合并计算再犯次数"]
+        if fam.exclusive == "highest":
+            parts.append("一次行为符合本类多项的，只按分值最高的一项计分")
+        if fam.limit is not None:
+            parts.append(
+                "本类各项合计" + _limit_text(dataclasses.replace(rule, limit=fam.limit), kind)
+            )
+        items.append("同类项目：" + "；".join(parts))
     if rule.wallet is True and kind == "penalty":
         items.append("可兑换积分：扣分同时扣减可兑换积分")
     elif rule.wallet is False and kind == "award":
@@ -315,12 +401,14 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
     elif kind == "award":
         items.append("可兑换积分：加分同时计入可兑换积分")
     if rule.expires:
-        items.append(f"有效期：自事件发生之日起{_duration(rule.expires.after)}后不再计入")
+        items.append(f"有效期：{expires_text(rule.expires)}")
     if rule.grade:
         to = rule.grade.to
         dur = _duration(rule.grade.for_)
+        only = "（只判级，不扣分）" if rule.points is None and not rule.escalate else ""
         items.append(
-            f"直接判级：直接判定为{_tier_title(group, to)}，{dur}内信用等级最高为{to}级，不论分数高低"
+            f"直接判级：直接判定为{_tier_title(group, to)}，{dur}内信用等级最高为{to}级，"
+            f"不论分数高低{only}"
         )
     for link in rule.also:
         who = LINK_WORDS.get(link.link, link.link)
@@ -328,7 +416,16 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
         gname = lg.title if lg else link.group
         lp = link.points
         amount = "同样计分" if lp == "same" else _pts(int(lp))
+        if rule.points is None and not rule.escalate and lp == "same":
+            amount = ""  # a grading only: nothing to score
+        if link.grade and rule.grade:
+            to = rule.grade.to if link.grade == "same" else link.grade
+            amount += ("，" if amount else "") + f"并判定为{_tier_title(lg, to)}"
         items.append(f"联奖联罚：同时对其{who}（{gname}账户）{amount}")
+    if rule.withhold:
+        cond = _cond(rule.withhold.when, ctx)
+        why = f"（{rule.withhold.note}）" if rule.withhold.note else ""
+        items.append(f"暂不计分：{cond}时，本项只作记录、不计分{why}")
     if rule.repair:
         titles = scheme.rule_titles()
         targets = [f"“{titles.get(r, r)}”" for r in rule.repair.rules]

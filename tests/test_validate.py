@@ -164,8 +164,8 @@ def test_semantic_checks_skip_files_that_fail_the_schema(scheme_dir: Path) -> No
     assert got == [
         (
             "packs/extra.yaml:6:61: unknown key 'colour' in rule 'res-b'; allowed keys here:"
-            " adopted, also, effective, escalate, expires, grade, id, limit, note, on, points,"
-            " repair, severity, status, title, wallet, when"
+            " adopted, also, effective, escalate, expires, family, grade, groups, id, limit,"
+            " no_defaults, note, on, points, repair, severity, status, title, wallet, when, withhold"
         )
     ]
 

@@ -192,6 +192,8 @@ def _or(words: list[str]) -> str:
 
 
 def _word_eq(w: Wording, v: Any) -> str:
+    if w.field == "subject.graded" and isinstance(v, bool):
+        return "处于直接判级（尚未修复）期间" if v else "不处于直接判级期间"
     if isinstance(v, bool):
         return w.title if v else f"{w.title}：否"
     if w.field == "type":

@@ -69,6 +69,7 @@ a method layer per event. Redemptions, a per-request path, live apart
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -76,7 +77,15 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..compile import FAR_FUTURE, FAR_PAST, CompiledRule, CompiledScheme, compile_scheme
+from ..compile import (
+    FAR_FUTURE,
+    FAR_PAST,
+    CompiledRule,
+    CompiledScheme,
+    compile_scheme,
+    decimal_text,
+    exact,
+)
 from ..conditions import SubjectView, reads_subject
 from ..durations import PERIOD_KINDS
 from ..grading import capped_tier
@@ -101,6 +110,11 @@ MEMO_MAX = 200_000  # distinct (type, attributes) per groups remembered before s
 _TRIAL_REVERSED = ("match", "linked", "repair")
 
 Emit = Callable[[str, list], None]
+
+# The note of a running-total entry: the total before and after the event, in its period,
+# and, for an entry rewritten after a correction, the event it stands for. What explain
+# shows, and what the next run reads the totals back from (see Scorer.load_totals).
+_TOTAL_NOTE = re.compile(r"^total (\S+) (\S+) → (\S+) \((.+?)\)(?:; recomputed for event (.+))?$")
 
 
 class PriorState(Protocol):
@@ -132,7 +146,7 @@ class PriorState(Protocol):
     def penalties(
         self, subject: str, grp: str, rules: list[str], since: int, until: int
     ) -> list[tuple]:
-        """Negative match or linked entries of ``rules`` dated in [since, until] that
+        """Negative (or grading) match or linked entries of ``rules`` dated in [since, until] that
         nothing refers to, as (id, points, rule, pack_hash, at, expires_at)."""
         ...
 
@@ -244,6 +258,14 @@ class Scorer(Redemptions):
         self._late_seen: set[str] = set()
         self.late_by_month: dict[str, int] = defaultdict(int)
         self.rules_by_id = {c.id: c for c in self.compiled.rules}
+        # a rule written for several groups is one compiled rule per group
+        self.rules_by_id_group = {(c.id, c.group): c for c in self.compiled.rules}
+        # rules scoring a running total (points: {total: ...}); their state is in self.totals
+        self.total_rules = sorted(c.id for c in self.compiled.rules if c.total is not None)
+        self._total_set = frozenset(self.total_rules)
+        self._now = 0  # the time of the event being scored, for subject.graded / subject.tier
+        # families with exclusive: highest (one act that fits several items scores once)
+        self._exclusive = any(c.exclusive for c in self.compiled.rules)
         self.subjects: dict[str, _Subject] = {}
         self.start_state({})
         self.begin(first_id, first_trial_id)
@@ -278,6 +300,7 @@ class Scorer(Redemptions):
             memo = self._memos.get(gs)
             if memo is None:
                 memo = self._memos[gs] = {}
+            view.probe = self._probe  # subject.graded / subject.tier at the event
             self.subjects[sid] = _Subject(view, gs, kind or "person", sid, memo)
 
     def start_state(self, accounts: dict[tuple[str, str], list[int]]) -> None:
@@ -290,6 +313,11 @@ class Scorer(Redemptions):
         self.expiring: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         # direct gradings still in force and not undone: (subject, group) → [(tier, until, entry id)]
         self.graded: dict[tuple[str, str], list[tuple[str, int, int]]] = defaultdict(list)
+        # running totals: (trial, subject, group, rule, period key) → the entries adding to
+        # it, [entry id, event, amount, row], in entry-id order (a rewrite after a correction
+        # renews the entries after the undone one, so the order holds); events → their keys
+        self.totals: dict[tuple, list[list[Any]]] = {}
+        self.total_events: dict[str, list[tuple]] = defaultdict(list)
 
     def horizons(self, since: int) -> dict[str, int]:
         """How far back each capped or escalating rule's entries still count for a
@@ -300,7 +328,7 @@ class Scorer(Redemptions):
         for c in self.compiled.rules:
             if c.cap_per:
                 horizons[c.id] = self._spans_of(since, c.cap_per)[0]
-            if c.esc_steps:
+            if c.esc_steps or c.esc_factor:
                 h = self.clock.sub(since, c.esc_within) - 86400 if c.esc_within else -(2**62)
                 horizons[c.id] = min(h, horizons.get(c.id, h))
         return horizons
@@ -310,16 +338,17 @@ class Scorer(Redemptions):
         horizons, in (time, id) order: (rule, subject, group, at, points, reason,
         reason of the entry a reversal undoes, ...), ``at`` being the undone
         entry's for a reversal (it counts in that entry's period)."""
-        capped_rules = {c.id: c for c in self.compiled.rules if c.cap_per}
-        esc_rules = {c.id: c for c in self.compiled.rules if c.esc_steps}
+        capped_rules = {(c.id, c.group): c for c in self.compiled.rules if c.cap_per}
+        esc_rules = {(c.id, c.group): c for c in self.compiled.rules if c.esc_steps or c.esc_factor}
         for rule, s, g, at, pts, reason, undone, *_ in rows:
-            capped = capped_rules.get(rule)
+            capped = capped_rules.get((rule, g))
             if capped is not None and capped.cap_per:
                 pk = self._period(at, capped.cap_per)
                 caps = self._caps_of(s, trial)
-                u = caps.get(rule)
+                ck = capped.cap_key  # the rule's, or its family's shared cap
+                u = caps.get(ck)
                 if u is None or u[0] < pk:
-                    u = caps[rule] = [pk, 0, 0]
+                    u = caps[ck] = [pk, 0, 0]
                 if u[0] != pk:
                     pass  # a reversal of an entry in a period already over
                 elif reason == "match":
@@ -328,12 +357,31 @@ class Scorer(Redemptions):
                 elif reason == "reversal" and undone == "match":
                     u[1] -= abs(pts)
                     u[2] -= 1
-            if rule in esc_rules and reason in ("match", "capped"):
-                self.matches[(trial, rule, s, g)].append(at)
-            elif rule in esc_rules and reason == "reversal" and undone in ("match", "capped"):
-                times = self.matches.get((trial, rule, s, g))
+            esc = esc_rules.get((rule, g))
+            if esc is not None and reason in ("match", "capped"):
+                self.matches[(trial, esc.esc_key, s, g)].append(at)
+            elif esc is not None and reason == "reversal" and undone in ("match", "capped"):
+                times = self.matches.get((trial, esc.esc_key, s, g))
                 if times and at in times:
                     times.remove(at)
+
+    def load_totals(self, rows: Iterable[tuple], trial: bool = False) -> None:
+        """Running totals from earlier entries of the rules in ``total_rules``: their match
+        entries (live ones; for the shadow ledger all of them, as trial corrections give
+        nothing back) as (id, row in ``ENTRY_COLUMNS`` order), in id order. The total
+        before and after each entry is in its note."""
+        for entry_id, row in rows:
+            m = _TOTAL_NOTE.match(row[15] or "")
+            if m is None or row[10] != "match":
+                continue
+            _, before, after, pk, stands_for = m.groups()
+            eid = stands_for or row[7]
+            key = (trial, row[0], row[1], row[5], pk)
+            self.totals.setdefault(key, []).append(
+                [entry_id, eid, exact(after) - exact(before), tuple(row)]
+            )
+            if not trial:
+                self.total_events[eid].append(key)
 
     def link_accounts(self) -> None:
         """Give each subject its accounts' lists (the hot loop's, without a key to hash)."""
@@ -502,10 +550,27 @@ class Scorer(Redemptions):
                 self.expiring[key].append((row[12], pts))
         if row[13] is not None:
             self.graded[key].append((row[13], row[14], entry_id))
-        if pts < 0 and row[10] in ("match", "linked") and row[5] in self.repairable:
+        if (
+            (pts < 0 or row[13] is not None)  # a penalty or a grading: credit repair undoes it
+            and row[10] in ("match", "linked")
+            and row[5] in self.repairable
+        ):
             self.penalties[key].append((entry_id, row))
         elif row[10] == "repair":
             self.repairs[row[11]].append((entry_id, row))
+
+    def _probe(self, subject: str, grp: str, what: str) -> Any:
+        """What a condition reads of the subject's state at the event being scored
+        (``self._now``): ``graded`` (a direct grading in force, not undone) or ``tier``."""
+        at = self._now
+        if what == "graded":
+            return any(
+                until > at and entry_id not in self.undone
+                for _, until, entry_id in self.graded.get((subject, grp), ())
+            )
+        if grp not in self.scheme.groups:
+            return None
+        return self._score_at(subject, grp, at)[1]
 
     def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
         """Score and tier of one account at ``at`` (for redemptions)."""
@@ -589,6 +654,8 @@ class Scorer(Redemptions):
                 pts = c.points(attrs)  # type: ignore[misc]  # never None for these shapes
                 if pts:
                     steps.append((g, c, pts, INLINE, kinds))
+        if self._exclusive and len(steps) > 1:
+            steps = _highest_of_families(steps, attrs)
         memo[key] = steps
         return steps
 
@@ -649,6 +716,7 @@ class Scorer(Redemptions):
                         etype, _, attrs_json = key.partition("\x1f")
                         attrs = loads(attrs_json)
                     test = c.test
+                    self._now = at  # what subject.graded / subject.tier read
                     if test is not None and not test(attrs, subj.view, grp, etype):
                         continue
                     if c.shape == GENERAL:
@@ -675,9 +743,9 @@ class Scorer(Redemptions):
                     span = spans[c.cap_per]  # type: ignore[index]  # set for capped rules
                     if not (span[0] <= at < span[1]):
                         span = spans_of(at, c.cap_per)  # type: ignore[arg-type]
-                    u = subj.caps.get(c.id)  # _counter, inline
+                    u = subj.caps.get(c.cap_key)  # _counter, inline
                     if u is None:
-                        u = subj.caps[c.id] = [span[2], 0, 0]
+                        u = subj.caps[c.cap_key] = [span[2], 0, 0]
                     elif u[0] != span[2]:
                         u[:] = [span[2], 0, 0]  # a new period
                     if c.max_count is not None and u[2] >= c.max_count:
@@ -742,25 +810,47 @@ class Scorer(Redemptions):
     def _apply(
         self, c: CompiledRule, eid: str, sid: str, subj: _Subject, at: int, attrs: dict, period: str
     ) -> None:
+        if c.withhold is not None:  # e.g. no bonuses while a downgrade is unrepaired
+            self._now = at
+            if c.withhold(attrs, subj.view, c.group, c.rule.on[0]):
+                if c.points is not None and not c.points(attrs):
+                    return  # no match anyway
+                self.summary.capped += 1
+                self._post((sid, c.group, "score", 0, 0, c.id, c.pack_hash, eid, at, period,
+                            "capped", None, None, None, None, c.withhold_note), c.trial)  # fmt: skip
+                return
+        if c.total is not None:
+            self._apply_total(c, eid, sid, subj, at, attrs, period)
+            return
         grp = c.group
         trial = c.trial
-        if c.esc_steps:
-            times = self.matches[(trial, c.id, sid, grp)]
+        if c.esc_steps or c.esc_factor:
+            base = 0
+            if c.esc_factor:  # {within, factor}: a repeat scores the rule's points × factor
+                found = c.points(attrs) if c.points is not None else None
+                if not found:
+                    return
+                base = found
+            # the window is the rule's, or its family's (every match of the family counts)
+            times = self.matches[(trial, c.esc_key, sid, grp)]
             floor = self.clock.sub(at, c.esc_within) if c.esc_within else -(2**62)
             n = 1 + sum(1 for t in times if t > floor)
             times.append(at)
-            pts = c.esc_steps[min(n, len(c.esc_steps)) - 1]
+            if c.esc_steps:
+                pts = c.esc_steps[min(n, len(c.esc_steps)) - 1]
+            else:
+                pts = base * c.esc_factor if n > 1 else base
         else:
             found = c.points(attrs) if c.points is not None else 0
             if found is None:
                 return
             pts = found
-        if pts == 0 and c.repair is None:
+        if pts == 0 and c.repair is None and not c.grade_to:
             return  # a zero-point match is no match: it neither counts against a cap nor shows
         capped = False
         note = None
         if c.cap_per:
-            u = self._counter(self._period(at, c.cap_per), sid, c.id, trial)
+            u = self._counter(self._period(at, c.cap_per), sid, c.cap_key, trial)
             if c.max_count is not None and u[2] >= c.max_count:
                 capped, note = True, c.count_note
             elif c.max_points is not None:
@@ -780,11 +870,11 @@ class Scorer(Redemptions):
                    None, None, None, None, note)  # fmt: skip
             self._post(capped_row, trial)
             return
-        if pts == 0 and c.repair is None:
+        if pts == 0 and c.repair is None and not c.grade_to:
             return
         if c.repair is not None:
             self._repair(c, eid, sid, grp, at, period, trial)
-            if pts == 0:
+            if pts == 0 and not c.grade_to:
                 return
         wallet_moves = c.wallet if c.wallet is not None else pts > 0
         w = 0
@@ -795,17 +885,104 @@ class Scorer(Redemptions):
                 a = self.acct[(sid, grp)]
                 w = pts if pts > 0 else -min(-pts, a[1])
                 a[1] += w
-        expires_at = self.clock.add(at, c.expires) if c.expires else None
+        if c.expires:
+            expires_at: int | None = self.clock.add(at, c.expires)
+        else:  # by the entry's size (after caps and escalation), or to a calendar boundary
+            expires_at = c.expiry(at, pts) if c.expiry is not None else None
         grade: str | None = None
         grade_until: int | None = None
         if c.grade_to and c.grade_for:
             grade, grade_until = c.grade_to, self.clock.add(at, c.grade_for)
+            if pts == 0 and note is None:  # a grading of its own, without points
+                note = f"direct grading to {grade}"
         account = "score+wallet" if w else "score"
         row = (sid, grp, account, pts, w, c.id, c.pack_hash, eid, at, period, "match",
                None, expires_at, grade, grade_until, note)  # fmt: skip
         self._post(row, trial)
         for link in c.also:
             self._linked(c, link, eid, subj, at, period, pts, expires_at, trial)
+
+    def _apply_total(
+        self, c: CompiledRule, eid: str, sid: str, subj: _Subject, at: int, attrs: dict, period: str
+    ) -> None:
+        """A match of a running-total rule: the event adds its amount to the subject's total
+        in the period and scores what that adds to the total's points; an entry is written
+        even when that is 0, so the total (in its note) is kept and shown."""
+        t = c.total
+        assert t is not None
+        x = attrs.get(t.attr)
+        if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
+            return  # no amount: no match
+        amount = exact(x)
+        pk = "ever" if t.period == "ever" else self._period(at, t.period)
+        key = (c.trial, sid, c.group, c.id, pk)
+        entries = self.totals.setdefault(key, [])
+        before = sum((e[2] for e in entries), exact(0))
+        after = before + amount
+        pts = t.points_of(after) - t.points_of(before)
+        note = f"total {t.attr} {decimal_text(before)} → {decimal_text(after)} ({pk})"
+        if c.expires:
+            expires_at: int | None = self.clock.add(at, c.expires)
+        else:
+            expires_at = c.expiry(at, pts) if c.expiry is not None else None
+        row = self._total_row(c, sid, pts, eid, at, period, expires_at, note, c.trial)
+        if c.trial:
+            self._post(row, True)
+            entries.append([0, eid, amount, row])
+            return
+        entry_id = self.first_id + self.flushed + len(self.buf)
+        self._post(row)
+        entries.append([entry_id, eid, amount, row])
+        self.total_events[eid].append(key)
+
+    def _total_row(
+        self, c: CompiledRule, sid: str, pts: int, eid: str, at: int, period: str,
+        expires_at: int | None, note: str, trial: bool,
+    ) -> tuple:  # fmt: skip
+        grp = c.group
+        w = 0
+        if pts and (c.wallet if c.wallet is not None else pts > 0):
+            if trial:
+                w = max(pts, 0)
+            else:
+                a = self.acct[(sid, grp)]
+                w = pts if pts > 0 else -min(-pts, a[1])
+                a[1] += w
+        return (sid, grp, "score+wallet" if w else "score", pts, w, c.id, c.pack_hash, eid, at,
+                period, "match", None, expires_at, None, None, note)  # fmt: skip
+
+    def _undo_total(self, target: str, eid: str, at: int, period: str) -> None:
+        """``target`` is undone: take its amounts out of their running totals and score the
+        later events of each total again, by new entries at ``at`` (the old ones are
+        reversed; history is never edited)."""
+        for key in self.total_events.pop(target, ()):
+            entries = self.totals.get(key, [])
+            i = next((k for k, e in enumerate(entries) if e[1] == target), None)
+            if i is None:
+                continue
+            entry_id, _, amount, row = entries.pop(i)
+            self._reverse_entry(_live_tuple(entry_id, row), eid, at, period, f"event {target}")
+            if not amount:
+                continue
+            c = self.rules_by_id_group.get((key[3], key[2]))
+            if c is None or c.total is None:
+                continue
+            t = c.total
+            before = sum((e[2] for e in entries[:i]), exact(0))
+            for e in entries[i:]:
+                old_id, stands_for, amt, old = e
+                self._reverse_entry(
+                    _live_tuple(old_id, old), eid, at, period, f"event {stands_for}"
+                )
+                after = before + amt
+                pts = t.points_of(after) - t.points_of(before)
+                note = (f"total {t.attr} {decimal_text(before)} → {decimal_text(after)}"
+                        f" ({key[4]}); recomputed for event {stands_for}")  # fmt: skip
+                new = self._total_row(c, key[1], pts, eid, at, period, old[12], note, False)
+                e[0] = self.first_id + self.flushed + len(self.buf)
+                e[3] = new
+                self._post(new)
+                before = after
 
     def _linked(
         self, c: CompiledRule, link: dict, eid: str, subj: _Subject, at: int, period: str,
@@ -831,8 +1008,15 @@ class Scorer(Redemptions):
             return
         lp = link.get("points", "same")
         p = pts if lp == "same" else int(lp)
-        if p == 0:
+        lg = link.get("grade") if c.grade_to else None  # a grading passed on (联奖联罚)
+        if p == 0 and not lg:
             return
+        grade = grade_until = None
+        if lg:
+            grade = c.grade_to if lg == "same" else lg
+            grade_until = self.clock.add(at, c.grade_for)  # type: ignore[arg-type]
+        if c.expiry is not None:  # a linked entry's validity follows its own size
+            expires_at = c.expiry(at, p)
         w = 0
         moves = c.wallet if c.wallet is not None else p > 0
         if moves and not trial:
@@ -840,7 +1024,8 @@ class Scorer(Redemptions):
             w = p if p > 0 else -min(-p, a[1])
             a[1] += w
         row = (target, grp, "score+wallet" if w else "score", p, w, c.id, c.pack_hash, eid, at,
-               period, "linked", None, expires_at, None, None, f"linked from {subj.view.id}")  # fmt: skip
+               period, "linked", None, expires_at, grade, grade_until,
+               f"linked from {subj.view.id}")  # fmt: skip
         self._post(row, trial)
 
     def _repair(
@@ -938,6 +1123,8 @@ class Scorer(Redemptions):
         its points and its stock back.
         """
         found = self._live_entries(self.run_rows.get(target, ()), self.prior.live_entries(target))
+        if self.total_rules:  # running totals' entries are undone by _undo_total, below
+            found = [e for e in found if not (e[10] == "match" and e[6] in self._total_set)]
         for entry in found:
             if self._reverse_entry(entry, eid, at, period, f"event {target}"):
                 repairs = self._live_entries(
@@ -947,6 +1134,8 @@ class Scorer(Redemptions):
                     self._reverse_entry(repair, eid, at, period, f"the repair of entry {entry[0]}")
         if any(e[10] == "redeem" for e in found):
             self._return_redemption(target)
+        if target in self.total_events:  # running totals: the later entries are scored again
+            self._undo_total(target, eid, at, period)
 
     def _live_entries(self, mine: Iterable[tuple[int, tuple]], earlier: list[tuple]) -> list[tuple]:
         """Entries not yet reversed: this run's (``mine``, from memory) and earlier
@@ -965,15 +1154,15 @@ class Scorer(Redemptions):
             return False
         self.reversed.add(ref)
         self.undone.add(ref)
-        c = self.rules_by_id.get(rule)
+        c = self.rules_by_id_group.get((rule, g)) or self.rules_by_id.get(rule)
         if reason in ("match", "capped") and c is not None:
             if c.cap_per and reason == "match":
-                u = self._caps_of(s, False).get(rule)
+                u = self._caps_of(s, False).get(c.cap_key)
                 if u and u[0] == self._period(oat, c.cap_per):
                     u[1] -= abs(pts)
                     u[2] -= 1
-            if c.esc_steps:
-                times = self.matches.get((False, rule, s, g))
+            if c.esc_steps or c.esc_factor:
+                times = self.matches.get((False, c.esc_key, s, g))
                 if times and oat in times:
                     times.remove(oat)
         back_w = 0
@@ -1049,6 +1238,36 @@ class Scorer(Redemptions):
         """A reject of scoring's own (batch 0), at the event's file and line; ``waits``:
         the subject whose coming makes the next run score the event again."""
         self.emit(REJECTS, [(reason, waits, eid)])
+
+
+def _highest_of_families(steps: list[tuple], attrs: dict) -> list[tuple]:
+    """Of the steps of one event, keep one per (group, exclusive family): the rule of the
+    largest points written for these attributes (|points|; a tie goes to the smaller rule
+    id, so the order rules are written in never decides)."""
+    best: dict[tuple[str, str], tuple] = {}
+    for step in steps:
+        g, c, pts, mode, _ = step
+        if not c.exclusive:
+            continue
+        if mode != INLINE:
+            found = c.points(attrs) if c.points is not None else None
+            pts = found if found is not None else (c.esc_steps[0] if c.esc_steps else 0)
+        rank = (abs(pts or 0), _neg(c.id))
+        k = (g, c.family)
+        if k not in best or rank > best[k][0]:
+            best[k] = (rank, step)
+    keep = {id(v[1]) for v in best.values()}
+    return [s for s in steps if not s[1].exclusive or id(s) in keep]
+
+
+def _neg(text: str) -> tuple[int, ...]:
+    """A key that sorts strings in reverse (so max() prefers the smaller id)."""
+    return tuple(-ord(ch) for ch in text) + (1,)
+
+
+def _live_tuple(entry_id: int, r: tuple) -> tuple:
+    """An entry row as ``PriorState.live_entries`` gives it."""
+    return (entry_id, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[8], r[12], r[10])
 
 
 def _discard(op: str, rows: list) -> None:

@@ -90,7 +90,7 @@ class MemoryPrior(NoPrior):
         return [
             (i, r[3], r[5], r[6], r[8], r[12])
             for i, r in self.entries
-            if r[0] == subject and r[1] == grp and r[5] in rules and r[3] < 0
+            if r[0] == subject and r[1] == grp and r[5] in rules and (r[3] < 0 or r[13] is not None)
             and r[10] in ("match", "linked") and since <= r[8] <= until and i not in referred
         ]  # fmt: skip
 

@@ -32,7 +32,7 @@ import sqlite_utils
 
 from ..compile import CompiledScheme
 from ..durations import next_month
-from ..ledger import account_sums, corrections, get_state, last_scored
+from ..ledger import ENTRY_COLUMNS, account_sums, corrections, get_state, last_scored
 from ..ledger.bulk import paused_gc
 from ..ledger.reader import READ_EVERY, EventReader
 from ..ledger.writer import (
@@ -183,7 +183,8 @@ class SqlitePrior:
         marks = ",".join("?" * len(rules))
         return self.conn.execute(
             f"""SELECT id, points, rule, pack_hash, at, expires_at FROM entries e
-                WHERE subject = ? AND grp = ? AND rule IN ({marks}) AND points < 0
+                WHERE subject = ? AND grp = ? AND rule IN ({marks})
+                  AND (points < 0 OR grade IS NOT NULL)
                   AND reason IN ('match', 'linked') AND at >= ? AND at <= ? AND id < ?
                   AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id)""",
             [subject, grp, *rules, since, until, self.first_id],
@@ -195,6 +196,22 @@ class SqlitePrior:
             [event_id],
         ).fetchone()
         return tuple(row) if row else None
+
+
+def load_running_totals(conn: Any, core: Scorer) -> None:
+    """The running totals of ``core.total_rules`` (rules with ``points: {total: ...}``):
+    their live match entries (every trial one: trial corrections give nothing back)."""
+    marks = ",".join("?" * len(core.total_rules))
+    for trial, table in ((False, "entries"), (True, "trial_entries")):
+        live = "" if trial else (
+            " AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = e.id AND r.reason = 'reversal')"
+        )  # fmt: skip
+        rows = conn.execute(
+            f"SELECT id, {', '.join(ENTRY_COLUMNS)} FROM {table} e"
+            f" WHERE rule IN ({marks}) AND reason = 'match'{live} ORDER BY id",
+            core.total_rules,
+        )
+        core.load_totals(((r[0], r[1:]) for r in rows), trial)
 
 
 class Engine:
@@ -259,6 +276,8 @@ class Engine:
             for trial in (False, True):
                 # a reversal counts in the period of the entry it undoes (its `ref`)
                 core.count_prior(q(_TRIAL_HORIZONS if trial else _HORIZONS), trial)
+        if core.total_rules:  # running totals, read back from their entries' notes
+            load_running_totals(self.conn, core)
         # running scores, for redemption tier checks without a query per request
         core.link_accounts()
         core.load_expiring(

@@ -19,6 +19,8 @@ SUBJECT_FIELDS = {
     "subject.community": "string",
     "subject.street": "string",
     "subject.tags": "tags",
+    "subject.graded": "boolean",  # a direct grading in force at the event
+    "subject.tier": "string",  # the tier at the event (held down by a grading)
 }
 TYPE_WORDS = {
     "integer": "a whole number",

@@ -10,10 +10,13 @@ from typing import Any
 from ..yamlsafe import position
 from .base import _coerce_key, _fits_type, _rule_sign, _Version
 from .conditions import _ConditionChecks
+from .expiry import _ExpiryChecks
+from .families import _FamilyChecks
 from .messages import ATTR_TYPE_WORDS, SYSTEM_EVENT_TYPES, Path_, _describe, _did_you_mean
+from .totals import _TotalChecks
 
 
-class _RuleChecks(_ConditionChecks):
+class _RuleChecks(_TotalChecks, _ExpiryChecks, _FamilyChecks, _ConditionChecks):
     # -- rule packs ---------------------------------------------------------
 
     def check_rules(self) -> None:
@@ -32,6 +35,7 @@ class _RuleChecks(_ConditionChecks):
                 self.check_rule(pfile, p, i, r)
         for rid, vs in versions.items():
             self.check_versions(rid, vs)
+        self.check_families()
         self.check_groups_have_packs()
 
     def cite(self, v: _Version) -> str:
@@ -122,6 +126,7 @@ class _RuleChecks(_ConditionChecks):
             if isinstance(p, dict):
                 scored.add(str(p.get("group")))
         for _, _, _, r in self.rules:
+            scored.update(str(g) for g in r.get("groups") or [])
             for link in r.get("also") or []:
                 if isinstance(link, dict):
                     scored.add(str(link.get("group")))
@@ -169,6 +174,10 @@ class _RuleChecks(_ConditionChecks):
                     severity="warning",
                 )
 
+        # groups: a rule written once for several groups
+        for k, g in enumerate(r.get("groups") or []):
+            self.check_group(f, p, (*base, "groups", k), g, where)
+
         # on
         on = r.get("on")
         on_list = [on] if isinstance(on, str) else list(on or [])
@@ -207,9 +216,11 @@ class _RuleChecks(_ConditionChecks):
         # points
         points = r.get("points")
         sign = _rule_sign(r)
-        if isinstance(points, dict):
+        if isinstance(points, dict) and "total" in points:
+            self.check_total(f, p, (*base, "points"), points, r, base, where, attr_scope)
+        elif isinstance(points, dict):
             self.check_points(f, p, (*base, "points"), points, where, attr_scope)
-        if points == 0 and "repair" not in r:
+        if points == 0 and "repair" not in r and "grade" not in r:
             self.add(
                 f,
                 p,
@@ -230,7 +241,7 @@ class _RuleChecks(_ConditionChecks):
 
         # escalate
         esc = r.get("escalate")
-        if esc is not None and "points" in r:
+        if esc is not None and "points" in r and not (isinstance(esc, dict) and "factor" in esc):
             self.add(
                 f,
                 p,
@@ -311,9 +322,7 @@ class _RuleChecks(_ConditionChecks):
                 )
 
         # durations
-        expires = r.get("expires")
-        if isinstance(expires, dict):
-            self.check_duration(f, p, (*base, "expires", "after"), expires.get("after"), where)
+        self.check_expires(f, p, (*base, "expires"), r.get("expires"), where)
 
         # grade
         grade = r.get("grade")
@@ -335,6 +344,23 @@ class _RuleChecks(_ConditionChecks):
         for k, link in enumerate(r.get("also") or []):
             self.check_group(f, p, (*base, "also", k, "group"), link.get("group"), where)
             self.check_link(f, p, (*base, "also", k, "link"), link.get("link"), where)
+            lg = link.get("grade") if isinstance(link, dict) else None
+            if lg is not None and not isinstance(grade, dict):
+                self.add(f, p, (*base, "also", k, "grade"),
+                         f"{where} passes a grading on to the '{link.get('link')}' link but"
+                         " does not grade itself; add grade: {to: ..., for: ...} to the rule or"
+                         " remove 'grade' from the link")  # fmt: skip
+            elif isinstance(lg, str) and lg != "same" and self.groups:
+                lgroup = link.get("group") or group
+                if isinstance(lgroup, str) and lgroup in self.groups:
+                    self.check_tier(f, p, (*base, "also", k, "grade"), lg, lgroup, where)
+
+        # withhold
+        withhold = r.get("withhold")
+        if isinstance(withhold, dict) and "when" in withhold:
+            self.check_condition(
+                f, p, (*base, "withhold", "when"), withhold["when"], where, attr_scope, on_list
+            )
 
         # repair
         repair = r.get("repair")

@@ -149,7 +149,8 @@ def explain_schema_error(
                 if patterns and _looks_like_condition(err.schema):
                     hint = (
                         "; a condition field is attrs.<name>, type, subject, subject.group,"
-                        " subject.grid, subject.community, subject.street or subject.tags,"
+                        " subject.grid, subject.community, subject.street, subject.tags,"
+                        " subject.graded or subject.tier,"
                         " or one of all, any, not"
                     )
             out.append(

@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..yamlsafe import position
 from .base import _Base, _fits_type
+from .expiry import _ExpiryChecks
 from .messages import ATTR_TYPE_WORDS, Path_, _describe, _did_you_mean
 
 
-class _SchemeChecks(_Base):
+class _SchemeChecks(_ExpiryChecks, _Base):
     # -- scheme.yaml --------------------------------------------------------
 
     def check_scheme_file(self) -> None:
@@ -315,6 +316,8 @@ class _SchemeChecks(_Base):
             seen.setdefault(aid, i)
             self.check_group(f, a_data, (*base, "group"), a.get("group"), where)
             award = a.get("award")
+            if isinstance(award, dict) and "expires" in award:
+                self.check_expires(f, a_data, (*base, "award", "expires"), award["expires"], where)
             if isinstance(award, dict) and "group" in award:
                 self.check_group(f, a_data, (*base, "award", "group"), award["group"], where)
                 if a.get("scope") == "subject" and award["group"] != a.get("group"):
