@@ -1,0 +1,231 @@
+"""Writing the site so that a kill or a full disk never leaves it broken.
+
+* :func:`write_atomic`: every file goes through a temporary name in its own
+  folder (``.<name>.gc-tmp``) and a rename, so a reader (MkDocs, a web server,
+  the next run) sees the old bytes or the new ones, never a truncated or
+  empty file. The rename also gives a changed file a new inode, so a file
+  hard-linked into a built site (:func:`scoring.publish.link_files`) is never
+  altered in place.
+* :func:`publish_lock`: one ``publish`` at a time per site folder; a second
+  one is refused with the pid of the first.
+* The publish marker ``<site>/.gridcredit-publish.json`` names the month
+  being written. It is written before the first page and removed only when
+  every page, look-up file and the private codes file are in place (and on
+  disk: :func:`sync_folders`). While it is there the month is not published:
+  ``gridcredit publish MONTH`` completes it (the same bytes an uninterrupted
+  run writes) and ``gridcredit build`` refuses the site.
+
+Dot files are never part of the built site (MkDocs excludes them), so the
+marker, the lock and a temporary file left by a kill are never published.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import GridcreditError
+
+MARKER = ".gridcredit-publish.json"
+LOCK = ".gridcredit-publish.lock"
+TMP_SUFFIX = ".gc-tmp"
+KILL_ENV = "GRIDCREDIT_TEST_KILL_AT"
+
+_hits: dict[str, int] = {}
+
+
+def checkpoint(name: str) -> None:
+    """Test hook: ``GRIDCREDIT_TEST_KILL_AT=<name>[:<n>]`` kills this process with
+    SIGKILL at the n-th (default first) time it passes ``name``, as a crash or the
+    OOM killer would. The crash tests use it to stop ``publish`` at named points."""
+    want = os.environ.get(KILL_ENV)
+    if not want or not want.startswith(name):
+        return
+    point, _, nth = want.partition(":")
+    if point != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def tmp_path(path: Path) -> Path:
+    """The temporary name ``path`` is written under: a dot file in the same folder."""
+    return path.with_name(f".{path.name}{TMP_SUFFIX}")
+
+
+def write_atomic(
+    path: Path, data: bytes, *, mode: int = 0o666, fsync: bool = False, point: str = ""
+) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    ``mode`` is the temporary file's mode from its creation (the umask applies),
+    so a private file (0o600) is never readable by others, not even empty.
+    ``fsync`` flushes the file and its folder before returning (for the look-up
+    key; the site's many files are flushed once at the end, :func:`sync_folders`).
+    ``point`` names a :func:`checkpoint` between writing and renaming.
+    An ``OSError`` (a full disk) removes the temporary file and names ``path``.
+    """
+    tmp = tmp_path(path)
+    try:
+        tmp.unlink(missing_ok=True)  # left by a kill; its mode may be wrong
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if point:
+            checkpoint(point)
+        os.replace(tmp, path)
+        if fsync:
+            _fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename is None or Path(e.filename) == tmp:
+            e.filename = str(path)  # os.write names no file; say which one failed
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_folders(*folders: Path | None) -> None:
+    """Put everything written so far on disk: one ``syncfs`` per file system of
+    ``folders`` (``sync`` where there is none), instead of an fsync per file."""
+    import ctypes
+
+    seen: set[int] = set()
+    for folder in folders:
+        if folder is None or not Path(folder).is_dir():
+            continue
+        dev = os.stat(folder).st_dev
+        if dev in seen:
+            continue
+        seen.add(dev)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+            if syncfs is None or syncfs(fd) != 0:  # pragma: no cover - not Linux
+                os.sync()
+        except OSError:  # pragma: no cover - no libc to load
+            os.sync()
+        finally:
+            os.close(fd)
+
+
+def remove_leftovers(*folders: Path | None) -> int:
+    """Remove the temporary files a killed publish left under ``folders``."""
+    n = 0
+    for folder in folders:
+        if folder is None or not Path(folder).is_dir():
+            continue
+        for tmp in Path(folder).rglob(f".*{TMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------
+# The publish marker and lock
+# --------------------------------------------------------------------------
+
+
+def unfinished_publish(site_dir: Path) -> str | None:
+    """The month whose publish into ``site_dir`` started and did not finish, if any."""
+    marker = Path(site_dir) / MARKER
+    try:
+        month = json.loads(marker.read_text("utf-8"))["month"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?"  # unreadable, but there: a publish did not finish
+    return str(month)
+
+
+def begin_publish(site_dir: Path, month: str) -> None:
+    """Mark ``month`` as being published into ``site_dir`` (before its first file)."""
+    site_dir.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"month": month}, sort_keys=True).encode("utf-8") + b"\n"
+    write_atomic(site_dir / MARKER, data, fsync=True)
+
+
+def finish_publish(site_dir: Path, *private: Path | None) -> None:
+    """Every file of the month is written: flush them to disk, then drop the marker."""
+    sync_folders(site_dir, *private)
+    (site_dir / MARKER).unlink(missing_ok=True)
+    _fsync_dir(site_dir)
+
+
+def unfinished_message(site_dir: Path, month: str) -> str:
+    what = f"the publish of {month}" if month != "?" else "a publish"
+    rerun = f"gridcredit publish {month}" if month != "?" else "gridcredit publish MONTH"
+    return (
+        f"{what} into {site_dir} did not finish (stopped, killed or out of disk space), so the"
+        f" site is incomplete. Run `{rerun}` again: it completes the month with the same files"
+        f" ({site_dir / MARKER} marks the unfinished publish)"
+    )
+
+
+_held: dict[Path, tuple[int, int]] = {}
+
+
+@contextmanager
+def publish_lock(site_dir: Path) -> Iterator[None]:
+    """Hold the site's publish lock; a second ``publish`` of the same site is refused.
+
+    Re-entrant within one process (the CLI holds it across score, close and
+    publish; :func:`scoring.pipeline.publish_month` takes it again). The lock is
+    an ``flock`` the kernel drops when the holder dies, so a kill never leaves
+    the site locked.
+    """
+    site_dir = Path(site_dir)
+    site_dir.mkdir(parents=True, exist_ok=True)
+    path = (site_dir / LOCK).resolve()
+    if path in _held:
+        fd, depth = _held[path]
+        _held[path] = (fd, depth + 1)
+        try:
+            yield
+        finally:
+            fd, depth = _held[path]
+            _held[path] = (fd, depth - 1)
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        who = f" (pid {holder})" if holder.isdigit() else ""
+        raise GridcreditError(
+            f"another `gridcredit publish`{who} is writing the site {site_dir} now; wait for it"
+            " to finish, then run the command again if its month is not the one you meant"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:  # a full disk: the pid is only a courtesy
+        pass
+    _held[path] = (fd, 1)
+    try:
+        yield
+    finally:
+        del _held[path]
+        os.close(fd)  # releases the flock
