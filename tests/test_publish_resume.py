@@ -43,7 +43,9 @@ def gc(case: Path, *args: str, kill_at: str | None = None) -> subprocess.Complet
     )  # fmt: skip
 
 
-def publish(case: Path, month: str = MONTH, *, site: Path | None = None, kill_at: str | None = None):
+def publish(
+    case: Path, month: str = MONTH, *, site: Path | None = None, kill_at: str | None = None
+):
     return gc(case, "publish", month, "--site", str(site or case / "site"), kill_at=kill_at)
 
 

@@ -38,16 +38,17 @@ TMP_SUFFIX = ".gc-tmp"
 KILL_ENV = "GRIDCREDIT_TEST_KILL_AT"
 
 _hits: dict[str, int] = {}
+# read once: the look-up files pass a checkpoint each, tens of thousands a run
+_KILL_AT = os.environ.get(KILL_ENV) or ""
 
 
 def checkpoint(name: str) -> None:
     """Test hook: ``GRIDCREDIT_TEST_KILL_AT=<name>[:<n>]`` kills this process with
     SIGKILL at the n-th (default first) time it passes ``name``, as a crash or the
     OOM killer would. The crash tests use it to stop ``publish`` at named points."""
-    want = os.environ.get(KILL_ENV)
-    if not want or not want.startswith(name):
+    if not _KILL_AT:
         return
-    point, _, nth = want.partition(":")
+    point, _, nth = _KILL_AT.partition(":")
     if point != name:
         return
     _hits[name] = _hits.get(name, 0) + 1
@@ -58,6 +59,9 @@ def checkpoint(name: str) -> None:
 def tmp_path(path: Path) -> Path:
     """The temporary name ``path`` is written under: a dot file in the same folder."""
     return path.with_name(f".{path.name}{TMP_SUFFIX}")
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def write_atomic(
@@ -72,27 +76,37 @@ def write_atomic(
     ``point`` names a :func:`checkpoint` between writing and renaming.
     An ``OSError`` (a full disk) removes the temporary file and names ``path``.
     """
-    tmp = tmp_path(path)
+    target = os.fspath(path)
+    head, name = os.path.split(target)
+    tmp = os.path.join(head, f".{name}{TMP_SUFFIX}")
     try:
-        tmp.unlink(missing_ok=True)  # left by a kill; its mode may be wrong
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            fd = os.open(tmp, _CREATE, mode)
+        except FileExistsError:  # left by a kill; its mode may be wrong: make it anew
+            os.unlink(tmp)
+            fd = os.open(tmp, _CREATE, mode)
+        try:
+            n = os.write(fd, data)
+            if n < len(data):  # pragma: no cover - a short write (a signal, a full disk)
+                view = memoryview(data)[n:]
+                while view:
+                    view = view[os.write(fd, view) :]
             if fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        if point:
+        if point and _KILL_AT:
             checkpoint(point)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         if fsync:
-            _fsync_dir(path.parent)
+            _fsync_dir(Path(head))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if e.filename is None or Path(e.filename) == tmp:
-            e.filename = str(path)  # os.write names no file; say which one failed
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if e.filename is None or e.filename == tmp:
+            e.filename = target  # os.write names no file; say which one failed
         raise
 
 
