@@ -404,7 +404,7 @@ def publish(ctx: Context, month: str, site_dir: str | None, force: bool) -> None
     files); until then `gridcredit build` refuses the site.
     """
     from .periods import check_month, close_month, is_closed
-    from .pipeline import check_publishable, publish_month
+    from .pipeline import check_publishable, publish_month, publish_write_error
     from .publish.files import checkpoint, publish_lock
 
     check_month(month)
@@ -413,18 +413,23 @@ def publish(ctx: Context, month: str, site_dir: str | None, force: bool) -> None
 
     site = Path(site_dir) if site_dir else ctx.repo / "site"
     # one publish per site: a second one is refused before it scores or closes anything
-    with publish_lock(site):
-        if check_publishable(site, month, force=force):
-            click.echo(f"completing the unfinished publish of {month}", err=True)
-        run(db, scheme)
-        if not is_closed(db, month):
-            rec = close_month(db, scheme, month)
-            click.echo(
-                f"{month} closed: ledger hash {rec['hash'][:16]},"
-                f" {rec['late_events']} late events absorbed"
+    try:
+        with publish_lock(site):
+            if check_publishable(site, month, force=force):
+                click.echo(f"completing the unfinished publish of {month}", err=True)
+            run(db, scheme)
+            if not is_closed(db, month):
+                rec = close_month(db, scheme, month)
+                click.echo(
+                    f"{month} closed: ledger hash {rec['hash'][:16]},"
+                    f" {rec['late_events']} late events absorbed"
+                )
+                checkpoint("month-closed")
+            paths = publish_month(
+                db, scheme, month, site, private_dir=ctx.private_dir(), force=force
             )
-            checkpoint("month-closed")
-        paths = publish_month(db, scheme, month, site, private_dir=ctx.private_dir(), force=force)
+    except OSError as e:  # e.g. the site folder cannot be made: a full or read-only disk
+        raise publish_write_error(e, month, site) from None
     click.echo(f"wrote {len(paths):,} files into {site}; personal codes in {ctx.private_dir()}")
 
 

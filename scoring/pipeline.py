@@ -52,7 +52,14 @@ from .publish.files import (
     unfinished_publish,
 )
 
-__all__ = ["MonthRun", "build_site", "check_publishable", "publish_month", "run_month"]
+__all__ = [
+    "MonthRun",
+    "build_site",
+    "check_publishable",
+    "publish_month",
+    "publish_write_error",
+    "run_month",
+]
 
 
 @dataclass
@@ -114,7 +121,7 @@ def publish_month(
         with publish_lock(site_dir):
             return _publish_month(db, scheme, month, site_dir, private_dir, force)
     except OSError as e:
-        raise _write_error(e, month, site_dir) from None
+        raise publish_write_error(e, month, site_dir) from None
 
 
 def check_publishable(site_dir: Path, month: str, *, force: bool = False) -> bool:
@@ -174,7 +181,7 @@ def _publish_month(
     return paths
 
 
-def _write_error(e: OSError, month: str, site_dir: Path) -> GridcreditError:
+def publish_write_error(e: OSError, month: str, site_dir: Path) -> GridcreditError:
     """A failed write (a full disk, a read-only folder) as a message that says what to do."""
     where = e.filename or site_dir
     again = (

@@ -17,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,11 +52,11 @@ def publish(
 
 
 def digests(*folders: Path) -> dict[str, str]:
-    """sha256 of every file under ``folders`` (the lock holds only a pid)."""
+    """sha256 of every file under ``folders`` (a finished publish leaves no lock file)."""
     out = {}
     for folder in folders:
         for p in sorted(folder.rglob("*")):
-            if p.is_file() and p.name != LOCK:
+            if p.is_file():
                 rel = f"{folder.name}/{p.relative_to(folder).as_posix()}"
                 out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
@@ -157,6 +159,36 @@ def test_a_second_publish_of_the_same_site_is_refused_clearly(base, tmp_path):
     assert "Traceback" not in second.stderr
     assert not closed(case, MONTH)  # refused before it closed anything
     assert publish(case).returncode == 0  # the lock went with its holder
+    assert not (case / "site" / LOCK).exists()
+
+
+def test_two_publish_runs_at_once_one_is_refused_the_other_finishes(base, reference, tmp_path):
+    """Two real processes: the first stops itself among the look-up files (SIGSTOP),
+    the second is refused at once, the first then finishes the month alone."""
+    case = copy_case(base, tmp_path / "case")
+    env = {**os.environ, "GRIDCREDIT_TEST_KILL_AT": "stop:lookup-file:20"}
+    cmd = [*GRIDCREDIT, "--scheme", str(ROOT), "--db", str(case / "l.db")]
+    first = subprocess.Popen(
+        [*cmd, "publish", MONTH, "--site", str(case / "site")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while Path(f"/proc/{first.pid}/stat").read_text().split(")")[1].split()[0] != "T":
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = publish(case)
+        assert second.returncode == 1, second.stdout
+        assert f"another `gridcredit publish` (pid {first.pid}) is writing the site" in (
+            second.stderr
+        )
+        assert "Traceback" not in second.stderr
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    got = digests(case / "site", case / "private")
+    assert sorted(got) == sorted(reference) and got == reference
 
 
 def test_a_kill_while_writing_the_key_leaves_no_empty_key(base, tmp_path):

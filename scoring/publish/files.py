@@ -45,15 +45,19 @@ _KILL_AT = os.environ.get(KILL_ENV) or ""
 def checkpoint(name: str) -> None:
     """Test hook: ``GRIDCREDIT_TEST_KILL_AT=<name>[:<n>]`` kills this process with
     SIGKILL at the n-th (default first) time it passes ``name``, as a crash or the
-    OOM killer would. The crash tests use it to stop ``publish`` at named points."""
+    OOM killer would; ``stop:<name>[:<n>]`` stops it there (SIGSTOP) until the
+    test continues it. The crash tests use it to stop ``publish`` at named points."""
     if not _KILL_AT:
         return
-    point, _, nth = _KILL_AT.partition(":")
+    sig, want = signal.SIGKILL, _KILL_AT
+    if want.startswith("stop:"):
+        sig, want = signal.SIGSTOP, want[5:]
+    point, _, nth = want.partition(":")
     if point != name:
         return
     _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _hits[name] == int(nth or 1):
+        os.kill(os.getpid(), sig)
 
 
 def tmp_path(path: Path) -> Path:
@@ -195,7 +199,7 @@ def unfinished_message(site_dir: Path, month: str) -> str:
     )
 
 
-_held: dict[Path, tuple[int, int]] = {}
+_held: dict[Path, int] = {}
 
 
 @contextmanager
@@ -204,42 +208,56 @@ def publish_lock(site_dir: Path) -> Iterator[None]:
 
     Re-entrant within one process (the CLI holds it across score, close and
     publish; :func:`scoring.pipeline.publish_month` takes it again). The lock is
-    an ``flock`` the kernel drops when the holder dies, so a kill never leaves
-    the site locked.
+    an ``flock`` on ``<site>/.gridcredit-publish.lock``, which the kernel drops
+    when the holder dies, so a kill never leaves the site locked. The holder
+    removes the file when done, so a finished site carries no lock file.
     """
     site_dir = Path(site_dir)
     site_dir.mkdir(parents=True, exist_ok=True)
     path = (site_dir / LOCK).resolve()
     if path in _held:
-        fd, depth = _held[path]
-        _held[path] = (fd, depth + 1)
+        _held[path] += 1
         try:
             yield
         finally:
-            fd, depth = _held[path]
-            _held[path] = (fd, depth - 1)
+            _held[path] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise GridcreditError(
+                f"another `gridcredit publish`{who} is writing the site {site_dir} now; wait"
+                " for it to finish, then run this command again if it is still needed"
+            ) from None
+        # the previous holder may have removed the file after we opened it: then the
+        # lock we hold is on a file nobody else sees; take the one that is there
+        try:
+            st = os.stat(path)
+            mine = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+                break
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise
-        who = f" (pid {holder})" if holder.isdigit() else ""
-        raise GridcreditError(
-            f"another `gridcredit publish`{who} is writing the site {site_dir} now; wait for it"
-            " to finish, then run the command again if its month is not the one you meant"
-        ) from None
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     except OSError:  # a full disk: the pid is only a courtesy
         pass
-    _held[path] = (fd, 1)
+    _held[path] = 1
     try:
         yield
     finally:
         del _held[path]
+        try:
+            os.unlink(path)  # while still holding it (see the check above)
+        except OSError:
+            pass
         os.close(fd)  # releases the flock
