@@ -430,22 +430,38 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
 @pass_ctx
 @handle_errors
 def publish(ctx: Context, month: str, site_dir: str | None, force: bool) -> None:
-    """Close MONTH (YYYY-MM) and write its site pages and open data."""
+    """Close MONTH (YYYY-MM) and write its site pages and open data.
+
+    Safe to stop at any point: run it again to complete the month (the same
+    files); until then `gridcredit build` refuses the site.
+    """
     from .periods import check_month, close_month, is_closed
-    from .pipeline import publish_month
+    from .pipeline import check_publishable, publish_month, publish_write_error
+    from .publish.files import checkpoint, publish_lock
 
     check_month(month)
     db, scheme = ctx.db(), ctx.scheme()
     from .evaluate import score as run
 
-    run(db, scheme)
-    if not is_closed(db, month):
-        rec = close_month(db, scheme, month)
-        click.echo(
-            f"{month} closed: ledger hash {rec['hash'][:16]}, {rec['late_events']} late events absorbed"
-        )
     site = Path(site_dir) if site_dir else ctx.repo / "site"
-    paths = publish_month(db, scheme, month, site, private_dir=ctx.private_dir(), force=force)
+    # one publish per site: a second one is refused before it scores or closes anything
+    try:
+        with publish_lock(site):
+            if check_publishable(site, month, force=force):
+                click.echo(f"completing the unfinished publish of {month}", err=True)
+            run(db, scheme)
+            if not is_closed(db, month):
+                rec = close_month(db, scheme, month)
+                click.echo(
+                    f"{month} closed: ledger hash {rec['hash'][:16]},"
+                    f" {rec['late_events']} late events absorbed"
+                )
+                checkpoint("month-closed")
+            paths = publish_month(
+                db, scheme, month, site, private_dir=ctx.private_dir(), force=force
+            )
+    except OSError as e:  # e.g. the site folder cannot be made: a full or read-only disk
+        raise publish_write_error(e, month, site) from None
     click.echo(f"wrote {len(paths):,} files into {site}; personal codes in {ctx.private_dir()}")
 
 

@@ -20,6 +20,7 @@ The stages, and where each lives::
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +42,24 @@ from .publish import (
     write_month_site,
     write_private_codes,
 )
+from .publish.files import (
+    begin_publish,
+    checkpoint,
+    finish_publish,
+    publish_lock,
+    remove_leftovers,
+    unfinished_message,
+    unfinished_publish,
+)
 
-__all__ = ["MonthRun", "build_site", "publish_month", "run_month"]
+__all__ = [
+    "MonthRun",
+    "build_site",
+    "check_publishable",
+    "publish_month",
+    "publish_write_error",
+    "run_month",
+]
 
 
 @dataclass
@@ -90,29 +107,93 @@ def publish_month(
     A month's pages are written once: publishing it again into the same site is
     refused unless ``force`` (the frozen figures are the same, but list reasons
     and flags would show today's state of late corrections and objections).
+
+    Safe to kill at any point: the site's publish marker names the month from
+    before its first file until every file (the look-up files and the private
+    codes too) is written and on disk; while it is there, ``gridcredit build``
+    refuses the site and publishing the month again completes it with the same
+    bytes. Every file is written through a temporary name and a rename. One
+    publish per site at a time (:func:`~scoring.publish.files.publish_lock`).
+    A full disk is a :class:`GridcreditError` saying where and what to do.
     """
-    if not is_closed(db, month):
-        raise GridcreditError(
-            f"{month} is not closed; `gridcredit publish {month}` closes it first"
-        )
-    manifest = Path(site_dir) / "data" / month / "manifest.json"
+    site_dir = Path(site_dir)
+    try:
+        with publish_lock(site_dir):
+            return _publish_month(db, scheme, month, site_dir, private_dir, force)
+    except OSError as e:
+        raise publish_write_error(e, month, site_dir) from None
+
+
+def check_publishable(site_dir: Path, month: str, *, force: bool = False) -> bool:
+    """Whether ``month`` may be published into ``site_dir`` now.
+
+    True if an earlier publish of ``month`` did not finish (publishing completes
+    it). Refuses (:class:`GridcreditError`) a month published already (unless
+    ``force``) and any month while another month's publish is unfinished.
+    """
+    pending = unfinished_publish(site_dir)
+    if pending is not None and pending not in ("?", month):
+        raise GridcreditError(unfinished_message(site_dir, pending) + f", then publish {month}")
+    if pending is not None:
+        return True
+    manifest = site_dir / "data" / month / "manifest.json"
     if manifest.exists() and not force:
         raise GridcreditError(
             f"{month} is published already ({manifest}); a published month's pages never change."
             " To build the site run `gridcredit build`; to rewrite the month anyway use --force"
         )
+    return False
+
+
+def _publish_month(
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    month: str,
+    site_dir: Path,
+    private_dir: Path | None,
+    force: bool,
+) -> list[Path]:
+    if not is_closed(db, month):
+        raise GridcreditError(
+            f"{month} is not closed; `gridcredit publish {month}` closes it first"
+        )
+    if check_publishable(site_dir, month, force=force):
+        # a killed run left temporary files; the rerun writes every file again
+        remove_leftovers(site_dir, private_dir)
+    begin_publish(site_dir, month)
+    checkpoint("publish-started")
     pm = plugins_of(scheme)
     data = month_data(db, scheme, month)
-    secret = lookup_secret(db, private_dir, Path(site_dir))
+    secret = lookup_secret(db, private_dir, site_dir)
     publishers = pm.publishers
     paths = write_month_site(
-        month, data, Path(site_dir), secret=secret, mask=name_masker(pm.hook.mask_name),
+        month, data, site_dir, secret=secret, mask=name_masker(pm.hook.mask_name),
         publishers=publishers, private_dir=private_dir,
     )  # fmt: skip
     if private_dir is not None:
         people = sorted({(a.subject, a.name) for a in data.lookup})
         write_private_codes(
-            Path(private_dir) / f"codes-{month}.csv", secret, people, site_dir=Path(site_dir)
+            Path(private_dir) / f"codes-{month}.csv", secret, people, site_dir=site_dir
         )
-    pm.hook.after_publish(month=month, site_dir=Path(site_dir), paths=paths)
+    checkpoint("files-written")
+    finish_publish(site_dir, private_dir)
+    pm.hook.after_publish(month=month, site_dir=site_dir, paths=paths)
     return paths
+
+
+def publish_write_error(e: OSError, month: str, site_dir: Path) -> GridcreditError:
+    """A failed write (a full disk, a read-only folder) as a message that says what to do."""
+    where = e.filename or site_dir
+    again = (
+        f"run `gridcredit publish {month}` again: it completes the month with the same files"
+        " (until then `gridcredit build` refuses the site)"
+    )
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return GridcreditError(
+            f"publish {month}: the disk is full: cannot write {where} ({e.strerror}). Free disk"
+            f" space there (or give the site and the private folder more room), then {again}"
+        )
+    return GridcreditError(
+        f"publish {month}: cannot write {where}: {e.strerror or e}. Fix that (permissions,"
+        f" a read-only or missing folder), then {again}"
+    )

@@ -61,8 +61,9 @@ def test_the_key_file_is_private_from_the_start(tmp_path, monkeypatch):
     seen = []
     real_open = os.open
     monkeypatch.setattr(
-        os, "open", lambda *a: seen.append(a[2] if len(a) > 2 else None) or real_open(*a)
+        os, "open", lambda *a: seen.append((a[1], a[2] if len(a) > 2 else None)) or real_open(*a)
     )
     write_key(tmp_path / KEY_FILE, "cd" * 32)
-    assert seen == [0o600]
+    # every file it creates is 0600 from its creation (it also opens the folder, to fsync it)
+    assert [mode for flags, mode in seen if flags & os.O_CREAT] == [0o600]
     assert (tmp_path / KEY_FILE).stat().st_mode & 0o777 == 0o600

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .files import unfinished_message, unfinished_publish
 from .markup import MONTH_RE, _slug, month_label
 
 
@@ -178,6 +179,11 @@ def build_site(config: Path) -> Path:
         pass
     try:
         cfg = load_config(str(config))
+        docs = Path(cfg["docs_dir"])
+        pending = unfinished_publish(docs)
+        if pending is not None:
+            # e.g. the month's pages without its look-up files or codes: never deploy that
+            raise GridcreditError(f"{config}: not built: " + unfinished_message(docs, pending))
         build(cfg)
     except MkDocsException as e:
         raise GridcreditError(f"{config}: site build failed: {e}") from None

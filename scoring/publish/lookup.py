@@ -49,6 +49,7 @@ import base64
 import csv
 import hashlib
 import hmac
+import io
 import json
 import os
 import secrets
@@ -63,6 +64,7 @@ import sqlite_utils
 from ..errors import InputError
 from ..ledger import get_state, set_state
 from .data import HISTORY_MONTHS, LookupEntry, LookupMonth
+from .files import write_atomic
 from .markup import h, month_label
 
 if TYPE_CHECKING:
@@ -285,10 +287,8 @@ def write_lookup_files(
             same = path.read_bytes() == data
         except FileNotFoundError:
             same = None
-        if not same:
-            if same is not None and path.stat().st_nlink > 1:
-                path.unlink()  # hard-linked into a built site: replace, never change it
-            path.write_bytes(data)
+        if not same:  # a new inode: a file hard-linked into a built site never changes
+            write_atomic(path, data, point="lookup-file")
         written.append(path)
     keep = set(written)
     # stale files, and the flat lookup/<id>.js layout of earlier versions
@@ -324,15 +324,13 @@ def write_private_codes(
         if path == site or site in path.parents:
             raise ValueError(f"refusing to write personal codes inside the site folder {site}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["subject", "name", "code"])
-        for sid, name in sorted(subjects):
-            w.writerow([sid, name, person_code(secret, sid)])
-    try:
-        path.chmod(0o600)
-    except OSError:  # pragma: no cover - e.g. some network file systems
-        pass
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["subject", "name", "code"])
+    for sid, name in sorted(subjects):
+        w.writerow([sid, name, person_code(secret, sid)])
+    # readable by its owner only from the first byte; complete or absent, never cut short
+    write_atomic(path, buf.getvalue().encode("utf-8-sig"), mode=0o600, point="codes-file")
     return path
 
 
@@ -390,12 +388,14 @@ def lookup_secret(
 
 
 def write_key(path: Path, value: str) -> None:
-    """Write a key file readable by its owner only, from the moment it exists."""
+    """Write a key file readable by its owner only, from the moment it exists.
+
+    Atomic and durable (a temporary file, fsync, rename): a kill or a power cut
+    leaves the whole key or none, never an empty file that every later publish
+    would refuse as a damaged key.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(value + "\n")
-    path.chmod(0o600)  # an existing file keeps its mode through O_TRUNC
+    write_atomic(path, (value + "\n").encode("ascii"), mode=0o600, fsync=True, point="key-file")
 
 
 def lookup_page(secret: bytes, iterations: int, month: str) -> str:

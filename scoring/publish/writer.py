@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .data import MonthData, Publisher
+from .files import write_atomic
 from .lookup import ITERATIONS, LookupKeys, lookup_page, lookup_records, write_lookup_files
 from .markup import MONTH_RE, _neutralise_csv, _Output, mask_name, md
 from .opendata import content_hash, data_page, open_data
@@ -86,7 +87,7 @@ def _run_publishers(
             if local.suffix.lower() == ".csv":  # open data: no formulas, whoever wrote it
                 safe = _neutralise_csv(content)
                 if safe != content:
-                    local.write_bytes(safe)
+                    write_atomic(local, safe)
                     content = safe
             if any(r in local.parents for r in month_roots):
                 out.files[local] = content
@@ -94,6 +95,34 @@ def _run_publishers(
 
 
 _RESERVED = frozenset({"index.md", "data.md", "manifest.json"})
+
+
+def _flush(out: _Output, clean: Sequence[Path]) -> list[Path]:
+    """Write ``out``'s files (changed bytes only, each through a temporary name and
+    a rename) and remove stale files and empty folders under ``clean``.
+
+    What :meth:`_Output.flush` does, but a kill or a full disk never leaves a
+    truncated page: a rerun of the publish finds the old page or the new one.
+    """
+    made: set[Path] = set()
+    for path, data in sorted(out.files.items()):
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        try:
+            same = path.read_bytes() == data
+        except FileNotFoundError:
+            same = False
+        if not same:
+            write_atomic(path, data, point="month-file")
+    for folder in clean:
+        if folder.is_dir():
+            for old in sorted(folder.rglob("*"), reverse=True):
+                if old.is_file() and old not in out.files:
+                    old.unlink()
+                elif old.is_dir() and not any(old.iterdir()):
+                    old.rmdir()
+    return sorted(out.files)
 
 
 def _page_title(content: bytes, fallback: str) -> str:
@@ -113,7 +142,7 @@ def write_assets(site_dir: Path) -> list[Path]:
         data = resources.files("scoring").joinpath("assets", name).read_bytes()
         path = target / name
         if not path.exists() or path.read_bytes() != data:
-            path.write_bytes(data)
+            write_atomic(path, data)
         written.append(path)
     return written
 
@@ -220,11 +249,11 @@ def _publish(
         out.text("index.md", home_page(site))
         out.text("lookup/index.md", lookup_page(secret, iterations, month))
 
-    written = out.flush([month_dir, data_dir])
+    written = _flush(out, [month_dir, data_dir])
     written += [p for p in extra if p not in out.files]
     # The archive links only to pages that exist, so write it after the month.
     archive = site_dir / "months" / "index.md"
-    archive.write_text(archive_page(site_dir, months, data.title), encoding="utf-8")
+    write_atomic(archive, archive_page(site_dir, months, data.title).encode("utf-8"))
     written.append(archive)
     written += write_assets(site_dir)
     if latest:
