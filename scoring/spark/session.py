@@ -1,0 +1,68 @@
+"""The SparkSession of a run: its master, the workers' Python, and Java.
+
+``pyspark`` is imported here, inside functions, so that importing the package
+costs nothing when Spark is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Any
+
+from ..errors import GridcreditError
+
+_JAVA_FIX = (
+    "install Java 17 (Debian: sudo apt-get install -y openjdk-17-jre-headless) or set JAVA_HOME"
+)
+
+
+class SparkMissing(GridcreditError):
+    """pyspark or Java is not installed."""
+
+
+def check_java() -> None:
+    """Raise :class:`SparkMissing` with the fix when no ``java`` is found."""
+    home = os.environ.get("JAVA_HOME")
+    if home and os.path.isfile(os.path.join(home, "bin", "java")):
+        return
+    if shutil.which("java") is None:
+        raise SparkMissing(f"the Spark runner needs Java and none was found; {_JAVA_FIX}")
+
+
+def get_session(master: str | None = None, app: str = "gridcredit") -> Any:
+    """The active SparkSession, or a new one on ``master`` (``None``: what
+    ``spark-submit`` set, else ``local[*]``). The workers run this Python
+    (``PYSPARK_PYTHON``) unless the environment says otherwise."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkMissing(
+            "the Spark runner needs pyspark; install it with: pip install 'gridcredit[spark]'"
+        ) from None
+    active = SparkSession.getActiveSession()
+    if active is not None and (master is None or active.sparkContext.master == master):
+        return active
+    check_java()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app)
+    if master is not None:
+        builder = builder.master(master)
+    elif "spark.master" not in os.environ.get("SPARK_CONF", "") and not os.environ.get(
+        "SPARK_ENV_LOADED"
+    ):
+        builder = builder.master("local[*]")
+    spark = (
+        builder.config("spark.sql.session.timeZone", "UTC")
+        # "2024-03" in a partition folder stays a string
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", os.environ.get("GRIDCREDIT_SPARK_PARTITIONS", "8"))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
