@@ -42,8 +42,9 @@ def balances(
     e = entries.filter(F.col("at") <= t)
     sums = e.groupBy("subject", "grp").agg(
         F.sum(
-            F.when(F.col("expires_at").isNull() | (F.col("expires_at") > t), F.col("points"))
-            .otherwise(0)
+            F.when(
+                F.col("expires_at").isNull() | (F.col("expires_at") > t), F.col("points")
+            ).otherwise(0)
         ).alias("p"),
         F.sum("wallet").alias("w"),
     )

@@ -29,8 +29,19 @@ _ENTRY = (
     "pack_hash", "period", "expires_at", "grade", "grade_until", "note",
 )  # fmt: skip
 _COLUMNS = {
-    "redemptions": ("event", "subject", "grp", "item", "quantity", "cost", "outcome",
-                    "reason_code", "at", "period", "partner"),  # fmt: skip
+    "redemptions": (
+        "event",
+        "subject",
+        "grp",
+        "item",
+        "quantity",
+        "cost",
+        "outcome",
+        "reason_code",
+        "at",
+        "period",
+        "partner",
+    ),  # fmt: skip
     "objections": ("target", "event", "status", "opened_at", "decided_at"),
     "rejects": ("batch", "file", "line", "reason", "record_id", "raw", "waits"),
     "subjects": ("id", "kind", "name", "grid", "tags", "code", "links", "hash"),

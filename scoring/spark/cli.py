@@ -91,7 +91,5 @@ def _balances(args: argparse.Namespace) -> None:
     if args.group and args.group not in scheme.groups:
         raise UsageError(f"unknown group {args.group!r}; groups: {', '.join(scheme.groups)}")
     spark = get_session(args.master)
-    rows = balances(
-        spark, version, scheme, as_of=parse_as_of(scheme, args.as_of), group=args.group
-    )
+    rows = balances(spark, version, scheme, as_of=parse_as_of(scheme, args.as_of), group=args.group)
     sys.stdout.write(render(rows, args.fmt))

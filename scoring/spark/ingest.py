@@ -147,7 +147,8 @@ def parse_events(scheme_dir: str, files: Files) -> Any:
                 out: dict[str, list] = {c: [] for c in cols}
 
                 def add(kind: str, line: int, row: tuple = (None,) * 6, raw: Any = None,
-                        reason: Any = None, rid: Any = None) -> None:  # fmt: skip
+                        reason: Any = None, rid: Any = None, out: dict = out,
+                        fi: int = fi) -> None:  # fmt: skip
                     out["kind"].append(kind)
                     out["fi"].append(fi)
                     out["line"].append(line)
@@ -203,7 +204,7 @@ def parse_subjects(scheme_dir: str, files: Files) -> Any:
                 fi = files.uris[uri]
                 out: dict[str, list] = {c: [] for c in cols}
 
-                def add(kind: str, line: int, vals: dict) -> None:
+                def add(kind: str, line: int, vals: dict, out: dict = out, fi: int = fi) -> None:
                     for c in cols:
                         out[c].append(vals.get(c))
                     out["kind"][-1], out["fi"][-1], out["line"][-1] = kind, fi, line
@@ -221,8 +222,8 @@ def parse_subjects(scheme_dir: str, files: Files) -> Any:
                                 add("reject", line, {"raw": _raw_text(raw, rec), "reason": reason})
                                 continue
                             try:
-                                sid, groups, kind, name, grid, tags, code, links, h = (
-                                    check._record(rec)
+                                sid, groups, kind, name, grid, tags, code, links, h = check._record(
+                                    rec
                                 )
                             except _Bad as e:
                                 rid = rec.get("id")

@@ -45,7 +45,6 @@ from .ingest import (
 )
 from .partition import (
     ENTRY_FIELDS,
-    IN_SCHEMA,
     OBJECTION_FIELDS,
     OUT_SCHEMA,
     REDEMPTION_FIELDS,
@@ -55,7 +54,9 @@ from .partition import (
 )
 
 DEFAULT_PARTITIONS = 16
-REJECT_COLUMNS = "batch int, file string, line long, record_id string, reason string, raw string, waits string"
+REJECT_COLUMNS = (
+    "batch int, file string, line long, record_id string, reason string, raw string, waits string"
+)
 SUBJECT_COLUMNS = (
     "id string, kind string, name string, grid string, tags string, code string, links string,"
     " hash string, groups string"
@@ -113,24 +114,41 @@ def score(
                 sbatches[r.fi].rejected += 1
         reject_frames.append(
             parsed.filter("kind = 'reject'").select(
-                (F.col("fi") + 1).cast("int").alias("batch"), F.col("fi"), "line",
-                F.col("id").alias("record_id"), "reason", "raw", F.lit(None).cast("string").alias("waits"),
+                (F.col("fi") + 1).cast("int").alias("batch"),
+                F.col("fi"),
+                "line",
+                F.col("id").alias("record_id"),
+                "reason",
+                "raw",
+                F.lit(None).cast("string").alias("waits"),
             )  # fmt: skip
         )
+        fold = fold_subject(sfiles.names)
         folded = (
             parsed.filter("kind = 'row'")
             .rdd.groupBy(lambda r: r.id)
-            .flatMap(lambda kv, f=fold_subject(sfiles.names): f(list(kv[1])))
+            .flatMap(lambda kv, f=fold: f(list(kv[1])))
             .persist()
         )
-        for (_, fi, what), n in folded.filter(lambda x: x[0] == "count").map(tuple).countByValue().items():
+        for (_, fi, what), n in (
+            folded.filter(lambda x: x[0] == "count").map(tuple).countByValue().items()
+        ):
             b = sbatches[fi]
             setattr(b, what, getattr(b, what) + n)
             if what == "conflicting":
                 b.rejected += n
         subject_rows = folded.filter(lambda x: x[0] == "final").map(
-            lambda x: (x[1].id, x[1].skind, x[1].name, x[1].grid, x[1].tags, x[1].code,
-                       x[1].links, x[1].hash, x[1].groups)  # fmt: skip
+            lambda x: (
+                x[1].id,
+                x[1].skind,
+                x[1].name,
+                x[1].grid,
+                x[1].tags,
+                x[1].code,
+                x[1].links,
+                x[1].hash,
+                x[1].groups,
+            )  # fmt: skip
         )
         subjects_df = spark.createDataFrame(subject_rows, SUBJECT_COLUMNS)
         reject_frames.append(
@@ -149,54 +167,88 @@ def score(
 
     # --- 1. ingest: events -----------------------------------------------------------
     accepted = None
+    latest = None
     if edf is not None:
         parsed_e = edf.mapInArrow(parse_events(scheme_dir, efiles), PARSED_EVENTS).persist()
-        small = parsed_e.filter("kind IN ('read', 'error')").collect()
-        raise_file_errors([(r.fi, r.reason) for r in small if r.kind == "error"], efiles.names)
+        # reads, file errors and rejects are few: one job brings them
+        small = parsed_e.filter("kind != 'row'").select("kind", "fi", "line").collect()
+        raise_file_errors(
+            [(r.fi, r.reason) for r in parsed_e.filter("kind = 'error'").collect()]
+            if any(r.kind == "error" for r in small) else [], efiles.names,
+        )  # fmt: skip
         for r in small:
             if r.kind == "read":
                 ebatches[r.fi].read = r.line
+            elif r.kind == "reject":
+                ebatches[r.fi].rejected += 1
         offset = len(sbatches)
         reject_frames.append(
             parsed_e.filter("kind = 'reject'").select(
-                (F.col("fi") + 1 + offset).cast("int").alias("batch"), (F.col("fi") + offset).alias("fi"),
-                "line", F.col("id").alias("record_id"), "reason", "raw",
+                (F.col("fi") + 1 + offset).cast("int").alias("batch"),
+                (F.col("fi") + offset).alias("fi"),
+                "line",
+                F.col("id").alias("record_id"),
+                "reason",
+                "raw",
                 F.lit(None).cast("string").alias("waits"),
             )  # fmt: skip
         )
-        for fi, n in parsed_e.filter("kind = 'reject'").groupBy("fi").count().collect():
-            ebatches[fi].rejected += n
         rows = parsed_e.filter("kind = 'row'").drop("kind", "reason")
         ranked = rows.withColumn(
             "rn", F.row_number().over(Window.partitionBy("id").orderBy("fi", "line"))
-        ).persist()
-        accepted = ranked.filter("rn = 1").drop("rn", "raw").persist()
-        winners = accepted.select("id", *[F.col(c).alias("w_" + c) for c in (*CONTENT, "fi", "line")])
-        later = ranked.filter("rn > 1").join(winners, "id")
+        )
+        winners = ranked.filter("rn = 1").select(
+            "id", *[F.col(c).alias("w_" + c) for c in (*CONTENT, "fi", "line")]
+        )
         same = None
         for c in CONTENT:
             term = F.col(c).eqNullSafe(F.col("w_" + c))
             same = term if same is None else same & term
-        for fi, n in later.filter(same).groupBy("fi").count().collect():
-            ebatches[fi].duplicates += n
-        conflicts = later.filter(~same).rdd.map(
-            lambda r, names=efiles.names: conflict_reason(names, r)
-        ).collect()
-        for fi, line, rid, reason, raw in conflicts:
+        # every record with its id's first: accepted (the first), duplicate or conflicting
+        judged = (
+            ranked.join(winners, "id")
+            .withColumn(
+                "status",
+                F.when(F.col("rn") == 1, "accepted").when(same, "duplicates").otherwise("conflict"),
+            )
+            .persist()
+        )
+        n_conflicts = 0
+        for fi, status, n, top in (
+            judged.groupBy("fi", "status").agg(F.count("*"), F.max("at")).collect()
+        ):
+            if status == "accepted":
+                ebatches[fi].accepted += n
+                latest = top if latest is None else max(latest, top)
+            elif status == "duplicates":
+                ebatches[fi].duplicates += n
+            else:
+                n_conflicts += n
+        conflicts = []
+        if n_conflicts:
+            conflicts = (
+                judged.filter("status = 'conflict'")
+                .rdd.map(lambda r, names=efiles.names: conflict_reason(names, r))
+                .collect()
+            )
+        for fi, *_ in conflicts:
             b = ebatches[fi]
             b.conflicting += 1
             b.rejected += 1
         if conflicts:
             reject_frames.append(
                 spark.createDataFrame(
-                    [(fi + 1 + offset, fi + offset, line, rid, reason, raw, None)
-                     for fi, line, rid, reason, raw in conflicts],  # fmt: skip
+                    [
+                        (fi + 1 + offset, fi + offset, line, rid, reason, raw, None)
+                        for fi, line, rid, reason, raw in conflicts
+                    ],  # fmt: skip
                     "batch int, fi int, line long, record_id string, reason string, raw string,"
                     " waits string",
                 )
             )
-        for fi, n in accepted.groupBy("fi").count().collect():
-            ebatches[fi].accepted += n
+        accepted = judged.filter("status = 'accepted'").select(
+            "id", "type", "subject", "at", "attrs", "amends", "fi", "line"
+        )
     for b in run.batches:
         assert b.read == b.accepted + b.duplicates + b.rejected, b
     t0 = _tick(run, "ingest events", t0)
@@ -206,18 +258,19 @@ def score(
     for sid, links in subjects_df.filter("links != '{}'").select("id", "links").collect():
         for target in orjson.loads(links).values():
             comps.union(sid, target)
-    latest = None
     if accepted is not None:
-        corr = accepted.filter(
-            "amends IS NOT NULL OR type IN ('withdraw', 'objection')"
-        ).select(
-            "subject", "amends",
-            F.when(F.col("type").isin("withdraw", "objection"),
-                   F.get_json_object("attrs", "$.target")).alias("target"),  # fmt: skip
+        corr = accepted.filter("amends IS NOT NULL OR type IN ('withdraw', 'objection')").select(
+            "subject",
+            "amends",
+            F.when(
+                F.col("type").isin("withdraw", "objection"), F.get_json_object("attrs", "$.target")
+            ).alias("target"),  # fmt: skip
         )
-        targets = corr.select("subject", F.col("amends").alias("t")).union(
-            corr.select("subject", F.col("target").alias("t"))
-        ).filter("t IS NOT NULL")
+        targets = (
+            corr.select("subject", F.col("amends").alias("t"))
+            .union(corr.select("subject", F.col("target").alias("t")))
+            .filter("t IS NOT NULL")
+        )
         by_id = accepted.select(F.col("id").alias("t"), F.col("subject").alias("ts"))
         for a, b in targets.join(by_id, "t").select("subject", "ts").distinct().collect():
             comps.union(a, b)
@@ -226,11 +279,13 @@ def score(
             comps.union_all(
                 r[0]
                 for r in accepted.filter(
-                    (F.col("type") == "redeem")
-                    & F.get_json_object("attrs", "$.item").isin(stocked)
-                ).select("subject").distinct().orderBy("subject").collect()
+                    (F.col("type") == "redeem") & F.get_json_object("attrs", "$.item").isin(stocked)
+                )
+                .select("subject")
+                .distinct()
+                .orderBy("subject")
+                .collect()
             )
-        latest = accepted.agg(F.max("at")).collect()[0][0]
     mapping = comps.mapping()
     t0 = _tick(run, "components", t0)
 
@@ -238,13 +293,21 @@ def score(
     comp_df = spark.createDataFrame(mapping, "m_subject string, comp string")
     null = F.lit(None)
     subj_in = (
-        subjects_df.join(comp_df, subjects_df.id == comp_df.m_subject, "left")
-        .select(
-            F.coalesce("comp", "id").alias("comp"), F.lit(0).alias("kind"), "id",
-            null.cast("string").alias("subject"), null.cast("long").alias("at"),
-            null.cast("string").alias("key"), null.cast("string").alias("amends"),
-            null.cast("int").alias("fi"), null.cast("long").alias("line"), F.col("kind").alias("skind"),
-            "grid", "tags", "links", "groups",
+        subjects_df.join(comp_df, subjects_df.id == comp_df.m_subject, "left").select(
+            F.coalesce("comp", "id").alias("comp"),
+            F.lit(0).alias("kind"),
+            "id",
+            null.cast("string").alias("subject"),
+            null.cast("long").alias("at"),
+            null.cast("string").alias("key"),
+            null.cast("string").alias("amends"),
+            null.cast("int").alias("fi"),
+            null.cast("long").alias("line"),
+            F.col("kind").alias("skind"),
+            "grid",
+            "tags",
+            "links",
+            "groups",
         )  # fmt: skip
     )
     combined = subj_in
@@ -287,7 +350,9 @@ def score(
     names = spark.createDataFrame(list(enumerate(all_files)), "fi int, file string")
     for frame in reject_frames:
         rejects = rejects.unionByName(
-            frame.join(F.broadcast(names), "fi").select(*[c.split()[0] for c in REJECT_COLUMNS.split(",")])
+            frame.join(F.broadcast(names), "fi").select(
+                *[c.split()[0] for c in REJECT_COLUMNS.split(",")]
+            )
         )
     rejects.write.parquet(f"{v}/rejects")
     subjects_df.drop("groups").write.parquet(f"{v}/subjects")
@@ -306,7 +371,7 @@ def score(
     })  # fmt: skip
     store.switch(ledger, version)
     _tick(run, "write", t0)
-    for df in (out, subjects_df, *([accepted, ranked, parsed_e] if accepted is not None else [])):
+    for df in (out, subjects_df, *([judged, parsed_e] if accepted is not None else [])):
         df.unpersist()
     return run
 
@@ -320,7 +385,6 @@ def _global_ids(df: Any, trial: bool) -> Any:
     Distributed: a window per hour of event time, each hour's offset from the
     hours' counts (no single-partition window)."""
     from pyspark.sql import functions as F
-
     from pyspark.sql.window import Window
 
     # an hour's entries are numbered by a window; the hours' counts (a few thousand
@@ -350,22 +414,36 @@ def _global_ids(df: Any, trial: bool) -> Any:
     prefix = "reverses trial entry " if trial else "reverses entry "
     repair = "the repair of entry "
     fixed = (
-        numbered.join(look, (F.col("part") == F.col("r_part")) & (F.col("ref") == F.col("r_lid")), "left")
+        numbered.join(
+            look, (F.col("part") == F.col("r_part")) & (F.col("ref") == F.col("r_lid")), "left"
+        )
         .withColumn("b_num", F.regexp_extract("note", repair + "([0-9]+)$", 1))
-        .join(rep, (F.col("part") == F.col("b_part"))
-              & (F.col("b_num").try_cast("long") == F.col("b_lid")), "left")  # fmt: skip
+        .join(
+            rep,
+            (F.col("part") == F.col("b_part"))
+            & (F.col("b_num").try_cast("long") == F.col("b_lid")),
+            "left",
+        )  # fmt: skip
     )
     note = F.col("note")
     note = F.when(
         F.col("r_gid").isNotNull() & note.startswith(prefix),
-        F.regexp_replace(note, "^" + prefix + "[0-9]+", F.concat(F.lit(prefix), F.col("r_gid").cast("string"))),
+        F.regexp_replace(
+            note, "^" + prefix + "[0-9]+", F.concat(F.lit(prefix), F.col("r_gid").cast("string"))
+        ),
     ).otherwise(note)
     note = F.when(
         F.col("b_gid").isNotNull(),
-        F.regexp_replace(note, repair + "[0-9]+$", F.concat(F.lit(repair), F.col("b_gid").cast("string"))),
+        F.regexp_replace(
+            note, repair + "[0-9]+$", F.concat(F.lit(repair), F.col("b_gid").cast("string"))
+        ),
     ).otherwise(note)
     return fixed.select(
         F.col("gid").alias("id"),
-        *[F.col("r_gid").alias("ref") if c == "ref" else (note.alias("note") if c == "note" else F.col(c))
-          for c in ENTRY_FIELDS],
+        *[
+            F.col("r_gid").alias("ref")
+            if c == "ref"
+            else (note.alias("note") if c == "note" else F.col(c))
+            for c in ENTRY_FIELDS
+        ],
     ).persist()
