@@ -195,10 +195,10 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
                                   ("trial_entries", trial, core.first_trial_id)):  # fmt: skip
             for n, r in enumerate(rows_, first):
                 put(tbl, dict(zip(ENTRY_FIELDS, r, strict=True)), n)
-        for r in redemptions.values():
-            put("redemptions", dict(zip(REDEMPTION_FIELDS, r, strict=True)))
-        for r in objections.values():
-            put("objections", dict(zip(OBJECTION_FIELDS, r, strict=True)))
+        for red in redemptions.values():
+            put("redemptions", dict(zip(REDEMPTION_FIELDS, red, strict=True)))
+        for obj in objections.values():
+            put("objections", dict(zip(OBJECTION_FIELDS, obj, strict=True)))
         for reason, waits, ev in rejects:
             fi, line = where.get(ev, (None, 0))
             put("rejects", {

@@ -200,10 +200,9 @@ def score(
         winners = ranked.filter("rn = 1").select(
             "id", *[F.col(c).alias("w_" + c) for c in (*CONTENT, "fi", "line")]
         )
-        same = None
+        same = F.lit(True)
         for c in CONTENT:
-            term = F.col(c).eqNullSafe(F.col("w_" + c))
-            same = term if same is None else same & term
+            same = same & F.col(c).eqNullSafe(F.col("w_" + c))
         # every record with its id's first: accepted (the first), duplicate or conflicting
         judged = (
             ranked.join(winners, "id")
