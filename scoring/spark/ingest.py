@@ -42,13 +42,20 @@ _SCHEMES: dict[str, Any] = {}
 
 
 def scheme_of(scheme_dir: str) -> Any:
-    """The scheme of ``scheme_dir``, loaded once per Python process (driver or worker)."""
+    """The scheme of ``scheme_dir`` and its compiled rules, loaded once per Python
+    process (driver or worker). On a cluster's executors, where the driver's folder
+    does not exist, the copy :func:`scoring.spark.run.score` shipped (``addFile``)."""
     found = _SCHEMES.get(scheme_dir)
     if found is None:
         from ..compile import compile_scheme
         from ..loader import load_scheme
 
-        scheme = load_scheme(scheme_dir)
+        where = scheme_dir
+        if not os.path.isdir(where):  # a cluster's executor: the copy the run shipped
+            from pyspark import SparkFiles
+
+            where = SparkFiles.get(os.path.basename(scheme_dir.rstrip("/")))
+        scheme = load_scheme(where)
         found = _SCHEMES[scheme_dir] = (scheme, compile_scheme(scheme))
     return found
 

@@ -93,6 +93,9 @@ def score(
     run = Run()
     scheme_dir = str(Path(scheme_dir).resolve())
     scheme, _ = scheme_of(scheme_dir)  # a scheme error stops here, before any job
+    if not spark.sparkContext.master.startswith("local"):
+        # executors elsewhere read the rules from a copy of the scheme folder
+        spark.sparkContext.addFile(scheme_dir, recursive=True)
 
     # --- 1. ingest: subjects ---------------------------------------------------------
     sdf, sfiles = list_files(spark, subjects)

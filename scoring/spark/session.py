@@ -112,6 +112,8 @@ def get_session(master: str | None = None, app: str = "gridcredit") -> Any:
         # "2024-03" in a partition folder stays a string
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # local mode runs the executors in the driver's JVM: its memory is theirs
+        .config("spark.driver.memory", os.environ.get("GRIDCREDIT_SPARK_DRIVER_MEMORY", "3g"))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", os.environ.get("GRIDCREDIT_SPARK_PARTITIONS", "8"))
