@@ -328,3 +328,51 @@ print(loaded)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- CSV input -----------------------------------------------------------------------
+
+
+def test_csv_and_json_lines_inputs_give_the_sqlite_paths_ledger_and_rejects(spark, tmp_path):
+    """CSV files are read by the same reader: a CSV event and the same event in JSON
+    Lines are duplicates, a bad value is rejected at its line with the same reason,
+    the same id with other content conflicts and names the accepted record."""
+    from scoring.loader import load_scheme
+
+    scheme = load_scheme(ROOT)
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text(
+        "id,groups,grid\nR1,residents,S01C01G01\nR2,residents,S01C01G01\n"
+        "R1,residents,S01C01G01\nR3,nosuchgroup,S01C01G01\n",
+        encoding="utf-8",
+    )
+    events_csv = tmp_path / "events.csv"
+    events_csv.write_text(
+        "id,type,subject,at,hours\n"
+        "v1,volunteer_service,R1,2024-01-06T09:00,20\n"
+        "v2,volunteer_service,R2,2024-01-07T09:00,abc\n"
+        "v1,volunteer_service,R1,2024-01-06T09:00,20\n"
+        'v3,volunteer_service,R2,"2024-02-06T09:00",5\n',
+        encoding="utf-8",
+    )
+    events_jsonl = tmp_path / "events.jsonl"
+    events_jsonl.write_bytes(
+        b'{"id": "v1", "type": "volunteer_service", "subject": "R1", "at": "2024-01-06T09:00",'
+        b' "attrs": {"hours": 20}}\n'
+        b'{"id": "v3", "type": "volunteer_service", "subject": "R2", "at": "2024-02-06T09:00",'
+        b' "attrs": {"hours": 6}}\n'
+        b"not json\n"
+    )
+    db = sqlite_run(scheme, [subjects], [events_csv, events_jsonl])
+    tables = sqlite_ledger(db)
+    reasons = " | ".join(r[3] for r in tables["rejects"])
+    assert "conflicts with event 'v3'" in reasons and "unknown group" in reasons, reasons
+    ledger = tmp_path / "ledger"
+    run, spark_tables = spark_run(spark, [subjects], [events_csv, events_jsonl], ledger)
+    assert_same(tables, spark_tables)
+    counts = db.execute(
+        "SELECT read, accepted, duplicates, conflicting, rejected FROM batches ORDER BY id"
+    ).fetchall()
+    assert [(b.read, b.accepted, b.duplicates, b.conflicting, b.rejected)
+            for b in run.batches] == [tuple(c) for c in counts]  # fmt: skip
+    assert spark_balances_cli(ledger) == sqlite_balances(db, scheme, None)
