@@ -247,11 +247,27 @@ def test_scenario_inputs_give_equal_ledgers_and_balances(spark, tmp_path):
 
     scheme = load_scheme(ROOT)
     s_path, e_path = _prefixed_scenarios(tmp_path)
+    # withdrawals, at the year's end, of repaired penalties and of events with trial
+    # entries: reversals whose notes name entries ("reverses entry 12 of the repair
+    # of entry 9", "reverses trial entry 3"), renumbered by the Spark path
+    first = sqlite_run(scheme, [s_path], [e_path])
+    targets = first.execute(
+        "SELECT DISTINCT p.event, p.subject FROM entries r JOIN entries p ON p.id = r.ref"
+        " WHERE r.reason = 'repair' UNION SELECT * FROM (SELECT DISTINCT event, subject"
+        " FROM trial_entries WHERE reason = 'match' ORDER BY event LIMIT 3)"
+    ).fetchall()
+    with open(e_path, "ab") as f:
+        for i, (event, subject) in enumerate(targets):
+            f.write(orjson.dumps({"id": f"zw{i}", "type": "withdraw", "subject": subject,
+                                  "at": "2024-12-30T10:00", "target": event}) + b"\n")  # fmt: skip
     db = sqlite_run(scheme, [s_path], [e_path])
     tables = sqlite_ledger(db)
-    # what makes the scenarios: reversals, linked points, redemptions, objections
+    # what makes the scenarios: reversals, linked points, repairs, redemptions, objections
     reasons = {r[5] for r in tables["entries"]}
-    assert {"match", "reversal", "linked", "redeem"} <= reasons, reasons
+    assert {"match", "reversal", "linked", "redeem", "repair"} <= reasons, reasons
+    notes = [r[14] or "" for t in ("entries", "trial_entries") for r in tables[t]]
+    assert any("of the repair of entry" in n for n in notes)
+    assert any(n.startswith("reverses trial entry") for n in notes)
     assert tables["redemptions"] and tables["objections"]
     ledger = tmp_path / "ledger"
     _, spark_tables = spark_run(spark, [s_path], [e_path], ledger)

@@ -337,9 +337,9 @@ def score(
     run.version = version
     v = str(version)
     for tbl in ("entries", "trial_entries"):
-        numbered = _global_ids(out.filter(F.col("tbl") == tbl), tbl == "trial_entries")
+        numbered, cached = _global_ids(out.filter(F.col("tbl") == tbl), tbl == "trial_entries")
         numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
-        numbered.unpersist()
+        cached.unpersist()
     out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
         "period"
     ).parquet(f"{v}/redemptions")
@@ -373,19 +373,21 @@ def score(
     })  # fmt: skip
     store.switch(ledger, version)
     _tick(run, "write", t0)
-    for df in (out, subjects_df, *([judged, parsed_e] if accepted is not None else [])):
+    for df in (out, subjects_df, *([judged, parsed_e] if accepted is not None else []),
+               *([parsed, folded] if sdf is not None else [])):  # fmt: skip
         df.unpersist()
     return run
 
 
-def _global_ids(df: Any, trial: bool) -> Any:
+def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
     """Entries numbered as the SQLite path numbers them: in the order the core
     emits them over the whole ledger, which is by (event time, event id), then
     the order within the event (a partition's own ids); ``ref`` and the entry
     numbers in reversal notes renumbered to match.
 
     Distributed: a window per hour of event time, each hour's offset from the
-    hours' counts (no single-partition window)."""
+    hours' counts (no single-partition window). Returns the numbered entries and
+    the cached table to drop once they are written."""
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
@@ -409,24 +411,28 @@ def _global_ids(df: Any, trial: bool) -> Any:
         .drop("hour", "offset")
         .persist()
     )
-    look = numbered.select(F.col("part").alias("r_part"), F.col("lid").alias("r_lid"),
-                           F.col("gid").alias("r_gid"))  # fmt: skip
-    rep = look.select(F.col("r_part").alias("b_part"), F.col("r_lid").alias("b_lid"),
-                      F.col("r_gid").alias("b_gid"))  # fmt: skip
+    # Only reversals and repairs refer to other entries (few): the new ids of what they
+    # refer to come through broadcast joins, not through a join of every entry.
     prefix = "reverses trial entry " if trial else "reverses entry "
     repair = "the repair of entry "
-    fixed = (
-        numbered.join(
-            look, (F.col("part") == F.col("r_part")) & (F.col("ref") == F.col("r_lid")), "left"
-        )
-        .withColumn("b_num", F.regexp_extract("note", repair + "([0-9]+)$", 1))
-        .join(
-            rep,
-            (F.col("part") == F.col("b_part"))
-            & (F.col("b_num").try_cast("long") == F.col("b_lid")),
-            "left",
-        )  # fmt: skip
+    refs = numbered.filter(F.col("ref").isNotNull()).withColumn(
+        "b_num", F.regexp_extract("note", repair + "([0-9]+)$", 1).try_cast("long")
     )
+    needed = (
+        refs.select("part", F.col("ref").alias("lid"))
+        .union(refs.filter(F.col("b_num").isNotNull()).select("part", F.col("b_num").alias("lid")))
+        .distinct()
+    )
+    small = numbered.join(F.broadcast(needed), ["part", "lid"]).select("part", "lid", "gid")
+    look = small.select(F.col("part").alias("r_part"), F.col("lid").alias("r_lid"),
+                        F.col("gid").alias("r_gid"))  # fmt: skip
+    rep = small.select(F.col("part").alias("b_part"), F.col("lid").alias("b_lid"),
+                       F.col("gid").alias("b_gid"))  # fmt: skip
+    fixed = refs.join(
+        F.broadcast(look), (F.col("part") == F.col("r_part")) & (F.col("ref") == F.col("r_lid")), "left"
+    ).join(
+        F.broadcast(rep), (F.col("part") == F.col("b_part")) & (F.col("b_num") == F.col("b_lid")), "left"
+    )  # fmt: skip
     note = F.col("note")
     note = F.when(
         F.col("r_gid").isNotNull() & note.startswith(prefix),
@@ -440,7 +446,8 @@ def _global_ids(df: Any, trial: bool) -> Any:
             note, repair + "[0-9]+$", F.concat(F.lit(repair), F.col("b_gid").cast("string"))
         ),
     ).otherwise(note)
-    return fixed.select(
+    plain = numbered.filter(F.col("ref").isNull()).select(F.col("gid").alias("id"), *ENTRY_FIELDS)
+    renumbered = fixed.select(
         F.col("gid").alias("id"),
         *[
             F.col("r_gid").alias("ref")
@@ -448,4 +455,5 @@ def _global_ids(df: Any, trial: bool) -> Any:
             else (note.alias("note") if c == "note" else F.col(c))
             for c in ENTRY_FIELDS
         ],
-    ).persist()
+    )
+    return plain.unionByName(renumbered), numbered
