@@ -1,0 +1,95 @@
+"""``python -m scoring.spark score|balances``: the Spark runner's command line.
+
+    python -m scoring.spark score --scheme DIR --subjects PATH… --events PATH… \\
+        --ledger DIR [--master local[N]] [--partitions N]
+    python -m scoring.spark balances --ledger DIR [--as-of DATE] [--group G] \\
+        [--format json|csv]
+
+On a cluster: ``spark-submit --master yarn -m scoring.spark score …`` is not a
+spark-submit form; submit ``scoring/spark/__main__.py`` (or a one-line script that
+calls :func:`main`) with ``--master`` given to spark-submit and omitted here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import GridcreditError, SchemeError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m scoring.spark",
+        description="gridcredit on Apache Spark: the same rules and ledger as the SQLite path.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("score", help="Ingest subjects and events and score them into a ledger.")
+    s.add_argument("--scheme", required=True, metavar="DIR", help="the scheme repository")
+    s.add_argument("--subjects", nargs="+", default=[], metavar="PATH", help="subjects files")
+    s.add_argument("--events", nargs="+", default=[], metavar="PATH", help="events files")
+    s.add_argument("--ledger", required=True, metavar="DIR", help="the Spark ledger folder")
+    s.add_argument("--master", help="Spark master, e.g. local[2] (default: spark-submit's)")
+    s.add_argument("--partitions", type=int, default=None, metavar="N",
+                   help="scoring partitions (default 16; the ledger is the same for any N)")  # fmt: skip
+    b = sub.add_parser("balances", help="Score, wallet and tier per subject-group.")
+    b.add_argument("--ledger", required=True, metavar="DIR")
+    b.add_argument("--as-of", metavar="DATE", help="balances at the end of this local day")
+    b.add_argument("--group", help="only this group")
+    b.add_argument("--format", dest="fmt", choices=["json", "csv"], default="json")
+    b.add_argument("--scheme", metavar="DIR", help="the scheme (default: the one scored with)")
+    b.add_argument("--master", help="Spark master (default: local[*] or spark-submit's)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "score":
+            _score(args)
+        else:
+            _balances(args)
+    except SchemeError as e:
+        for p in e.problems:
+            print(str(p), file=sys.stderr)
+        print(f"{len(e.problems)} errors; fix the rules and run again", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except GridcreditError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+
+
+def _score(args: argparse.Namespace) -> None:
+    from ..ingest.records import summary_line
+    from .run import DEFAULT_PARTITIONS, score
+    from .session import get_session
+
+    spark = get_session(args.master)
+    run = score(
+        spark, args.scheme, args.subjects, args.events, args.ledger,
+        partitions=args.partitions or DEFAULT_PARTITIONS,
+    )  # fmt: skip
+    for b in run.batches:
+        print(summary_line(b))
+    s = run.summary
+    rate = s.events / s.seconds if s.seconds else 0
+    print(f"{s.line()} in {s.seconds:.2f}s ({rate:,.0f} events/s)")
+    print(f"ledger: {run.version}")
+    print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in run.stages.items()))
+
+
+def _balances(args: argparse.Namespace) -> None:
+    from ..cli import parse_as_of
+    from ..errors import UsageError
+    from . import ledger as store
+    from .balances import balances, render
+    from .ingest import scheme_of
+    from .session import get_session
+
+    version = store.current(args.ledger)
+    scheme, _ = scheme_of(args.scheme or store.read_meta(version)["scheme"])
+    if args.group and args.group not in scheme.groups:
+        raise UsageError(f"unknown group {args.group!r}; groups: {', '.join(scheme.groups)}")
+    spark = get_session(args.master)
+    rows = balances(spark, version, scheme, as_of=parse_as_of(scheme, args.as_of), group=args.group)
+    sys.stdout.write(render(rows, args.fmt))

@@ -1,0 +1,459 @@
+"""``score`` on Spark: files → checked records → components → the core per partition → Parquet.
+
+The stages, each a Spark job (see docs/spark.md):
+
+1. ingest (:mod:`.ingest`): each file parsed and checked by one task; events
+   deduplicated by id over all files (a window over id, by file and line);
+   subjects folded per id;
+2. components (:mod:`.partition`): the cross-subject edges (links, corrections,
+   stocked redemptions) collected to the driver and joined into components;
+3. scoring: subjects and events repartitioned by component, one core per
+   partition over its events in (time, id) order;
+4. the ledger (:mod:`.ledger`): every table written to a new version, then the
+   pointer switched.
+
+A run scores every event it is given from an empty ledger: the ledger it writes
+is the one ``gridcredit ingest`` of the same files in the same order and one
+``gridcredit score`` give (entries equal entry by entry, ids aside: see
+tests/test_spark.py). Incremental monthly runs from a stored state are a next
+step (docs/spark.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..evaluate.outputs import ScoreSummary
+from ..ingest.records import BatchSummary
+from . import ledger as store
+from .ingest import (
+    PARSED_EVENTS,
+    PARSED_SUBJECTS,
+    conflict_reason,
+    fold_subject,
+    list_files,
+    parse_events,
+    parse_subjects,
+    raise_file_errors,
+    scheme_of,
+    summaries,
+)
+from .partition import (
+    ENTRY_FIELDS,
+    OBJECTION_FIELDS,
+    OUT_SCHEMA,
+    REDEMPTION_FIELDS,
+    SUMMED,
+    Components,
+    score_partition,
+)
+
+DEFAULT_PARTITIONS = 16
+REJECT_COLUMNS = (
+    "batch int, file string, line long, record_id string, reason string, raw string, waits string"
+)
+SUBJECT_COLUMNS = (
+    "id string, kind string, name string, grid string, tags string, code string, links string,"
+    " hash string, groups string"
+)
+CONTENT = ("type", "subject", "at", "attrs", "amends")
+
+
+class Run:
+    """What a Spark ``score`` did: the files' accounting, the core's counts, the version."""
+
+    def __init__(self) -> None:
+        self.batches: list[BatchSummary] = []
+        self.summary = ScoreSummary()
+        self.version: Path | None = None
+        self.stages: dict[str, float] = {}
+
+
+def _tick(run: Run, stage: str, t0: float) -> float:
+    now = time.perf_counter()
+    run.stages[stage] = round(run.stages.get(stage, 0.0) + now - t0, 3)
+    return now
+
+
+def score(
+    spark: Any, scheme_dir: str, subjects: list[str], events: list[str], ledger: str,
+    partitions: int = DEFAULT_PARTITIONS,
+) -> Run:  # fmt: skip
+    """Score ``events`` of ``subjects`` under the scheme into a new version of ``ledger``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.window import Window
+
+    t0 = t_start = time.perf_counter()
+    run = Run()
+    scheme_dir = str(Path(scheme_dir).resolve())
+    scheme, _ = scheme_of(scheme_dir)  # a scheme error stops here, before any job
+    if not spark.sparkContext.master.startswith("local"):
+        # executors elsewhere read the rules from a copy of the scheme folder
+        spark.sparkContext.addFile(scheme_dir, recursive=True)
+
+    # --- 1. ingest: subjects ---------------------------------------------------------
+    sdf, sfiles = list_files(spark, subjects)
+    edf, efiles = list_files(spark, events)
+    sbatches = summaries(sfiles.names, "subjects")
+    ebatches = summaries(efiles.names, "events")
+    for b in ebatches:
+        b.batch += len(sbatches)
+    run.batches = [*sbatches, *ebatches]
+    reject_frames = []
+    if sdf is not None:
+        parsed = sdf.mapInArrow(parse_subjects(scheme_dir, sfiles), PARSED_SUBJECTS).persist()
+        small = parsed.filter("kind != 'row'").collect()
+        raise_file_errors([(r.fi, r.reason) for r in small if r.kind == "error"], sfiles.names)
+        for r in small:
+            if r.kind == "read":
+                sbatches[r.fi].read = r.line
+            elif r.kind == "reject":
+                sbatches[r.fi].rejected += 1
+        reject_frames.append(
+            parsed.filter("kind = 'reject'").select(
+                (F.col("fi") + 1).cast("int").alias("batch"),
+                F.col("fi"),
+                "line",
+                F.col("id").alias("record_id"),
+                "reason",
+                "raw",
+                F.lit(None).cast("string").alias("waits"),
+            )  # fmt: skip
+        )
+        fold = fold_subject(sfiles.names)
+        folded = (
+            parsed.filter("kind = 'row'")
+            .rdd.groupBy(lambda r: r.id)
+            .flatMap(lambda kv, f=fold: f(list(kv[1])))
+            .persist()
+        )
+        for (_, fi, what), n in (
+            folded.filter(lambda x: x[0] == "count").map(tuple).countByValue().items()
+        ):
+            b = sbatches[fi]
+            setattr(b, what, getattr(b, what) + n)
+            if what == "conflicting":
+                b.rejected += n
+        subject_rows = folded.filter(lambda x: x[0] == "final").map(
+            lambda x: (
+                x[1].id,
+                x[1].skind,
+                x[1].name,
+                x[1].grid,
+                x[1].tags,
+                x[1].code,
+                x[1].links,
+                x[1].hash,
+                x[1].groups,
+            )  # fmt: skip
+        )
+        subjects_df = spark.createDataFrame(subject_rows, SUBJECT_COLUMNS)
+        reject_frames.append(
+            spark.createDataFrame(
+                folded.filter(lambda x: x[0] == "reject").map(
+                    lambda x: (x[1] + 1, x[1], x[2], x[3], x[4], x[5], None)
+                ),
+                "batch int, fi int, line long, record_id string, reason string, raw string,"
+                " waits string",
+            )
+        )
+    else:
+        subjects_df = spark.createDataFrame([], SUBJECT_COLUMNS)
+    subjects_df = subjects_df.persist()
+    t0 = _tick(run, "ingest subjects", t0)
+
+    # --- 1. ingest: events -----------------------------------------------------------
+    accepted = None
+    latest = None
+    if edf is not None:
+        parsed_e = edf.mapInArrow(parse_events(scheme_dir, efiles), PARSED_EVENTS).persist()
+        # reads, file errors and rejects are few: one job brings them
+        small = parsed_e.filter("kind != 'row'").select("kind", "fi", "line").collect()
+        raise_file_errors(
+            [(r.fi, r.reason) for r in parsed_e.filter("kind = 'error'").collect()]
+            if any(r.kind == "error" for r in small) else [], efiles.names,
+        )  # fmt: skip
+        for r in small:
+            if r.kind == "read":
+                ebatches[r.fi].read = r.line
+            elif r.kind == "reject":
+                ebatches[r.fi].rejected += 1
+        offset = len(sbatches)
+        reject_frames.append(
+            parsed_e.filter("kind = 'reject'").select(
+                (F.col("fi") + 1 + offset).cast("int").alias("batch"),
+                (F.col("fi") + offset).alias("fi"),
+                "line",
+                F.col("id").alias("record_id"),
+                "reason",
+                "raw",
+                F.lit(None).cast("string").alias("waits"),
+            )  # fmt: skip
+        )
+        rows = parsed_e.filter("kind = 'row'").drop("kind", "reason")
+        ranked = rows.withColumn(
+            "rn", F.row_number().over(Window.partitionBy("id").orderBy("fi", "line"))
+        )
+        winners = ranked.filter("rn = 1").select(
+            "id", *[F.col(c).alias("w_" + c) for c in (*CONTENT, "fi", "line")]
+        )
+        same = F.lit(True)
+        for c in CONTENT:
+            same = same & F.col(c).eqNullSafe(F.col("w_" + c))
+        # every record with its id's first: accepted (the first), duplicate or conflicting
+        judged = (
+            ranked.join(winners, "id")
+            .withColumn(
+                "status",
+                F.when(F.col("rn") == 1, "accepted").when(same, "duplicates").otherwise("conflict"),
+            )
+            .persist()
+        )
+        n_conflicts = 0
+        for fi, status, n, top in (
+            judged.groupBy("fi", "status").agg(F.count("*"), F.max("at")).collect()
+        ):
+            if status == "accepted":
+                ebatches[fi].accepted += n
+                latest = top if latest is None else max(latest, top)
+            elif status == "duplicates":
+                ebatches[fi].duplicates += n
+            else:
+                n_conflicts += n
+        conflicts = []
+        if n_conflicts:
+            conflicts = (
+                judged.filter("status = 'conflict'")
+                .rdd.map(lambda r, names=efiles.names: conflict_reason(names, r))
+                .collect()
+            )
+        for fi, *_ in conflicts:
+            b = ebatches[fi]
+            b.conflicting += 1
+            b.rejected += 1
+        if conflicts:
+            reject_frames.append(
+                spark.createDataFrame(
+                    [
+                        (fi + 1 + offset, fi + offset, line, rid, reason, raw, None)
+                        for fi, line, rid, reason, raw in conflicts
+                    ],  # fmt: skip
+                    "batch int, fi int, line long, record_id string, reason string, raw string,"
+                    " waits string",
+                )
+            )
+        accepted = judged.filter("status = 'accepted'").select(
+            "id", "type", "subject", "at", "attrs", "amends", "fi", "line"
+        )
+    for b in run.batches:
+        assert b.read == b.accepted + b.duplicates + b.rejected, b
+    t0 = _tick(run, "ingest events", t0)
+
+    # --- 2. components ---------------------------------------------------------------
+    comps = Components()
+    for sid, links in subjects_df.filter("links != '{}'").select("id", "links").collect():
+        for target in orjson.loads(links).values():
+            comps.union(sid, target)
+    if accepted is not None:
+        corr = accepted.filter("amends IS NOT NULL OR type IN ('withdraw', 'objection')").select(
+            "subject",
+            "amends",
+            F.when(
+                F.col("type").isin("withdraw", "objection"), F.get_json_object("attrs", "$.target")
+            ).alias("target"),  # fmt: skip
+        )
+        targets = (
+            corr.select("subject", F.col("amends").alias("t"))
+            .union(corr.select("subject", F.col("target").alias("t")))
+            .filter("t IS NOT NULL")
+        )
+        by_id = accepted.select(F.col("id").alias("t"), F.col("subject").alias("ts"))
+        for a, b in targets.join(by_id, "t").select("subject", "ts").distinct().collect():
+            comps.union(a, b)
+        stocked = sorted(i for i, it in scheme.catalog.items() if it.stock is not None)
+        if stocked:
+            comps.union_all(
+                r[0]
+                for r in accepted.filter(
+                    (F.col("type") == "redeem") & F.get_json_object("attrs", "$.item").isin(stocked)
+                )
+                .select("subject")
+                .distinct()
+                .orderBy("subject")
+                .collect()
+            )
+    mapping = comps.mapping()
+    t0 = _tick(run, "components", t0)
+
+    # --- 3. scoring ------------------------------------------------------------------
+    comp_df = spark.createDataFrame(mapping, "m_subject string, comp string")
+    null = F.lit(None)
+    subj_in = (
+        subjects_df.join(comp_df, subjects_df.id == comp_df.m_subject, "left").select(
+            F.coalesce("comp", "id").alias("comp"),
+            F.lit(0).alias("kind"),
+            "id",
+            null.cast("string").alias("subject"),
+            null.cast("long").alias("at"),
+            null.cast("string").alias("key"),
+            null.cast("string").alias("amends"),
+            null.cast("int").alias("fi"),
+            null.cast("long").alias("line"),
+            F.col("kind").alias("skind"),
+            "grid",
+            "tags",
+            "links",
+            "groups",
+        )  # fmt: skip
+    )
+    combined = subj_in
+    if accepted is not None:
+        ev_in = accepted.join(comp_df, accepted.subject == comp_df.m_subject, "left").select(
+            F.coalesce("comp", "subject").alias("comp"), F.lit(1).alias("kind"), "id", "subject",
+            "at", F.concat("type", F.lit("\x1f"), "attrs").alias("key"), "amends", "fi", "line",
+            *[null.cast("string").alias(c) for c in ("skind", "grid", "tags", "links", "groups")],
+        )  # fmt: skip
+        combined = subj_in.unionByName(ev_in)
+    out = (
+        combined.repartition(partitions, "comp")
+        .mapInArrow(score_partition(scheme_dir, efiles.names), OUT_SCHEMA)
+        .persist()
+    )
+    counts: Counter[str] = Counter()
+    for (note,) in out.filter("tbl = 'summary'").select("note").collect():
+        counts.update(orjson.loads(note))
+    for k in SUMMED:
+        setattr(run.summary, k, counts.get(k, 0))
+    t0 = _tick(run, "score", t0)
+
+    # --- 4. the ledger ---------------------------------------------------------------
+    version = store.new_version(ledger)
+    run.version = version
+    v = str(version)
+    for tbl in ("entries", "trial_entries"):
+        numbered, cached = _global_ids(out.filter(F.col("tbl") == tbl), tbl == "trial_entries")
+        numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
+        cached.unpersist()
+    out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
+        "period"
+    ).parquet(f"{v}/redemptions")
+    out.filter("tbl = 'objections'").select(*OBJECTION_FIELDS).write.parquet(f"{v}/objections")
+    rejects = out.filter("tbl = 'rejects'").select(
+        F.lit(0).alias("batch"), "file", "line", F.col("event").alias("record_id"), "reason",
+        null.cast("string").alias("raw"), "waits",
+    )  # fmt: skip
+    all_files = [*sfiles.names, *efiles.names]
+    names = spark.createDataFrame(list(enumerate(all_files)), "fi int, file string")
+    for frame in reject_frames:
+        rejects = rejects.unionByName(
+            frame.join(F.broadcast(names), "fi").select(
+                *[c.split()[0] for c in REJECT_COLUMNS.split(",")]
+            )
+        )
+    rejects.write.parquet(f"{v}/rejects")
+    subjects_df.drop("groups").write.parquet(f"{v}/subjects")
+    subjects_df.select(
+        F.col("id").alias("subject"),
+        F.explode(F.from_json("groups", T.ArrayType(T.StringType()))).alias("grp"),
+    ).write.parquet(f"{v}/memberships")
+    run.summary.seconds = time.perf_counter() - t_start
+    store.write_meta(version, {
+        "scheme": scheme_dir,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "partitions": partitions,
+        "latest_time": latest,
+        "batches": [{k: v for k, v in b.as_dict().items() if k != "problems"} for b in run.batches],
+        "summary": {k: getattr(run.summary, k) for k in SUMMED},
+    })  # fmt: skip
+    store.switch(ledger, version)
+    _tick(run, "write", t0)
+    for df in (out, subjects_df, *([judged, parsed_e] if accepted is not None else []),
+               *([parsed, folded] if sdf is not None else [])):  # fmt: skip
+        df.unpersist()
+    return run
+
+
+def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
+    """Entries numbered as the SQLite path numbers them: in the order the core
+    emits them over the whole ledger, which is by (event time, event id), then
+    the order within the event (a partition's own ids); ``ref`` and the entry
+    numbers in reversal notes renumbered to match.
+
+    Distributed: a window per hour of event time, each hour's offset from the
+    hours' counts (no single-partition window). Returns the numbered entries and
+    the cached table to drop once they are written."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    # an hour's entries are numbered by a window; the hours' counts (a few thousand
+    # a year) give each hour its offset
+    hours = df.select(F.col("part"), F.col("id").alias("lid"), *ENTRY_FIELDS).withColumn(
+        "hour", F.floor(F.col("at") / 3600)
+    )
+    offsets, total = [], 0
+    for hour, n in sorted(hours.groupBy("hour").count().collect()):
+        offsets.append((hour, total))
+        total += n
+    start = df.sparkSession.createDataFrame(offsets, "hour long, offset long")
+    numbered = (
+        hours.join(F.broadcast(start), "hour")
+        .withColumn(
+            "gid",
+            F.col("offset")
+            + F.row_number().over(Window.partitionBy("hour").orderBy("at", "event", "part", "lid")),
+        )
+        .drop("hour", "offset")
+        .persist()
+    )
+    # Only reversals and repairs refer to other entries (few): the new ids of what they
+    # refer to come through broadcast joins, not through a join of every entry.
+    prefix = "reverses trial entry " if trial else "reverses entry "
+    repair = "the repair of entry "
+    refs = numbered.filter(F.col("ref").isNotNull()).withColumn(
+        "b_num", F.regexp_extract("note", repair + "([0-9]+)$", 1).try_cast("long")
+    )
+    needed = (
+        refs.select("part", F.col("ref").alias("lid"))
+        .union(refs.filter(F.col("b_num").isNotNull()).select("part", F.col("b_num").alias("lid")))
+        .distinct()
+    )
+    small = numbered.join(F.broadcast(needed), ["part", "lid"]).select("part", "lid", "gid")
+    look = small.select(F.col("part").alias("r_part"), F.col("lid").alias("r_lid"),
+                        F.col("gid").alias("r_gid"))  # fmt: skip
+    rep = small.select(F.col("part").alias("b_part"), F.col("lid").alias("b_lid"),
+                       F.col("gid").alias("b_gid"))  # fmt: skip
+    fixed = refs.join(
+        F.broadcast(look), (F.col("part") == F.col("r_part")) & (F.col("ref") == F.col("r_lid")), "left"
+    ).join(
+        F.broadcast(rep), (F.col("part") == F.col("b_part")) & (F.col("b_num") == F.col("b_lid")), "left"
+    )  # fmt: skip
+    note = F.col("note")
+    note = F.when(
+        F.col("r_gid").isNotNull() & note.startswith(prefix),
+        F.regexp_replace(
+            note, "^" + prefix + "[0-9]+", F.concat(F.lit(prefix), F.col("r_gid").cast("string"))
+        ),
+    ).otherwise(note)
+    note = F.when(
+        F.col("b_gid").isNotNull(),
+        F.regexp_replace(
+            note, repair + "[0-9]+$", F.concat(F.lit(repair), F.col("b_gid").cast("string"))
+        ),
+    ).otherwise(note)
+    plain = numbered.filter(F.col("ref").isNull()).select(F.col("gid").alias("id"), *ENTRY_FIELDS)
+    renumbered = fixed.select(
+        F.col("gid").alias("id"),
+        *[
+            F.col("r_gid").alias("ref")
+            if c == "ref"
+            else (note.alias("note") if c == "note" else F.col(c))
+            for c in ENTRY_FIELDS
+        ],
+    )
+    return plain.unionByName(renumbered), numbered
