@@ -11,6 +11,8 @@ import importlib.metadata
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -547,3 +549,25 @@ def test_test_selects_by_the_rule_a_scenario_exercises_and_refuses_an_empty_sele
     empty = run("--scheme", ROOT, "test", "-k", "no-such-rule")
     assert empty.exit_code == 2
     assert "-k 'no-such-rule' selects no scenario" in empty.stderr
+
+
+def test_the_command_line_loads_neither_pandas_nor_numpy(tmp_path):
+    """sqlite-utils would import pandas and numpy when the Spark extra has installed
+    them (half a second on every command); the command line imports it without them,
+    and they stay importable afterwards."""
+    code = f"""
+import importlib.util, sys
+from scoring.cli import main
+sys.argv = ["gridcredit", "--scheme", {str(ROOT)!r}, "--db", {str(tmp_path / "g.db")!r}, "rules"]
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+import sqlite_utils.db
+print(sorted(m for m in ("pandas", "numpy") if m in sys.modules), sqlite_utils.db.pd is None)
+if importlib.util.find_spec("pandas"):
+    import pandas  # still importable for plugins
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[] True"
