@@ -485,7 +485,8 @@ def render_scheme(scheme: Scheme) -> str:
     out = [f"# {scheme.title}", ""]
     out += ["本页由规则文件自动生成，与实际计分使用的规则完全一致。", ""]
     for gid, g in scheme.groups.items():
-        packs = [p for p in scheme.packs if p.group == gid]
+        # a rule written for several groups (groups: [...]) is shown under each of them
+        packs = [p for p in scheme.packs if p.group == gid or any(r.group == gid for r in p.rules)]
         kind = "个人" if g.kind == "person" else "单位"
         out += [f"## {g.title}", ""]
         out += [f"参评对象：{kind}。基础分{g.base_score}分。", ""]
@@ -504,7 +505,7 @@ def render_scheme(scheme: Scheme) -> str:
                 ("other", "信用修复及其他"),
             ]
             for kind_id, title in sections:
-                rules = [r for r in pack.rules if rule_kind(r) == kind_id]
+                rules = [r for r in pack.rules if r.group == gid and rule_kind(r) == kind_id]
                 if not rules:
                     continue
                 out += [f"#### {title}", ""]
