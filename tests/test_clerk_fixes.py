@@ -71,3 +71,39 @@ def test_coverage_names_the_group_of_a_multi_group_rule(tmp_path) -> None:
         "rule vol (party_members) (志愿服务)",
         "rule park (违停)",
     ]
+
+
+# --------------------------------------------------------------------------- 2. validate
+
+
+FAM = {"petition": {"title": "信访"}}
+P1 = {"id": "p1", "title": "缠访", "on": "parking", "points": -5, "family": "petition"}
+P2 = {"id": "p2", "title": "闹访", "on": "noise", "points": -10, "family": "petition"}
+
+
+def test_a_typo_in_a_pack_does_not_hide_its_families(tmp_path) -> None:
+    from scoring.validate import validate_scheme
+
+    typo = {"id": "t", "title": "错字", "on": "parking", "pionts": -1}
+    extra = {"defaults": {"deductions": {"escalate": {"within": "1 year", "factor": 2}}},
+             "families": FAM}  # fmt: skip
+    root = scheme_dir(tmp_path, [P1, P2, typo], pack_extra=extra)
+    errors = [p.message for p in validate_scheme(root) if p.severity == "error"]
+    assert errors == [
+        "rule 't' needs one of 'points', 'escalate', 'repair' or 'grade'",
+        "unknown key 'pionts' in rule 't'; did you mean 'points'?",
+    ]
+
+
+def test_a_bad_default_is_reported_once_at_the_defaults_line(tmp_path) -> None:
+    from scoring.validate import validate_scheme
+
+    root = scheme_dir(tmp_path, [P1, P2, PARK],
+                      pack_extra={"defaults": {"deductions": {"escalate": {"within": "一年", "factor": 2}}}})  # fmt: skip
+    problems = [p for p in validate_scheme(root) if p.severity == "error"]
+    within = [p for p in problems if "within" in p.message]
+    assert len(within) == 1, [str(p) for p in problems]
+    assert str(within[0]).endswith(
+        "residents.yaml:7:15: 'defaults.deductions.escalate.within' is '一年', which is not a"
+        " duration; write a number and a unit, e.g. '365d', '12 months', '3 years'"
+    )
