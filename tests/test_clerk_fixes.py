@@ -107,3 +107,58 @@ def test_a_bad_default_is_reported_once_at_the_defaults_line(tmp_path) -> None:
         "residents.yaml:7:15: 'defaults.deductions.escalate.within' is '一年', which is not a"
         " duration; write a number and a unit, e.g. '365d', '12 months', '3 years'"
     )
+
+
+# --------------------------------------------------------------------------- 3. diff --base REV
+
+
+def _git_repo_with_scheme_in_a_subfolder(tmp_path):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    sub = repo / "examples" / "town"
+    shutil.copytree(FIXTURES / "engine", sub)
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], check=True, capture_output=True)  # fmt: skip
+
+    repo.mkdir(exist_ok=True)
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "scheme")
+    return repo, sub
+
+
+def test_diff_base_reads_the_rules_of_a_scheme_in_a_subfolder(tmp_path) -> None:
+    from scoring.diff import rules_from_git
+
+    _, sub = _git_repo_with_scheme_in_a_subfolder(tmp_path)
+    rules = rules_from_git("HEAD", sub, into=tmp_path / "base")
+    assert rules == tmp_path / "base" / "examples" / "town" / "rules"
+    assert (rules / "packs" / "residents.yaml").read_bytes() == (
+        sub / "rules" / "packs" / "residents.yaml"
+    ).read_bytes()
+
+
+def test_diff_base_suggests_fetching_only_for_an_unknown_revision(tmp_path) -> None:
+    import pytest
+
+    from scoring.diff import rules_from_git
+    from scoring.errors import UsageError
+
+    repo, sub = _git_repo_with_scheme_in_a_subfolder(tmp_path)
+    with pytest.raises(UsageError) as e:
+        rules_from_git("origin/main", sub, into=tmp_path / "x")
+    assert str(e.value) == (
+        "cannot read rules/ at git revision 'origin/main': git does not know this revision;"
+        " check its name (a branch, tag or commit), fetch it first (git fetch origin main),"
+        " or pass a rules folder"
+    )
+    (repo / "other").mkdir()
+    with pytest.raises(UsageError) as e:
+        rules_from_git("HEAD", repo / "other", into=tmp_path / "y")
+    assert str(e.value) == (
+        "git revision 'HEAD' has no other/rules/ folder; pick a revision that has the rules,"
+        " or pass a rules folder as --base"
+    )
