@@ -399,7 +399,9 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
             if x.group != b.group:
                 continue
             flags = []
-            if x.reason != "match":
+            if x.reason == "withheld":  # the note says why: [withheld: 判级期间不加分]
+                flags.append(f"withheld: {x.note}" if x.note else "withheld")
+            elif x.reason != "match":
                 flags.append(x.reason)
             if x.trial:
                 flags.append("trial: not counted")
@@ -407,7 +409,7 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
                 flags.append("expired")
             if x.objection:
                 flags.append("异议 under review")
-            if x.note:
+            if x.note and x.reason != "withheld":
                 flags.append(x.note)
             if x.period != x.date[:7]:  # late for a closed month: in that month's figures no
                 flags.append(f"posted to {x.period}")

@@ -162,3 +162,52 @@ def test_diff_base_suggests_fetching_only_for_an_unknown_revision(tmp_path) -> N
         "git revision 'HEAD' has no other/rules/ folder; pick a revision that has the rules,"
         " or pass a rules folder as --base"
     )
+
+
+# --------------------------------------------------------------------------- 4./5. explain
+
+
+GRADE = {"id": "noisy", "title": "噪音扰民", "on": "noise", "grade": {"to": "C", "for": "1 year"}}
+BONUS = {"id": "vol", "title": "志愿服务", "on": "volunteer", "points": 5,
+         "withhold": {"when": {"subject.graded": True}, "note": "判级期间不加分"}}  # fmt: skip
+
+
+def _ledger(tmp_path, rules, events):
+    """A scheme folder, and a ledger holding P1 and ``events`` (JSON lines), scored."""
+    from click.testing import CliRunner
+
+    from scoring.cli import cli
+
+    root = scheme_dir(tmp_path, rules)
+    subjects, evfile, db = tmp_path / "s.jsonl", tmp_path / "e.jsonl", tmp_path / "l.db"
+    subjects.write_text(
+        '{"id": "P1", "groups": ["residents"], "name": "张三", "grid": "G1"}\n', encoding="utf-8"
+    )
+    evfile.write_text("".join(e + "\n" for e in events), encoding="utf-8")
+
+    def run(*args):
+        result = CliRunner().invoke(cli, ["--scheme", str(root), "--db", str(db), *map(str, args)])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    run("ingest", "-q", subjects, evfile)
+    return run
+
+
+EVENTS = [
+    '{"id": "e1", "type": "noise", "subject": "P1", "at": "2024-03-01T09:00:00"}',
+    '{"id": "e2", "type": "volunteer", "subject": "P1", "at": "2024-03-05T09:00:00",'
+    ' "attrs": {"hours": 1}}',
+]
+
+
+def test_a_withheld_bonus_is_labelled_withheld_and_counted_apart(tmp_path) -> None:
+    run = _ledger(tmp_path, [GRADE, BONUS], EVENTS)
+    assert (
+        run("score")
+        .splitlines()[0]
+        .startswith("scored 2 events → 2 entries (0 capped, 1 withheld, 0 reversals),")
+    )
+    lines = run("explain", "P1").splitlines()
+    assert "  2024-03-05     +0     +0   1000  志愿服务 (vol)  [withheld: 判级期间不加分]" in lines
+    assert not [line for line in lines if "capped" in line]
