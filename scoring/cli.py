@@ -376,6 +376,11 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
     scheme = ctx.scheme()
     db = ctx.db()
     t = parse_as_of(scheme, as_of)
+    if t is None:  # the header says which day this is: the day of the latest event or entry
+        from .ledger.reads import default_as_of
+
+        t = default_as_of(db, scheme)
+    day = f" as of {scheme.clock.local(t):%Y-%m-%d}" if t < 2**62 else ""
     lines = run(db, scheme, subject, group=group, as_of=t)
     bals = read(db, scheme, as_of=t, subject=subject, group=group)
     if not bals:
@@ -391,7 +396,8 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
         g = scheme.groups[b.group]
         graded = f" (直接判级 ≤ {b.graded})" if b.graded else ""
         click.echo(
-            f"{subject} · {g.title} ({b.group}): score {b.score}, wallet {b.wallet}, tier {b.tier}{graded}"
+            f"{subject} · {g.title} ({b.group}){day}: score {b.score}, wallet {b.wallet},"
+            f" tier {b.tier}{graded}"
         )
         click.echo(f"  {'date':<10} {'points':>6} {'wallet':>6} {'score':>6}  rule")
         click.echo(f"  {'':<10} {'':>6} {'':>6} {g.base_score:>6}  base score")

@@ -211,3 +211,13 @@ def test_a_withheld_bonus_is_labelled_withheld_and_counted_apart(tmp_path) -> No
     lines = run("explain", "P1").splitlines()
     assert "  2024-03-05     +0     +0   1000  志愿服务 (vol)  [withheld: 判级期间不加分]" in lines
     assert not [line for line in lines if "capped" in line]
+
+
+def test_explain_says_which_day_it_reports(tmp_path) -> None:
+    run = _ledger(tmp_path, [GRADE, BONUS], EVENTS)
+    run("score")
+    head = "P1 · 居民 (residents) as of {}: score 1000, wallet 0, tier C (直接判级 ≤ C)"
+    assert run("explain", "P1").splitlines()[0] == head.format("2024-03-05")  # the latest event
+    assert run("explain", "P1", "--as-of", "2024-03-02").splitlines()[0] == head.format(
+        "2024-03-02"
+    )
