@@ -221,3 +221,52 @@ def test_explain_says_which_day_it_reports(tmp_path) -> None:
     assert run("explain", "P1", "--as-of", "2024-03-02").splitlines()[0] == head.format(
         "2024-03-02"
     )
+
+
+# --------------------------------------------------------------------------- 6. rule text
+
+
+def _items(tmp_path, rules, rule_id, **packs):
+    from scoring.render import render_rule
+
+    root = scheme_dir(tmp_path, rules)
+    for group, more in packs.items():
+        (root / "rules" / "packs" / f"{group}.yaml").write_text(
+            yaml.safe_dump({"pack": group, "version": "1", "group": group, "rules": more},
+                           allow_unicode=True, sort_keys=False), encoding="utf-8")  # fmt: skip
+    s = load_scheme(root)
+    rule = next(r for r in s.rules if r.id == rule_id)
+    return [line[2:] for line in render_rule(rule, s).splitlines() if line.startswith("- ")]
+
+
+def test_a_doubling_outside_a_family_says_again_once(tmp_path) -> None:
+    rule = {**PARK, "escalate": {"within": "1 year", "factor": 2}}
+    assert "计分：每次扣5分；一年内再次发生的加倍计分" in _items(tmp_path, [rule], "park")
+
+
+def test_dates_in_rule_text_are_written_the_chinese_way(tmp_path) -> None:
+    rule = {**PARK, "effective": {"from": "2020-01-01"},
+            "adopted": {"by": "区领导小组", "on": "2019-12-20"}}  # fmt: skip
+    items = _items(tmp_path, [rule], "park")
+    assert "施行日期：自2020年1月1日起施行" in items
+    assert "通过：经区领导小组于2019年12月20日通过" in items
+    until = {**PARK, "effective": {"until": "2021-06-30"}}
+    assert "施行日期：至2021年6月30日止" in _items(tmp_path, [until], "park")
+
+
+def test_a_grading_passed_on_alone_reads_as_also_graded(tmp_path) -> None:
+    rule = {"id": "evade", "title": "偷税", "on": "noise", "grade": {"to": "C", "for": "1 year"},
+            "also": [{"link": "legal_representative", "group": "residents", "grade": "same"}]}  # fmt: skip
+    items = _items(tmp_path, [PARK], "evade", merchants=[rule])
+    assert "联奖联罚：同时对其法定代表人（居民账户）一并判定为C级（差）" in items
+
+
+def test_repairing_a_rule_that_only_grades_undoes_the_grading(tmp_path) -> None:
+    fix = {"id": "fix", "title": "履行完毕", "on": "fix", "points": 0,
+           "repair": {"rules": ["noisy"], "within": "5 years"}}  # fmt: skip
+    items = _items(tmp_path, [GRADE, fix, PARK], "fix")
+    assert "信用修复：5年内最近一次“噪音扰民”的直接判级予以撤销" in items
+    fix2 = {**fix, "repair": {"rules": ["park"], "within": "5 years"}}
+    assert "信用修复：5年内最近一次“违停”的扣分予以撤销" in _items(
+        tmp_path, [GRADE, fix2, PARK], "fix"
+    )
