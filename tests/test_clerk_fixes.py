@@ -270,3 +270,54 @@ def test_repairing_a_rule_that_only_grades_undoes_the_grading(tmp_path) -> None:
     assert "信用修复：5年内最近一次“违停”的扣分予以撤销" in _items(
         tmp_path, [GRADE, fix2, PARK], "fix"
     )
+
+
+# --------------------------------------------------------------------------- 7. YAML layout
+
+
+def _yaml_error(text: str) -> str:
+    import pytest
+
+    from scoring.yamlsafe import YamlProblem, load_yaml_text
+
+    with pytest.raises(YamlProblem) as e:
+        load_yaml_text(text, "p.yaml")
+    return str(e.value.problem)
+
+
+INDENT = (
+    "p.yaml:{}: YAML syntax error: this line's indentation does not match the lines above;"
+    " indent it like its siblings (use spaces)"
+)
+
+
+def test_a_tab_is_explained_in_a_clerks_words() -> None:
+    assert _yaml_error("rules:\n  - id: a\n  \ttitle: b\n") == (
+        "p.yaml:3:3: YAML syntax error: a Tab character; replace the Tab at this column with"
+        " spaces (YAML indents with spaces only)"
+    )
+
+
+def test_a_line_indented_wrongly_is_explained_in_a_clerks_words() -> None:
+    assert _yaml_error("rules:\n  - id: a\n    title: x\n  on: y\n") == INDENT.format("4:3")
+    assert _yaml_error("rules:\n  - id: a\n    title: x\n   on: y\n") == INDENT.format("4:4")
+    assert _yaml_error("rules:\n  - id: a\n    title: x\n      on: y\n") == INDENT.format("4:9")
+    # text after a colon is not an indentation problem, and keeps the parser's words
+    assert _yaml_error("title: a: b\n").endswith("mapping values are not allowed here")
+
+
+def test_a_full_width_colon_in_a_flow_mapping_is_named(tmp_path) -> None:
+    from scoring.validate import validate_scheme
+
+    root = scheme_dir(tmp_path, [PARK])
+    pack = root / "rules" / "packs" / "residents.yaml"
+    pack.write_text(
+        pack.read_text(encoding="utf-8") + "  limit: {max_points：20, per: year}\n",
+        encoding="utf-8",
+    )
+    errors = [str(p) for p in validate_scheme(root) if "full-width" in p.message]
+    assert [e.split("residents.yaml:", 1)[1] for e in errors] == [
+        "9:21: 'max_points：20' in 'limit' of rule 'park' has a full-width '：' where YAML needs"
+        " ':' and a space, so it is read as one unknown key; switch the input method to"
+        " half-width (English) punctuation and type it again"
+    ]
