@@ -321,3 +321,22 @@ def test_a_full_width_colon_in_a_flow_mapping_is_named(tmp_path) -> None:
         " ':' and a space, so it is read as one unknown key; switch the input method to"
         " half-width (English) punctuation and type it again"
     ]
+
+
+# --------------------------------------------------------------------------- 8. bare numbers
+
+
+def test_a_bare_number_as_a_grading_or_validity_duration_is_a_warning(tmp_path) -> None:
+    from scoring.validate import validate_scheme
+
+    graded = {**GRADE, "grade": {"to": "C", "for": 3}}
+    kept = {**PARK, "expires": {"after": 2}}
+    root = scheme_dir(tmp_path, [graded, kept, {**VOL, "expires": {"after": "30d"}}])
+    got = [(p.severity, p.line, p.message) for p in validate_scheme(root) if "bare" in p.message]
+    assert got == [
+        ("warning", 10, "rule 'noisy': 'for: 3' is a bare number, read as 3 days; write"
+                       " 'for: 3 years' if years were meant, or 'for: 3 days'"),
+        ("warning", 16, "rule 'park': 'after: 2' is a bare number, read as 2 days; write"
+                        " 'after: 2 years' if years were meant, or 'after: 2 days'"),
+    ]  # fmt: skip
+    load_scheme(root)  # a warning: the scheme still loads
