@@ -376,6 +376,11 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
     scheme = ctx.scheme()
     db = ctx.db()
     t = parse_as_of(scheme, as_of)
+    if t is None:  # the header says which day this is: the day of the latest event or entry
+        from .ledger.reads import default_as_of
+
+        t = default_as_of(db, scheme)
+    day = f" as of {scheme.clock.local(t):%Y-%m-%d}" if t < 2**62 else ""
     lines = run(db, scheme, subject, group=group, as_of=t)
     bals = read(db, scheme, as_of=t, subject=subject, group=group)
     if not bals:
@@ -391,7 +396,8 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
         g = scheme.groups[b.group]
         graded = f" (直接判级 ≤ {b.graded})" if b.graded else ""
         click.echo(
-            f"{subject} · {g.title} ({b.group}): score {b.score}, wallet {b.wallet}, tier {b.tier}{graded}"
+            f"{subject} · {g.title} ({b.group}){day}: score {b.score}, wallet {b.wallet},"
+            f" tier {b.tier}{graded}"
         )
         click.echo(f"  {'date':<10} {'points':>6} {'wallet':>6} {'score':>6}  rule")
         click.echo(f"  {'':<10} {'':>6} {'':>6} {g.base_score:>6}  base score")
@@ -399,7 +405,9 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
             if x.group != b.group:
                 continue
             flags = []
-            if x.reason != "match":
+            if x.reason == "withheld":  # the note says why: [withheld: 判级期间不加分]
+                flags.append(f"withheld: {x.note}" if x.note else "withheld")
+            elif x.reason != "match":
                 flags.append(x.reason)
             if x.trial:
                 flags.append("trial: not counted")
@@ -407,7 +415,7 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
                 flags.append("expired")
             if x.objection:
                 flags.append("异议 under review")
-            if x.note:
+            if x.note and x.reason != "withheld":
                 flags.append(x.note)
             if x.period != x.date[:7]:  # late for a closed month: in that month's figures no
                 flags.append(f"posted to {x.period}")

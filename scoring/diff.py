@@ -162,22 +162,43 @@ def rules_from_git(rev: str, repo: str | Path, into: str | Path | None = None) -
     when the revision or its ``rules/`` does not exist.
     """
     repo = Path(repo)
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True)
+
     try:
-        prefix = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--show-prefix"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+        prefix = git("rev-parse", "--show-prefix").stdout.decode().strip()
+        # git archive reads a path from the repository root, whatever -C says: a scheme in
+        # a subfolder (examples/weihai) is archived by its full path from the top
+        top = git("rev-parse", "--show-toplevel").stdout.decode().strip()
+        known = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+            capture_output=True,
+        ).returncode == 0  # fmt: skip
+        if not known:
+            branch = rev.split("/", 1)[1] if rev.startswith("origin/") else ""
+            fetch = f"git fetch origin {branch}" if branch else "git fetch"
+            raise UsageError(
+                f"cannot read rules/ at git revision '{rev}': git does not know this revision;"
+                f" check its name (a branch, tag or commit), fetch it first ({fetch}),"
+                " or pass a rules folder"
+            )
         out = subprocess.run(
-            ["git", "-C", str(repo), "archive", "--format=tar", rev, "--", f"{prefix}rules"],
+            ["git", "-C", top, "archive", "--format=tar", rev, "--", f"{prefix}rules"],
             capture_output=True, check=True,
         )  # fmt: skip
     except FileNotFoundError:
         raise UsageError("--base REV needs git; or pass a rules folder as --base") from None
     except subprocess.CalledProcessError as e:
         msg = (e.stderr.decode() if isinstance(e.stderr, bytes) else str(e.stderr or "")).strip()
+        if "did not match" in msg:
+            raise UsageError(
+                f"git revision '{rev}' has no {prefix}rules/ folder; pick a revision that has"
+                " the rules, or pass a rules folder as --base"
+            ) from None
         raise UsageError(
             f"cannot read rules/ at git revision '{rev}': {msg or 'git failed'};"
-            " fetch it first (git fetch origin main) or pass a rules folder"
+            " pass a rules folder as --base instead"
         ) from None
     target = Path(into) if into is not None else Path(tempfile.mkdtemp(prefix="gridcredit-base-"))
     with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:

@@ -12,6 +12,7 @@ the publisher's job.
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 from fractions import Fraction
 from typing import Any
 
@@ -91,6 +92,15 @@ def _duration(d: Any) -> str:
     if d.unit == "years" and d.n == 1:
         return "一年"
     return d.chinese()
+
+
+def _date(text: Any) -> str:
+    """``2020-01-01`` → ``2020年1月1日`` (a date as a resident writes it); other text as is."""
+    try:
+        d = date.fromisoformat(str(text))
+    except ValueError:
+        return str(text)
+    return f"{d.year}年{d.month}月{d.day}日"
 
 
 def _or(words: list[str], joiner: str = "或") -> str:
@@ -207,9 +217,9 @@ def _points_text(rule: Rule, ctx: _Context) -> str:
     p = rule.points
     if rule.escalate and rule.escalate.factor:
         times = {2: "加倍", 3: "按三倍"}.get(rule.escalate.factor, f"按{rule.escalate.factor}倍")
-        kind = "同类行为" if rule.family else "再次发生"
+        kind = "同类行为再次发生" if rule.family else "再次发生"
         base = _points_text(dataclasses.replace(rule, escalate=None), ctx)
-        return f"{base}；{_duration(rule.escalate.within)}内{kind}再次发生的{times}计分"
+        return f"{base}；{_duration(rule.escalate.within)}内{kind}的{times}计分"
     if rule.escalate:
         steps = list(rule.escalate.steps)
         window = _duration(rule.escalate.within)
@@ -337,7 +347,7 @@ def _adopted_text(adopted: Any) -> str:
         return ""
     text = "经" + (adopted.by or "")
     if adopted.on:
-        text += f"于{adopted.on}"
+        text += f"于{_date(adopted.on)}"
     text += "通过"
     if adopted.ref:
         text += f"，文号：{adopted.ref}"
@@ -347,11 +357,11 @@ def _adopted_text(adopted: Any) -> str:
 def _effective_text(rule: Rule) -> str:
     start, end = rule.effective_text
     if start and end:
-        return f"{start}至{end}"
+        return f"{_date(start)}至{_date(end)}"
     if start:
-        return f"{start}起施行"
+        return f"自{_date(start)}起施行"
     if end:
-        return f"施行至{end}"
+        return f"至{_date(end)}止"
     return ""
 
 
@@ -420,7 +430,7 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
             amount = ""  # a grading only: nothing to score
         if link.grade and rule.grade:
             to = rule.grade.to if link.grade == "same" else link.grade
-            amount += ("，" if amount else "") + f"并判定为{_tier_title(lg, to)}"
+            amount += ("，并" if amount else "一并") + f"判定为{_tier_title(lg, to)}"
         items.append(f"联奖联罚：同时对其{who}（{gname}账户）{amount}")
     if rule.withhold:
         cond = _cond(rule.withhold.when, ctx)
@@ -431,7 +441,12 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
         targets = [f"“{titles.get(r, r)}”" for r in rule.repair.rules]
         how = "恢复一半" if rule.repair.restore == "half" else "予以撤销"
         within = _duration(rule.repair.within)
-        items.append(f"信用修复：{within}内最近一次{_or(targets)}的扣分{how}")
+        # a rule that only grades took no points: what is undone is its grading
+        what = "扣分"
+        versions = [v for r in rule.repair.rules for v in scheme.rule_versions(r)]
+        if versions and all(v.points is None and not v.escalate for v in versions):
+            what, how = "直接判级", "予以撤销"
+        items.append(f"信用修复：{within}内最近一次{_or(targets)}的{what}{how}")
     if rule.severity:
         items.append(f"情节：{SEVERITY_WORDS.get(rule.severity, rule.severity)}")
     eff = _effective_text(rule)
@@ -485,7 +500,8 @@ def render_scheme(scheme: Scheme) -> str:
     out = [f"# {scheme.title}", ""]
     out += ["本页由规则文件自动生成，与实际计分使用的规则完全一致。", ""]
     for gid, g in scheme.groups.items():
-        packs = [p for p in scheme.packs if p.group == gid]
+        # a rule written for several groups (groups: [...]) is shown under each of them
+        packs = [p for p in scheme.packs if p.group == gid or any(r.group == gid for r in p.rules)]
         kind = "个人" if g.kind == "person" else "单位"
         out += [f"## {g.title}", ""]
         out += [f"参评对象：{kind}。基础分{g.base_score}分。", ""]
@@ -504,7 +520,7 @@ def render_scheme(scheme: Scheme) -> str:
                 ("other", "信用修复及其他"),
             ]
             for kind_id, title in sections:
-                rules = [r for r in pack.rules if rule_kind(r) == kind_id]
+                rules = [r for r in pack.rules if r.group == gid and rule_kind(r) == kind_id]
                 if not rules:
                     continue
                 out += [f"#### {title}", ""]

@@ -352,6 +352,36 @@ def _unreadable(text: str, file: str) -> Problem | None:
     )
 
 
+def _indent(line: str) -> int:
+    """Where a line's content starts (after the '- ' of a list item)."""
+    body = line.lstrip(" ")
+    while body.startswith("- "):
+        body = body[2:].lstrip(" ")
+    return len(line) - len(body)
+
+
+def _layout_problem(problem: str, mark: Any, lines: list[str]) -> str | None:
+    """The parser's words for a Tab or a line indented wrongly, in a clerk's words."""
+    here = lines[mark.line] if mark.line < len(lines) else ""
+    if "'\t'" in problem or here[mark.column : mark.column + 1] == "\t":
+        return "a Tab character; replace the Tab at this column with spaces (YAML indents with spaces only)"
+    indent_msg = (
+        "this line's indentation does not match the lines above; indent it like its siblings"
+        " (use spaces)"
+    )
+    starts = mark.column == len(here) - len(here.lstrip(" "))
+    if problem.startswith("expected <block end>") and starts:
+        # a key or item where the block above had ended: indented less (or more) than
+        # its siblings; mid-line it is something else (e.g. text starting with '[')
+        return indent_msg
+    if problem == "mapping values are not allowed here":
+        # 'key: value' then a line indented deeper: YAML reads it as more of the value
+        above = next((ln for ln in reversed(lines[: mark.line]) if ln.strip()), "")
+        if _indent(here) > _indent(above) and above.partition(": ")[2].strip():
+            return indent_msg
+    return None
+
+
 def _syntax_problem(file: str, text: str, e: yaml.MarkedYAMLError) -> Problem:
     """A syntax error with the position and the advice a person needs: full-width
     punctuation, a quote never closed, text that starts like a list."""
@@ -382,6 +412,9 @@ def _syntax_problem(file: str, text: str, e: yaml.MarkedYAMLError) -> Problem:
                 f"YAML syntax error: full-width '{ch}' where YAML needs {_ASCII[ch]}; switch the"
                 " input method to half-width (English) punctuation and type it again",
             )
+    clerk = _layout_problem(problem, mark, lines)
+    if clerk is not None:
+        return _problem(file, mark, f"YAML syntax error: {clerk}")
     msg = f"{problem} ({context})" if context else problem
     if mark.line < len(lines):
         value = lines[mark.line].partition(": ")[2].lstrip()

@@ -493,7 +493,7 @@ def test_explain_shows_rule_titles_running_score_and_where_a_late_entry_posted(t
     result = run("--scheme", ROOT, "--db", db, "explain", "R1")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "R1 · 居民 (residents): score 1012, wallet 12, tier A"
+    assert lines[0] == "R1 · 居民 (residents) as of 2024-03-05: score 1012, wallet 12, tier A"
     assert "  2024-02-10     +2     +2   1002  参加志愿服务 (res-volunteer)" in lines
     assert (
         "  2024-02-20     +6     +6   1008  参加志愿服务 (res-volunteer)  [posted to 2024-03]"

@@ -70,7 +70,7 @@ def test_rules_in_plain_chinese() -> None:
         "直接判级：直接判定为D级（严重失信），5年内信用等级最高为D级，不论分数高低（只判级，不扣分）"
         in text
     )
-    assert "联奖联罚：同时对其法定代表人（个人账户）并判定为D级（严重失信）" in text
+    assert "联奖联罚：同时对其法定代表人（个人账户）一并判定为D级（严重失信）" in text
     honour = render_rule(rules["p-honour"], s)
     assert (
         "暂不计分：处于直接判级（尚未修复）期间时，本项只作记录、不计分（直接判级的失信行为未修复期间"

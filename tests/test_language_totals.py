@@ -293,7 +293,7 @@ def test_explain_shows_the_total_before_and_after(tmp_path) -> None:
     result = run("explain", "P1")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "P1 · 个人 (persons): score 1006, wallet 6, tier A"
+    assert lines[0] == "P1 · 个人 (persons) as of 2020-05-01: score 1006, wallet 6, tier A"
     assert (
         "  2020-02-01     +8     +8   1008  慈善捐款（年度内累加） (p-donation)  [total amount 0 → 800 (2020)]"
         in lines

@@ -39,8 +39,8 @@ def test_per_points_with_condition_and_cap(scheme: Scheme) -> None:
         "计分：按服务时长计分，每小时加2分，不足1分的部分不计（向下取整）",
         "上限：每月最多40分",
         "可兑换积分：加分同时计入可兑换积分",
-        "施行日期：2024-01-01起施行",
-        "通过：经测试街道居民代表会议于2024-01-10通过，文号：测政字〔2024〕1号",
+        "施行日期：自2024年1月1日起施行",
+        "通过：经测试街道居民代表会议于2024年1月10日通过，文号：测政字〔2024〕1号",
     ]
 
 
@@ -61,11 +61,11 @@ def test_escalation_and_expiry(scheme: Scheme) -> None:
 def test_versions_show_their_dates_and_adoption(scheme: Scheme) -> None:
     old = bullets(render_rule(rule(scheme, "res-garbage-sorting", 0), scheme))
     new = bullets(render_rule(rule(scheme, "res-garbage-sorting", 1), scheme))
-    assert "施行日期：2024-01-01至2024-06-30" in old
+    assert "施行日期：2024年1月1日至2024年6月30日" in old
     assert "计分：每次加1分" in old
-    assert "施行日期：2024-07-01起施行" in new
+    assert "施行日期：自2024年7月1日起施行" in new
     assert "计分：每次加2分" in new
-    assert "通过：经测试街道居民代表会议于2024-06-18通过，文号：测政字〔2024〕9号" in new
+    assert "通过：经测试街道居民代表会议于2024年6月18日通过，文号：测政字〔2024〕9号" in new
 
 
 def test_trial_rule_is_marked(scheme: Scheme) -> None:

@@ -815,7 +815,7 @@ class Scorer(Redemptions):
             if c.withhold(attrs, subj.view, c.group, c.rule.on[0]):
                 if c.points is not None and not c.points(attrs):
                     return  # no match anyway
-                self.summary.capped += 1
+                self.summary.withheld += 1
                 self._post((sid, c.group, "score", 0, 0, c.id, c.pack_hash, eid, at, period,
                             "capped", None, None, None, None, c.withhold_note), c.trial)  # fmt: skip
                 return

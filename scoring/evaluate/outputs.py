@@ -16,6 +16,7 @@ class ScoreSummary:
     entries: int = 0
     trial_entries: int = 0
     capped: int = 0
+    withheld: int = 0  # bonuses not counted while a ``withhold`` condition held (art. 17)
     reversals: int = 0
     redemptions_granted: int = 0
     redemptions_rejected: int = 0
@@ -30,7 +31,9 @@ class ScoreSummary:
     def line(self) -> str:
         s = (
             f"scored {self.events:,} events → {self.entries:,} entries"
-            f" ({self.capped:,} capped, {self.reversals:,} reversals),"
+            f" ({self.capped:,} capped,"
+            + (f" {self.withheld:,} withheld," if self.withheld else "")
+            + f" {self.reversals:,} reversals),"
             f" {self.trial_entries:,} trial entries,"
             f" redemptions {self.redemptions_granted:,} granted / {self.redemptions_rejected:,} rejected"
         )

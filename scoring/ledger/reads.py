@@ -244,6 +244,9 @@ class ExplainLine:
     objection: bool = False
 
 
+WITHHELD_NOTE = "not counted: "  # how compile words a ``withhold`` entry's note
+
+
 def explain(
     db: sqlite_utils.Database,
     scheme: Scheme,
@@ -255,7 +258,8 @@ def explain(
 ) -> list[ExplainLine]:
     """Every entry behind a subject's balances, in time order, with running totals.
 
-    Capped matches, reversals and repairs appear as entries of their own;
+    Capped matches, withheld bonuses (reason ``withheld``), reversals and repairs
+    appear as entries of their own;
     trial-rule entries (shadow ledger) follow, marked, and never count.
     """
     titles = scheme.rule_titles()
@@ -286,6 +290,11 @@ def explain(
             base = g.base_score if g else 0
             expired = exp is not None and exp <= t
             run = running.setdefault(grp, [base, 0])
+            if reason == "capped" and note and note.startswith(WITHHELD_NOTE):
+                # booked as a zero 'capped' entry (the ledger is unchanged), but not a cap:
+                # a bonus withheld while the subject's condition held (``withhold:``)
+                why = note.removeprefix(WITHHELD_NOTE)
+                reason, note = "withheld", "" if why == "withheld" else why
             if not trial:
                 if not expired:
                     run[0] += pts

@@ -477,20 +477,23 @@ def _rules(scheme: Scheme, month: str) -> list[RulePackText]:
             and (r.effective_until is None or r.effective_until > start)
         )
 
+    # a rule written for several groups (groups: [...]) is one Rule per group: the pack is
+    # shown once per group it has rules for, each rule under its own group
     return [
         RulePackText(
             title=p.title,
-            group=p.group,
+            group=g,
             version=p.version,
             adopted=_adopted_text(p.adopted),
             rules=[
                 RuleText(r.id, r.title, render_rule(r, scheme), _adopted_text(r.adopted))
                 for r in p.rules
-                if shown(r)
+                if r.group == g and shown(r)
             ],
         )
         for p in scheme.packs
-        if any(shown(r) for r in p.rules)
+        for g in dict.fromkeys([p.group, *(r.group for r in p.rules)])
+        if any(r.group == g and shown(r) for r in p.rules)
     ]
 
 

@@ -24,6 +24,7 @@ against attribute types).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,52 @@ def check_scheme(raw: Any, plugins: Any = None) -> list[Problem]:
         if not any(p.severity == "error" for p in found):
             passed.add(display)
     problems += _Semantics(raw, passed, plugins).run()
-    return sorted(set(problems))
+    return _once_per_default(raw, sorted(set(problems)))
+
+
+def _default_spots(raw: Any) -> set[tuple[str, int, int]]:
+    """Every ``file, line, col`` inside a ``defaults:`` block (scheme.yaml or a pack)."""
+    spots: set[tuple[str, int, int]] = set()
+
+    def walk(file: str, node: Any) -> None:
+        for attr in ("key_pos", "val_pos"):
+            spots.update((file, *pos) for pos in (getattr(node, attr, None) or {}).values())
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        for child in children:
+            walk(file, child)
+
+    for file in [raw.scheme_file, *raw.pack_files()]:
+        data = raw.files.get(file)
+        if isinstance(data, dict) and isinstance(data.get("defaults"), dict):
+            walk(file, data["defaults"])
+    return spots
+
+
+_RULE_NAME = re.compile(r"rule '[^']*'")
+
+
+def _once_per_default(raw: Any, problems: list[Problem]) -> list[Problem]:
+    """A mistake in ``defaults:`` is merged into every rule that inherits it, and each copy
+    keeps the position of the defaults line: report it once there, not once per rule."""
+    spots = _default_spots(raw)
+    if not spots:
+        return problems
+    at: dict[tuple[str, int, int], list[Problem]] = {}
+    for p in problems:
+        if (p.file, p.line, p.col) in spots:
+            at.setdefault((p.file, p.line, p.col), []).append(p)
+    drop: set[Problem] = set()
+    for here in at.values():
+        named = [p for p in here if "'defaults." in p.message]
+        seen: set[tuple[str, str]] = set()
+        for p in here:
+            said = (p.severity, _RULE_NAME.sub("rule", p.message))
+            if (named and p not in named) or said in seen:
+                drop.add(p)
+            seen.add(said)
+    return [p for p in problems if p not in drop]
 
 
 class _Semantics(_SchemeChecks, _RuleChecks):

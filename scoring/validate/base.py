@@ -316,13 +316,24 @@ class _Base:
         )
         return False
 
-    def check_duration(self, f: str, data: Any, path: Path_, value: Any, where: str) -> None:
+    def check_duration(
+        self, f: str, data: Any, path: Path_, value: Any, where: str, *, bare: bool = False
+    ) -> None:
+        """``bare``: warn when the duration is a bare number (read as days), where a
+        clerk most likely meant years (how long a grading or an entry lasts)."""
         if value is None:
             return
         try:
             parse_duration(value)
         except ValueError as e:
             self.add(f, data, path, f"{where}: {e}")
+            return
+        if bare and isinstance(value, int) and not isinstance(value, bool):
+            key = path[-1]
+            self.add(f, data, path,
+                     f"{where}: '{key}: {value}' is a bare number, read as {value} days; write"
+                     f" '{key}: {value} years' if years were meant, or '{key}: {value} days'",
+                     severity="warning")  # fmt: skip
 
     def attr_spec(
         self,

@@ -16,7 +16,7 @@ class _ExpiryChecks:
     def check_expires(self, f: str, p: Any, path: Path_, expires: Any, where: str) -> None:
         if not isinstance(expires, dict):
             return
-        self.check_duration(f, p, (*path, "after"), expires.get("after"), where)
+        self.check_duration(f, p, (*path, "after"), expires.get("after"), where, bare=True)
         bands = expires.get("by_size")
         if not isinstance(bands, list):
             return
@@ -24,7 +24,9 @@ class _ExpiryChecks:
         for k, band in enumerate(bands):
             if not isinstance(band, dict):
                 continue
-            self.check_duration(f, p, (*path, "by_size", k, "after"), band.get("after"), where)
+            self.check_duration(
+                f, p, (*path, "by_size", k, "after"), band.get("after"), where, bare=True
+            )
             upto = band.get("upto")
             last = k == len(bands) - 1
             if upto is None and not last:

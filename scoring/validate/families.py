@@ -21,10 +21,10 @@ class _FamilyChecks:
     def check_families(self) -> None:
         declared: dict[str, tuple[str, Any]] = {}
         for pfile in self.raw.pack_files():
-            if not self.ok(pfile):
-                continue
-            p = self.raw.files[pfile]
-            for fid in (p.get("families") or {}) if isinstance(p, dict) else ():
+            # read leniently: a typo elsewhere in the pack must not make its families unknown
+            p = self.raw.files.get(pfile)
+            fams = p.get("families") if isinstance(p, dict) else None
+            for fid in fams if isinstance(fams, dict) else ():
                 if fid in declared and declared[fid][0] != pfile:
                     self.add(pfile, p, ("families",),
                              f"family '{fid}' is declared in {declared[fid][0]} too; declare"

@@ -327,7 +327,7 @@ class _RuleChecks(_TotalChecks, _ExpiryChecks, _FamilyChecks, _ConditionChecks):
         # grade
         grade = r.get("grade")
         if isinstance(grade, dict):
-            self.check_duration(f, p, (*base, "grade", "for"), grade.get("for"), where)
+            self.check_duration(f, p, (*base, "grade", "for"), grade.get("for"), where, bare=True)
             if isinstance(group, str) and self.groups and group in self.groups:
                 self.check_tier(f, p, (*base, "grade", "to"), grade.get("to"), group, where)
             if sign > 0:

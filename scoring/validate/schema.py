@@ -143,6 +143,20 @@ def explain_schema_error(
             extras = _quoted(err.message)
         out = []
         for key in extras:
+            wide = next((ch for ch in "：，" if ch in str(key)), None)
+            if wide is not None:
+                # {max_points：20, per: year}: YAML saw no ':' and read one key 'max_points：20'
+                kl, kc = key_position(data, path, key)
+                ascii_ = {"：": "':' and a space", "，": "','"}[wide]
+                out.append(
+                    at(
+                        f"'{key}' in {here.container()} has a full-width '{wide}' where YAML"
+                        f" needs {ascii_}, so it is read as one unknown key; switch the input"
+                        " method to half-width (English) punctuation and type it again",
+                        (kl, kc + str(key).index(wide)),
+                    )
+                )
+                continue
             hint = _did_you_mean(str(key), allowed)
             if not hint:
                 hint = f"; allowed keys here: {', '.join(sorted(allowed))}" if allowed else ""

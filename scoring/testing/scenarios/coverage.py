@@ -28,8 +28,9 @@ class _CoverageTracker:
         for rule in scheme.rules:
             if rule.status == "retired":
                 continue
-            n = len(scheme.rule_versions(rule.id))
-            label = rule.id
+            # a rule for several groups is one Rule per group: versions are per group
+            n = sum(1 for r in scheme.rule_versions(rule.id) if r.group == rule.group)
+            label = rule.id if len(rule.groups) <= 1 else f"{rule.id} ({rule.group})"
             if n > 1:
                 f, u = rule.effective_text
                 label += f" [{f or '…'} – {u or '…'}]"
@@ -53,32 +54,35 @@ class _CoverageTracker:
                     self.table_items[(id(rule), _show(k))] = it
                     self.items.append(it)
 
-    def _version(self, rule_id: str, at: int) -> tuple[Rule, CoverageItem] | None:
+    def _version(self, rule_id: str, at: int, grp: str = "") -> tuple[Rule, CoverageItem] | None:
+        found = None
         for r, it in self.versions.get(rule_id, ()):
             if r.in_force(at):
-                return r, it
-        return None
+                if r.group == grp or len(r.groups) <= 1:
+                    return r, it
+                found = found or (r, it)  # e.g. a linked entry, booked in the link's group
+        return found
 
     def collect(self, db: sqlite_utils.Database) -> None:
         clock = self.scheme.clock
         for table in ("entries", "trial_entries"):
-            for rule, at, note, reason in db.execute(
-                f"SELECT DISTINCT rule, at, note, reason FROM {table}"
+            for rule, at, note, reason, grp in db.execute(
+                f"SELECT DISTINCT rule, at, note, reason, grp FROM {table}"
                 " WHERE reason IN ('match', 'capped', 'linked', 'repair')"
             ).fetchall():
                 if reason == "repair" and note and note.startswith("credit repair by "):
                     rule = note.removeprefix("credit repair by ")
-                v = self._version(rule, at)
+                v = self._version(rule, at, grp)
                 if v is not None:
                     v[1].hit = True
             if self.by_rules:
                 marks = ",".join("?" * len(self.by_rules))
-                for rule, at, attrs in db.execute(
-                    f"SELECT e.rule, e.at, ev.attrs FROM {table} e JOIN events ev ON ev.id = e.event"
+                for rule, at, grp, attrs in db.execute(
+                    f"SELECT e.rule, e.at, e.grp, ev.attrs FROM {table} e JOIN events ev ON ev.id = e.event"
                     f" WHERE e.rule IN ({marks}) AND e.reason IN ('match', 'capped')",
                     sorted(self.by_rules),
                 ).fetchall():
-                    v = self._version(rule, at)
+                    v = self._version(rule, at, grp)
                     if v is None:
                         continue
                     points = v[0].points
@@ -95,7 +99,7 @@ class _CoverageTracker:
                     " AND reason IN ('match', 'capped') ORDER BY at, id",
                     sorted(self.esc_rules),
                 ).fetchall():
-                    v = self._version(rule, at)
+                    v = self._version(rule, at, g)
                     if v is None:
                         continue
                     r = v[0]
