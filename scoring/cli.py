@@ -12,7 +12,6 @@ import io
 import sqlite3
 import sys
 from collections.abc import Callable
-from datetime import date
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import apsw
 import click
 import orjson
 
+from .durations import parse_as_of
 from .errors import GridcreditError, SchemeError, UsageError
 
 
@@ -124,24 +124,6 @@ def as_of_option(f: Callable[..., Any]) -> Callable[..., Any]:
         metavar="DATE",
         help="Balances at the end of this local day (YYYY-MM-DD).",
     )(f)
-
-
-def parse_as_of(scheme: Any, as_of: str | None) -> int | None:
-    if not as_of:
-        return None
-    from .durations import FIRST_YEAR, LAST_YEAR
-
-    try:
-        day = date.fromisoformat(as_of)
-    except ValueError:
-        raise UsageError(
-            f"--as-of {as_of!r}: write a date as YYYY-MM-DD, e.g. 2024-03-31"
-        ) from None
-    if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise UsageError(
-            f"--as-of {as_of!r}: the year must be {FIRST_YEAR} to {LAST_YEAR}, the years events can have"
-        )
-    return scheme.clock.end_of_day(day)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

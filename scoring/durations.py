@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 _DURATION = re.compile(
@@ -273,3 +274,22 @@ def next_month(month: str) -> str:
 def previous_month(month: str) -> str:
     y, m = int(month[:4]), int(month[5:7])
     return f"{y - 1}-12" if m == 1 else f"{y}-{m - 1:02d}"
+
+
+def parse_as_of(scheme: Any, as_of: str | None) -> int | None:
+    """``--as-of DATE``: the end of that local day (SPEC §4), or ``None`` for no date."""
+    from .errors import UsageError
+
+    if not as_of:
+        return None
+    try:
+        day = date.fromisoformat(as_of)
+    except ValueError:
+        raise UsageError(
+            f"--as-of {as_of!r}: write a date as YYYY-MM-DD, e.g. 2024-03-31"
+        ) from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise UsageError(
+            f"--as-of {as_of!r}: the year must be {FIRST_YEAR} to {LAST_YEAR}, the years events can have"
+        )
+    return scheme.clock.end_of_day(day)

@@ -78,7 +78,7 @@ def spark_run(spark, subjects, events, ledger: Path, partitions: int = 4):
 
 def sqlite_balances(db, scheme, as_of: str | None, group: str | None = None, fmt="json") -> str:
     """What ``gridcredit balances --format json|csv`` prints (the CLI's own code)."""
-    from scoring.cli import parse_as_of
+    from scoring.durations import parse_as_of
     from scoring.ledger import balances
     from scoring.spark.balances import render
 

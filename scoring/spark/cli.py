@@ -79,7 +79,7 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _balances(args: argparse.Namespace) -> None:
-    from ..cli import parse_as_of
+    from ..durations import parse_as_of
     from ..errors import UsageError
     from . import ledger as store
     from .balances import balances, render
