@@ -102,6 +102,8 @@ from .outputs import (
 from .redemptions import Redemptions
 
 REDEEM, WITHDRAW, OBJECTION = "redeem", "withdraw", "objection"
+# a reject's ``waits`` naming an event (a correction's target), not a subject
+WAITS_EVENT = "event:"
 SIMPLE, CAPPED, GENERAL = 0, 1, 2  # rule shapes, see CompiledRule.shape
 INLINE, APPLY, PER_EVENT = 0, 1, 2  # how a memoised step is carried out (see Scorer._steps)
 MEMO_MAX = 200_000  # distinct (type, attributes) per groups remembered before starting afresh
@@ -1219,7 +1221,11 @@ class Scorer(Redemptions):
         self.summary.orphan_corrections += 1
         what = "itself" if target == eid else f"event '{target}', which is not in the ledger"
         self._reject(
-            eid, f"the correction {verb} {what}: nothing was reversed; check the id it names"
+            eid,
+            f"the correction {verb} {what}: nothing was reversed; check the id it names",
+            # the target may come in a later file: the correction is then scored again
+            # (see Engine._requeue_waiting), so that any split gives the one-run ledger
+            waits=None if target == eid else WAITS_EVENT + target,
         )
         return False
 
