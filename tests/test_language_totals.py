@@ -254,7 +254,8 @@ def test_a_correction_before_the_event_it_names_is_scored_again_when_that_event_
     put(split, s, events[1:])
     score(split, s)  # e0 is not in the ledger yet: the withdrawal names no event, and waits
     assert split.execute("SELECT record_id FROM rejects WHERE batch = 0").fetchall() == [
-        ("e1",), ("w",)
+        ("e1",),
+        ("w",),
     ]
     put(split, s, events[:1])
     summary = score(split, s)
