@@ -50,6 +50,7 @@ FIELD_WORDS = {
     "subject.group": "所属群体", "subject.grid": "所在网格", "subject.community": "所在社区",
     "subject.street": "所在街道", "subject.tags": "标签",
     "subject.graded": "处于直接判级期间", "subject.tier": "事件发生时的信用等级",
+    "subject.listed": "事件发生时所在的名单",
 }  # fmt: skip
 
 
@@ -143,6 +144,9 @@ class _Context:
         if field == "type":
             et = self.scheme.event_types.get(str(v))
             return et.title if et else str(v)
+        if field == "subject.listed":
+            ld = next((x for x in self.scheme.lists if x.id == v), None)
+            return ld.title if ld else str(v)
         if field == "subject.group":
             g = self.scheme.groups.get(str(v))
             return g.title if g else str(v)

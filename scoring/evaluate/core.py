@@ -563,7 +563,9 @@ class Scorer(Redemptions):
 
     def _probe(self, subject: str, grp: str, what: str) -> Any:
         """What a condition reads of the subject's state at the event being scored
-        (``self._now``): ``graded`` (a direct grading in force, not undone) or ``tier``."""
+        (``self._now``): ``graded`` (a direct grading in force, not undone), ``tier``, or
+        ``listed`` (the ids of the lists by tier or score the account is on, as
+        ``scoring.lists`` tells them from the same score and tier)."""
         at = self._now
         if what == "graded":
             return any(
@@ -571,8 +573,23 @@ class Scorer(Redemptions):
                 for _, until, entry_id in self.graded.get((subject, grp), ())
             )
         if grp not in self.scheme.groups:
-            return None
-        return self._score_at(subject, grp, at)[1]
+            return None if what == "tier" else frozenset()
+        score, tier = self._score_at(subject, grp, at)
+        if what == "tier":
+            return tier
+        # listed: the lists by tier or score the account is on (validate refuses the others)
+        return frozenset(
+            ld.id
+            for ld in self.scheme.lists
+            if grp in ld.groups
+            and any(
+                (rs.tiers is not None or rs.min_score is not None or rs.max_score is not None)
+                and (rs.tiers is None or tier in rs.tiers)
+                and (rs.min_score is None or score >= rs.min_score)
+                and (rs.max_score is None or score <= rs.max_score)
+                for rs in ld.reasons
+            )
+        )
 
     def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
         """Score and tier of one account at ``at`` (for redemptions)."""
