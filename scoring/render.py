@@ -161,6 +161,10 @@ class _Context:
             for grid in self.scheme.grids.values():
                 if grid.street == v:
                     return grid.street_name
+        if field.startswith("attrs."):  # the value's name from events.yaml (values: {code: 名称})
+            spec = self.attr(field[6:])
+            if spec is not None and spec.labels and str(v) in spec.labels:
+                return spec.labels[str(v)]
         if isinstance(v, str):
             return VALUE_WORDS.get(v, v)
         return _num(v)
@@ -415,7 +419,7 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
             f"不论分数高低{only}"
         )
     for link in rule.also:
-        who = LINK_WORDS.get(link.link, link.link)
+        who = (scheme.links or LINK_WORDS).get(link.link, link.link)
         lg = scheme.groups.get(link.group)
         gname = lg.title if lg else link.group
         lp = link.points

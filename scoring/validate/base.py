@@ -181,7 +181,11 @@ class _Base:
             for tid, t in self.events["types"].items():
                 attrs = t.get("attrs") if isinstance(t, dict) else None
                 self.event_types[str(tid)] = (
-                    {str(k): v for k, v in (attrs or {}).items() if isinstance(v, dict)}
+                    {
+                        str(k): _values_listed(v)
+                        for k, v in (attrs or {}).items()
+                        if isinstance(v, dict)
+                    }
                     if isinstance(attrs, dict)
                     else {}
                 )
@@ -369,3 +373,11 @@ class _Base:
             )
             return None
         return specs[0]
+
+
+def _values_listed(spec: dict[str, Any]) -> dict[str, Any]:
+    """An attribute's declaration with ``values`` as a list of the codes (``values`` may be
+    written as a mapping of code: Chinese name)."""
+    if isinstance(spec.get("values"), dict):
+        return {**spec, "values": list(spec["values"])}
+    return spec

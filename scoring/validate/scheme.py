@@ -267,12 +267,13 @@ class _SchemeChecks(_ExpiryChecks, _Base):
                         " remove them or make it a number",
                         severity="warning",
                     )
-                for k, v in enumerate(a.get("values") or []):
+                declared = a.get("values") or []
+                for k, v in enumerate(declared):
                     if not _fits_type(v, atype):
                         self.add(
                             f,
                             e,
-                            (*base, "values", k),
+                            (*base, "values", v if isinstance(declared, dict) else k),
                             f"value {_describe(v)} in {where} is not"
                             f" {ATTR_TYPE_WORDS.get(atype, atype)}; fix the value or the"
                             " attribute's type",
