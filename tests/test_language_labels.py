@@ -73,8 +73,13 @@ def test_values_written_as_a_mapping_score_and_check_like_a_list(tmp_path) -> No
             ev("r2", "rumour", "P1", "2024-03-02T10:00", level="rumour_bad"),  # not declared
         ],
         subjects=[
-            {"id": "P1", "groups": ["residents"], "name": "张三", "grid": "G1",
-             "links": {"father": "P2"}},
+            {
+                "id": "P1",
+                "groups": ["residents"],
+                "name": "张三",
+                "grid": "G1",
+                "links": {"father": "P2"},
+            },
             {"id": "P2", "groups": ["residents"], "name": "张父", "grid": "G1"},
         ],  # fmt: skip
     )
@@ -94,7 +99,9 @@ def test_a_link_the_scheme_does_not_declare_is_an_error_at_its_place(tmp_path) -
     with pytest.raises(SchemeError) as e:
         load_scheme(make(tmp_path, rules))
     text = str(e.value)
-    assert "'fathr' link, which scheme.yaml 'links' does not declare; did you mean 'father'?" in text
+    assert (
+        "'fathr' link, which scheme.yaml 'links' does not declare; did you mean 'father'?" in text
+    )
     assert "Declared: father (父亲), spouse (配偶)" in text
     assert re.search(r"residents\.yaml:\d+:\d+: ", text), text  # an error (it stops loading)
 
