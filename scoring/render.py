@@ -215,7 +215,7 @@ def _points_text(rule: Rule, ctx: _Context) -> str:
     p = rule.points
     if rule.escalate and rule.escalate.factor:
         times = {2: "加倍", 3: "按三倍"}.get(rule.escalate.factor, f"按{rule.escalate.factor}倍")
-        kind = "同类行为" if rule.family else "再次发生"
+        kind = "同类行为" if rule.family else ""  # was "再次发生", said twice
         base = _points_text(dataclasses.replace(rule, escalate=None), ctx)
         return f"{base}；{_duration(rule.escalate.within)}内{kind}再次发生的{times}计分"
     if rule.escalate:

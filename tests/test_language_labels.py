@@ -122,3 +122,28 @@ def test_a_label_that_is_not_text_is_refused(tmp_path) -> None:
     with pytest.raises(SchemeError) as e:
         load_scheme(root)
     assert "events.yaml:" in str(e.value)
+
+
+def test_doubling_on_a_repeat_is_worded_once(tmp_path) -> None:
+    rule = {**RULES[1], "escalate": {"within": "1 year", "factor": 2}}
+    s = load_scheme(make(tmp_path, [rule]))
+    text = render_rule(s.rules[0], s)
+    assert "一年内再次发生的加倍计分" in text and "再次发生再次发生" not in text, text
+
+
+def test_a_repair_may_undo_what_a_rule_wrote_through_also_in_its_group(tmp_path) -> None:
+    root = make(tmp_path, [{"id": "fix-linked", "title": "修复", "on": "fix", "points": -5,
+                            "repair": {"rules": ["m-fine"], "within": "1 year"}}])  # fmt: skip
+    merchants = {"pack": "merchants", "version": "1", "group": "merchants", "rules": [
+        {"id": "m-fine", "title": "处罚", "on": "parking", "points": -20,
+         "also": [{"link": "legal_representative", "group": "residents", "points": -10}]}]}  # fmt: skip
+    (root / "rules" / "packs" / "merchants.yaml").write_text(
+        yaml.safe_dump(merchants, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    assert not [p for p in validate_scheme(root) if "never applies" in p.message]
+    merchants["rules"][0].pop("also")
+    (root / "rules" / "packs" / "merchants.yaml").write_text(
+        yaml.safe_dump(merchants, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    (p,) = [p for p in validate_scheme(root) if "never applies" in p.message]
+    assert p.severity == "warning"

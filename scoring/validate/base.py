@@ -233,7 +233,14 @@ class _Base:
                     self.rule_ids_complete = False
                     continue
                 self.rules.append((pfile, p, i, r))
-                self.rule_groups.setdefault(r["id"], set()).add(str(p.get("group")))
+                owners = self.rule_groups.setdefault(r["id"], set())
+                # the groups its entries are written in: its own, the several of 'groups',
+                # and those its 'also' writes linked entries in (a repair may undo those)
+                own = r.get("groups")
+                owners.update(map(str, own) if isinstance(own, list) else [str(p.get("group"))])
+                for link in r.get("also") or [] if isinstance(r.get("also"), list) else []:
+                    if isinstance(link, dict) and isinstance(link.get("group"), str):
+                        owners.add(link["group"])
                 self.rule_sign[r["id"]] = _rule_sign(r)
         if any(p.file in {*self.raw.pack_files()} for p in self.raw.problems):
             self.rule_ids_complete = False
