@@ -295,8 +295,9 @@ class _SchemeChecks(_ExpiryChecks, _Base):
 
     def check_bands(self, f: str, a_data: Any, base: Path_, a: dict, where: str) -> None:
         """``select: {bands}`` from the highest down; an award needs points somewhere."""
-        select = a.get("select") if isinstance(a.get("select"), dict) else {}
-        bands = [b for b in select.get("bands") or [] if isinstance(b, dict)]
+        select = a.get("select")
+        raw_bands = select.get("bands") if isinstance(select, dict) else None
+        bands = [b for b in raw_bands or [] if isinstance(b, dict)]
         for k in range(1, len(bands)):
             lo, hi = bands[k].get("min"), bands[k - 1].get("min")
             if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo >= hi:
