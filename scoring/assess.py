@@ -23,10 +23,14 @@
 4. **Select** in each ranking unit: ``top: n`` rank ≤ n; ``top_percent: p``
    is ``top: ceil(p% × ranked scopes)``; ``bottom: n`` fewer than n scopes
    strictly lower; ``min: x`` value ≥ x. Ties at a cut-off are all selected.
+   ``bands: [{min, points, badge}, ...]`` (from the highest down): a scope is
+   selected in the highest band its value reaches, with that band's badge and
+   points (a band without them takes the assessment's).
 5. **Consequences** for the selected: ``badge`` stored with the result;
    ``award`` points as ledger entries (reason ``assessment``, rule = the
    assessment id, event ``assess:<id>:<period>:<scope>``, at = last second of
-   the period, posting month from the :class:`PostingCalendar`; positive
+   the period (``award.at: next_period``: the first second of the next one),
+   expiring as ``award.expires`` says (never, by default), posting month from the :class:`PostingCalendar`; positive
    awards move the wallet too). Scope ``subject``: the subject's account in
    ``award.group`` (default the assessment's group). Scope ``grid`` or
    ``community``: every account of ``award.group`` (default the assessment's
@@ -307,9 +311,23 @@ def _units(
     return dict(scopes), names, unit
 
 
+def _bands(a: Assessment, ranked: list[tuple[int, str, float]]) -> dict[str, dict[str, Any]]:
+    """``select: {bands: [...]}``: scope id → the highest band its value reaches (bands are
+    written from the highest down; validate checks the order)."""
+    bands = sorted(a.select["bands"], key=lambda b: -float(b["min"]))
+    out: dict[str, dict[str, Any]] = {}
+    for _, s, v in ranked:
+        band = next((b for b in bands if v >= float(b["min"])), None)
+        if band is not None:
+            out[s] = band
+    return out
+
+
 def _select(a: Assessment, ranked: list[tuple[int, str, float]]) -> set[str]:
     """Selected scope ids of one ranking unit; ``ranked`` is best first."""
     sel = a.select
+    if "bands" in sel:
+        return set(_bands(a, ranked))
     if "min" in sel:
         return {s for _, s, v in ranked if v >= sel["min"]}
     if "top" in sel:
@@ -348,6 +366,7 @@ def _assess_one(
     raw = ctx.compute(a.metric)
     values = {s: (None if raw.get(s) is None else round(float(raw[s]), 2)) for s in scopes}  # type: ignore[arg-type]
 
+    band_of: dict[str, dict[str, Any]] = {}  # select: {bands}: each selected scope's band
     by_unit: dict[str, list[str]] = defaultdict(list)
     for s in scopes:
         by_unit[unit[s]].append(s)
@@ -359,6 +378,8 @@ def _assess_one(
         ranks = competition_ranks([values[s] for s in valued])
         ranked = [(r, s, values[s]) for r, s in zip(ranks, valued, strict=True)]
         chosen = _select(a, ranked)  # type: ignore[arg-type]
+        if "bands" in a.select:
+            band_of.update(_bands(a, ranked))  # type: ignore[arg-type]
         for r, s, v in ranked:
             run.results.append(
                 AssessmentResult(
@@ -370,7 +391,9 @@ def _assess_one(
                     v,
                     r,
                     s in chosen,
-                    a.badge if s in chosen else "",
+                    (band_of[s].get("badge") or a.badge if s in band_of else a.badge)
+                    if s in chosen
+                    else "",
                 )
             )
         for s in sorted(x for x in by_unit[u] if values[x] is None):
@@ -378,10 +401,12 @@ def _assess_one(
                 AssessmentResult(a.id, period, s, names.get(s, s), u, None, None, False, "")
             )
 
-    if a.award and a.award.get("points"):
-        points = int(a.award["points"])
+    if a.award and (a.award.get("points") or band_of):
+        award_points = int(a.award.get("points") or 0)
         grp = str(a.award.get("group") or a.group)
-        at = ctx.as_of
+        # award: {at: next_period}: written at the first second of the next period
+        # (e.g. 次年一月一日), else at the period's last second
+        at = ctx.end if a.award.get("at") == "next_period" else ctx.as_of
         posting = calendar.posting_month(at)
         # award: {expires: ...} (typed by the loader; an Assessment made in code has the mapping)
         expiry = compile_expiry(
@@ -405,6 +430,10 @@ def _assess_one(
             by_scope[unit_of(s)].append(s)
         for res in run.selected:
             recipients = by_scope.get(res.scope_id, [])
+            band = band_of.get(res.scope_id)
+            points = int(band["points"]) if band and "points" in band else award_points
+            if not points:
+                continue
             for s in recipients:
                 wallet = max(0, points)
                 run.awards.append(
@@ -424,7 +453,7 @@ def _assess_one(
                         "expires_at": expiry(at, points) if expiry else None,
                         "grade": None,
                         "grade_until": None,
-                        "note": f"{period} {a.badge or a.title}",
+                        "note": f"{period} {res.badge or a.badge or a.title}",
                     }
                 )
     return run

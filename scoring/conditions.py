@@ -93,7 +93,7 @@ class SubjectView:
     street: str = ""
     tags: frozenset[str] = field(default_factory=frozenset)
     links: dict[str, str] = field(default_factory=dict)
-    # the subject's state at the event (subject.graded, subject.tier): set by the scorer,
+    # the subject's state at the event (subject.graded, subject.tier, subject.listed): set by the scorer,
     # probe(subject, group, what); None outside a scoring run (the fields read as missing)
     probe: Any = field(default=None, repr=False, compare=False)
 
@@ -124,13 +124,14 @@ def _getter(field_name: str) -> Callable[[dict, Any, str, str], Any]:
         "subject.tags": lambda a, s, g, t: s.tags,
         "subject.graded": lambda a, s, g, t: s.probe(s.id, g, "graded") if s.probe else MISSING,
         "subject.tier": lambda a, s, g, t: s.probe(s.id, g, "tier") if s.probe else MISSING,
+        "subject.listed": lambda a, s, g, t: s.probe(s.id, g, "listed") if s.probe else MISSING,
     }
     if field_name in simple:
         return simple[field_name]
     raise ConditionError(
         f"unknown field '{field_name}': use attrs.<name>, type, subject, subject.group,"
-        " subject.grid, subject.community, subject.street, subject.tags, subject.graded"
-        " or subject.tier"
+        " subject.grid, subject.community, subject.street, subject.tags, subject.graded,"
+        " subject.tier or subject.listed"
     )
 
 

@@ -340,6 +340,9 @@ def build_scheme(raw: RawScheme) -> Scheme:
                 min=a.get("min"),
                 max=a.get("max"),
                 values=list(a["values"]) if a.get("values") is not None else None,
+                labels={str(k): str(v) for k, v in a["values"].items()}
+                if isinstance(a.get("values"), dict)
+                else {},
                 required=bool(a.get("required", False)),
                 src=_src(a, efile),
             )
@@ -501,6 +504,9 @@ def build_scheme(raw: RawScheme) -> Scheme:
         lists=lists,
         assessments=assessments,
         catalog=catalog,
+        links={str(k): str(v) for k, v in (s.get("links") or {}).items()}
+        if isinstance(s.get("links"), dict)
+        else {},
         hash=whole.hexdigest()[:16],
         raw=dict(s),
         families=families,

@@ -70,6 +70,8 @@ class AttrSpec:
     values: list[Any] | None = None
     required: bool = False
     src: Src = NOWHERE
+    # the values' Chinese names, when ``values`` is written as a mapping (code: 名称)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -520,6 +522,9 @@ class Scheme:
     hash: str = ""  # content hash of all rule files together
     raw: dict[str, Any] = field(default_factory=dict)
     families: dict[str, Family] = field(default_factory=dict)  # declared in the packs
+    # link names (``also.link``) → Chinese name, from scheme.yaml ``links``; empty: the
+    # five of ``scoring.render.LINK_WORDS``
+    links: dict[str, str] = field(default_factory=dict)
     # the scheme's plugins (scoring.plugins.Plugins), made once by the loader
     plugins: Any = field(default=None, repr=False, compare=False)
 

@@ -51,6 +51,7 @@ FIELD_WORDS = {
     "subject.group": "所属群体", "subject.grid": "所在网格", "subject.community": "所在社区",
     "subject.street": "所在街道", "subject.tags": "标签",
     "subject.graded": "处于直接判级期间", "subject.tier": "事件发生时的信用等级",
+    "subject.listed": "事件发生时所在的名单",
 }  # fmt: skip
 
 
@@ -153,6 +154,9 @@ class _Context:
         if field == "type":
             et = self.scheme.event_types.get(str(v))
             return et.title if et else str(v)
+        if field == "subject.listed":
+            ld = next((x for x in self.scheme.lists if x.id == v), None)
+            return ld.title if ld else str(v)
         if field == "subject.group":
             g = self.scheme.groups.get(str(v))
             return g.title if g else str(v)
@@ -167,6 +171,10 @@ class _Context:
             for grid in self.scheme.grids.values():
                 if grid.street == v:
                     return grid.street_name
+        if field.startswith("attrs."):  # the value's name from events.yaml (values: {code: 名称})
+            spec = self.attr(field[6:])
+            if spec is not None and spec.labels and str(v) in spec.labels:
+                return spec.labels[str(v)]
         if isinstance(v, str):
             return VALUE_WORDS.get(v, v)
         return _num(v)
@@ -421,7 +429,7 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
             f"不论分数高低{only}"
         )
     for link in rule.also:
-        who = LINK_WORDS.get(link.link, link.link)
+        who = (scheme.links or LINK_WORDS).get(link.link, link.link)
         lg = scheme.groups.get(link.group)
         gname = lg.title if lg else link.group
         lp = link.points

@@ -407,3 +407,96 @@ def test_a_period_kind_without_assessments_is_not_refused_as_unfinished(base_sch
     entry(db, base_scheme, "R1", 5, "2024-04-10")
     scheme = with_assessments(base_scheme, A(period="month"))
     assert run_assessment(db, scheme, "2024-Q2", plugins=pm) == []  # nothing to assess: no refusal
+
+
+# --- select by bands, award posting date (issue 17, feature 8) -------------------------
+
+STARS = {"bands": [
+    {"min": 1040, "points": 15, "badge": "五星级"},
+    {"min": 1030, "points": 10, "badge": "四星级"},
+    {"min": 1010, "points": 2, "badge": "三星级"},
+]}  # fmt: skip
+
+
+def test_select_by_bands_awards_each_band_its_points(five, base_scheme, pm):
+    # R1 1040 → five stars +15; R2, R3 1030 → four stars +10; R4 1010 → three +2; R5 990: none
+    scheme = with_assessments(base_scheme, A(select=STARS, award={"points": 1}))
+    (run,) = run_assessment(five, scheme, "2024-Q1", plugins=pm)
+    assert [(r.scope_id, r.selected, r.badge) for r in run.results] == [
+        ("R1", True, "五星级"), ("R2", True, "四星级"), ("R3", True, "四星级"),
+        ("R4", True, "三星级"), ("R5", False, ""),
+    ]  # fmt: skip
+    got = five.execute(
+        "SELECT subject, points, note FROM entries WHERE reason = 'assessment' ORDER BY subject"
+    ).fetchall()
+    assert got == [
+        ("R1", 15, "2024-Q1 五星级"), ("R2", 10, "2024-Q1 四星级"),
+        ("R3", 10, "2024-Q1 四星级"), ("R4", 2, "2024-Q1 三星级"),
+    ]  # fmt: skip
+
+
+def test_a_band_without_points_takes_the_awards_points(five, base_scheme, pm):
+    select = {"bands": [{"min": 1040, "points": 15}, {"min": 1030}]}
+    scheme = with_assessments(base_scheme, A(select=select, award={"points": 3}, badge="星级户"))
+    (run,) = run_assessment(five, scheme, "2024-Q1", plugins=pm)
+    assert [(r.scope_id, r.badge) for r in run.selected] == [
+        ("R1", "星级户"), ("R2", "星级户"), ("R3", "星级户"),
+    ]  # fmt: skip
+    got = five.execute(
+        "SELECT subject, points FROM entries WHERE reason = 'assessment' ORDER BY subject"
+    ).fetchall()
+    assert got == [("R1", 15), ("R2", 3), ("R3", 3)]
+
+
+def test_an_award_posted_on_the_first_day_of_the_next_period(five, base_scheme, pm):
+    award = {"points": 5, "at": "next_period", "expires": {"until": "end of year"}}
+    scheme = with_assessments(base_scheme, A(award=award))
+    run_assessment(five, scheme, "2024-Q1", plugins=pm)
+    clock = base_scheme.clock
+    ((at, period, expires_at),) = five.execute(
+        "SELECT at, period, expires_at FROM entries WHERE reason = 'assessment'"
+    ).fetchall()
+    assert clock.local(at).isoformat() == "2024-04-01T00:00:00+08:00"
+    assert period == "2024-04"
+    assert clock.local(expires_at).isoformat() == "2025-01-01T00:00:00+08:00"
+    # the default stays the period's last second
+    db2 = ledger.memory_db()
+    ledger.set_state(db2, "last_scored", '[1735660800, "end-of-2024"]')
+    for i, pts in enumerate([40], start=1):
+        subject(db2, f"R{i}", G1)
+        entry(db2, base_scheme, f"R{i}", pts, "2024-02-01")
+    run_assessment(
+        db2, with_assessments(base_scheme, A(award={"points": 5})), "2024-Q1", plugins=pm
+    )
+    ((at, period),) = db2.execute(
+        "SELECT at, period FROM entries WHERE reason = 'assessment'"
+    ).fetchall()
+    assert clock.local(at).isoformat() == "2024-03-31T23:59:59+08:00" and period == "2024-03"
+
+
+@pytest.mark.parametrize(
+    ("assessment", "message"),
+    [
+        ("select: {bands: [{min: 80, points: 2}, {min: 90, points: 5}]}\n    award: {points: 1}",
+         "band 2 of assessment 'stars' has min: 90, not below the band before it (80); write the"
+         " bands from the highest down"),
+        ("select: {bands: [{min: 90, points: 5}, {min: 80}]}\n    award: {group: residents}",
+         "the award of assessment 'stars' has no points and band 2 of its select has no points"),
+        ("select: {top: 1}\n    award: {at: next_month, points: 1}", "next_month"),
+    ],
+)  # fmt: skip
+def test_bad_bands_are_refused_at_their_line(tmp_path, assessment, message):
+    import shutil
+
+    from scoring.validate import validate_scheme
+
+    root = tmp_path / "rules"
+    shutil.copytree(MINI, root)
+    (root / "assessments.yaml").write_text(
+        "assessments:\n  - id: stars\n    title: 星级评定\n    period: year\n    scope: subject\n"
+        f"    group: residents\n    metric: {{mean: score}}\n    {assessment}\n",
+        encoding="utf-8",
+    )
+    problems = [p for p in validate_scheme(root) if p.severity == "error"]
+    assert any(message in p.message and p.file.endswith("assessments.yaml") and p.line >= 8
+               for p in problems), [str(p) for p in problems]  # fmt: skip

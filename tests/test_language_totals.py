@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from conftest import ev, put
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scoring.compile import compile_total
@@ -206,16 +206,29 @@ def expected_totals(s, db) -> dict[tuple, int]:
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(stream=streams, data=st.data())
-def test_totals_are_the_same_for_any_split_and_order(engine_scheme, stream, data) -> None:
+@given(
+    stream=streams,
+    keys=st.lists(st.integers(min_value=0, max_value=2**16), min_size=40, max_size=40),
+    cut=st.integers(min_value=0, max_value=40),
+)
+# found after the merge: a withdrawal (e002) ingested before the event it names (e000),
+# which an amendment (e001, sorting before both) had replaced; split so that e000 came in
+# the second run, the withdrawal reversed nothing (it named no event yet) and was never
+# scored again. Not the totals' doing: plain rules did the same (see the test below).
+@example(
+    stream=[("volunteer", "P1", 1, 0), ("amend", "P1", 0, 0), ("withdraw", "P1", 0, 0)],
+    keys=[2, 0, 1] + [0] * 37,
+    cut=2,
+)
+def test_totals_are_the_same_for_any_split_and_order(engine_scheme, stream, keys, cut) -> None:
     s = engine_scheme(residents=RULES)
     events = to_events(stream)
-    # an amendment chain may amend an event amended or withdrawn: keep the simple cases
     once = memory_db()
     put(once, s, events)
     score(once, s)
-    shuffled = data.draw(st.permutations(events))
-    cut = data.draw(st.integers(min_value=0, max_value=len(events)))
+    # the order the files come in: by the drawn keys (a permutation hypothesis can shrink)
+    shuffled = [events[i] for i in sorted(range(len(events)), key=lambda i: (keys[i], i))]
+    cut = min(cut, len(events))
     split = memory_db()
     put(split, s, shuffled[:cut])
     score(split, s)
@@ -224,6 +237,37 @@ def test_totals_are_the_same_for_any_split_and_order(engine_scheme, stream, data
     q = ("SELECT subject, grp, points, wallet, rule, event, at, period, reason, note FROM entries"
          " ORDER BY at, event, rule, reason, note")  # fmt: skip
     assert once.execute(q).fetchall() == split.execute(q).fetchall()
+
+
+def test_a_correction_before_the_event_it_names_is_scored_again_when_that_event_comes(
+    engine_scheme,
+) -> None:
+    s = engine_scheme(residents=[{"id": "plain", "title": "志愿", "on": "volunteer", "points": 3}])
+    events = [
+        ev("e0", "volunteer", "P1", "2024-03-01T01:00", hours=1),
+        {**ev("e1", "volunteer", "P1", "2024-03-01T00:00", hours=1), "amends": "e0"},
+        ev("w", "withdraw", "P1", "2024-03-01T00:00", target="e0"),
+    ]
+    once, split = memory_db(), memory_db()
+    put(once, s, events)
+    score(once, s)
+    put(split, s, events[1:])
+    score(split, s)  # e0 is not in the ledger yet: the withdrawal names no event, and waits
+    assert split.execute("SELECT record_id FROM rejects WHERE batch = 0").fetchall() == [
+        ("e1",),
+        ("w",),
+    ]
+    put(split, s, events[:1])
+    summary = score(split, s)
+    assert summary.waited == 2
+    q = "SELECT subject, points, rule, event, reason, note FROM entries ORDER BY at, event, reason"
+    expected = [
+        ("P1", 3, "plain", "e1", "match", None),
+        ("P1", -3, "plain", "w", "reversal", "reverses entry 1 of event e1"),
+    ]
+    assert once.execute(q).fetchall() == expected
+    assert split.execute(q).fetchall() == expected
+    assert split.execute("SELECT record_id FROM rejects WHERE batch = 0").fetchall() == []
 
 
 def held_totals(db) -> dict[tuple, int]:

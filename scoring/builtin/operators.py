@@ -230,6 +230,8 @@ def _word_exists(w: Wording, v: Any) -> str:
 def _word_contains(w: Wording, v: Any) -> str:
     if w.field == "subject.tags":
         return f"带有“{v}”标签"
+    if w.field == "subject.listed":
+        return f"事件发生时在{w.value(v)}上"
     return f"{w.title}包含“{v}”"
 
 

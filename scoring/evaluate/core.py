@@ -102,6 +102,8 @@ from .outputs import (
 from .redemptions import Redemptions
 
 REDEEM, WITHDRAW, OBJECTION = "redeem", "withdraw", "objection"
+# a reject's ``waits`` naming an event (a correction's target), not a subject
+WAITS_EVENT = "event:"
 SIMPLE, CAPPED, GENERAL = 0, 1, 2  # rule shapes, see CompiledRule.shape
 INLINE, APPLY, PER_EVENT = 0, 1, 2  # how a memoised step is carried out (see Scorer._steps)
 MEMO_MAX = 200_000  # distinct (type, attributes) per groups remembered before starting afresh
@@ -561,7 +563,9 @@ class Scorer(Redemptions):
 
     def _probe(self, subject: str, grp: str, what: str) -> Any:
         """What a condition reads of the subject's state at the event being scored
-        (``self._now``): ``graded`` (a direct grading in force, not undone) or ``tier``."""
+        (``self._now``): ``graded`` (a direct grading in force, not undone), ``tier``, or
+        ``listed`` (the ids of the lists by tier or score the account is on, as
+        ``scoring.lists`` tells them from the same score and tier)."""
         at = self._now
         if what == "graded":
             return any(
@@ -569,8 +573,23 @@ class Scorer(Redemptions):
                 for _, until, entry_id in self.graded.get((subject, grp), ())
             )
         if grp not in self.scheme.groups:
-            return None
-        return self._score_at(subject, grp, at)[1]
+            return None if what == "tier" else frozenset()
+        score, tier = self._score_at(subject, grp, at)
+        if what == "tier":
+            return tier
+        # listed: the lists by tier or score the account is on (validate refuses the others)
+        return frozenset(
+            ld.id
+            for ld in self.scheme.lists
+            if grp in ld.groups
+            and any(
+                (rs.tiers is not None or rs.min_score is not None or rs.max_score is not None)
+                and (rs.tiers is None or tier in rs.tiers)
+                and (rs.min_score is None or score >= rs.min_score)
+                and (rs.max_score is None or score <= rs.max_score)
+                for rs in ld.reasons
+            )
+        )
 
     def _score_at(self, subject: str, grp: str, at: int) -> tuple[int, str]:
         """Score and tier of one account at ``at`` (for redemptions)."""
@@ -1219,7 +1238,11 @@ class Scorer(Redemptions):
         self.summary.orphan_corrections += 1
         what = "itself" if target == eid else f"event '{target}', which is not in the ledger"
         self._reject(
-            eid, f"the correction {verb} {what}: nothing was reversed; check the id it names"
+            eid,
+            f"the correction {verb} {what}: nothing was reversed; check the id it names",
+            # the target may come in a later file: the correction is then scored again
+            # (see Engine._requeue_waiting), so that any split gives the one-run ledger
+            waits=None if target == eid else WAITS_EVENT + target,
         )
         return False
 

@@ -47,7 +47,7 @@ from ..ledger.writer import (
 )
 from ..model import Scheme
 from ..periods import closed_months
-from .core import OBJECTION, WITHDRAW, PostingMonths, Scorer
+from .core import OBJECTION, WAITS_EVENT, WITHDRAW, PostingMonths, Scorer
 from .outputs import (
     ENTRIES,
     KINDS,
@@ -360,8 +360,14 @@ class Engine:
         waiting = conn.execute(
             "SELECT DISTINCT e.seq FROM rejects r JOIN events e ON e.id = r.record_id"
             " JOIN subjects s ON s.id = r.waits WHERE r.batch = 0 AND e.seq <= ?"
-            " AND (r.waits = e.subject OR e.at >= ?) ORDER BY e.seq",
-            [done, open_start],
+            " AND (r.waits = e.subject OR e.at >= ?)"
+            # a correction whose target has come since, while its month is open (found by
+            # a property test: a withdrawal ingested before the event it names, which an
+            # earlier amendment replaced, reversed nothing when split into runs)
+            " UNION SELECT e.seq FROM rejects r JOIN events e ON e.id = r.record_id"
+            " JOIN events t ON t.id = substr(r.waits, ?) WHERE r.batch = 0"
+            " AND r.waits LIKE ? AND e.seq <= ? AND e.at >= ? ORDER BY 1",
+            [done, open_start, len(WAITS_EVENT) + 1, WAITS_EVENT + "%", done, open_start],
         ).fetchall()
         if not waiting:
             return

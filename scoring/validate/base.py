@@ -181,7 +181,11 @@ class _Base:
             for tid, t in self.events["types"].items():
                 attrs = t.get("attrs") if isinstance(t, dict) else None
                 self.event_types[str(tid)] = (
-                    {str(k): v for k, v in (attrs or {}).items() if isinstance(v, dict)}
+                    {
+                        str(k): _values_listed(v)
+                        for k, v in (attrs or {}).items()
+                        if isinstance(v, dict)
+                    }
                     if isinstance(attrs, dict)
                     else {}
                 )
@@ -229,7 +233,14 @@ class _Base:
                     self.rule_ids_complete = False
                     continue
                 self.rules.append((pfile, p, i, r))
-                self.rule_groups.setdefault(r["id"], set()).add(str(p.get("group")))
+                owners = self.rule_groups.setdefault(r["id"], set())
+                # the groups its entries are written in: its own, the several of 'groups',
+                # and those its 'also' writes linked entries in (a repair may undo those)
+                own = r.get("groups")
+                owners.update(map(str, own) if isinstance(own, list) else [str(p.get("group"))])
+                for link in r.get("also") or [] if isinstance(r.get("also"), list) else []:
+                    if isinstance(link, dict) and isinstance(link.get("group"), str):
+                        owners.add(link["group"])
                 self.rule_sign[r["id"]] = _rule_sign(r)
         if any(p.file in {*self.raw.pack_files()} for p in self.raw.problems):
             self.rule_ids_complete = False
@@ -380,3 +391,11 @@ class _Base:
             )
             return None
         return specs[0]
+
+
+def _values_listed(spec: dict[str, Any]) -> dict[str, Any]:
+    """An attribute's declaration with ``values`` as a list of the codes (``values`` may be
+    written as a mapping of code: Chinese name)."""
+    if isinstance(spec.get("values"), dict):
+        return {**spec, "values": list(spec["values"])}
+    return spec

@@ -59,6 +59,49 @@ class _ConditionChecks(_Base):
             for op_name, arg in tests.items():
                 opath = (*here, op_name) if isinstance(value, dict) else here
                 self.check_test(f, p, opath, field, spec, str(op_name), arg, where)
+                if field == "subject.listed":
+                    self.check_listed(f, p, opath, arg, where)
+
+    def check_listed(self, f: str, p: Any, path: Path_, arg: Any, where: str) -> None:
+        """``subject.listed`` names lists of scheme.yaml that the scorer can tell at the
+        event: those listed by tier or score (an entry-based reason is worked out from
+        the ledger when a list is published, not while scoring)."""
+        lists = {
+            str(ld.get("id")): ld
+            for ld in (self.scheme or {}).get("lists") or []
+            if isinstance(ld, dict) and ld.get("id") is not None
+        }
+        for k, name in enumerate(arg if isinstance(arg, list) else [arg]):
+            here = (*path, k) if isinstance(arg, list) else path
+            ld = lists.get(str(name))
+            if ld is None:
+                hint = _did_you_mean(str(name), lists) or (
+                    f"; the lists of scheme.yaml are: {', '.join(sorted(lists))}"
+                    if lists
+                    else "; scheme.yaml declares no lists"
+                )
+                self.add(
+                    f,
+                    p,
+                    here,
+                    f"subject.listed in {where} names list '{name}', which scheme.yaml does not declare{hint}",
+                )
+                continue
+            by_entries = [
+                r
+                for r in ld.get("reasons") or []
+                if isinstance(r, dict) and (r.get("rules") or r.get("severity"))
+            ]
+            if by_entries:
+                self.add(
+                    f,
+                    p,
+                    here,
+                    f"subject.listed in {where} reads list '{name}', which lists subjects by the"
+                    " rules or severity of their entries; at the event the scorer can tell only"
+                    " lists by tier or score (min_score, max_score): read the tier instead"
+                    " (subject.tier) or list by tier",
+                )
 
     def known_values(self, field: str, on_list: list[str]) -> list[str] | None:
         if field == "type":

@@ -21,6 +21,7 @@ SUBJECT_FIELDS = {
     "subject.tags": "tags",
     "subject.graded": "boolean",  # a direct grading in force at the event
     "subject.tier": "string",  # the tier at the event (held down by a grading)
+    "subject.listed": "tags",  # the ids of the lists the account is on at the event
 }
 TYPE_WORDS = {
     "integer": "a whole number",

@@ -425,6 +425,21 @@ class _RuleChecks(_TotalChecks, _ExpiryChecks, _FamilyChecks, _ConditionChecks):
         silently reaches nobody, so say which names are known."""
         from ..render import LINK_WORDS
 
+        declared = (self.scheme or {}).get("links") if isinstance(self.scheme, dict) else None
+        if isinstance(declared, dict) and declared:
+            # the scheme names its links: any other name is a mistake (it reaches nobody)
+            names = {str(k): v for k, v in declared.items()}
+            if isinstance(name, str) and name not in names:
+                listing = ", ".join(f"{k} ({v})" for k, v in names.items())
+                self.add(
+                    f,
+                    p,
+                    path,
+                    f"{where} also scores the subject's '{name}' link, which scheme.yaml"
+                    f" 'links' does not declare{_did_you_mean(name, names) or '.'} Declared:"
+                    f" {listing}; add '{name}' to 'links' in scheme.yaml if it is a new one",
+                )
+            return
         if not isinstance(name, str) or name in LINK_WORDS:
             return
         known = ", ".join(f"{k} ({v})" for k, v in LINK_WORDS.items())

@@ -164,7 +164,7 @@ def explain_schema_error(
                     hint = (
                         "; a condition field is attrs.<name>, type, subject, subject.group,"
                         " subject.grid, subject.community, subject.street, subject.tags,"
-                        " subject.graded or subject.tier,"
+                        " subject.graded, subject.tier, subject.listed,"
                         " or one of all, any, not"
                     )
             out.append(

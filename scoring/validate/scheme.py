@@ -267,12 +267,13 @@ class _SchemeChecks(_ExpiryChecks, _Base):
                         " remove them or make it a number",
                         severity="warning",
                     )
-                for k, v in enumerate(a.get("values") or []):
+                declared = a.get("values") or []
+                for k, v in enumerate(declared):
                     if not _fits_type(v, atype):
                         self.add(
                             f,
                             e,
-                            (*base, "values", k),
+                            (*base, "values", v if isinstance(declared, dict) else k),
                             f"value {_describe(v)} in {where} is not"
                             f" {ATTR_TYPE_WORDS.get(atype, atype)}; fix the value or the"
                             " attribute's type",
@@ -291,6 +292,38 @@ class _SchemeChecks(_ExpiryChecks, _Base):
             )
 
     # -- assessments.yaml ------------------------------------------------------
+
+    def check_bands(self, f: str, a_data: Any, base: Path_, a: dict, where: str) -> None:
+        """``select: {bands}`` from the highest down; an award needs points somewhere."""
+        select = a.get("select")
+        raw_bands = select.get("bands") if isinstance(select, dict) else None
+        bands = [b for b in raw_bands or [] if isinstance(b, dict)]
+        for k in range(1, len(bands)):
+            lo, hi = bands[k].get("min"), bands[k - 1].get("min")
+            if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo >= hi:
+                self.add(
+                    f,
+                    a_data,
+                    (*base, "select", "bands", k, "min"),
+                    f"band {k + 1} of {where} has min: {lo}, not below the band before it"
+                    f" ({hi}); write the bands from the highest down",
+                )
+        award = a.get("award")
+        if isinstance(award, dict) and "points" not in award:
+            missing = [k + 1 for k, b in enumerate(bands) if "points" not in b]
+            if not bands or missing:
+                what = (
+                    f"band {missing[0]} of its select has no points"
+                    if bands
+                    else "it selects without bands"
+                )
+                self.add(
+                    f,
+                    a_data,
+                    (*base, "award"),
+                    f"the award of {where} has no points and {what}; write 'points' in the"
+                    " award (or in every band)",
+                )
 
     def check_assessments(self, f: str) -> None:
         a_data = self.raw.files[f]
@@ -316,6 +349,7 @@ class _SchemeChecks(_ExpiryChecks, _Base):
             seen.setdefault(aid, i)
             self.check_group(f, a_data, (*base, "group"), a.get("group"), where)
             award = a.get("award")
+            self.check_bands(f, a_data, base, a, where)
             if isinstance(award, dict) and "expires" in award:
                 self.check_expires(f, a_data, (*base, "award", "expires"), award["expires"], where)
             if isinstance(award, dict) and "group" in award:
