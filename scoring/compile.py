@@ -20,6 +20,7 @@ from typing import Any
 from .conditions import Condition, Operator, compile_condition
 from .durations import Duration
 from .model import Rule, Scheme, TotalPoints
+from .precision import WHOLE, Precision, fmt_points
 
 PointsFn = Callable[[dict], "int | None"]
 
@@ -199,7 +200,9 @@ FAR_PAST = -(2**62)
 FAR_FUTURE = 2**62
 
 
-def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
+def compile_points(spec: Any, forms: dict[str, PointsForm], scale: int = 1) -> PointsFn | None:
+    """``scale``: units per point (``scoring.precision``); numbers in ``spec`` are units
+    already, only a ``per`` rate is in points and scores ``rate × attribute × scale``."""
     if spec is None:
         return None
     if isinstance(spec, bool):
@@ -208,6 +211,10 @@ def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
         n = clamp_points(spec)  # validate refuses more; a rules tree read unchecked too
         return lambda attrs: n
     if isinstance(spec, dict):
+        if scale != 1 and "per" in spec and "per" in forms:
+            from .builtin.points import per_scaled  # exact: Fraction, rounded to the unit
+
+            return per_scaled(spec, scale)
         for key, form in forms.items():
             if key in spec:
                 fn = form.compile(spec)
@@ -228,6 +235,7 @@ def compile_rule(
     forms: dict[str, PointsForm],
     clock: Any = None,
     families: dict[str, Any] | None = None,
+    prec: Precision = WHOLE,
 ) -> CompiledRule:
     limit, esc, grade, repair = rule.limit, rule.escalate, rule.grade, rule.repair
     fam = (families or {}).get(rule.family) if rule.family else None
@@ -241,7 +249,9 @@ def compile_rule(
         group=rule.group,
         pack_hash=rule.pack_hash,
         test=compile_condition(rule.when, operators) if rule.when else None,
-        points=None if (esc and not esc.factor) or total else compile_points(_spec(points), forms),
+        points=None
+        if (esc and not esc.factor) or total
+        else compile_points(_spec(points), forms, prec.scale),
         trial=rule.status == "trial",
         start=rule.effective.start if rule.effective.start is not None else FAR_PAST,
         end=rule.effective.end if rule.effective.end is not None else FAR_FUTURE,
@@ -284,7 +294,8 @@ def compile_rule(
     compiled.shape = 2 if not plain else (1 if compiled.cap_per else 0)
     if compiled.cap_per:
         compiled.count_note = f"max_count {compiled.max_count} per {compiled.cap_per} reached"
-        compiled.points_note = f"max_points {compiled.max_points} per {compiled.cap_per} reached"
+        shown = fmt_points(compiled.max_points, prec)
+        compiled.points_note = f"max_points {shown} per {compiled.cap_per} reached"
     return compiled
 
 
@@ -310,7 +321,7 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
     plugins = plugins_of(scheme)  # the scheme's registry: built-ins and plugins alike
     operators, forms = plugins.operators, plugins.points_forms
     compiled = [
-        compile_rule(r, operators, forms, scheme.clock, scheme.families)
+        compile_rule(r, operators, forms, scheme.clock, scheme.families, scheme.precision)
         for r in scheme.rules
         if r.status != "retired"
     ]

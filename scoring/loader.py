@@ -41,6 +41,7 @@ from .model import (
     make_expires,
     make_points,
 )
+from .precision import parse_precision
 from .yamlsafe import YamlProblem, load_yaml_bytes, read_rules_file
 
 if TYPE_CHECKING:
@@ -132,7 +133,21 @@ def read_scheme(path: str | Path) -> RawScheme:
 
     # defaults: {...} of the scheme and the packs, merged into the rules before any check
     apply_defaults(scheme_data, [raw.files.get(f) for f in raw.pack_files()])
+    _scale_points(raw, scheme_data)
     return raw
+
+
+def _scale_points(raw: RawScheme, scheme_data: Any) -> None:
+    """Point values as integers of the scheme's smallest unit (``scoring.precision``),
+    before any check: every later stage works on whole numbers."""
+    from .precision import parse_precision, scale_files
+    from .yamlsafe import position
+
+    prec, error, key = parse_precision(scheme_data)
+    if error:
+        line, col = position(scheme_data, [key])
+        raw.problems.append(Problem(raw.scheme_file, line, col, error))
+    raw.problems.extend(scale_files(raw.files, raw.scheme_file, prec))
 
 
 def _read(raw: RawScheme, path: Path) -> Any:
@@ -504,4 +519,5 @@ def build_scheme(raw: RawScheme) -> Scheme:
         hash=whole.hexdigest()[:16],
         raw=dict(s),
         families=families,
+        precision=parse_precision(s)[0],
     )

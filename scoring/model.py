@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .durations import Clock, Duration, parse_duration
+from .precision import WHOLE, Precision
 
 Src = tuple[str, int, int]
 NOWHERE: Src = ("", 0, 0)
@@ -520,6 +521,8 @@ class Scheme:
     hash: str = ""  # content hash of all rule files together
     raw: dict[str, Any] = field(default_factory=dict)
     families: dict[str, Family] = field(default_factory=dict)  # declared in the packs
+    # points are integers of 1/precision.scale (scoring.precision); whole points by default
+    precision: Precision = field(default=WHOLE)
     # the scheme's plugins (scoring.plugins.Plugins), made once by the loader
     plugins: Any = field(default=None, repr=False, compare=False)
 
