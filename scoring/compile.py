@@ -194,6 +194,7 @@ class CompiledRule:
     shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
     count_note: str = ""
     points_note: str = ""
+    show: Callable[[int], str] = str  # points in notes: the scheme's decimals (precision)
 
 
 FAR_PAST = -(2**62)
@@ -294,6 +295,8 @@ def compile_rule(
     compiled.shape = 2 if not plain else (1 if compiled.cap_per else 0)
     if compiled.cap_per:
         compiled.count_note = f"max_count {compiled.max_count} per {compiled.cap_per} reached"
+        if prec.scale != 1:
+            compiled.show = lambda units: fmt_points(units, prec)
         shown = fmt_points(compiled.max_points, prec)
         compiled.points_note = f"max_points {shown} per {compiled.cap_per} reached"
     return compiled
