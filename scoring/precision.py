@@ -120,6 +120,37 @@ def json_points(units: Any, prec: Precision = WHOLE) -> Any:
     return float(Decimal(units) / Decimal(prec.scale))
 
 
+class Pts(float):
+    """Points of a fractional scheme on the site: a float (sorts, sums, JSON as a number)
+    that prints with the scheme's decimals (``1000.0``, ``1002.5``), in text and CSV."""
+
+    decimals = 1
+
+    def __str__(self) -> str:
+        return f"{float(self):.{self.decimals}f}"
+
+    __repr__ = __str__  # csv writes floats by repr; json.dumps uses float.__repr__
+
+    def __format__(self, spec: str) -> str:
+        if spec.endswith("d"):  # a page's {points:+d} for whole points: the same, with decimals
+            spec = f"{spec[:-1]}.{self.decimals}f"
+        return str(self) if not spec else float.__format__(float(self), spec)
+
+
+_PTS: dict[int, type[Pts]] = {}
+
+
+def site_points(units: Any, prec: Precision) -> Any:
+    """``units`` as a :class:`Pts` of the scheme's decimals (``None`` and whole-point
+    schemes pass through unchanged)."""
+    if prec.scale == 1 or units is None or isinstance(units, bool):
+        return units
+    cls = _PTS.get(prec.decimals)
+    if cls is None:
+        cls = _PTS[prec.decimals] = type(f"Pts{prec.decimals}", (Pts,), {"decimals": prec.decimals})
+    return cls(Decimal(units) / Decimal(prec.scale))
+
+
 def precision_of(scheme: Any) -> Precision:
     return getattr(scheme, "precision", None) or WHOLE
 
