@@ -41,7 +41,7 @@ from .model import (
     make_expires,
     make_points,
 )
-from .precision import parse_precision
+from .precision import WHOLE, Precision, parse_precision
 from .yamlsafe import YamlProblem, load_yaml_bytes, read_rules_file
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class RawScheme:
     hashes: dict[str, str] = field(default_factory=dict)  # display path → sha256 hex
     relnames: dict[str, str] = field(default_factory=dict)  # display path → path inside rules/
     problems: list[Problem] = field(default_factory=list)
+    precision: Precision = WHOLE  # scheme.yaml's; every point value above is in its units
 
     def display(self, name: str) -> str:
         return _display(self.root / name)
@@ -140,10 +141,11 @@ def read_scheme(path: str | Path) -> RawScheme:
 def _scale_points(raw: RawScheme, scheme_data: Any) -> None:
     """Point values as integers of the scheme's smallest unit (``scoring.precision``),
     before any check: every later stage works on whole numbers."""
-    from .precision import parse_precision, scale_files
+    from .precision import scale_files
     from .yamlsafe import position
 
     prec, error, key = parse_precision(scheme_data)
+    raw.precision = prec
     if error:
         line, col = position(scheme_data, [key])
         raw.problems.append(Problem(raw.scheme_file, line, col, error))

@@ -112,6 +112,14 @@ def fmt_points(units: Any, prec: Precision = WHOLE, *, sign: bool = False) -> st
     return f"+{text}" if sign and units > 0 else text
 
 
+def plain_points(units: Any, prec: Precision = WHOLE) -> str:
+    """``units`` as a clerk writes points in a rule or a message: ``1000``, ``1009.5``."""
+    text = fmt_points(units, prec)
+    if prec.scale == 1 or "." not in text:
+        return text
+    return text.rstrip("0").rstrip(".")
+
+
 def json_points(units: Any, prec: Precision = WHOLE) -> Any:
     """``units`` as a JSON number of points: an int for whole points, else a float whose
     shortest form is the decimal (1002.5)."""

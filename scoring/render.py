@@ -19,7 +19,7 @@ from typing import Any
 from .conditions import SHORTHAND, Operator, Wording, default_wording
 from .durations import Duration, parse_duration
 from .model import FixedPoints, Group, PerPoints, Rule, Scheme, TablePoints, TotalPoints
-from .precision import WHOLE, Precision, fmt_points
+from .precision import WHOLE, Precision, plain_points
 
 # the precision of the scheme being rendered (render_rule / render_scheme set it): every
 # point value in the model is in its units (scoring.precision)
@@ -80,8 +80,7 @@ def _p(n: Any) -> str:
     prec = _PREC.get()
     if prec.scale == 1 or not isinstance(n, int):
         return _num(n)
-    text = fmt_points(n, prec)  # in rule text as a clerk writes it: 1000分, 0.5分
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return plain_points(n, prec)  # in rule text as a clerk writes it: 1000分, 0.5分
 
 
 def _pts(n: float, *, signed: bool = True) -> str:
