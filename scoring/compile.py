@@ -12,9 +12,11 @@ SQLite's 64-bit integers however wild an event is.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from .conditions import Condition, Operator, compile_condition
@@ -213,9 +215,7 @@ def compile_points(spec: Any, forms: dict[str, PointsForm], scale: int = 1) -> P
         return lambda attrs: n
     if isinstance(spec, dict):
         if scale != 1 and "per" in spec and "per" in forms:
-            from .builtin.points import per_scaled  # exact: Fraction, rounded to the unit
-
-            return per_scaled(spec, scale)
+            return per_scaled(spec, scale)  # exact: Fraction, rounded to the unit
         for key, form in forms.items():
             if key in spec:
                 fn = form.compile(spec)
@@ -224,6 +224,33 @@ def compile_points(spec: Any, forms: dict[str, PointsForm], scale: int = 1) -> P
             f"points mapping needs one of the keys {', '.join(sorted(forms))} (e.g. per: hours)"
         )
     raise ValueError("points must be a whole number or a mapping")
+
+
+def per_scaled(spec: dict[str, Any], scale: int) -> Callable[[dict], int | None]:
+    """``per`` in a scheme with fractional points: ``value`` (points per unit of the
+    attribute, any decimals) × the attribute × ``scale`` units per point, computed exactly
+    and rounded to a whole unit as the rule's ``round`` says (0.01 × 25 yuan at precision
+    0.1 is 2.5 units: floor 2, i.e. 0.2 points)."""
+    attr = spec["per"]
+    rate = Fraction(Decimal(repr(spec.get("value", 1)))) * scale
+    how = spec.get("round", "floor")
+
+    def points(attrs: dict) -> int | None:
+        x = attrs.get(attr)
+        if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
+            return None
+        if isinstance(x, float) and not math.isfinite(x):
+            return clamp_points(x * (1 if rate > 0 else -1)) if rate else 0
+        p = rate * (x if isinstance(x, int) else Fraction(Decimal(repr(x))))
+        if how == "ceil":
+            n = math.ceil(p)
+        elif how == "round":  # half away from zero
+            n = math.floor(abs(p) + Fraction(1, 2)) * (1 if p >= 0 else -1)
+        else:
+            n = math.floor(p)
+        return n if -ENTRY_BOUND <= n <= ENTRY_BOUND else clamp_points(n)
+
+    return points
 
 
 def _spec(points: Any) -> Any:

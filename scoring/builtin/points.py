@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from ..compile import ENTRY_BOUND, PointsForm, clamp_points
@@ -37,33 +35,6 @@ def _per(spec: dict[str, Any]) -> Callable[[dict], int | None]:
         # an attribute events.yaml does not bound (1e300 hours): the entry is capped
         # at the bound, never an OverflowError or a balance past 64 bits
         return clamp_points(p)
-
-    return points
-
-
-def per_scaled(spec: dict[str, Any], scale: int) -> Callable[[dict], int | None]:
-    """``per`` in a scheme with fractional points: ``value`` (points per unit of the
-    attribute, any decimals) × the attribute × ``scale`` units per point, computed exactly
-    and rounded to a whole unit as the rule's ``round`` says (0.01 × 25 yuan at precision
-    0.1 is 2.5 units: floor 2, i.e. 0.2 points)."""
-    attr = spec["per"]
-    rate = Fraction(Decimal(repr(spec.get("value", 1)))) * scale
-    how = spec.get("round", "floor")
-
-    def points(attrs: dict) -> int | None:
-        x = attrs.get(attr)
-        if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
-            return None
-        if isinstance(x, float) and not math.isfinite(x):
-            return clamp_points(x * (1 if rate > 0 else -1)) if rate else 0
-        p = rate * (x if isinstance(x, int) else Fraction(Decimal(repr(x))))
-        if how == "ceil":
-            n = math.ceil(p)
-        elif how == "round":  # half away from zero
-            n = math.floor(abs(p) + Fraction(1, 2)) * (1 if p >= 0 else -1)
-        else:
-            n = math.floor(p)
-        return n if -ENTRY_BOUND <= n <= ENTRY_BOUND else clamp_points(n)
 
     return points
 
