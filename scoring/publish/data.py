@@ -545,8 +545,8 @@ def in_points(data: MonthData, prec: Precision) -> MonthData:
             r.score, r.earned, r.wallet = pts(r.score), pts(r.earned), pts(r.wallet)
     for gr in data.grid_rankings:
         gr.mean_score = mean(gr.mean_score) or 0.0
-    for t in data.trends:
-        t.mean_score = mean(t.mean_score) or 0.0
+    for tp in data.trends:
+        tp.mean_score = mean(tp.mean_score) or 0.0
     for c in data.catalog:
         c.cost = pts(c.cost)
     for acc in data.lookup:
