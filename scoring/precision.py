@@ -274,6 +274,14 @@ class _Scaler:
 POINT_METRICS = ("score", "points")
 
 
+def metric_on_points(metric: Any) -> bool:
+    """An assessment metric whose values are points (``mean: score``, ``sum: points``), not
+    counts: its ``select`` bounds are point values and its results print as points."""
+    return isinstance(metric, dict) and any(
+        k != "count" and v in POINT_METRICS for k, v in metric.items()
+    )
+
+
 def scale_files(files: dict[str, Any], scheme_file: str, prec: Precision) -> list[Problem]:
     """Turn every point value in the loaded rule files into integer units, in place.
 
@@ -325,10 +333,7 @@ def scale_files(files: dict[str, Any], scheme_file: str, prec: Precision) -> lis
                     sc.keys(name, award, ("points",), "award points")
                     sc.expires(name, award.get("expires"))
                 metric, sel = a.get("metric"), a.get("select")
-                on_points = isinstance(metric, dict) and any(
-                    k != "count" and v in POINT_METRICS for k, v in metric.items()
-                )
-                if on_points and isinstance(sel, dict):
+                if metric_on_points(metric) and isinstance(sel, dict):
                     sc.keys(name, sel, ("min", "max"), "select bound")
     return sc.problems
 

@@ -332,3 +332,29 @@ def test_tier_messages_speak_points(tmp_path) -> None:
 def test_validate_the_precision(tmp_path, head: str, message: str) -> None:
     text = problems(tmp_path, head, TENTHS)
     assert "scheme.yaml:" in text and message in text
+
+
+def test_assessment_bounds_and_awards_in_tenths(tmp_path) -> None:
+    from scoring.assess import run_assessment
+
+    root = make(tmp_path, "precision: 0.1", TENTHS, tiers=".9")
+    star = {"id": "star", "title": "志愿之星", "period": "month", "scope": "subject",
+            "group": "residents", "metric": {"sum": "points"}, "select": {"min": 0.3},
+            "award": {"points": 0.5}, "badge": "之星"}  # fmt: skip
+    (root / "rules" / "assessments.yaml").write_text(
+        yaml.safe_dump({"assessments": [star]}, allow_unicode=True), encoding="utf-8"
+    )
+    s = load_scheme(root)
+    assert (s.assessments[0].select, s.assessments[0].award) == ({"min": 3}, {"points": 5})
+    db = memory_db()
+    put(db, s, [
+        ev("a", "volunteer", "P1", "2024-03-01T10:00", hours=2.9),  # +0.2: below 0.3
+        ev("d", "sorting", "P2", "2024-03-03T10:00"),  # +0.3: selected
+        ev("z", "sorting", "P3", "2024-04-03T10:00"),  # ends March for the assessment
+    ])  # fmt: skip
+    score(db, s)
+    (run_,) = run_assessment(db, s, "2024-03")
+    assert [(x.scope_id, x.value) for x in run_.selected] == [("P2", 3)]
+    assert db.execute(
+        "SELECT subject, points FROM entries WHERE reason = 'assessment'"
+    ).fetchall() == [("P2", 5)]
