@@ -657,13 +657,19 @@ def assess(ctx: Context, period: str, fmt: str) -> None:
             f"nothing assessed for {period}: no events or entries in that period, or no"
             " assessment of that period kind in assessments.yaml"
         )
+    scheme = ctx.scheme()
+    scale = scheme.precision.scale  # a metric on points is in units: shown as points
+    from .precision import metric_on_points
+
+    on_points = {a.id for a in scheme.assessments if scale != 1 and metric_on_points(a.metric)}
     for r in runs:
         state = "" if r.new else " (already assessed; nothing changed)"
+        div = scale if r.assessment in on_points else 1
         click.echo(
             f"{r.title} ({r.assessment}) {r.period}{state}: {len(r.selected)} selected, {len(r.awards)} awards"
         )
         for x in r.selected:
-            value = f"{x.value:.2f}" if x.value is not None else "-"
+            value = f"{x.value / div:.2f}" if x.value is not None else "-"
             click.echo(f"  #{x.rank} {x.scope_name or x.scope_id} ({x.scope_id}) {value} {x.badge}")
 
 
