@@ -358,3 +358,40 @@ def test_assessment_bounds_and_awards_in_tenths(tmp_path) -> None:
     assert db.execute(
         "SELECT subject, points FROM entries WHERE reason = 'assessment'"
     ).fetchall() == [("P2", 5)]
+
+
+SCENARIOS = """\
+defaults: {groups: [residents], grid: G1}
+scenarios:
+  - name: 志愿服务按0.1分计，每月最多1.5分
+    subjects: [P1]
+    events:
+      - {type: volunteer, at: 2024-03-01T10:00, hours: 7.5}
+      - {type: volunteer, at: 2024-03-02T10:00, hours: 9}
+      - {type: parking, at: 2024-03-03T10:00}
+    expect:
+      entries:
+        - {subject: P1, rule: vol, points: 0.7}
+        - {subject: P1, rule: vol, points: 0.8}
+        - {subject: P1, rule: park, points: -0.5}
+      balances:
+        - {subject: P1, score: 1001.0, wallet: 1.5, tier: B}
+  - name: 垃圾分类每次0.3分
+    table:
+      rule: sort
+      columns: [points, score]
+      rows:
+        - [0.3, 1000.3]
+"""
+
+
+def test_scenarios_are_written_in_points(tmp_path) -> None:
+    root = make(tmp_path, "precision: 0.1", TENTHS, tiers=".9")
+    path = tmp_path / "fractions.yaml"
+    path.write_text(SCENARIOS, encoding="utf-8")
+    ok = run("--scheme", root, "test", path)
+    assert ok.exit_code == 0, ok.output
+    path.write_text(SCENARIOS.replace("points: 0.8}", "points: 0.9}"), encoding="utf-8")
+    bad = run("--scheme", root, "test", path)
+    assert bad.exit_code == 1 and "points +0.9" in bad.output, bad.output
+    assert "+0.8" in bad.output  # the entries found, in points
