@@ -395,3 +395,13 @@ def test_scenarios_are_written_in_points(tmp_path) -> None:
     bad = run("--scheme", root, "test", path)
     assert bad.exit_code == 1 and "points +0.9" in bad.output, bad.output
     assert "+0.8" in bad.output  # the entries found, in points
+
+
+def test_by_size_and_level_messages_speak_points(tmp_path) -> None:
+    rules = [
+        {"id": "park", "title": "违规停车", "on": "parking", "points": -0.5,
+         "expires": {"by_size": [{"upto": 4.5, "after": "1 year"}, {"upto": 2.5, "after": "2 years"}]}},
+    ]  # fmt: skip
+    text = problems(tmp_path, "precision: 0.5", rules, tiers=".5")
+    assert "size band 2 of the validity of rule 'park' has upto: 2.5, not above the band" in text
+    assert "before it (4.5)" in text and "stops at 2.5, so an entry of more than 2.5 points" in text
