@@ -405,3 +405,19 @@ def test_by_size_and_level_messages_speak_points(tmp_path) -> None:
     text = problems(tmp_path, "precision: 0.5", rules, tiers=".5")
     assert "size band 2 of the validity of rule 'park' has upto: 2.5, not above the band" in text
     assert "before it (4.5)" in text and "stops at 2.5, so an entry of more than 2.5 points" in text
+
+
+def test_brackets_and_their_max_in_tenths(tmp_path) -> None:
+    rule = {"id": "brk", "title": "累计服务", "on": "volunteer",
+            "points": {"total": "hours", "period": "year", "max": 1.5, "brackets": [
+                {"upto": 10, "every": 1, "points": 0.1}, {"every": 2, "points": 0.1}]}}  # fmt: skip
+    s = load_scheme(make(tmp_path, "precision: 0.1", [rule], tiers=".9"))
+    db = memory_db()
+    put(db, s, [
+        ev("a", "volunteer", "P1", "2024-03-01T10:00", hours=7.5),  # 7.5 h: 0.7
+        ev("b", "volunteer", "P1", "2024-03-02T10:00", hours=5),  # 12.5 h: 1.0 + 0.1 → +0.4
+        ev("c", "volunteer", "P1", "2024-03-03T10:00", hours=20),  # 32.5 h: 2.1, max 1.5 → +0.4
+    ])  # fmt: skip
+    score(db, s)
+    assert [(e, p) for _, e, p, _ in entries(db)] == [("a", 7), ("b", 4), ("c", 4)]
+    assert "每年最多加1.5分" in render_scheme(s)
