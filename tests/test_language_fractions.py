@@ -421,3 +421,14 @@ def test_brackets_and_their_max_in_tenths(tmp_path) -> None:
     score(db, s)
     assert [(e, p) for _, e, p, _ in entries(db)] == [("a", 7), ("b", 4), ("c", 4)]
     assert "每年最多加1.5分" in render_scheme(s)
+
+
+def test_diff_refuses_two_precisions(tmp_path) -> None:
+    from scoring.diff import diff_schemes
+
+    base = load_scheme(make(tmp_path / "a", "", [{**TENTHS[2], "points": 1}]))
+    new = load_scheme(make(tmp_path / "b", "precision: 0.1", TENTHS, tiers=".9"))
+    db = memory_db()
+    put(db, new, [ev("d", "sorting", "P2", "2024-03-03T10:00")])
+    with pytest.raises(UsageError, match=r"different precisions \(1 and 0\.1\)"):
+        diff_schemes(base, new, db)
