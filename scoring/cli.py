@@ -321,6 +321,12 @@ def balances(ctx: Context, as_of: str | None, group: str | None, fmt: str) -> No
     rows = [
         b.as_dict() for b in read(ctx.db(), scheme, as_of=parse_as_of(scheme, as_of), group=group)
     ]
+    if scheme.precision.scale != 1:  # points with the scheme's decimals (JSON keeps numbers)
+        from .precision import fmt_points, json_points
+
+        show = json_points if fmt == "json" else fmt_points
+        for r in rows:
+            r["score"], r["wallet"] = (show(r[k], scheme.precision) for k in ("score", "wallet"))
     if fmt == "json":
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif fmt == "csv":
@@ -369,20 +375,28 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
         raise GridcreditError(
             f"no subject {subject!r} in the ledger; check the id or ingest the subjects file"
         )
+    prec = scheme.precision
     if fmt == "json":
-        sys.stdout.write(
-            orjson.dumps([asdict(x) for x in lines], option=orjson.OPT_INDENT_2).decode() + "\n"
-        )
+        rows = [asdict(x) for x in lines]
+        if prec.scale != 1:
+            from .precision import json_points
+
+            for r in rows:
+                for k in ("points", "wallet", "running_score", "running_wallet"):
+                    r[k] = json_points(r[k], prec)
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
+    from .precision import fmt_points
+
     for b in bals:
         g = scheme.groups[b.group]
         graded = f" (直接判级 ≤ {b.graded})" if b.graded else ""
         click.echo(
-            f"{subject} · {g.title} ({b.group}){day}: score {b.score}, wallet {b.wallet},"
-            f" tier {b.tier}{graded}"
+            f"{subject} · {g.title} ({b.group}){day}: score {fmt_points(b.score, prec)},"
+            f" wallet {fmt_points(b.wallet, prec)}, tier {b.tier}{graded}"
         )
         click.echo(f"  {'date':<10} {'points':>6} {'wallet':>6} {'score':>6}  rule")
-        click.echo(f"  {'':<10} {'':>6} {'':>6} {g.base_score:>6}  base score")
+        click.echo(f"  {'':<10} {'':>6} {'':>6} {fmt_points(g.base_score, prec):>6}  base score")
         for x in lines:
             if x.group != b.group:
                 continue
@@ -402,9 +416,10 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
             if x.period != x.date[:7]:  # late for a closed month: in that month's figures no
                 flags.append(f"posted to {x.period}")
             extra = f"  [{'; '.join(flags)}]" if flags else ""
-            score_col = "" if x.trial else str(x.running_score)
+            score_col = "" if x.trial else fmt_points(x.running_score, prec)
+            pts, wal = (fmt_points(v, prec, sign=True) if v else "+0" for v in (x.points, x.wallet))
             click.echo(
-                f"  {x.date:<10} {x.points:>+6} {x.wallet:>+6} {score_col:>6}  {x.title} ({x.rule}){extra}"
+                f"  {x.date:<10} {pts:>6} {wal:>6} {score_col:>6}  {x.title} ({x.rule}){extra}"
             )
 
 
@@ -631,13 +646,19 @@ def assess(ctx: Context, period: str, fmt: str) -> None:
             f"nothing assessed for {period}: no events or entries in that period, or no"
             " assessment of that period kind in assessments.yaml"
         )
+    scheme = ctx.scheme()
+    scale = scheme.precision.scale  # a metric on points is in units: shown as points
+    from .precision import metric_on_points
+
+    on_points = {a.id for a in scheme.assessments if scale != 1 and metric_on_points(a.metric)}
     for r in runs:
         state = "" if r.new else " (already assessed; nothing changed)"
+        div = scale if r.assessment in on_points else 1
         click.echo(
             f"{r.title} ({r.assessment}) {r.period}{state}: {len(r.selected)} selected, {len(r.awards)} awards"
         )
         for x in r.selected:
-            value = f"{x.value:.2f}" if x.value is not None else "-"
+            value = f"{x.value / div:.2f}" if x.value is not None else "-"
             click.echo(f"  #{x.rank} {x.scope_name or x.scope_id} ({x.scope_id}) {value} {x.badge}")
 
 

@@ -12,14 +12,17 @@ SQLite's 64-bit integers however wild an event is.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from .conditions import Condition, Operator, compile_condition
 from .durations import Duration
 from .model import Rule, Scheme, TotalPoints
+from .precision import WHOLE, Precision, fmt_points
 
 PointsFn = Callable[[dict], "int | None"]
 
@@ -193,13 +196,16 @@ class CompiledRule:
     shape: int = 2  # 0: points only; 1: points and a cap; 2: anything else (see evaluate)
     count_note: str = ""
     points_note: str = ""
+    show: Callable[[int], str] = str  # points in notes: the scheme's decimals (precision)
 
 
 FAR_PAST = -(2**62)
 FAR_FUTURE = 2**62
 
 
-def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
+def compile_points(spec: Any, forms: dict[str, PointsForm], scale: int = 1) -> PointsFn | None:
+    """``scale``: units per point (``scoring.precision``); numbers in ``spec`` are units
+    already, only a ``per`` rate is in points and scores ``rate × attribute × scale``."""
     if spec is None:
         return None
     if isinstance(spec, bool):
@@ -208,6 +214,8 @@ def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
         n = clamp_points(spec)  # validate refuses more; a rules tree read unchecked too
         return lambda attrs: n
     if isinstance(spec, dict):
+        if scale != 1 and "per" in spec and "per" in forms:
+            return per_scaled(spec, scale)  # exact: Fraction, rounded to the unit
         for key, form in forms.items():
             if key in spec:
                 fn = form.compile(spec)
@@ -216,6 +224,33 @@ def compile_points(spec: Any, forms: dict[str, PointsForm]) -> PointsFn | None:
             f"points mapping needs one of the keys {', '.join(sorted(forms))} (e.g. per: hours)"
         )
     raise ValueError("points must be a whole number or a mapping")
+
+
+def per_scaled(spec: dict[str, Any], scale: int) -> Callable[[dict], int | None]:
+    """``per`` in a scheme with fractional points: ``value`` (points per unit of the
+    attribute, any decimals) × the attribute × ``scale`` units per point, computed exactly
+    and rounded to a whole unit as the rule's ``round`` says (0.01 × 25 yuan at precision
+    0.1 is 2.5 units: floor 2, i.e. 0.2 points)."""
+    attr = spec["per"]
+    rate = Fraction(Decimal(repr(spec.get("value", 1)))) * scale
+    how = spec.get("round", "floor")
+
+    def points(attrs: dict) -> int | None:
+        x = attrs.get(attr)
+        if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
+            return None
+        if isinstance(x, float) and not math.isfinite(x):
+            return clamp_points(x * (1 if rate > 0 else -1)) if rate else 0
+        p = rate * (x if isinstance(x, int) else Fraction(Decimal(repr(x))))
+        if how == "ceil":
+            n = math.ceil(p)
+        elif how == "round":  # half away from zero
+            n = math.floor(abs(p) + Fraction(1, 2)) * (1 if p >= 0 else -1)
+        else:
+            n = math.floor(p)
+        return n if -ENTRY_BOUND <= n <= ENTRY_BOUND else clamp_points(n)
+
+    return points
 
 
 def _spec(points: Any) -> Any:
@@ -228,6 +263,7 @@ def compile_rule(
     forms: dict[str, PointsForm],
     clock: Any = None,
     families: dict[str, Any] | None = None,
+    prec: Precision = WHOLE,
 ) -> CompiledRule:
     limit, esc, grade, repair = rule.limit, rule.escalate, rule.grade, rule.repair
     fam = (families or {}).get(rule.family) if rule.family else None
@@ -241,7 +277,9 @@ def compile_rule(
         group=rule.group,
         pack_hash=rule.pack_hash,
         test=compile_condition(rule.when, operators) if rule.when else None,
-        points=None if (esc and not esc.factor) or total else compile_points(_spec(points), forms),
+        points=None
+        if (esc and not esc.factor) or total
+        else compile_points(_spec(points), forms, prec.scale),
         trial=rule.status == "trial",
         start=rule.effective.start if rule.effective.start is not None else FAR_PAST,
         end=rule.effective.end if rule.effective.end is not None else FAR_FUTURE,
@@ -284,7 +322,10 @@ def compile_rule(
     compiled.shape = 2 if not plain else (1 if compiled.cap_per else 0)
     if compiled.cap_per:
         compiled.count_note = f"max_count {compiled.max_count} per {compiled.cap_per} reached"
-        compiled.points_note = f"max_points {compiled.max_points} per {compiled.cap_per} reached"
+        if prec.scale != 1:
+            compiled.show = lambda units: fmt_points(units, prec)
+        shown = fmt_points(compiled.max_points, prec)
+        compiled.points_note = f"max_points {shown} per {compiled.cap_per} reached"
     return compiled
 
 
@@ -310,7 +351,7 @@ def compile_scheme(scheme: Scheme) -> CompiledScheme:
     plugins = plugins_of(scheme)  # the scheme's registry: built-ins and plugins alike
     operators, forms = plugins.operators, plugins.points_forms
     compiled = [
-        compile_rule(r, operators, forms, scheme.clock, scheme.families)
+        compile_rule(r, operators, forms, scheme.clock, scheme.families, scheme.precision)
         for r in scheme.rules
         if r.status != "retired"
     ]

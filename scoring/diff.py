@@ -413,6 +413,14 @@ def diff_schemes(
     t0 = time.perf_counter()
     base = base_rules_dir if isinstance(base_rules_dir, Scheme) else load_scheme(base_rules_dir)
     new = new_rules_dir if isinstance(new_rules_dir, Scheme) else load_scheme(new_rules_dir)
+    if base.precision != new.precision:
+        from .errors import UsageError
+
+        raise UsageError(
+            f"the two rule sets count points in different precisions ({base.precision.text} and"
+            f" {new.precision.text}); a diff would compare different units. Compare versions"
+            " with the same precision: a precision change needs a new ledger anyway"
+        )
     inputs = _input_db(new, events_db_or_files)
     (last_at,) = inputs.execute("SELECT MAX(at) FROM events").fetchone()
     start, end, label, as_of = _period_bounds(new, period, last_at)

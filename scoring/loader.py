@@ -41,6 +41,7 @@ from .model import (
     make_expires,
     make_points,
 )
+from .precision import WHOLE, Precision, parse_precision
 from .yamlsafe import YamlProblem, load_yaml_bytes, read_rules_file
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class RawScheme:
     hashes: dict[str, str] = field(default_factory=dict)  # display path → sha256 hex
     relnames: dict[str, str] = field(default_factory=dict)  # display path → path inside rules/
     problems: list[Problem] = field(default_factory=list)
+    precision: Precision = WHOLE  # scheme.yaml's; every point value above is in its units
 
     def display(self, name: str) -> str:
         return _display(self.root / name)
@@ -132,7 +134,22 @@ def read_scheme(path: str | Path) -> RawScheme:
 
     # defaults: {...} of the scheme and the packs, merged into the rules before any check
     apply_defaults(scheme_data, [raw.files.get(f) for f in raw.pack_files()])
+    _scale_points(raw, scheme_data)
     return raw
+
+
+def _scale_points(raw: RawScheme, scheme_data: Any) -> None:
+    """Point values as integers of the scheme's smallest unit (``scoring.precision``),
+    before any check: every later stage works on whole numbers."""
+    from .precision import scale_files
+    from .yamlsafe import position
+
+    prec, error, key = parse_precision(scheme_data)
+    raw.precision = prec
+    if error:
+        line, col = position(scheme_data, [key])
+        raw.problems.append(Problem(raw.scheme_file, line, col, error))
+    raw.problems.extend(scale_files(raw.files, raw.scheme_file, prec))
 
 
 def _read(raw: RawScheme, path: Path) -> Any:
@@ -510,4 +527,5 @@ def build_scheme(raw: RawScheme) -> Scheme:
         hash=whole.hexdigest()[:16],
         raw=dict(s),
         families=families,
+        precision=parse_precision(s)[0],
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .durations import Clock, Duration, parse_duration
+from .precision import WHOLE, Precision
 
 Src = tuple[str, int, int]
 NOWHERE: Src = ("", 0, 0)
@@ -525,6 +526,8 @@ class Scheme:
     # link names (``also.link``) → Chinese name, from scheme.yaml ``links``; empty: the
     # five of ``scoring.render.LINK_WORDS``
     links: dict[str, str] = field(default_factory=dict)
+    # points are integers of 1/precision.scale (scoring.precision); whole points by default
+    precision: Precision = field(default=WHOLE)
     # the scheme's plugins (scoring.plugins.Plugins), made once by the loader
     plugins: Any = field(default=None, repr=False, compare=False)
 

@@ -12,6 +12,7 @@ the publisher's job.
 from __future__ import annotations
 
 import dataclasses
+from contextvars import ContextVar
 from datetime import date
 from fractions import Fraction
 from typing import Any
@@ -19,6 +20,11 @@ from typing import Any
 from .conditions import SHORTHAND, Operator, Wording, default_wording
 from .durations import Duration, parse_duration
 from .model import FixedPoints, Group, PerPoints, Rule, Scheme, TablePoints, TotalPoints
+from .precision import WHOLE, Precision, plain_points
+
+# the precision of the scheme being rendered (render_rule / render_scheme set it): every
+# point value in the model is in its units (scoring.precision)
+_PREC: ContextVar[Precision] = ContextVar("render_precision", default=WHOLE)
 
 __all__ = ["render_condition", "render_rule", "render_scheme", "rule_kind"]
 
@@ -71,13 +77,21 @@ def _num(v: Any) -> str:
     return str(v)
 
 
+def _p(n: Any) -> str:
+    """A point value of the model (units) as points: ``5``, ``0.5``."""
+    prec = _PREC.get()
+    if prec.scale == 1 or not isinstance(n, int):
+        return _num(n)
+    return plain_points(n, prec)  # in rule text as a clerk writes it: 1000分, 0.5分
+
+
 def _pts(n: float, *, signed: bool = True) -> str:
     """加5分 / 扣5分 / 不计分."""
     if n == 0:
         return "不计分"
     if not signed:
-        return f"{_num(abs(n))}分"
-    return f"加{_num(n)}分" if n > 0 else f"扣{_num(abs(n))}分"
+        return f"{_p(abs(n))}分"
+    return f"加{_p(n)}分" if n > 0 else f"扣{_p(abs(n))}分"
 
 
 def _duration(d: Any) -> str:
@@ -250,6 +264,8 @@ def _points_text(rule: Rule, ctx: _Context) -> str:
         verb = "加" if frac > 0 else "扣"
         each = f"每{unit}" if per == 1 else f"每{per}{unit}"
         rnd = ROUND_WORDS.get(p.round, "")
+        if _PREC.get().scale != 1:  # rounded to the scheme's smallest unit, not to 1 point
+            rnd = rnd.replace("1分", f"{_PREC.get().text}分")
         return f"按{title}计分，{each}{verb}{amount}分，{rnd}"
     if isinstance(p, TotalPoints):
         return _total_text(p, ctx)
@@ -296,7 +312,7 @@ def _total_text(p: TotalPoints, ctx: _Context) -> str:
     if p.max is not None:
         period = {"ever": "累计", "year": "每年", "quarter": "每季度", "month": "每月"}[p.period]
         sign = max(p.values(), key=abs, default=1)
-        text += f"；{period}最多{'扣' if sign < 0 else '加'}{p.max}分"
+        text += f"；{period}最多{'扣' if sign < 0 else '加'}{_p(p.max)}分"
     return (
         text + "。每次事件计入它使累计得分增加的部分；撤销或更正后，其后的事件按新的累计数重新计分"
     )
@@ -311,7 +327,13 @@ def expires_text(e: Any) -> str:
     if e.by_size:
         parts, lower = [], None
         for upto, band in e.by_size:
-            size = f"{upto}分及以下" if upto is not None else f"{lower}分以上" if lower else "其他"
+            size = (
+                f"{_p(upto)}分及以下"
+                if upto is not None
+                else f"{_p(lower)}分以上"
+                if lower
+                else "其他"
+            )
             how = f"计入{_duration(band.after)}" if band.after is not None else _band_text(band)
             parts.append(f"{size}的{how}")
             lower = upto
@@ -336,7 +358,7 @@ def _limit_text(rule: Rule, kind: str) -> str:
     parts = []
     if lim.max_points is not None:
         verb = "扣" if kind == "penalty" else ""
-        parts.append(f"最多{verb}{lim.max_points}分")
+        parts.append(f"最多{verb}{_p(lim.max_points)}分")
     if lim.max_count is not None:
         parts.append(f"最多计{lim.max_count}次")
     return period + "、".join(parts) if parts else ""
@@ -375,6 +397,14 @@ def _effective_text(rule: Rule) -> str:
 
 def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
     """One rule version as a Markdown section in plain Chinese."""
+    token = _PREC.set(scheme.precision)
+    try:
+        return _render_rule(rule, scheme, heading)
+    finally:
+        _PREC.reset(token)
+
+
+def _render_rule(rule: Rule, scheme: Scheme, heading: str) -> str:
     ctx = _Context(rule, scheme)
     kind = rule_kind(rule)
     group = scheme.groups.get(rule.group)
@@ -477,11 +507,11 @@ def render_rule(rule: Rule, scheme: Scheme, *, heading: str = "####") -> str:
 
 def _tier_range(t: Any) -> str:
     if t.min is not None and t.max is not None:
-        return f"{t.min}–{t.max}分"
+        return f"{_p(t.min)}–{_p(t.max)}分"
     if t.min is not None:
-        return f"{t.min}分及以上"
+        return f"{_p(t.min)}分及以上"
     if t.max is not None:
-        return f"{t.max}分及以下"
+        return f"{_p(t.max)}分及以下"
     return "所有分数"
 
 
@@ -491,9 +521,9 @@ def _list_reason(reason: Any, scheme: Scheme) -> str:
     if reason.tiers:
         return "信用等级为" + _or([f"{t}级" for t in reason.tiers])
     if reason.min_score is not None:
-        return f"信用分不低于{reason.min_score}分"
+        return f"信用分不低于{_p(reason.min_score)}分"
     if reason.max_score is not None:
-        return f"信用分不高于{reason.max_score}分"
+        return f"信用分不高于{_p(reason.max_score)}分"
     within = f"{_duration(reason.within)}内" if reason.within else ""
     if reason.rules:
         titles = scheme.rule_titles()
@@ -505,6 +535,14 @@ def _list_reason(reason: Any, scheme: Scheme) -> str:
 
 def render_scheme(scheme: Scheme) -> str:
     """The whole rule book as Markdown: tiers, lists, then each group's packs."""
+    token = _PREC.set(scheme.precision)
+    try:
+        return _render_scheme(scheme)
+    finally:
+        _PREC.reset(token)
+
+
+def _render_scheme(scheme: Scheme) -> str:
     out = [f"# {scheme.title}", ""]
     out += ["本页由规则文件自动生成，与实际计分使用的规则完全一致。", ""]
     for gid, g in scheme.groups.items():
@@ -512,7 +550,7 @@ def render_scheme(scheme: Scheme) -> str:
         packs = [p for p in scheme.packs if p.group == gid or any(r.group == gid for r in p.rules)]
         kind = "个人" if g.kind == "person" else "单位"
         out += [f"## {g.title}", ""]
-        out += [f"参评对象：{kind}。基础分{g.base_score}分。", ""]
+        out += [f"参评对象：{kind}。基础分{_p(g.base_score)}分。", ""]
         if g.tiers:
             out += ["| 信用等级 | 名称 | 分数区间 |", "|---|---|---|"]
             out += [f"| {t.id} | {t.title} | {_tier_range(t)} |" for t in g.tiers]

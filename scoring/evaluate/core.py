@@ -780,7 +780,9 @@ class Scorer(Redemptions):
                             continue
                         if abs(pts) > left:
                             cut = left if pts > 0 else -left
-                            note = f"cut from {pts} to {cut} by {c.points_note[:-8]}"
+                            note = (
+                                f"cut from {c.show(pts)} to {c.show(cut)} by {c.points_note[:-8]}"
+                            )
                             pts = cut
                     u[1] += abs(pts)
                     u[2] += 1
@@ -878,7 +880,7 @@ class Scorer(Redemptions):
                     capped, note = True, c.points_note
                 elif abs(pts) > left:
                     cut = left if pts > 0 else -left
-                    note = f"cut from {pts} to {cut} by {c.points_note[:-8]}"
+                    note = f"cut from {c.show(pts)} to {c.show(cut)} by {c.points_note[:-8]}"
                     pts = cut
             if not capped:
                 u[1] += abs(pts)

@@ -32,7 +32,14 @@ import sqlite_utils
 
 from ..compile import CompiledScheme
 from ..durations import next_month
-from ..ledger import ENTRY_COLUMNS, account_sums, corrections, get_state, last_scored
+from ..ledger import (
+    ENTRY_COLUMNS,
+    account_sums,
+    check_precision,
+    corrections,
+    get_state,
+    last_scored,
+)
 from ..ledger.bulk import paused_gc
 from ..ledger.reader import READ_EVERY, EventReader
 from ..ledger.writer import (
@@ -661,6 +668,7 @@ def score(
     """Evaluate every unscored event into the ledger (one transaction)."""
     from ..plugins import plugins_of
 
+    check_precision(db, scheme.precision)  # before anything is written
     pm = plugins_of(scheme)
     pm.hook.before_score(db=db, scheme=scheme)
     summary = Engine(db, scheme, compiled).run()

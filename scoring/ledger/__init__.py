@@ -33,6 +33,7 @@ from .schema import (
     EXPIRING,
     PAGE_SIZE,
     TOTALS_MONTH,
+    check_precision,
     connect,
     corrections,
     get_state,
@@ -65,4 +66,5 @@ __all__ = [
     "memory_db",
     "migrations",
     "set_state",
+    "check_precision",
 ]

@@ -344,3 +344,34 @@ def get_state(db: sqlite_utils.Database, key: str, default: str | None = None) -
 
 def set_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
     db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", [key, str(value)])
+
+
+PRECISION = "points_precision"  # state: the scheme precision the ledger's points are in
+
+
+def check_precision(db: sqlite_utils.Database, prec: Any) -> None:
+    """Refuse to score into a ledger whose points are in another precision; remember a
+    fractional precision at the first score. A ledger without the key holds whole points
+    when it holds entries at all (it predates precision, or a whole-point scheme scored
+    it), so whole-point schemes write nothing here and change no ledger byte."""
+    from ..errors import UsageError
+
+    stored = get_state(db, PRECISION)
+    if stored is None:
+        if prec.scale == 1:
+            return
+        has = (
+            db.execute("SELECT 1 FROM entries LIMIT 1").fetchone()
+            or db.execute("SELECT 1 FROM trial_entries LIMIT 1").fetchone()
+        )
+        if not has:
+            set_state(db, PRECISION, prec.text)
+            return
+        stored = "1"
+    if stored != prec.text:
+        raise UsageError(
+            f"the ledger holds points in precision {stored} but scheme.yaml now says"
+            f" {prec.text}; a precision change would change every balance it holds. Put"
+            f" precision back to {stored} in scheme.yaml, or start a new ledger (--db) and"
+            " score every event again with the new precision"
+        )

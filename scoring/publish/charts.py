@@ -144,7 +144,7 @@ def histogram(title: str, values: Sequence[int], *, bins: int = 12) -> str:
     nbins = max(1, math.floor((hi - start) / step) + 1)
     counts = [0] * nbins
     for v in values:
-        counts[min(nbins - 1, (v - start) // step)] += 1
+        counts[min(nbins - 1, int((v - start) // step))] += 1  # points may be fractional
     height, left, bottom, top = 190, 34, 40, 14
     plot_w, plot_h = WIDTH - left - 8, height - top - bottom
     cmax = max(counts)

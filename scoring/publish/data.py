@@ -24,6 +24,7 @@ from ..assess import assessment_results, periods_ending_in
 from ..lists import all_lists
 from ..model import Scheme
 from ..periods import closed_months, month_end, month_record
+from ..precision import metric_on_points, site_points
 from ..rank import MonthView, grid_rankings, rankings
 from ..render import render_rule
 
@@ -325,7 +326,7 @@ def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> MonthDa
         for r in t.rows
         if r.rank is not None
     ]
-    return MonthData(
+    data = MonthData(
         title=scheme.title,
         month=month,
         groups=groups,
@@ -344,6 +345,7 @@ def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> MonthDa
         archive=[],
         late_events=int(month_record(db, month).get("late_events") or 0),
     )
+    return data if scheme.precision.scale == 1 else in_points(data, scheme)
 
 
 def _graded_at_month_end(
@@ -525,6 +527,45 @@ def _catalog(scheme: Scheme, names: dict[str, str]) -> list[CatalogRow]:
             )  # fmt: skip
         )
     return out
+
+
+def in_points(data: MonthData, scheme: Scheme) -> MonthData:
+    """A fractional scheme's month: every point figure from ledger units to points that
+    print with the scheme's decimals (scoring.precision.Pts), once, so that every page,
+    chart and open-data file shows the same numbers. Ranks were computed on the units."""
+
+    prec = scheme.precision
+
+    def pts(x: Any) -> Any:
+        return site_points(x, prec)
+
+    def mean(x: float | None) -> float | None:
+        return None if x is None else round(x / prec.scale, max(2, prec.decimals))
+
+    for g in data.groups:
+        for t in g.tiers:
+            t.min, t.max = pts(t.min), pts(t.max)
+    for rows in data.rankings.values():
+        for r in rows:
+            r.score, r.earned, r.wallet = pts(r.score), pts(r.earned), pts(r.wallet)
+    for gr in data.grid_rankings:
+        gr.mean_score = mean(gr.mean_score) or 0.0
+    for tp in data.trends:
+        tp.mean_score = mean(tp.mean_score) or 0.0
+    for c in data.catalog:
+        c.cost = pts(c.cost)
+    on_points = {a.id for a in scheme.assessments if metric_on_points(a.metric)}
+    for pa in data.assessments:
+        if pa.id in on_points:
+            for sel in pa.selected:
+                sel.value = mean(sel.value) or 0.0
+    for acc in data.lookup:
+        acc.score, acc.wallet = pts(acc.score), pts(acc.wallet)
+        for e in acc.entries:
+            e.points, e.wallet = pts(e.points), pts(e.wallet)
+        for h in acc.history:
+            h.score, h.wallet = pts(h.score), pts(h.wallet)
+    return data
 
 
 def _trends(db: sqlite_utils.Database, scheme: Scheme, month: str) -> list[TrendPoint]:

@@ -123,6 +123,12 @@ class _Base:
 
     # -- helpers ------------------------------------------------------------
 
+    def pt(self, units: Any) -> str:
+        """A point value of the (scaled) data as the clerk wrote it: 1009.5, not 2019."""
+        from ..precision import WHOLE, plain_points
+
+        return plain_points(units, getattr(self.raw, "precision", WHOLE))
+
     def ok(self, file: str | None) -> bool:
         return file is not None and file in self.passed
 

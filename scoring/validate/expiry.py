@@ -12,6 +12,7 @@ class _ExpiryChecks:
     # provided by the checker class this mixes into (validate.base._Checks)
     add: Any
     check_duration: Any
+    pt: Any  # a point value as written (scoring.precision)
 
     def check_expires(self, f: str, p: Any, path: Path_, expires: Any, where: str) -> None:
         if not isinstance(expires, dict):
@@ -36,13 +37,13 @@ class _ExpiryChecks:
                          f" {k + 1} an 'upto' (e.g. upto: 40)")  # fmt: skip
             elif upto is not None and last:
                 self.add(f, p, (*path, "by_size", k, "upto"),
-                         f"the last size band of the validity of {where} stops at {upto}, so an"
-                         f" entry of more than {upto} points would never expire; remove 'upto'"
+                         f"the last size band of the validity of {where} stops at {self.pt(upto)}, so an"
+                         f" entry of more than {self.pt(upto)} points would never expire; remove 'upto'"
                          " from the last band")  # fmt: skip
             if isinstance(upto, int) and not isinstance(upto, bool):
                 if prev is not None and upto <= prev:
                     self.add(f, p, (*path, "by_size", k, "upto"),
-                             f"size band {k + 1} of the validity of {where} has upto: {upto}, not"
-                             f" above the band before it ({prev}); write the bands from the"
+                             f"size band {k + 1} of the validity of {where} has upto: {self.pt(upto)}, not"
+                             f" above the band before it ({self.pt(prev)}); write the bands from the"
                              " smallest up")  # fmt: skip
                 prev = upto

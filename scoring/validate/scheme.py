@@ -122,7 +122,7 @@ class _SchemeChecks(_ExpiryChecks, _Base):
                     f,
                     s,
                     (*path, i, "min"),
-                    f"tier '{tid}' in {where} has min {lo} above max {hi}: no score fits;"
+                    f"tier '{tid}' in {where} has min {self.pt(lo)} above max {self.pt(hi)}: no score fits;"
                     " swap them",
                 )
         first, last = tiers[0], tiers[-1]
@@ -131,8 +131,8 @@ class _SchemeChecks(_ExpiryChecks, _Base):
                 f,
                 s,
                 (*path, 0, "max"),
-                f"tier '{first.get('id')}' is the highest in {where} but has max {first['max']}:"
-                f" scores above {first['max']} would belong to no tier; remove 'max' from the"
+                f"tier '{first.get('id')}' is the highest in {where} but has max {self.pt(first['max'])}:"
+                f" scores above {self.pt(first['max'])} would belong to no tier; remove 'max' from the"
                 " highest tier (tiers are listed from highest to lowest)",
             )
         if "min" in last and len(tiers) > 0:
@@ -141,8 +141,8 @@ class _SchemeChecks(_ExpiryChecks, _Base):
                 f,
                 s,
                 (*path, n, "min"),
-                f"tier '{last.get('id')}' is the lowest in {where} but has min {last['min']}:"
-                f" scores below {last['min']} would belong to no tier; remove 'min' from the"
+                f"tier '{last.get('id')}' is the lowest in {where} but has min {self.pt(last['min'])}:"
+                f" scores below {self.pt(last['min'])} would belong to no tier; remove 'min' from the"
                 " lowest tier",
             )
         for i, t in enumerate(tiers):
@@ -171,8 +171,8 @@ class _SchemeChecks(_ExpiryChecks, _Base):
                     s,
                     (*path, i + 1),
                     f"tiers in {where} must be listed from highest to lowest, but"
-                    f" '{tiers[i + 1].get('id')}' (from {lo_min}) comes after"
-                    f" '{tiers[i].get('id')}' (from {hi_min}); reorder them",
+                    f" '{tiers[i + 1].get('id')}' (from {self.pt(lo_min)}) comes after"
+                    f" '{tiers[i].get('id')}' (from {self.pt(hi_min)}); reorder them",
                 )
                 return
         for i in range(len(tiers) - 1):
@@ -183,30 +183,30 @@ class _SchemeChecks(_ExpiryChecks, _Base):
             hid, lid = hi_t.get("id"), lo_t.get("id")
             if lo_max + 1 < hi_min:
                 gap = (
-                    f"score {lo_max + 1} belongs"
+                    f"score {self.pt(lo_max + 1)} belongs"
                     if lo_max + 2 == hi_min
-                    else f"scores {lo_max + 1} to {hi_min - 1} belong"
+                    else f"scores {self.pt(lo_max + 1)} to {self.pt(hi_min - 1)} belong"
                 )
                 self.add(
                     f,
                     s,
                     (*path, i, "min"),
-                    f"tier '{lid}' ends at {lo_max} but '{hid}' starts at {hi_min}: {gap} to no"
-                    f" tier in {where}; set '{hid}' min to {lo_max + 1} or '{lid}' max to"
-                    f" {hi_min - 1}",
+                    f"tier '{lid}' ends at {self.pt(lo_max)} but '{hid}' starts at {self.pt(hi_min)}: {gap} to no"
+                    f" tier in {where}; set '{hid}' min to {self.pt(lo_max + 1)} or '{lid}' max to"
+                    f" {self.pt(hi_min - 1)}",
                 )
             elif lo_max >= hi_min:
                 both = (
-                    f"score {hi_min} belongs"
+                    f"score {self.pt(hi_min)} belongs"
                     if lo_max == hi_min
-                    else f"scores {hi_min} to {lo_max} belong"
+                    else f"scores {self.pt(hi_min)} to {self.pt(lo_max)} belong"
                 )
                 self.add(
                     f,
                     s,
                     (*path, i, "min"),
-                    f"tier '{lid}' ends at {lo_max} but '{hid}' starts at {hi_min}: {both} to"
-                    f" both tiers in {where}; set '{lid}' max to {hi_min - 1}",
+                    f"tier '{lid}' ends at {self.pt(lo_max)} but '{hid}' starts at {self.pt(hi_min)}: {both} to"
+                    f" both tiers in {where}; set '{lid}' max to {self.pt(hi_min - 1)}",
                 )
 
     # -- jurisdictions ------------------------------------------------------

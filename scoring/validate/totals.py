@@ -30,6 +30,7 @@ class _TotalChecks:
     # provided by the checker class this mixes into (validate.base._Checks)
     add: Any
     attr_spec: Any
+    pt: Any  # a point value as written (scoring.precision)
 
     def check_total(
         self,
@@ -70,8 +71,8 @@ class _TotalChecks:
                     pts = lv.get("points") if isinstance(lv, dict) else None
                     if _num(pts) and prev is not None and abs(pts) < abs(prev):
                         self.add(f, p, (*path, "levels", k, "points"),
-                                 f"level {k + 1} of {where} is worth {pts}, less than the level"
-                                 f" below it ({prev}); with count: highest, reaching it would take"
+                                 f"level {k + 1} of {where} is worth {self.pt(pts)}, less than the level"
+                                 f" below it ({self.pt(prev)}); with count: highest, reaching it would take"
                                  " points back: give the higher level more points",
                                  severity="warning")  # fmt: skip
                     if _num(pts):

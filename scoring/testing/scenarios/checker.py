@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from ...precision import json_points
 from ...yamlsafe import PosDict
 from .load import Scenario
 from .results import Failure, _same, _show, _signed, _unknown
@@ -29,6 +30,9 @@ class _Checker:
     ):
         self.r = runner
         self.scheme = runner.scheme
+        # a fractional scheme's ledger holds units; scenarios are written in points
+        prec = self.scheme.precision
+        self.pts: Any = (lambda u: u) if prec.scale == 1 else (lambda u: json_points(u, prec))
         self.sc = sc
         self.db = db
         self.ctx = ctx
@@ -120,6 +124,8 @@ class _Checker:
             if key not in item:
                 continue
             want, have = item[key], getattr(b, key)
+            if key != "tier":
+                have = self.pts(have)
             if _same(want, have):
                 continue
             msg = f"expected {self._who(sid, grp)} {key} {_show(want)}{when}, got {_show(have)}"
@@ -156,7 +162,8 @@ class _Checker:
         ).fetchall()
         keep = [
             r for r in rows
-            if ("points" not in item or r[0] == item["points"]) and ("wallet" not in item or r[1] == item["wallet"])
+            if ("points" not in item or self.pts(r[0]) == item["points"])
+            and ("wallet" not in item or self.pts(r[1]) == item["wallet"])
             and (item.get("reason") is None or r[2] == item["reason"])
         ]  # fmt: skip
         want_n = item.get("count")
@@ -187,7 +194,9 @@ class _Checker:
             seen = [
                 f"{_signed(p)}{'' if w == p else f' (wallet {_signed(w)})'} {reason} on {e} in {per}"
                 + ("" if rule else f" by {ru}")
-                for p, w, reason, e, per, g, ru in rows[:6]
+                for p, w, reason, e, per, g, ru in (
+                    (self.pts(r[0]), self.pts(r[1]), *r[2:]) for r in rows[:6]
+                )
             ]
             msg += "; entries found: " + ", ".join(seen)
             if len(rows) > 6:

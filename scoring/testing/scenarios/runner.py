@@ -12,6 +12,7 @@ import sqlite_utils
 
 from ...errors import GridcreditError
 from ...model import Rule, Scheme
+from ...precision import json_points
 from ...yamlsafe import PosDict
 from .checker import _Checker
 from .coverage import _CoverageTracker
@@ -334,6 +335,9 @@ class ScenarioRunner:
                 bal = balances(db, self.scheme, as_of=as_of, group=group, subject=sid)
                 actual["score"] = bal[0].score if bal else None
                 actual["tier"] = bal[0].tier if bal else None
+            if self.scheme.precision.scale != 1:  # the ledger's units as the points written
+                for c in ("points", "wallet", "score"):
+                    actual[c] = json_points(actual.get(c), self.scheme.precision)
             what = self.rule_ref(rule_id) if rule_id else "all rules"
             for c, want in exp.items():
                 have = actual.get(c)
