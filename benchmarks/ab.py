@@ -52,12 +52,13 @@ def ledger_digest(db: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def run_tree(tree: Path, inputs: list[Path], db: Path) -> float:
+def run_tree(tree: Path, inputs: list[Path], db: Path) -> tuple[float, float]:
+    """(ingest seconds, score seconds) of one fresh run."""
     exe = tree / ".venv" / "bin" / "gridcredit"
     if db.exists():
         db.unlink()
     gc = [str(exe), "--scheme", str(tree), "--db", str(db)]
-    return _timed([*gc, "ingest", "--quiet", *map(str, inputs)]) + _timed([*gc, "score"])
+    return _timed([*gc, "ingest", "--quiet", *map(str, inputs)]), _timed([*gc, "score"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,16 +77,21 @@ def main(argv: list[str] | None = None) -> None:
     inputs = [files.subjects, *files.events]
     trees = {"A": args.base.resolve(), "B": args.new.resolve()}
     times: dict[str, list[float]] = {"A": [], "B": [], "floor": []}
+    parts: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
     floor = [sys.executable, str(HERE / "benchmarks" / "floor.py"), *map(str, files.events)]
     for r in range(args.rounds):
         order = ("A", "B") if r % 2 == 0 else ("B", "A")
         for name in order:
-            times[name].append(run_tree(trees[name], inputs, work / f"{name}.db"))
+            ingest, score = run_tree(trees[name], inputs, work / f"{name}.db")
+            parts[name].append((ingest, score))
+            times[name].append(ingest + score)
         times["floor"].append(_timed(floor))
         a, b, f = times["A"][-1], times["B"][-1], times["floor"][-1]
         print(
             f"round {r + 1}: A {a:6.1f} s  B {b:6.1f} s  B/A rate {a / b:.3f}"
-            f"  floor {f:5.1f} s (A {f / a:.2f}, B {f / b:.2f} of the floor)",
+            f"  floor {f:5.1f} s (A {f / a:.2f}, B {f / b:.2f} of the floor)"
+            f"  [ingest A {parts['A'][-1][0]:.1f} B {parts['B'][-1][0]:.1f},"
+            f" score A {parts['A'][-1][1]:.1f} B {parts['B'][-1][1]:.1f}]",
             flush=True,
         )
     ratios = [a / b for a, b in zip(times["A"], times["B"], strict=True)]
