@@ -77,6 +77,16 @@ def test_developer_pages_and_test_output_stay_out_of_search(visit):
     assert results.count() == 0
 
 
+def test_search_hits_hide_the_missing_terms_line(visit):
+    # Material strikes through the words a hit lacks ("缺少: ~~…~~"): noise on a phone
+    page = visit.go("/index.html")
+    results = search(page, "积分 兑换 qzxv")
+    assert results.count() > 0
+    terms = page.locator(".md-search-result__terms")
+    assert terms.count() > 0  # the theme still writes the line …
+    assert not any(t.is_visible() for t in terms.all())  # … and the site's CSS hides it
+
+
 def test_grey_list_in_pinyin_order_with_filters_and_links(visit):
     page = visit.go("/months/2024-03/lists/grey.html")
     rows = page.locator("article tr[data-name]")
