@@ -1075,3 +1075,19 @@ def test_demo_pipeline_publishes_history_and_checkable_hashes(tmp_path):
     assert [m["month"] for m in acc["months"]][:2] == ["2024-03", "2024-02"]
     rules = (site / "months/2024-03/rules.md").read_text("utf-8")
     assert "&#35;" not in rules and "试行条款" not in rules
+
+
+def test_lookup_rows_say_what_a_reversal_repair_or_linked_entry_is():
+    from scoring.publish.lookup import _lookup_entry
+
+    def row(**kw):
+        return _lookup_entry(LookupEntry("2024-03-02", "噪音扰民经核实", month="2024-03", **kw))
+
+    reversal = row(points=3, kind="reversal")["rule"]
+    assert reversal.startswith("撤销：噪音扰民经核实（") and "退回原扣分" in reversal
+    assert "收回原加分" in row(points=-4, kind="reversal")["rule"]
+    assert row(points=1, kind="repair")["rule"].startswith("信用修复：噪音扰民经核实")
+    linked = row(points=-20, wallet=-2, kind="linked", link="legal_representative")["rule"]
+    assert linked == "因关联主体（所经营商户）连带：噪音扰民经核实"
+    assert row(points=-5, kind="linked", link="x")["rule"] == "因关联主体连带：噪音扰民经核实"
+    assert row(points=-5)["rule"] == "噪音扰民经核实" and "flag" not in row(points=-5)

@@ -186,6 +186,8 @@ class LookupEntry:
     wallet: int = 0
     flag: str = ""  # e.g. 异议审核中
     month: str = ""  # YYYY-MM the entry was posted in (a late event posts in a later month)
+    kind: str = ""  # reversal | repair | linked: worded as such on the look-up page
+    link: str = ""  # a linked entry: the link's name in the rule's ``also`` (e.g. legal_representative)
 
 
 @dataclass
@@ -556,6 +558,8 @@ def _lookup(
     titles.update({a.id: a.title for a in scheme.assessments})
     titles.update({i.id: f"兑换：{i.title}" for i in scheme.catalog.values()})
     disputed = {t for (t,) in db.execute("SELECT target FROM objections WHERE status = 'open'")}
+    # which link a rule's linked entry in a group came by (a rule's ``also`` names it)
+    links = {(r.id, a.group or r.group): a.link for r in scheme.rules for a in r.also}
     clock = scheme.clock
     months = sorted({m for m in closed_months(db) if m <= month} | {month})
     months = months[-HISTORY_MONTHS:]
@@ -567,7 +571,7 @@ def _lookup(
         f" WHERE period IN ({marks}) ORDER BY period, at, id",
         months,
     ):
-        flag = {"capped": "已达上限", "reversal": "撤销", "repair": "信用修复"}.get(reason, "")
+        flag = "已达上限" if reason == "capped" else ""
         if event in disputed:
             flag = "异议审核中"
         day = days.get(at // 900)
@@ -581,6 +585,8 @@ def _lookup(
                 wal,
                 flag,
                 period,
+                reason if reason in ("reversal", "repair", "linked") else "",
+                links.get((rule, g), "") if reason == "linked" else "",
             )  # fmt: skip
         )
     history: dict[tuple[str, str], list[LookupMonth]] = defaultdict(list)
