@@ -1091,3 +1091,21 @@ def test_lookup_rows_say_what_a_reversal_repair_or_linked_entry_is():
     assert linked == "因关联主体（所经营商户）连带：噪音扰民经核实"
     assert row(points=-5, kind="linked", link="x")["rule"] == "因关联主体连带：噪音扰民经核实"
     assert row(points=-5)["rule"] == "噪音扰民经核实" and "flag" not in row(points=-5)
+
+
+def test_rules_page_says_a_rule_adopted_later_applies_back():
+    # mer-credit-repair: adopted 2024-04-02, in force (its pack's) from 2024-01-01; the
+    # ledger scores it from January, so the January page lists it and says so
+    from scoring.loader import load_scheme
+    from scoring.publish.data import _rules
+
+    scheme = load_scheme(ROOT / "rules")
+    rules = {r.id: r for p in _rules(scheme, "2024-01") for r in p.rules}
+    text = rules["mer-credit-repair"].text
+    assert "- 追溯适用：本条于2024-04-02通过，2024-01-01起发生的事项同样按本条计分" in text
+    assert "追溯" not in rules["res-credit-repair"].text  # adopted before it took effect
+    # the version taking effect in July stays off the January page, with its own dates
+    jan = [r.text for p in _rules(scheme, "2024-01") for r in p.rules]
+    july = [r.text for p in _rules(scheme, "2024-07") for r in p.rules]
+    assert any("2024-07-01起施行" in t for t in july)
+    assert not any("2024-07-01" in t for t in jan)

@@ -468,6 +468,18 @@ def _adopted_text(adopted: Any) -> str:
     return f"{adopted.on} 经{adopted.by}通过{ref}"
 
 
+def _retro(rule: Any, pack: Any) -> str:
+    """A line for a rule adopted on its own (not with its pack) after the day it takes
+    effect from (its pack's, when it writes none): the ledger scores it from that day,
+    so the page says it applies back rather than look adopted from the start."""
+    start = rule.effective_text[0]
+    own = rule.adopted if rule.adopted != pack.adopted else None
+    on = str(own.on) if own and own.on else ""
+    if not (start and on) or on <= start:
+        return ""
+    return f"\n- 追溯适用：本条于{on}通过，{start}起发生的事项同样按本条计分"
+
+
 def _rules(scheme: Scheme, month: str) -> list[RulePackText]:
     """The rules in force during ``month``; trial rules only estimate, so they are left out."""
     start, end = scheme.clock.period_bounds(month)
@@ -486,7 +498,7 @@ def _rules(scheme: Scheme, month: str) -> list[RulePackText]:
             version=p.version,
             adopted=_adopted_text(p.adopted),
             rules=[
-                RuleText(r.id, r.title, render_rule(r, scheme), _adopted_text(r.adopted))
+                RuleText(r.id, r.title, render_rule(r, scheme) + _retro(r, p), _adopted_text(r.adopted))
                 for r in p.rules
                 if shown(r)
             ],
