@@ -217,6 +217,7 @@ def month_data(month: str = "2024-03") -> MonthData:
                 LookupEntry("2024-03-20", HOSTILE, 1, 1, "", "2024-03"),
             ],
             history=[LookupMonth("2024-02", p["score"] - 3, tier_of(p["score"] - 3), 0)],
+            grid=p["grid"],
         )
         for i, p in enumerate(people)
     ]

@@ -212,6 +212,7 @@ class LookupAccount:
     kind: str = "person"
     note: str = ""
     history: list[LookupMonth] = field(default_factory=list)  # earlier published months
+    grid: str = ""  # grid id (the look-up says the grid's name)
 
 
 @dataclass
@@ -625,6 +626,7 @@ def _lookup(
                     kind="person",
                     note=r.note,
                     history=history.get((r.subject, gid), []),
+                    grid=r.grid,
                 )  # fmt: skip
             )
     return out

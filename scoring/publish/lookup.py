@@ -410,7 +410,9 @@ def lookup_page(secret: bytes, iterations: int, month: str) -> str:
             "",
             (
                 f'<div id="gc-lookup" class="gc-lookup" data-salt="{h(lookup_salt(secret))}" '
-                f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./">'
+                f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./" '
+                f'data-catalog="../months/{h(month)}/catalog.html" '
+                'data-objection="../about.html#objection">'
             ),
             '<form autocomplete="off" action="#gc-lookup">',
             "<fieldset disabled>",
@@ -505,6 +507,8 @@ def lookup_records(site: MonthSite) -> dict[str, dict]:
                 "accounts": [],
             },
         )
+        if acc.grid and "grid" not in rec:  # their own grid, as its public page names it
+            rec["grid"] = site.grid_name(acc.grid)
         history = sorted(
             [h for h in acc.history if h.month != site.month]
             + [LookupMonth(site.month, acc.score, acc.tier, acc.wallet)],
