@@ -124,6 +124,39 @@ def test_grey_list_in_pinyin_order_with_filters_and_links(visit):
     assert visit.errors == []
 
 
+def test_grid_ranking_filters_by_name_and_community_and_grid_pages_say_their_rank(visit):
+    page = visit.go("/months/2024-03/grids.html")
+    rows = page.locator("article tr[data-name]")
+    n = rows.count()
+    assert n > 5 and page.locator("article table tbody tr").count() == n
+    community = page.locator("form.gc-filter select").first
+    options = community.locator("option").all_inner_texts()
+    assert len(options) > 2 and page.locator("form.gc-filter select").count() == 1
+    community.select_option(label=options[1])
+    shown = [rows.nth(i) for i in range(n) if rows.nth(i).is_visible()]
+    assert shown and len(shown) < n
+    assert all(r.get_attribute("data-community") == options[1] for r in shown)
+    community.select_option(value="")
+    name = rows.nth(n - 1).get_attribute("data-name")
+    page.locator("form.gc-filter input").fill(name)
+    visible = [rows.nth(i).is_visible() for i in range(n)]
+    assert visible[-1] and sum(visible) < n
+    # the grid's own page says its place among the grids
+    last = rows.nth(n - 1).locator("td").first.inner_text().strip()
+    page = visit.go("/months/2024-03/communities/index.html")
+    page.locator("article .gc-links a").first.click()
+    page.wait_for_load_state("networkidle")
+    page.locator("article .gc-links a").first.click()
+    page.wait_for_load_state("networkidle")
+    text = page.locator("article").inner_text()
+    assert re.search(rf"在全县 {n} 个网格中排(并列)?第 \d+ 名", text), text[:400]
+    assert last  # the ranking's last row has a rank cell
+    page.locator("article a", has_text="网格排名").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/months/2024-03/grids.html")
+    assert visit.errors == []
+
+
 def test_red_list_labels_the_listing_window(visit):
     page = visit.go("/months/2024-03/lists/red.html")
     text = page.locator("article").inner_text()

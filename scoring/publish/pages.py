@@ -62,20 +62,26 @@ def pinyin_key(text: str) -> tuple[str, ...]:
     return tuple(lazy_pinyin(text, style=Style.TONE3, errors="default"))
 
 
-def _list_filter(communities: list[str], groups: list[str]) -> str:
-    """The filter over a public list (name, community, category): plain JS on the rows'
-    data attributes; without script the whole list shows."""
+def _list_filter(communities: list[str], groups: list[str] | None, what: str = "名称") -> str:
+    """The filter over a public list or table (name, community, category): plain JS on
+    the rows' data attributes; without script the whole list shows. ``groups=None``:
+    no category select (the grid ranking)."""
     opts = "".join(f'<option value="{h(c)}">{h(c)}</option>' for c in communities)
-    gopts = "".join(f'<option value="{h(g)}">{h(g)}</option>' for g in groups)
+    if groups is None:
+        gsel, gval, glisten = "", "g=''", ""
+    else:
+        gopts = "".join(f'<option value="{h(g)}">{h(g)}</option>' for g in groups)
+        gsel = f'<select aria-label="类别"><option value="">全部类别</option>{gopts}</select>'
+        gval, glisten = "g=s[1].value", "s[1].addEventListener('change',run);"
     return _raw(
         '<form class="gc-filter" onsubmit="return false" hidden>'
-        '<input type="search" aria-label="按名称查找" placeholder="输入名称查找">'
+        f'<input type="search" aria-label="按{what}查找" placeholder="输入{what}查找">'
         f'<select aria-label="社区"><option value="">全部社区</option>{opts}</select>'
-        f'<select aria-label="类别"><option value="">全部类别</option>{gopts}</select>'
+        f"{gsel}"
         "</form>\n"
         "<script>(function(){var f=document.currentScript.previousElementSibling;"
         "f.hidden=false;var q=f.querySelector('input'),s=f.querySelectorAll('select');"
-        "function run(){var t=q.value.replace(/\\s+/g,''),c=s[0].value,g=s[1].value,n=0;"
+        f"function run(){{var t=q.value.replace(/\\s+/g,''),c=s[0].value,{gval},n=0;"
         "var rows=document.querySelectorAll('tr[data-name]');"
         "for(var i=0;i<rows.length;i++){var r=rows[i];"
         "var ok=(!t||(r.getAttribute('data-name')||'').indexOf(t)>=0)"
@@ -83,7 +89,7 @@ def _list_filter(communities: list[str], groups: list[str]) -> str:
         "r.style.display=ok?'':'none';if(ok)n++;}"
         "var none=document.getElementById('gc-list-none');if(none)none.hidden=n>0;}"
         "q.addEventListener('input',run);s[0].addEventListener('change',run);"
-        "s[1].addEventListener('change',run);})();</script>"
+        f"{glisten}}})();</script>"
     )
 
 
@@ -431,6 +437,17 @@ class MonthSite:
                 ]
                 rows_on_page += len(chunk)
         slug, gslug = _slug(cid), _slug(grid)
+        own = ""  # this grid's own place among the county's grids
+        ranked = [g for g in self.d.grid_rankings if g.grid == grid]
+        if ranked:
+            g0 = ranked[0]
+            own = (
+                f"本网格居民平均信用积分 {g0.mean_score:.1f}，"
+                f"在全县 {len(self.d.grid_rankings)} 个网格中排"
+                + ("并列" if sum(g.rank == g0.rank for g in self.d.grid_rankings) > 1 else "")
+                + f"第 {g0.rank} 名"
+                "（[网格排名](../../grids.md)）。"
+            )
         names = [f"{gslug}.md"] + [f"{gslug}-{i}.md" for i in range(2, len(blocks) + 1)]
         for i, body in enumerate(blocks):
             pager = ""
@@ -446,6 +463,10 @@ class MonthSite:
                 "",
                 f"[返回{md(cname)}](../{slug}.md)",
                 "",
+            ]
+            if own:
+                parts += [own, ""]
+            parts += [
                 (
                     "“社区名次”“网格名次”为本社区、本网格内的并列排名（同分同名次）；"
                     "全县名次见各群体排名页。"
@@ -506,24 +527,37 @@ class MonthSite:
             "",
             "平均分为网格内全部居民信用积分的算术平均，保留一位小数；名次为并列排名。",
             "",
-            _html_table(
+        ]
+        if rows:
+            # a 100-row table on a phone: find one's grid by name or community (as the grey list)
+            names = [r.name or self.grid_name(r.grid) for r in rows]
+            comms = [self.community_name(r.community) for r in rows]
+            table = _html_table(
                 ["名次", "变化", "网格", "社区", "平均分", "居民人数"],
                 [
                     [
                         _rank_cell(r.rank, tie[r.rank] > 1),
                         _movement(r.rank, r.previous_rank),
-                        md(r.name or self.grid_name(r.grid)),
-                        md(self.community_name(r.community)),
+                        md(name),
+                        md(comm),
                         f"{r.mean_score:.1f}",
                         str(r.residents),
                     ]
-                    for r in rows
+                    for r, name, comm in zip(rows, names, comms)
                 ],
             )
-            if rows
-            else "本月暂无网格排名。",
-            "",
-        ]
+            for name, comm in zip(names, comms):
+                tr = f'<tr data-name="{h(name)}" data-community="{h(comm)}">'
+                table = table.replace("<tr><td>", tr + "<td>", 1)
+            parts += [
+                _list_filter(sorted(set(comms), key=pinyin_key), None, "网格名称"),
+                "",
+                table,
+                '<p class="gc-muted" id="gc-list-none" hidden>没有符合条件的网格。</p>',
+                "",
+            ]
+        else:
+            parts += ["本月暂无网格排名。", ""]
         if rows:
             parts += [
                 "## 各网格平均分",
