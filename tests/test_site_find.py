@@ -7,6 +7,9 @@ the links to the rule, to objecting and to repair; search hits say the month.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from sitekit import Server, Visit, demo_site, launch_browser, search
@@ -162,3 +165,56 @@ def test_red_list_labels_the_listing_window(visit):
     text = page.locator("article").inner_text()
     assert page.locator("article tr[data-name]").count() > 0
     assert "公示期限：2024年3月" in text
+
+
+def test_404_page_keeps_its_styles_and_links_under_a_sub_path(browser):
+    # https://host/xinyong/…: the site in a sub-folder, without site_url; the server
+    # answers any missing address with the 404 page (nginx: error_page 404 /xinyong/404.html)
+    root = Path(tempfile.mkdtemp(prefix="gc-prefix-"))
+    try:
+        (root / "xinyong").symlink_to(demo_site(), target_is_directory=True)
+        shutil.copy(demo_site() / "404.html", root / "404.html")
+        server = Server(root)
+        try:
+            for missing in ("/xinyong/months/2099-01/nope.html", "/xinyong/nope.html"):
+                v = Visit(browser, server.base)
+                page = v.go(missing)
+                assert "页面不存在" in page.locator("article h1").inner_text()
+                # the sheets in use come from the site's folder (Chromium's preload scanner
+                # may also try the address's folder before the <base> exists: harmless)
+                sheets = page.evaluate(
+                    "[...document.styleSheets].map(s => s.href).filter(Boolean)"
+                )
+                assert f"{server.base}/xinyong/assets/gridcredit.css" in sheets, sheets
+                assert all(h.startswith(f"{server.base}/xinyong/assets/") for h in sheets), sheets
+                assert not any(re.match(r"http://[^/]+/assets/", u) for u in v.requests)
+                assert page.locator("form.md-search__form").count() == 1
+                # the theme's own stylesheet applied: the header is laid out, not bare links
+                assert page.locator("header.md-header").evaluate(
+                    "e => getComputedStyle(e).position"
+                ) in ("sticky", "fixed")
+                home = page.locator("article a", has_text="返回首页")
+                assert home.evaluate("a => a.href") == f"{server.base}/xinyong/index.html"
+                home.click()
+                page.wait_for_load_state("networkidle")
+                assert page.url == f"{server.base}/xinyong/index.html"
+                # one 404 in the console: the missing page itself, no asset fetched from its folder
+                assert [e for e in v.errors if "status of 404" not in e] == []
+                assert sum("status of 404" in e for e in v.errors) <= 1, v.errors
+                folder = missing.rsplit("/", 1)[0] + "/"
+                assert not any(
+                    u.startswith(server.base + folder) and not u.endswith(missing)
+                    for u in v.requests
+                    if folder != "/xinyong/"
+                ), v.requests
+                v.close()
+        finally:
+            server.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_404_page_has_no_root_absolute_address():
+    html = (demo_site() / "404.html").read_text("utf-8")
+    assert not re.search(r'(href|src)="/(?!/)', html)
+
