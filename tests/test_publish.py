@@ -1110,3 +1110,48 @@ def test_rules_page_says_a_rule_adopted_later_applies_back():
     july = [r.text for p in _rules(scheme, "2024-07") for r in p.rules]
     assert any("2024-07-01起施行" in t for t in july)
     assert not any("2024-07-01" in t for t in jan)
+
+
+def test_grey_list_links_the_repair_rule_only_where_one_applies(tmp_path):
+    from dataclasses import replace
+
+    data = month_data("2024-03")
+    rules = [
+        RulePackText(
+            "市场主体信用积分细则",
+            "merchants",
+            [
+                RuleText("mer-counterfeit", "销售假冒伪劣商品", "#### 销售假冒伪劣商品"),
+                RuleText("mer-complaint", "消费投诉经查属实", "#### 消费投诉经查属实"),
+                RuleText(
+                    "mer-fix", "信用修复：完成公益服务", "#### 信用修复", "", ("mer-complaint",)
+                ),
+            ],
+        )
+    ]
+    grey = next(lst for lst in data.lists if lst.id == "grey")
+    m = grey.members[0]
+    reasons = [
+        replace(m.reasons[0], rule="mer-counterfeit", objection=False),
+        replace(m.reasons[1], rule="mer-complaint"),
+    ]
+    lists = [
+        replace(grey, members=[replace(m, reasons=reasons)]),
+        PublicList(
+            "red",
+            "红榜",
+            [],
+            criteria=["信用等级为AAA或AA"],
+            groups=["merchants"],
+        ),
+    ]
+    data = replace(data, rules=rules, lists=lists)
+    write_month_site("2024-03", data, tmp_path, secret=SECRET, iterations=1000)
+    page = (tmp_path / "months/2024-03/lists/grey.md").read_text("utf-8")
+    counterfeit, complaint = page.split("销售假冒伪劣商品", 1)[1].split("消费投诉", 1)
+    assert "本事项不适用信用修复" in counterfeit and "信用修复</a>" not in counterfeit
+    assert '<a href="../rules.html#rule-mer-fix">信用修复</a>' in complaint
+    assert "不适用" not in complaint
+    red = (tmp_path / "months/2024-03/lists/red.md").read_text("utf-8")
+    assert "本月无上榜对象。" in red
+    assert "上榜条件（市场主体，满足任一条件即上榜）：" in red and "- 信用等级为AAA或AA" in red

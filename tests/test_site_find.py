@@ -182,9 +182,7 @@ def test_404_page_keeps_its_styles_and_links_under_a_sub_path(browser):
                 assert "页面不存在" in page.locator("article h1").inner_text()
                 # the sheets in use come from the site's folder (Chromium's preload scanner
                 # may also try the address's folder before the <base> exists: harmless)
-                sheets = page.evaluate(
-                    "[...document.styleSheets].map(s => s.href).filter(Boolean)"
-                )
+                sheets = page.evaluate("[...document.styleSheets].map(s => s.href).filter(Boolean)")
                 assert f"{server.base}/xinyong/assets/gridcredit.css" in sheets, sheets
                 assert all(h.startswith(f"{server.base}/xinyong/assets/") for h in sheets), sheets
                 assert not any(re.match(r"http://[^/]+/assets/", u) for u in v.requests)
@@ -217,4 +215,3 @@ def test_404_page_keeps_its_styles_and_links_under_a_sub_path(browser):
 def test_404_page_has_no_root_absolute_address():
     html = (demo_site() / "404.html").read_text("utf-8")
     assert not re.search(r'(href|src)="/(?!/)', html)
-

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from ..assess import assessment_results, periods_ending_in
-from ..lists import all_lists
+from ..lists import _entry_heading, _score_heading, _tier_heading, all_lists
 from ..model import Scheme
 from ..periods import closed_months, month_end, month_record
 from ..rank import MonthView, grid_rankings, rankings
@@ -138,6 +138,8 @@ class PublicList:
     title: str
     members: list[PublicListMember] = field(default_factory=list)
     description: str = ""
+    criteria: list[str] = field(default_factory=list)  # how a subject gets on it, in words
+    groups: list[str] = field(default_factory=list)  # group ids it covers
 
 
 @dataclass
@@ -146,6 +148,7 @@ class RuleText:
     title: str
     text: str  # plain Chinese from render.py; lines are kept
     adopted: str = ""
+    repairs: tuple[str, ...] = ()  # a repair rule: the rules whose deductions it repairs
 
 
 @dataclass
@@ -187,7 +190,7 @@ class LookupEntry:
     flag: str = ""  # e.g. 异议审核中
     month: str = ""  # YYYY-MM the entry was posted in (a late event posts in a later month)
     kind: str = ""  # reversal | repair | linked: worded as such on the look-up page
-    link: str = ""  # a linked entry: the link's name in the rule's ``also`` (e.g. legal_representative)
+    link: str = ""  # a linked entry: its link's name in the rule's ``also``
 
 
 @dataclass
@@ -434,6 +437,8 @@ def _lists(
                 id=ld.id,
                 title=ld.title,
                 description=ld.description,
+                criteria=[_criterion(scheme, rs) for rs in ld.reasons],
+                groups=list(ld.groups),
                 members=[
                     PublicListMember(
                         subject=m.subject,
@@ -452,6 +457,15 @@ def _lists(
             )
         )
     return out
+
+
+def _criterion(scheme: Scheme, rs: Any) -> str:
+    """One way onto a list, in words (as the list's reasons are headed elsewhere)."""
+    if rs.tiers:
+        return _tier_heading(scheme, rs)
+    if rs.min_score is not None or rs.max_score is not None:
+        return _score_heading(rs)
+    return _entry_heading(scheme, rs)
 
 
 def _reason_text(reason: Any) -> str:
@@ -499,7 +513,13 @@ def _rules(scheme: Scheme, month: str) -> list[RulePackText]:
             version=p.version,
             adopted=_adopted_text(p.adopted),
             rules=[
-                RuleText(r.id, r.title, render_rule(r, scheme) + _retro(r, p), _adopted_text(r.adopted))
+                RuleText(
+                    r.id,
+                    r.title,
+                    render_rule(r, scheme) + _retro(r, p),
+                    _adopted_text(r.adopted),
+                    tuple(r.repair.rules) if r.repair else (),
+                )
                 for r in p.rules
                 if shown(r)
             ],

@@ -314,7 +314,9 @@ def _mean(values: Sequence[float]) -> float:
 
 
 _ROOT_URL = re.compile(r'\b(href|src)="/(?!/)')
-_ASSET_TAG = re.compile(r'<link\b[^>]*\bhref="assets/[^"]*"[^>]*>|<script src="assets/[^"]*"[^>]*></script>')
+_ASSET_TAG = re.compile(
+    r'<link\b[^>]*\bhref="assets/[^"]*"[^>]*>|<script src="assets/[^"]*"[^>]*></script>'
+)
 _MD_SCOPE = '__md_scope=new URL("/",location)'
 
 
@@ -362,6 +364,8 @@ def relocate_404_page(site_dir: Path) -> bool:
     page = Path(site_dir) / "404.html"
     if not page.is_file():
         return False
-    top = [p.name for p in Path(site_dir).iterdir() if p.is_dir() and re.fullmatch(r"[\w.-]+", p.name)]
+    top = [
+        p.name for p in Path(site_dir).iterdir() if p.is_dir() and re.fullmatch(r"[\w.-]+", p.name)
+    ]
     page.write_text(relocatable_404(page.read_text("utf-8"), top), "utf-8")
     return True

@@ -630,12 +630,28 @@ class MonthSite:
             "",
         ]
         rule_anchors = {r.id: f"rule-{_slug(r.id)}" for p in self.d.rules for r in p.rules}
+        # a deduction's repair: the scheme's repair rule in force this month that names it
+        repair_of: dict[str, str] = {}
+        for p in self.d.rules:
+            for rt in p.rules:
+                for target in rt.repairs:
+                    repair_of.setdefault(target, rt.id)
         members = sorted(
             lst.members, key=lambda m: (pinyin_key(self._name(m)), self._name(m), m.subject)
         )
         deductions = any(r.rule or r.until for m in lst.members for r in m.reasons)
         if not members:
             parts.append("本月无上榜对象。")
+            if lst.criteria:
+                who = "、".join(md(self._group(g).title) for g in lst.groups)
+                parts += [
+                    "",
+                    f"上榜条件（{who}，满足任一条件即上榜）："
+                    if who
+                    else "上榜条件（满足任一条件即上榜）：",
+                    "",
+                    "\n".join(f"- {md(c)}" for c in lst.criteria),
+                ]
         else:
             rows = []
             communities: set[str] = set()
@@ -657,8 +673,11 @@ class MonthSite:
                     if r.rule and r.rule in rule_anchors:
                         links.append(f'<a href="../rules.html#{rule_anchors[r.rule]}">查看规则</a>')
                     links.append('<a href="#objection">提出异议</a>')
-                    if r.rule or r.until:
-                        links.append('<a href="#repair">信用修复</a>')
+                    fix = repair_of.get(r.rule) if r.rule else None
+                    if fix and fix in rule_anchors:
+                        links.append(f'<a href="../rules.html#{rule_anchors[fix]}">信用修复</a>')
+                    elif r.rule or r.until:
+                        links.append("本事项不适用信用修复")
                     reasons.append(
                         f"{text}{flag}"
                         f'<br><span class="gc-sub">公示期限：{window}</span>'
