@@ -160,6 +160,28 @@ def test_grid_ranking_filters_by_name_and_community_and_grid_pages_say_their_ran
     assert visit.errors == []
 
 
+def test_catalog_says_how_to_redeem_and_fits_a_phone(visit):
+    page = visit.go("/months/2024-03/catalog.html")
+    text = page.locator("article").inner_text()
+    assert (
+        "如何兑换" in text and "携带本人证件到所在社区积分超市或合作商户，由网格员登记兑换" in text
+    )
+    cells = page.locator("article .gc-catalog td")
+    assert cells.count() >= 7
+    width = page.evaluate("document.documentElement.clientWidth")
+    # every cell, the partner column too, on the screen without scrolling sideways
+    for i in range(cells.count()):
+        box = cells.nth(i).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (i, box)
+    label = cells.nth(6).evaluate("td => getComputedStyle(td, '::before').content")
+    assert "合作商户" in label
+    assert not page.locator("article .gc-catalog thead").is_visible()
+    link = page.locator("article a", has_text="个人积分查询")
+    assert link.get_attribute("href").endswith("lookup/index.html")
+    visit.shot("catalog-phone")
+    assert visit.errors == []
+
+
 def test_red_list_labels_the_listing_window(visit):
     page = visit.go("/months/2024-03/lists/red.html")
     text = page.locator("article").inner_text()

@@ -803,23 +803,43 @@ class MonthSite:
         if not self.d.catalog:
             parts.append("暂无可兑换物品。")
         else:
-            parts.append(
-                _table(
-                    ["物品", "所需积分", "最低等级", "适用群体", "库存", "兑换时间", "合作商户"],
-                    [
-                        [
-                            md(c.title),
-                            str(c.cost),
-                            md(c.min_tier or "不限"),
-                            md("、".join(c.groups) or "全部个人"),
-                            "不限" if c.stock is None else str(c.stock),
-                            md(c.available or "长期"),
-                            md(c.partner or "—"),
-                        ]
-                        for c in sorted(self.d.catalog, key=lambda c: (c.cost, c.id))
-                    ],
-                )
-            )
+            header = ["物品", "所需积分", "最低等级", "适用群体", "库存", "兑换时间", "合作商户"]
+            rows = [
+                [
+                    md(c.title),
+                    str(c.cost),
+                    md(c.min_tier or "不限"),
+                    md("、".join(c.groups) or "全部个人"),
+                    "不限" if c.stock is None else str(c.stock),
+                    md(c.available or "长期"),
+                    md(c.partner or "—"),
+                ]
+                for c in sorted(self.d.catalog, key=lambda c: (c.cost, c.id))
+            ]
+            # each cell names its column (data-label): on a phone a row reads as a card
+            # (gridcredit.css), all seven columns kept, no sideways scrolling
+            table = ["<table>", "<thead>", "<tr>" + "".join(f"<th>{c}</th>" for c in header)]
+            table += ["</tr>", "</thead>", "<tbody>"]
+            table += [
+                "<tr>"
+                + "".join(f'<td data-label="{h(k)}">{v}</td>' for k, v in zip(header, row))
+                + "</tr>"
+                for row in rows
+            ]
+            table += ["</tbody>", "</table>"]
+            parts.append(_raw('<div class="gc-catalog">\n' + "\n".join(table) + "\n</div>"))
+        parts += [
+            "",
+            "## 如何兑换 {#redeem}",
+            "",
+            (
+                "携带本人证件到所在社区积分超市或合作商户，由网格员登记兑换。"
+                "兑换扣减可用积分，信用积分和等级不变；本人的可用积分可在"
+                "[个人积分查询](../../lookup/index.md)中查看。"
+                "有“最低等级”“适用群体”要求的物品，须符合要求方可兑换。"
+            ),
+            "",
+        ]
         self.page("catalog.md", "\n".join(parts))
 
     # open data ------------------------------------------------------------
