@@ -198,7 +198,7 @@ def test_404_page_keeps_its_styles_and_links_under_a_sub_path(browser):
         shutil.copy(demo_site() / "404.html", root / "404.html")
         server = Server(root)
         try:
-            for missing in ("/xinyong/months/2099-01/nope.html", "/xinyong/nope.html"):
+            for missing in ("/xinyong/months/2099-01/nope.html", "/xinyong/guide/nope.html"):
                 v = Visit(browser, server.base)
                 page = v.go(missing)
                 assert "页面不存在" in page.locator("article h1").inner_text()

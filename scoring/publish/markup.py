@@ -327,13 +327,14 @@ def relocatable_404(html: str, top: Sequence[str]) -> str:
     root (``/assets/…``): under ``https://host/xinyong/`` the page loses its styles
     and links. Here the links become relative to a ``<base>`` that a first script
     works out from the address: the part before the first of the site's top-level
-    folders (``top``: ``months``, ``assets`` …), else the address's folder. Material's
-    ``base`` (search, local storage) follows it.
+    folders (``top``: ``months``, ``assets`` …), else ``/`` as before (a missing
+    top-level page under a sub-path still needs ``site_url``). Material's ``base``
+    (search, local storage) follows it.
     """
     names = "|".join(re.escape(t) for t in sorted(top))
     find = (
         "<script>(function(){var p=location.pathname,"
-        f"m=p.match(/^(.*?\\/)(?:{names})\\//)||p.match(/^(.*\\/)[^\\/]*$/),r=m?m[1]:'/';"
+        f"m=p.match(/^(.*?\\/)(?:{names})\\//),r=m?m[1]:'/';"
         "window.__gcRoot=r;var b=document.createElement('base');b.setAttribute('href',r);"
         "document.head.appendChild(b);})();</script>"
     )
