@@ -217,6 +217,7 @@ def month_data(month: str = "2024-03") -> MonthData:
                 LookupEntry("2024-03-20", HOSTILE, 1, 1, "", "2024-03"),
             ],
             history=[LookupMonth("2024-02", p["score"] - 3, tier_of(p["score"] - 3), 0)],
+            grid=p["grid"],
         )
         for i, p in enumerate(people)
     ]
@@ -1075,3 +1076,82 @@ def test_demo_pipeline_publishes_history_and_checkable_hashes(tmp_path):
     assert [m["month"] for m in acc["months"]][:2] == ["2024-03", "2024-02"]
     rules = (site / "months/2024-03/rules.md").read_text("utf-8")
     assert "&#35;" not in rules and "试行条款" not in rules
+
+
+def test_lookup_rows_say_what_a_reversal_repair_or_linked_entry_is():
+    from scoring.publish.lookup import _lookup_entry
+
+    def row(**kw):
+        return _lookup_entry(LookupEntry("2024-03-02", "噪音扰民经核实", month="2024-03", **kw))
+
+    reversal = row(points=3, kind="reversal")["rule"]
+    assert reversal.startswith("撤销：噪音扰民经核实（") and "退回原扣分" in reversal
+    assert "收回原加分" in row(points=-4, kind="reversal")["rule"]
+    assert row(points=1, kind="repair")["rule"].startswith("信用修复：噪音扰民经核实")
+    linked = row(points=-20, wallet=-2, kind="linked", link="legal_representative")["rule"]
+    assert linked == "因关联主体（所经营商户）连带：噪音扰民经核实"
+    assert row(points=-5, kind="linked", link="x")["rule"] == "因关联主体连带：噪音扰民经核实"
+    assert row(points=-5)["rule"] == "噪音扰民经核实" and "flag" not in row(points=-5)
+
+
+def test_rules_page_says_a_rule_adopted_later_applies_back():
+    # mer-credit-repair: adopted 2024-04-02, in force (its pack's) from 2024-01-01; the
+    # ledger scores it from January, so the January page lists it and says so
+    from scoring.loader import load_scheme
+    from scoring.publish.data import _rules
+
+    scheme = load_scheme(ROOT / "rules")
+    rules = {r.id: r for p in _rules(scheme, "2024-01") for r in p.rules}
+    text = rules["mer-credit-repair"].text
+    assert "- 追溯适用：本条于2024-04-02通过，2024-01-01起发生的事项同样按本条计分" in text
+    assert "追溯" not in rules["res-credit-repair"].text  # adopted before it took effect
+    # the version taking effect in July stays off the January page, with its own dates
+    jan = [r.text for p in _rules(scheme, "2024-01") for r in p.rules]
+    july = [r.text for p in _rules(scheme, "2024-07") for r in p.rules]
+    assert any("2024-07-01起施行" in t for t in july)
+    assert not any("2024-07-01" in t for t in jan)
+
+
+def test_grey_list_links_the_repair_rule_only_where_one_applies(tmp_path):
+    from dataclasses import replace
+
+    data = month_data("2024-03")
+    rules = [
+        RulePackText(
+            "市场主体信用积分细则",
+            "merchants",
+            [
+                RuleText("mer-counterfeit", "销售假冒伪劣商品", "#### 销售假冒伪劣商品"),
+                RuleText("mer-complaint", "消费投诉经查属实", "#### 消费投诉经查属实"),
+                RuleText(
+                    "mer-fix", "信用修复：完成公益服务", "#### 信用修复", "", ("mer-complaint",)
+                ),
+            ],
+        )
+    ]
+    grey = next(lst for lst in data.lists if lst.id == "grey")
+    m = grey.members[0]
+    reasons = [
+        replace(m.reasons[0], rule="mer-counterfeit", objection=False),
+        replace(m.reasons[1], rule="mer-complaint"),
+    ]
+    lists = [
+        replace(grey, members=[replace(m, reasons=reasons)]),
+        PublicList(
+            "red",
+            "红榜",
+            [],
+            criteria=["信用等级为AAA或AA"],
+            groups=["merchants"],
+        ),
+    ]
+    data = replace(data, rules=rules, lists=lists)
+    write_month_site("2024-03", data, tmp_path, secret=SECRET, iterations=1000)
+    page = (tmp_path / "months/2024-03/lists/grey.md").read_text("utf-8")
+    counterfeit, complaint = page.split("销售假冒伪劣商品", 1)[1].split("消费投诉", 1)
+    assert "本事项不适用信用修复" in counterfeit and "信用修复</a>" not in counterfeit
+    assert '<a href="../rules.html#rule-mer-fix">信用修复</a>' in complaint
+    assert "不适用" not in complaint
+    red = (tmp_path / "months/2024-03/lists/red.md").read_text("utf-8")
+    assert "本月无上榜对象。" in red
+    assert "上榜条件（市场主体，满足任一条件即上榜）：" in red and "- 信用等级为AAA或AA" in red

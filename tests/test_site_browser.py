@@ -178,6 +178,36 @@ def test_lookup_shows_balance_and_history_for_a_full_width_code(visit):
     assert visit.errors == []
 
 
+def test_lookup_result_explains_the_two_figures_and_links_on(visit):
+    from test_publish import GRIDS
+
+    person = subjects()[0]
+    page = visit.go("/lookup/index.html")
+    page.fill("#gc-lookup input", lookup.person_code(SECRET, person["id"]))
+    page.press("#gc-lookup input", "Enter")
+    page.locator(".gc-lookup-result .gc-card").first.wait_for(timeout=15000)
+    about = page.locator(".gc-lookup-result .gc-lookup-about")
+    text = about.inner_text()
+    assert "信用积分决定等级和排名，兑换不减少" in text and "可用积分可用于兑换，兑换时扣减" in text
+    grid = next(g for g in GRIDS if g.id == person["grid"])
+    assert grid.name in page.locator(".gc-lookup-result .gc-lookup-head").inner_text()
+    catalog = about.locator("a", has_text="兑换目录")
+    objection = about.locator("a", has_text="异议")
+    catalog.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/months/2024-03/catalog.html")
+    page.go_back()
+    page.wait_for_load_state("networkidle")
+    page.fill("#gc-lookup input", lookup.person_code(SECRET, person["id"]))
+    page.press("#gc-lookup input", "Enter")
+    page.locator(".gc-lookup-result .gc-card").first.wait_for(timeout=15000)
+    objection.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/about.html#objection")
+    assert page.locator("[id='objection']").count() == 1
+    assert visit.errors == []
+
+
 def test_search_result_for_a_rule_shows_text_not_markup(visit):
     page = visit.go("/months/2024-03/rules.html")
     page.locator('label.md-header__button[for="__search"]').click()

@@ -69,6 +69,8 @@ def test_search_index_holds_each_page_once_in_utf8(site):
     assert not any(
         p.startswith(("guide/testing", "guide/validate", "guide/change-a")) for p in pages
     )
+    assert not any(p.startswith("guide/") for p in pages), "the staff guide is not searched"
+    assert "wallet: true" not in raw  # rule YAML of the policy staff guide
     assert not any("<pre>" in d["text"] for d in docs)  # no command output
     # each month page's own entry says the month
     for d in docs:

@@ -7,6 +7,9 @@ the links to the rule, to objecting and to repair; search hits say the month.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from sitekit import Server, Visit, demo_site, launch_browser, search
@@ -77,6 +80,16 @@ def test_developer_pages_and_test_output_stay_out_of_search(visit):
     assert results.count() == 0
 
 
+def test_search_hits_hide_the_missing_terms_line(visit):
+    # Material strikes through the words a hit lacks ("缺少: ~~…~~"): noise on a phone
+    page = visit.go("/index.html")
+    results = search(page, "积分 兑换 qzxv")
+    assert results.count() > 0
+    terms = page.locator(".md-search-result__terms")
+    assert terms.count() > 0  # the theme still writes the line …
+    assert not any(t.is_visible() for t in terms.all())  # … and the site's CSS hides it
+
+
 def test_grey_list_in_pinyin_order_with_filters_and_links(visit):
     page = visit.go("/months/2024-03/lists/grey.html")
     rows = page.locator("article tr[data-name]")
@@ -114,8 +127,113 @@ def test_grey_list_in_pinyin_order_with_filters_and_links(visit):
     assert visit.errors == []
 
 
+def test_grid_ranking_filters_by_name_and_community_and_grid_pages_say_their_rank(visit):
+    page = visit.go("/months/2024-03/grids.html")
+    rows = page.locator("article tr[data-name]")
+    n = rows.count()
+    assert n > 5 and page.locator("article table tbody tr").count() == n
+    community = page.locator("form.gc-filter select").first
+    options = community.locator("option").all_inner_texts()
+    assert len(options) > 2 and page.locator("form.gc-filter select").count() == 1
+    community.select_option(label=options[1])
+    shown = [rows.nth(i) for i in range(n) if rows.nth(i).is_visible()]
+    assert shown and len(shown) < n
+    assert all(r.get_attribute("data-community") == options[1] for r in shown)
+    community.select_option(value="")
+    name = rows.nth(n - 1).get_attribute("data-name")
+    page.locator("form.gc-filter input").fill(name)
+    visible = [rows.nth(i).is_visible() for i in range(n)]
+    assert visible[-1] and sum(visible) < n
+    # the grid's own page says its place among the grids
+    last = rows.nth(n - 1).locator("td").first.inner_text().strip()
+    page = visit.go("/months/2024-03/communities/index.html")
+    page.locator("article .gc-links a").first.click()
+    page.wait_for_load_state("networkidle")
+    page.locator("article .gc-links a").first.click()
+    page.wait_for_load_state("networkidle")
+    text = page.locator("article").inner_text()
+    assert re.search(rf"在全县 {n} 个网格中排(并列)?第 \d+ 名", text), text[:400]
+    assert last  # the ranking's last row has a rank cell
+    page.locator("article a", has_text="网格排名").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/months/2024-03/grids.html")
+    assert visit.errors == []
+
+
+def test_catalog_says_how_to_redeem_and_fits_a_phone(visit):
+    page = visit.go("/months/2024-03/catalog.html")
+    text = page.locator("article").inner_text()
+    assert (
+        "如何兑换" in text and "携带本人证件到所在社区积分超市或合作商户，由网格员登记兑换" in text
+    )
+    cells = page.locator("article .gc-catalog td")
+    assert cells.count() >= 7
+    width = page.evaluate("document.documentElement.clientWidth")
+    # every cell, the partner column too, on the screen without scrolling sideways
+    for i in range(cells.count()):
+        box = cells.nth(i).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (i, box)
+    label = cells.nth(6).evaluate("td => getComputedStyle(td, '::before').content")
+    assert "合作商户" in label
+    assert not page.locator("article .gc-catalog thead").is_visible()
+    link = page.locator("article a", has_text="个人积分查询")
+    assert link.get_attribute("href").endswith("lookup/index.html")
+    visit.shot("catalog-phone")
+    assert visit.errors == []
+
+
 def test_red_list_labels_the_listing_window(visit):
     page = visit.go("/months/2024-03/lists/red.html")
     text = page.locator("article").inner_text()
     assert page.locator("article tr[data-name]").count() > 0
     assert "公示期限：2024年3月" in text
+
+
+def test_404_page_keeps_its_styles_and_links_under_a_sub_path(browser):
+    # https://host/xinyong/…: the site in a sub-folder, without site_url; the server
+    # answers any missing address with the 404 page (nginx: error_page 404 /xinyong/404.html)
+    root = Path(tempfile.mkdtemp(prefix="gc-prefix-"))
+    try:
+        (root / "xinyong").symlink_to(demo_site(), target_is_directory=True)
+        shutil.copy(demo_site() / "404.html", root / "404.html")
+        server = Server(root)
+        try:
+            for missing in ("/xinyong/months/2099-01/nope.html", "/xinyong/guide/nope.html"):
+                v = Visit(browser, server.base)
+                page = v.go(missing)
+                assert "页面不存在" in page.locator("article h1").inner_text()
+                # the sheets in use come from the site's folder (Chromium's preload scanner
+                # may also try the address's folder before the <base> exists: harmless)
+                sheets = page.evaluate("[...document.styleSheets].map(s => s.href).filter(Boolean)")
+                assert f"{server.base}/xinyong/assets/gridcredit.css" in sheets, sheets
+                assert all(h.startswith(f"{server.base}/xinyong/assets/") for h in sheets), sheets
+                assert not any(re.match(r"http://[^/]+/assets/", u) for u in v.requests)
+                assert page.locator("form.md-search__form").count() == 1
+                # the theme's own stylesheet applied: the header is laid out, not bare links
+                assert page.locator("header.md-header").evaluate(
+                    "e => getComputedStyle(e).position"
+                ) in ("sticky", "fixed")
+                home = page.locator("article a", has_text="返回首页")
+                assert home.evaluate("a => a.href") == f"{server.base}/xinyong/index.html"
+                home.click()
+                page.wait_for_load_state("networkidle")
+                assert page.url == f"{server.base}/xinyong/index.html"
+                # one 404 in the console: the missing page itself, no asset fetched from its folder
+                assert [e for e in v.errors if "status of 404" not in e] == []
+                assert sum("status of 404" in e for e in v.errors) <= 1, v.errors
+                folder = missing.rsplit("/", 1)[0] + "/"
+                assert not any(
+                    u.startswith(server.base + folder) and not u.endswith(missing)
+                    for u in v.requests
+                    if folder != "/xinyong/"
+                ), v.requests
+                v.close()
+        finally:
+            server.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_404_page_has_no_root_absolute_address():
+    html = (demo_site() / "404.html").read_text("utf-8")
+    assert not re.search(r'(href|src)="/(?!/)', html)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from ..assess import assessment_results, periods_ending_in
-from ..lists import all_lists
+from ..lists import _entry_heading, _score_heading, _tier_heading, all_lists
 from ..model import Scheme
 from ..periods import closed_months, month_end, month_record
 from ..precision import metric_on_points, site_points
@@ -139,6 +139,8 @@ class PublicList:
     title: str
     members: list[PublicListMember] = field(default_factory=list)
     description: str = ""
+    criteria: list[str] = field(default_factory=list)  # how a subject gets on it, in words
+    groups: list[str] = field(default_factory=list)  # group ids it covers
 
 
 @dataclass
@@ -147,6 +149,7 @@ class RuleText:
     title: str
     text: str  # plain Chinese from render.py; lines are kept
     adopted: str = ""
+    repairs: tuple[str, ...] = ()  # a repair rule: the rules whose deductions it repairs
 
 
 @dataclass
@@ -187,6 +190,8 @@ class LookupEntry:
     wallet: int = 0
     flag: str = ""  # e.g. 异议审核中
     month: str = ""  # YYYY-MM the entry was posted in (a late event posts in a later month)
+    kind: str = ""  # reversal | repair | linked: worded as such on the look-up page
+    link: str = ""  # a linked entry: its link's name in the rule's ``also``
 
 
 @dataclass
@@ -211,6 +216,7 @@ class LookupAccount:
     kind: str = "person"
     note: str = ""
     history: list[LookupMonth] = field(default_factory=list)  # earlier published months
+    grid: str = ""  # grid id (the look-up says the grid's name)
 
 
 @dataclass
@@ -433,6 +439,8 @@ def _lists(
                 id=ld.id,
                 title=ld.title,
                 description=ld.description,
+                criteria=[_criterion(scheme, rs) for rs in ld.reasons],
+                groups=list(ld.groups),
                 members=[
                     PublicListMember(
                         subject=m.subject,
@@ -453,6 +461,15 @@ def _lists(
     return out
 
 
+def _criterion(scheme: Scheme, rs: Any) -> str:
+    """One way onto a list, in words (as the list's reasons are headed elsewhere)."""
+    if rs.tiers:
+        return _tier_heading(scheme, rs)
+    if rs.min_score is not None or rs.max_score is not None:
+        return _score_heading(rs)
+    return _entry_heading(scheme, rs)
+
+
 def _reason_text(reason: Any) -> str:
     """A list reason without its dates: the page shows the window beside it."""
     text = reason.text
@@ -466,6 +483,18 @@ def _adopted_text(adopted: Any) -> str:
         return ""
     ref = f"（{adopted.ref}）" if adopted.ref else ""
     return f"{adopted.on} 经{adopted.by}通过{ref}"
+
+
+def _retro(rule: Any, pack: Any) -> str:
+    """A line for a rule adopted on its own (not with its pack) after the day it takes
+    effect from (its pack's, when it writes none): the ledger scores it from that day,
+    so the page says it applies back rather than look adopted from the start."""
+    start = rule.effective_text[0]
+    own = rule.adopted if rule.adopted != pack.adopted else None
+    on = str(own.on) if own and own.on else ""
+    if not (start and on) or on <= start:
+        return ""
+    return f"\n- 追溯适用：本条于{on}通过，{start}起发生的事项同样按本条计分"
 
 
 def _rules(scheme: Scheme, month: str) -> list[RulePackText]:
@@ -488,7 +517,13 @@ def _rules(scheme: Scheme, month: str) -> list[RulePackText]:
             version=p.version,
             adopted=_adopted_text(p.adopted),
             rules=[
-                RuleText(r.id, r.title, render_rule(r, scheme), _adopted_text(r.adopted))
+                RuleText(
+                    r.id,
+                    r.title,
+                    render_rule(r, scheme) + _retro(r, p),
+                    _adopted_text(r.adopted),
+                    tuple(r.repair.rules) if r.repair else (),
+                )
                 for r in p.rules
                 if r.group == g and shown(r)
             ],
@@ -600,6 +635,8 @@ def _lookup(
     titles.update({a.id: a.title for a in scheme.assessments})
     titles.update({i.id: f"兑换：{i.title}" for i in scheme.catalog.values()})
     disputed = {t for (t,) in db.execute("SELECT target FROM objections WHERE status = 'open'")}
+    # which link a rule's linked entry in a group came by (a rule's ``also`` names it)
+    links = {(r.id, a.group or r.group): a.link for r in scheme.rules for a in r.also}
     clock = scheme.clock
     months = sorted({m for m in closed_months(db) if m <= month} | {month})
     months = months[-HISTORY_MONTHS:]
@@ -611,7 +648,7 @@ def _lookup(
         f" WHERE period IN ({marks}) ORDER BY period, at, id",
         months,
     ):
-        flag = {"capped": "已达上限", "reversal": "撤销", "repair": "信用修复"}.get(reason, "")
+        flag = "已达上限" if reason == "capped" else ""
         if event in disputed:
             flag = "异议审核中"
         day = days.get(at // 900)
@@ -625,6 +662,8 @@ def _lookup(
                 wal,
                 flag,
                 period,
+                reason if reason in ("reversal", "repair", "linked") else "",
+                links.get((rule, g), "") if reason == "linked" else "",
             )  # fmt: skip
         )
     history: dict[tuple[str, str], list[LookupMonth]] = defaultdict(list)
@@ -651,6 +690,7 @@ def _lookup(
                     kind="person",
                     note=r.note,
                     history=history.get((r.subject, gid), []),
+                    grid=r.grid,
                 )  # fmt: skip
             )
     return out

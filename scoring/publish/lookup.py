@@ -410,7 +410,9 @@ def lookup_page(secret: bytes, iterations: int, month: str) -> str:
             "",
             (
                 f'<div id="gc-lookup" class="gc-lookup" data-salt="{h(lookup_salt(secret))}" '
-                f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./">'
+                f'data-iterations="{iterations}" data-month="{h(month)}" data-base="./" '
+                f'data-catalog="../months/{h(month)}/catalog.html" '
+                'data-objection="../about.html#objection">'
             ),
             '<form autocomplete="off" action="#gc-lookup">',
             "<fieldset disabled>",
@@ -449,8 +451,33 @@ def lookup_page(secret: bytes, iterations: int, month: str) -> str:
     )
 
 
+# A linked entry (联奖联罚) says whose deed it is, from the receiver's side; a link
+# name not listed here reads as the plain 关联主体.
+LINK_WORDS = {
+    "legal_representative": "所经营商户",
+    "owner": "所经营商户",
+    "operator": "所经营商户",
+    "employer": "所在单位",
+    "household": "同户成员",
+}
+
+
+def entry_text(e: LookupEntry) -> str:
+    """What a look-up row says: a reversal, a repair and a linked entry say what they are,
+    so ``+3`` beside a deduction's title never reads as points earned for it."""
+    if e.kind == "reversal":
+        undo = "退回原扣分" if e.points > 0 else ("收回原加分" if e.points < 0 else "")
+        return f"撤销：{e.rule}（异议成立或记录更正{'，' + undo if undo else ''}）"
+    if e.kind == "repair":
+        return f"信用修复：{e.rule}（完成信用修复，按规定恢复扣分）"
+    if e.kind == "linked":
+        word = LINK_WORDS.get(e.link, "")
+        return f"因关联主体（{word}）连带：{e.rule}" if word else f"因关联主体连带：{e.rule}"
+    return e.rule
+
+
 def _lookup_entry(e: LookupEntry) -> dict[str, Any]:
-    rec: dict[str, Any] = {"date": e.date, "rule": e.rule, "points": e.points}
+    rec: dict[str, Any] = {"date": e.date, "rule": entry_text(e), "points": e.points}
     # empty fields are left out: the file of a resident with years of entries stays small
     if e.wallet:
         rec["wallet"] = e.wallet
@@ -480,6 +507,8 @@ def lookup_records(site: MonthSite) -> dict[str, dict]:
                 "accounts": [],
             },
         )
+        if acc.grid and "grid" not in rec:  # their own grid, as its public page names it
+            rec["grid"] = site.grid_name(acc.grid)
         history = sorted(
             [h for h in acc.history if h.month != site.month]
             + [LookupMonth(site.month, acc.score, acc.tier, acc.wallet)],

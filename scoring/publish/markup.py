@@ -311,3 +311,62 @@ def _links(pairs: Sequence[tuple[str, str]]) -> str:
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+_ROOT_URL = re.compile(r'\b(href|src)="/(?!/)')
+_ASSET_TAG = re.compile(
+    r'<link\b[^>]*\bhref="assets/[^"]*"[^>]*>|<script src="assets/[^"]*"[^>]*></script>'
+)
+_MD_SCOPE = '__md_scope=new URL("/",location)'
+
+
+def relocatable_404(html: str, top: Sequence[str]) -> str:
+    """The 404 page of a site built without ``site_url``, working under any sub-path.
+
+    The server returns it at any address, so MkDocs writes its links from the host's
+    root (``/assets/…``): under ``https://host/xinyong/`` the page loses its styles
+    and links. Here the links become relative to a ``<base>`` that a first script
+    works out from the address: the part before the first of the site's top-level
+    folders (``top``: ``months``, ``assets`` …), else ``/`` as before (a missing
+    top-level page under a sub-path still needs ``site_url``). Material's ``base``
+    (search, local storage) follows it.
+    """
+    names = "|".join(re.escape(t) for t in sorted(top))
+    find = (
+        "<script>(function(){var p=location.pathname,"
+        f"m=p.match(/^(.*?\\/)(?:{names})\\//),r=m?m[1]:'/';"
+        "window.__gcRoot=r;var b=document.createElement('base');b.setAttribute('href',r);"
+        "document.head.appendChild(b);})();</script>"
+    )
+    out = html.replace("<head>", "<head>\n" + find, 1)
+    out = _ROOT_URL.sub(r'\1="', out)
+
+    # a stylesheet or script written in the page would be fetched early by the browser's
+    # preload scanner from the address's folder (a 404 each, the <base> not yet known):
+    # the page writes those tags itself, after the <base>
+    def written(m: re.Match[str]) -> str:
+        tag = json.dumps(m.group(0)).replace("</", "<\\/")
+        return f"<script>document.write({tag})</script>"
+
+    out = _ASSET_TAG.sub(written, out)
+    out = out.replace(_MD_SCOPE, "__md_scope=new URL(window.__gcRoot||'/',location)")
+    config = (
+        "<script>(function(){var c=document.getElementById('__config');if(!c||!window.__gcRoot)"
+        "return;var r=window.__gcRoot,d=JSON.parse(c.textContent);d.base=r;"
+        "if(/^\\/(?!\\/)/.test(d.search||''))d.search=r+d.search.slice(1);"
+        "c.textContent=JSON.stringify(d);})();</script>\n"
+    )
+    at = out.find('<script>document.write("<script src=\\"assets/javascripts/bundle')
+    return out if at < 0 else out[:at] + config + out[at:]
+
+
+def relocate_404_page(site_dir: Path) -> bool:
+    """Rewrite ``site_dir/404.html`` with :func:`relocatable_404`; False when absent."""
+    page = Path(site_dir) / "404.html"
+    if not page.is_file():
+        return False
+    top = [
+        p.name for p in Path(site_dir).iterdir() if p.is_dir() and re.fullmatch(r"[\w.-]+", p.name)
+    ]
+    page.write_text(relocatable_404(page.read_text("utf-8"), top), "utf-8")
+    return True

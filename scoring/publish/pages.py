@@ -62,20 +62,26 @@ def pinyin_key(text: str) -> tuple[str, ...]:
     return tuple(lazy_pinyin(text, style=Style.TONE3, errors="default"))
 
 
-def _list_filter(communities: list[str], groups: list[str]) -> str:
-    """The filter over a public list (name, community, category): plain JS on the rows'
-    data attributes; without script the whole list shows."""
+def _list_filter(communities: list[str], groups: list[str] | None, what: str = "名称") -> str:
+    """The filter over a public list or table (name, community, category): plain JS on
+    the rows' data attributes; without script the whole list shows. ``groups=None``:
+    no category select (the grid ranking)."""
     opts = "".join(f'<option value="{h(c)}">{h(c)}</option>' for c in communities)
-    gopts = "".join(f'<option value="{h(g)}">{h(g)}</option>' for g in groups)
+    if groups is None:
+        gsel, gval, glisten = "", "g=''", ""
+    else:
+        gopts = "".join(f'<option value="{h(g)}">{h(g)}</option>' for g in groups)
+        gsel = f'<select aria-label="类别"><option value="">全部类别</option>{gopts}</select>'
+        gval, glisten = "g=s[1].value", "s[1].addEventListener('change',run);"
     return _raw(
         '<form class="gc-filter" onsubmit="return false" hidden>'
-        '<input type="search" aria-label="按名称查找" placeholder="输入名称查找">'
+        f'<input type="search" aria-label="按{what}查找" placeholder="输入{what}查找">'
         f'<select aria-label="社区"><option value="">全部社区</option>{opts}</select>'
-        f'<select aria-label="类别"><option value="">全部类别</option>{gopts}</select>'
+        f"{gsel}"
         "</form>\n"
         "<script>(function(){var f=document.currentScript.previousElementSibling;"
         "f.hidden=false;var q=f.querySelector('input'),s=f.querySelectorAll('select');"
-        "function run(){var t=q.value.replace(/\\s+/g,''),c=s[0].value,g=s[1].value,n=0;"
+        f"function run(){{var t=q.value.replace(/\\s+/g,''),c=s[0].value,{gval},n=0;"
         "var rows=document.querySelectorAll('tr[data-name]');"
         "for(var i=0;i<rows.length;i++){var r=rows[i];"
         "var ok=(!t||(r.getAttribute('data-name')||'').indexOf(t)>=0)"
@@ -83,7 +89,7 @@ def _list_filter(communities: list[str], groups: list[str]) -> str:
         "r.style.display=ok?'':'none';if(ok)n++;}"
         "var none=document.getElementById('gc-list-none');if(none)none.hidden=n>0;}"
         "q.addEventListener('input',run);s[0].addEventListener('change',run);"
-        "s[1].addEventListener('change',run);})();</script>"
+        f"{glisten}}})();</script>"
     )
 
 
@@ -431,6 +437,17 @@ class MonthSite:
                 ]
                 rows_on_page += len(chunk)
         slug, gslug = _slug(cid), _slug(grid)
+        own = ""  # this grid's own place among the county's grids
+        ranked = [g for g in self.d.grid_rankings if g.grid == grid]
+        if ranked:
+            g0 = ranked[0]
+            own = (
+                f"本网格居民平均信用积分 {g0.mean_score:.1f}，"
+                f"在全县 {len(self.d.grid_rankings)} 个网格中排"
+                + ("并列" if sum(g.rank == g0.rank for g in self.d.grid_rankings) > 1 else "")
+                + f"第 {g0.rank} 名"
+                "（[网格排名](../../grids.md)）。"
+            )
         names = [f"{gslug}.md"] + [f"{gslug}-{i}.md" for i in range(2, len(blocks) + 1)]
         for i, body in enumerate(blocks):
             pager = ""
@@ -446,6 +463,10 @@ class MonthSite:
                 "",
                 f"[返回{md(cname)}](../{slug}.md)",
                 "",
+            ]
+            if own:
+                parts += [own, ""]
+            parts += [
                 (
                     "“社区名次”“网格名次”为本社区、本网格内的并列排名（同分同名次）；"
                     "全县名次见各群体排名页。"
@@ -506,24 +527,37 @@ class MonthSite:
             "",
             "平均分为网格内全部居民信用积分的算术平均，保留一位小数；名次为并列排名。",
             "",
-            _html_table(
+        ]
+        if rows:
+            # a 100-row table on a phone: find one's grid by name or community (as the grey list)
+            names = [r.name or self.grid_name(r.grid) for r in rows]
+            comms = [self.community_name(r.community) for r in rows]
+            table = _html_table(
                 ["名次", "变化", "网格", "社区", "平均分", "居民人数"],
                 [
                     [
                         _rank_cell(r.rank, tie[r.rank] > 1),
                         _movement(r.rank, r.previous_rank),
-                        md(r.name or self.grid_name(r.grid)),
-                        md(self.community_name(r.community)),
+                        md(name),
+                        md(comm),
                         f"{r.mean_score:.1f}",
                         str(r.residents),
                     ]
-                    for r in rows
+                    for r, name, comm in zip(rows, names, comms)
                 ],
             )
-            if rows
-            else "本月暂无网格排名。",
-            "",
-        ]
+            for name, comm in zip(names, comms):
+                tr = f'<tr data-name="{h(name)}" data-community="{h(comm)}">'
+                table = table.replace("<tr><td>", tr + "<td>", 1)
+            parts += [
+                _list_filter(sorted(set(comms), key=pinyin_key), None, "网格名称"),
+                "",
+                table,
+                '<p class="gc-muted" id="gc-list-none" hidden>没有符合条件的网格。</p>',
+                "",
+            ]
+        else:
+            parts += ["本月暂无网格排名。", ""]
         if rows:
             parts += [
                 "## 各网格平均分",
@@ -596,12 +630,28 @@ class MonthSite:
             "",
         ]
         rule_anchors = {r.id: f"rule-{_slug(r.id)}" for p in self.d.rules for r in p.rules}
+        # a deduction's repair: the scheme's repair rule in force this month that names it
+        repair_of: dict[str, str] = {}
+        for p in self.d.rules:
+            for rt in p.rules:
+                for target in rt.repairs:
+                    repair_of.setdefault(target, rt.id)
         members = sorted(
             lst.members, key=lambda m: (pinyin_key(self._name(m)), self._name(m), m.subject)
         )
         deductions = any(r.rule or r.until for m in lst.members for r in m.reasons)
         if not members:
             parts.append("本月无上榜对象。")
+            if lst.criteria:
+                who = "、".join(md(self._group(g).title) for g in lst.groups)
+                parts += [
+                    "",
+                    f"上榜条件（{who}，满足任一条件即上榜）："
+                    if who
+                    else "上榜条件（满足任一条件即上榜）：",
+                    "",
+                    "\n".join(f"- {md(c)}" for c in lst.criteria),
+                ]
         else:
             rows = []
             communities: set[str] = set()
@@ -623,8 +673,11 @@ class MonthSite:
                     if r.rule and r.rule in rule_anchors:
                         links.append(f'<a href="../rules.html#{rule_anchors[r.rule]}">查看规则</a>')
                     links.append('<a href="#objection">提出异议</a>')
-                    if r.rule or r.until:
-                        links.append('<a href="#repair">信用修复</a>')
+                    fix = repair_of.get(r.rule) if r.rule else None
+                    if fix and fix in rule_anchors:
+                        links.append(f'<a href="../rules.html#{rule_anchors[fix]}">信用修复</a>')
+                    elif r.rule or r.until:
+                        links.append("本事项不适用信用修复")
                     reasons.append(
                         f"{text}{flag}"
                         f'<br><span class="gc-sub">公示期限：{window}</span>'
@@ -750,23 +803,43 @@ class MonthSite:
         if not self.d.catalog:
             parts.append("暂无可兑换物品。")
         else:
-            parts.append(
-                _table(
-                    ["物品", "所需积分", "最低等级", "适用群体", "库存", "兑换时间", "合作商户"],
-                    [
-                        [
-                            md(c.title),
-                            str(c.cost),
-                            md(c.min_tier or "不限"),
-                            md("、".join(c.groups) or "全部个人"),
-                            "不限" if c.stock is None else str(c.stock),
-                            md(c.available or "长期"),
-                            md(c.partner or "—"),
-                        ]
-                        for c in sorted(self.d.catalog, key=lambda c: (c.cost, c.id))
-                    ],
-                )
-            )
+            header = ["物品", "所需积分", "最低等级", "适用群体", "库存", "兑换时间", "合作商户"]
+            rows = [
+                [
+                    md(c.title),
+                    str(c.cost),
+                    md(c.min_tier or "不限"),
+                    md("、".join(c.groups) or "全部个人"),
+                    "不限" if c.stock is None else str(c.stock),
+                    md(c.available or "长期"),
+                    md(c.partner or "—"),
+                ]
+                for c in sorted(self.d.catalog, key=lambda c: (c.cost, c.id))
+            ]
+            # each cell names its column (data-label): on a phone a row reads as a card
+            # (gridcredit.css), all seven columns kept, no sideways scrolling
+            table = ["<table>", "<thead>", "<tr>" + "".join(f"<th>{c}</th>" for c in header)]
+            table += ["</tr>", "</thead>", "<tbody>"]
+            table += [
+                "<tr>"
+                + "".join(f'<td data-label="{h(k)}">{v}</td>' for k, v in zip(header, row))
+                + "</tr>"
+                for row in rows
+            ]
+            table += ["</tbody>", "</table>"]
+            parts.append(_raw('<div class="gc-catalog">\n' + "\n".join(table) + "\n</div>"))
+        parts += [
+            "",
+            "## 如何兑换 {#redeem}",
+            "",
+            (
+                "携带本人证件到所在社区积分超市或合作商户，由网格员登记兑换。"
+                "兑换扣减可用积分，信用积分和等级不变；本人的可用积分可在"
+                "[个人积分查询](../../lookup/index.md)中查看。"
+                "有“最低等级”“适用群体”要求的物品，须符合要求方可兑换。"
+            ),
+            "",
+        ]
         self.page("catalog.md", "\n".join(parts))
 
     # open data ------------------------------------------------------------

@@ -33,8 +33,10 @@ from typing import Any
 
 from .markup import month_label
 
-# Pages on running the tooling (commands, their English output, file paths): read
-# by scheme staff in the guide's navigation, never a resident's search hit.
+# The staff guide (running the tooling, rule YAML such as `wallet: true`, English
+# output, file paths): read by scheme staff in the guide's navigation, never a
+# resident's search hit. The whole folder, so a page added to it stays out too.
+PRIVATE_FOLDERS = ("guide/",)
 PRIVATE_PAGES = (
     "guide/testing.html",
     "guide/validate.html",
@@ -92,7 +94,7 @@ def prune_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             group = d["title"]
         elif not anchor.startswith("rule-"):
             group = ""
-        if page in drop or page in PRIVATE_PAGES:
+        if page in drop or page in PRIVATE_PAGES or page.startswith(PRIVATE_FOLDERS):
             continue
         m = _MONTH_PAGE.fullmatch(page)
         if m and _GRID_PAGE.fullmatch(m.group(2)) and "#" in d["location"]:

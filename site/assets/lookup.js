@@ -354,12 +354,27 @@
     return card;
   }
 
-  function render(out, data) {
+  function link(href, text) {
+    var a = el("a", null, text);
+    a.setAttribute("href", href);
+    return a;
+  }
+
+  function render(out, data, root) {
     clear(out);
     var head = el("div", "gc-lookup-head");
     head.appendChild(el("strong", null, data.name));
+    if (data.grid) head.appendChild(el("span", "gc-muted", " · " + data.grid));
     head.appendChild(el("span", "gc-muted", " · 数据截至" + (data.month_label || data.month) + "末"));
     out.appendChild(head);
+    /* what the two figures mean, where to spend and where to object */
+    var about = el("p", "gc-lookup-about",
+      "信用积分决定等级和排名，兑换不减少；可用积分可用于兑换，兑换时扣减。");
+    var catalog = root && root.getAttribute("data-catalog");
+    var objection = root && root.getAttribute("data-objection");
+    if (catalog) { about.appendChild(document.createTextNode(" ")); about.appendChild(link(catalog, "兑换目录")); }
+    if (objection) { about.appendChild(document.createTextNode(" ")); about.appendChild(link(objection, "如何提出异议")); }
+    out.appendChild(about);
     (data.accounts || []).forEach(function (acc) { out.appendChild(renderAccount(acc, data.month)); });
   }
 
@@ -395,7 +410,7 @@
       deriveKeys(code, salt, iterations).then(function (keys) {
         return load(base, keys.file).then(function (payload) { return decrypt(keys, payload); });
       }).then(function (data) {
-        render(out, data);
+        render(out, data, root);
       }, function (err) {
         if (err && err.message === "timeout") {
           message(out, "查询超时，请检查网络后重试。", "gc-error");

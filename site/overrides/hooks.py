@@ -11,6 +11,9 @@
   site instead of copied (:func:`scoring.publish.link_files`).
 * ``on_post_build`` (after the search plugin, before the offline plugin): the
   search index is trimmed for phones (:func:`scoring.publish.search.prune_search_index`).
+* ``on_post_build``: without ``site_url``, the 404 page's links follow the address it
+  is served at (:func:`scoring.publish.markup.relocate_404_page`), so it keeps its
+  styles under a sub-path.
 * ``on_env``: the ``gc_month_label`` filter (a month page's tab title says the month).
 
 Together these keep ``mkdocs build`` of a county of 20,000 residents fast.
@@ -32,7 +35,7 @@ from scoring.publish import (
     site_nav,
     stash_raw_html,
 )
-from scoring.publish.markup import MONTH_RE, month_label
+from scoring.publish.markup import MONTH_RE, month_label, relocate_404_page
 from scoring.publish.search import prune_search_index
 
 _blocks: dict[str, list[str]] = {}
@@ -85,3 +88,5 @@ def on_post_build(config, **kwargs):
     link_files(_linked)
     _linked.clear()
     prune_search_index(Path(config["site_dir"]))
+    if not config.get("site_url"):  # with site_url MkDocs writes the 404 page's links from its path
+        relocate_404_page(Path(config["site_dir"]))
