@@ -9,6 +9,11 @@ plain Chinese and the catalog. The open-data page and downloads are in
 :mod:`scoring.publish.lookup`. Pages only format figures computed in
 :mod:`scoring.publish.data`; the in-community ranks use
 :func:`scoring.rank.competition_ranks` like every other rank.
+
+Why one module of ~1,000 lines: :class:`MonthSite` is one month's page set;
+its page writers share the month's data, the masking function and the page
+pieces (filters, pickers, cards), and each is short. Split it by page family
+(rankings, lists, rules and catalog) when one of them grows.
 """
 
 from __future__ import annotations
