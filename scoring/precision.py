@@ -335,6 +335,12 @@ def scale_files(files: dict[str, Any], scheme_file: str, prec: Precision) -> lis
                 metric, sel = a.get("metric"), a.get("select")
                 if metric_on_points(metric) and isinstance(sel, dict):
                     sc.keys(name, sel, ("min", "max"), "select bound")
+                bands = sel.get("bands") if isinstance(sel, dict) else None
+                for band in bands if isinstance(bands, list) else []:
+                    if isinstance(band, dict):
+                        sc.keys(name, band, ("points",), "band points")
+                        if metric_on_points(metric):
+                            sc.keys(name, band, ("min",), "band bound")
     return sc.problems
 
 

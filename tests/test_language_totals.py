@@ -337,23 +337,23 @@ def test_explain_shows_the_total_before_and_after(tmp_path) -> None:
     result = run("explain", "P1")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "P1 · 个人 (persons) as of 2020-05-01: score 1006, wallet 6, tier A"
+    assert lines[0] == "P1 · 个人 (persons) as of 2020-05-01: score 1006.0, wallet 6.0, tier A"
     assert (
-        "  2020-02-01     +8     +8   1008  慈善捐款（年度内累加） (p-donation)  [total amount 0 → 800 (2020)]"
+        "  2020-02-01   +8.0   +8.0 1008.0  慈善捐款（年度内累加） (p-donation)  [total amount 0 → 800 (2020)]"
         in lines
     )  # noqa: E501
     assert (
-        "  2020-03-01     +3     +3   1011  慈善捐款（年度内累加） (p-donation)  [total amount 800 → 1400 (2020)]"
+        "  2020-03-01   +3.0   +3.0 1011.0  慈善捐款（年度内累加） (p-donation)  [total amount 800 → 1400 (2020)]"
         in lines
     )  # noqa: E501
     assert any(
-        "+6" in ln and "[total amount 0 → 600 (2020); recomputed for event d2]" in ln
+        "+6.0" in ln and "[total amount 0 → 600 (2020); recomputed for event d2]" in ln
         for ln in lines
     )
     rules = run("rules")
     assert (
-        "按本年度累计捐款金额计分，分段计算：1000元以内部分每100元加1分；1000元至5000元部分每400元加1分"
-        in rules.stdout
+        "按本年度累计捐款金额计分，分段计算：100元以内部分每10元加0.1分；100元至1000元部分每100元加1分；"
+        "1000元至5000元部分每400元加1分" in rules.stdout
     )  # noqa: E501
     assert "每年最多加40分" in rules.stdout
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from ...precision import json_points
+from ...precision import json_points, metric_on_points
 from ...yamlsafe import PosDict
 from .load import Scenario
 from .results import Failure, _same, _show, _signed, _unknown
@@ -347,6 +347,10 @@ class _Checker:
             self.fail(line, f"no result of assessment {aid} for {scope} in {period}{hint}")
             return
         value, rank, selected = row
+        metric = next(a.metric for a in self.scheme.assessments if a.id == aid)
+        scale = self.scheme.precision.scale
+        if scale != 1 and value is not None and metric_on_points(metric):
+            value = value / scale  # a mean of points is held in units; scenarios say points
         got = {"value": value, "rank": rank, "selected": bool(selected)}
         for key in ("selected", "value", "rank"):
             if key in item and not _same(item[key], got[key]):
