@@ -109,7 +109,7 @@ def _duration(d: Any) -> str:
     return d.chinese()
 
 
-def _date(text: Any) -> str:
+def chinese_date(text: Any) -> str:
     """``2020-01-01`` → ``2020年1月1日`` (a date as a resident writes it); other text as is."""
     try:
         d = date.fromisoformat(str(text))
@@ -377,7 +377,7 @@ def _adopted_text(adopted: Any) -> str:
         return ""
     text = "经" + (adopted.by or "")
     if adopted.on:
-        text += f"于{_date(adopted.on)}"
+        text += f"于{chinese_date(adopted.on)}"
     text += "通过"
     if adopted.ref:
         text += f"，文号：{adopted.ref}"
@@ -387,11 +387,11 @@ def _adopted_text(adopted: Any) -> str:
 def _effective_text(rule: Rule) -> str:
     start, end = rule.effective_text
     if start and end:
-        return f"{_date(start)}至{_date(end)}"
+        return f"{chinese_date(start)}至{chinese_date(end)}"
     if start:
-        return f"自{_date(start)}起施行"
+        return f"自{chinese_date(start)}起施行"
     if end:
-        return f"至{_date(end)}止"
+        return f"至{chinese_date(end)}止"
     return ""
 
 

@@ -1103,13 +1103,13 @@ def test_rules_page_says_a_rule_adopted_later_applies_back():
     scheme = load_scheme(ROOT / "rules")
     rules = {r.id: r for p in _rules(scheme, "2024-01") for r in p.rules}
     text = rules["mer-credit-repair"].text
-    assert "- 追溯适用：本条于2024-04-02通过，2024-01-01起发生的事项同样按本条计分" in text
+    assert "- 追溯适用：本条于2024年4月2日通过，2024年1月1日起发生的事项同样按本条计分" in text
     assert "追溯" not in rules["res-credit-repair"].text  # adopted before it took effect
     # the version taking effect in July stays off the January page, with its own dates
     jan = [r.text for p in _rules(scheme, "2024-01") for r in p.rules]
     july = [r.text for p in _rules(scheme, "2024-07") for r in p.rules]
-    assert any("2024-07-01起施行" in t for t in july)
-    assert not any("2024-07-01" in t for t in jan)
+    assert any("自2024年7月1日起施行" in t for t in july)
+    assert not any("2024年7月1日" in t for t in jan)
 
 
 def test_grey_list_links_the_repair_rule_only_where_one_applies(tmp_path):

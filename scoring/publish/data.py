@@ -26,7 +26,7 @@ from ..model import Scheme
 from ..periods import closed_months, month_end, month_record
 from ..precision import metric_on_points, site_points
 from ..rank import MonthView, grid_rankings, rankings
-from ..render import render_rule
+from ..render import chinese_date, render_rule
 
 HISTORY_MONTHS = 12  # published months of entries in a person's look-up file
 
@@ -494,7 +494,10 @@ def _retro(rule: Any, pack: Any) -> str:
     on = str(own.on) if own and own.on else ""
     if not (start and on) or on <= start:
         return ""
-    return f"\n- 追溯适用：本条于{on}通过，{start}起发生的事项同样按本条计分"
+    return (
+        f"\n- 追溯适用：本条于{chinese_date(on)}通过，"
+        f"{chinese_date(start)}起发生的事项同样按本条计分"
+    )
 
 
 def _rules(scheme: Scheme, month: str) -> list[RulePackText]:
