@@ -7,8 +7,6 @@ message and exit code: 0 success, 1 invalid input or failed scenarios,
 
 from __future__ import annotations
 
-import csv
-import io
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -314,35 +312,24 @@ def score(ctx: Context) -> None:
 def balances(ctx: Context, as_of: str | None, group: str | None, fmt: str) -> None:
     """Score, wallet and tier per subject-group."""
     from .ledger import balances as read
+    from .ledger.reads import render_balances
 
     scheme = ctx.scheme()
     if group and group not in scheme.groups:
         raise UsageError(f"unknown group {group!r}; groups: {', '.join(scheme.groups)}")
-    rows = [
-        b.as_dict() for b in read(ctx.db(), scheme, as_of=parse_as_of(scheme, as_of), group=group)
-    ]
-    if scheme.precision.scale != 1:  # points with the scheme's decimals (JSON keeps numbers)
-        from .precision import fmt_points, json_points
+    found = read(ctx.db(), scheme, as_of=parse_as_of(scheme, as_of), group=group)
+    if fmt in ("json", "csv"):
+        sys.stdout.write(render_balances(found, fmt, scheme.precision))
+        return
+    from .precision import fmt_points
 
-        show = json_points if fmt == "json" else fmt_points
-        for r in rows:
-            r["score"], r["wallet"] = (show(r[k], scheme.precision) for k in ("score", "wallet"))
-    if fmt == "json":
-        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
-    elif fmt == "csv":
-        out = io.StringIO()
-        w = csv.DictWriter(
-            out, ["subject", "group", "score", "wallet", "tier"], lineterminator="\n"
+    click.echo(f"{'subject':<14} {'group':<20} {'score':>6} {'wallet':>7} tier")
+    for b in found:
+        score, wallet = (
+            fmt_points(b.score, scheme.precision),
+            fmt_points(b.wallet, scheme.precision),
         )
-        w.writeheader()
-        w.writerows(rows)
-        sys.stdout.write(out.getvalue())
-    else:
-        click.echo(f"{'subject':<14} {'group':<20} {'score':>6} {'wallet':>7} tier")
-        for r in rows:
-            click.echo(
-                f"{r['subject']:<14} {r['group']:<20} {r['score']:>6} {r['wallet']:>7} {r['tier']}"
-            )
+        click.echo(f"{b.subject:<14} {b.group:<20} {score:>6} {wallet:>7} {b.tier}")
 
 
 @cli.command()

@@ -162,7 +162,10 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the children in /proc")
+@pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(),
+    reason="finds the score run's helper processes through Linux /proc, which this system lacks",
+)
 @pytest.mark.parametrize(("helper", "which"), [("ledger writer", 1), ("event reader", 0)])
 def test_a_helper_process_killed_mid_run_is_named_with_its_signal(county, tmp_path, helper, which):
     """The out-of-memory killer took a helper of a big score run: a RuntimeError

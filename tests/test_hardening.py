@@ -126,7 +126,10 @@ def test_the_size_limit_holds_while_reading() -> None:
     """/proc files say they are 0 bytes long: only counting while reading stops them."""
     proc_file = Path("/proc/self/status")
     if not proc_file.is_file() or proc_file.stat().st_size != 0:
-        pytest.skip("no /proc file that under-reports its size")
+        pytest.skip(
+            "needs a file whose size says 0 while it has content (Linux /proc/self/status);"
+            " this system has none, so the while-reading limit cannot be shown here"
+        )
     with pytest.raises(YamlProblem) as e:
         read_rules_file(proc_file, "status.yaml", limit=16)
     assert str(e.value.problem) == (

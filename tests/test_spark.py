@@ -80,10 +80,10 @@ def sqlite_balances(db, scheme, as_of: str | None, group: str | None = None, fmt
     """What ``gridcredit balances --format json|csv`` prints (the CLI's own code)."""
     from scoring.durations import parse_as_of
     from scoring.ledger import balances
-    from scoring.spark.balances import render
+    from scoring.ledger.reads import render_balances
 
     rows = balances(db, scheme, as_of=parse_as_of(scheme, as_of), group=group)
-    return render(rows, fmt)
+    return render_balances(rows, fmt, scheme.precision)
 
 
 def spark_balances_cli(ledger: Path, *args: str) -> str:

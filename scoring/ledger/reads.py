@@ -7,10 +7,14 @@ entry by entry (``explain``).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlite_utils
 
 from ..grading import capped_tier
@@ -202,13 +206,24 @@ def balances(
             p, w = sums.get((s, g)) or (0, 0)
             rows.append((s, g, p, w))
     # several gradings at once: the worst holds; a reversed or repaired penalty lifts its grading
-    worst: dict[tuple[str, str], str] = {}
-    for s, g, tier in db.execute(
+    gradings = db.execute(
         "SELECT subject, grp, grade FROM entries g WHERE grade IS NOT NULL AND at <= ?"
         " AND grade_until > ? AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref = g.id"
         " AND r.reason IN ('reversal', 'repair') AND r.at <= ?)",
         [t, t, t],
-    ).fetchall():
+    ).fetchall()
+    return assemble_balances(scheme, rows, gradings)
+
+
+def assemble_balances(
+    scheme: Scheme,
+    rows: Iterable[tuple[str, str, int, int]],
+    gradings: Iterable[tuple[str, str, str]],
+) -> list[Balance]:
+    """Balances from each account's (subject, group, points, wallet) sums and the gradings
+    in force (subject, group, grade): the SQLite and the Spark ledgers both end here."""
+    worst: dict[tuple[str, str], str] = {}
+    for s, g, tier in gradings:  # several at once: the worst holds
         grp = scheme.groups.get(g)
         if grp is not None:
             prev = worst.get((s, g))
@@ -222,6 +237,24 @@ def balances(
         graded = worst.get((s, g))
         out.append(Balance(s, g, score, wal, capped_tier(grp, grp.tier_of(score), graded), graded))
     return out
+
+
+def render_balances(rows: list[Balance], fmt: str, precision: Any) -> str:
+    """``gridcredit balances --format json|csv`` (SPEC §7), points with the scheme's decimals."""
+    dicts = [b.as_dict() for b in rows]
+    if precision.scale != 1:  # JSON keeps numbers, CSV writes the decimals
+        from ..precision import fmt_points, json_points
+
+        show = json_points if fmt == "json" else fmt_points
+        for r in dicts:
+            r["score"], r["wallet"] = (show(r[k], precision) for k in ("score", "wallet"))
+    if fmt == "json":
+        return orjson.dumps(dicts, option=orjson.OPT_INDENT_2).decode() + "\n"
+    out = io.StringIO()
+    w = csv.DictWriter(out, ["subject", "group", "score", "wallet", "tier"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(dicts)
+    return out.getvalue()
 
 
 @dataclass

@@ -7,15 +7,10 @@ force (few), exactly as :func:`scoring.ledger.balances` computes them.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..grading import capped_tier
-from ..ledger.reads import Balance
+from ..ledger.reads import Balance, assemble_balances
 from . import ledger as store
 
 
@@ -59,32 +54,5 @@ def balances(
     undo = e.filter(F.col("reason").isin("reversal", "repair") & F.col("ref").isNotNull()).select(
         F.col("ref").alias("id")
     )
-    worst: dict[tuple[str, str], str] = {}
-    for s, g, tier in (
-        graded.join(undo, ["id"], "left_anti").select("subject", "grp", "grade").collect()
-    ):
-        grp = scheme.groups.get(g)
-        if grp is not None:
-            prev = worst.get((s, g))
-            worst[(s, g)] = tier if prev is None else capped_tier(grp, prev, tier)
-    out = []
-    for s, g, pts, wal in rows:
-        grp = scheme.groups.get(g)
-        if grp is None:
-            continue
-        score = grp.base_score + pts
-        cap = worst.get((s, g))
-        out.append(Balance(s, g, score, wal, capped_tier(grp, grp.tier_of(score), cap), cap))
-    return out
-
-
-def render(rows: list[Balance], fmt: str) -> str:
-    """The output of ``gridcredit balances --format json|csv``, byte for byte."""
-    dicts = [b.as_dict() for b in rows]
-    if fmt == "json":
-        return orjson.dumps(dicts, option=orjson.OPT_INDENT_2).decode() + "\n"
-    out = io.StringIO()
-    w = csv.DictWriter(out, ["subject", "group", "score", "wallet", "tier"], lineterminator="\n")
-    w.writeheader()
-    w.writerows(dicts)
-    return out.getvalue()
+    gradings = graded.join(undo, ["id"], "left_anti").select("subject", "grp", "grade").collect()
+    return assemble_balances(scheme, rows, gradings)

@@ -81,8 +81,9 @@ def _score(args: argparse.Namespace) -> None:
 def _balances(args: argparse.Namespace) -> None:
     from ..durations import parse_as_of
     from ..errors import UsageError
+    from ..ledger.reads import render_balances
     from . import ledger as store
-    from .balances import balances, render
+    from .balances import balances
     from .ingest import scheme_of
     from .session import get_session
 
@@ -92,4 +93,4 @@ def _balances(args: argparse.Namespace) -> None:
         raise UsageError(f"unknown group {args.group!r}; groups: {', '.join(scheme.groups)}")
     spark = get_session(args.master)
     rows = balances(spark, version, scheme, as_of=parse_as_of(scheme, args.as_of), group=args.group)
-    sys.stdout.write(render(rows, args.fmt))
+    sys.stdout.write(render_balances(rows, args.fmt, scheme.precision))
