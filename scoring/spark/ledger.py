@@ -130,7 +130,42 @@ SCHEMAS = {
         " links string, hash string"
     ),
     "memberships": "subject string, grp string",
+    # written by incremental runs (the accepted events, for dedupe and corrections
+    # across runs) and by ``close`` (the SQLite tables of the same names and columns)
+    "events": (
+        "id string, type string, subject string, at long, attrs string, amends string,"
+        " batch int, line long, period string"
+    ),
+    "periods": (
+        "month string, closed int, ledger_hash string, late_events long, closed_at_seq long"
+    ),
+    "month_balances": (
+        "month string, subject string, grp string, score long, wallet long, tier string,"
+        " earned long"
+    ),
+    "closed_totals": "subject string, grp string, fixed long, wallet long",
+    "assessment_results": (
+        "assessment string, period string, scope_id string, value double, rank long,"
+        " selected int, badge string"
+    ),
 }
+
+
+def carry(src: Path, dst: Path, name: str) -> None:
+    """Give version ``dst`` the table ``name`` of version ``src`` unchanged: every file
+    hard-linked (copied across devices), so a new version costs no rewrite of the
+    tables it does not change, and removing ``src`` later leaves ``dst`` whole."""
+    root = src / name
+    if not root.exists():
+        return
+    for d, _, files in os.walk(root):
+        out = dst / name / Path(d).relative_to(root)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            try:
+                os.link(Path(d) / f, out / f)
+            except OSError:
+                shutil.copy2(Path(d) / f, out / f)
 
 
 def table(spark: Any, version: Path, name: str) -> Any:
