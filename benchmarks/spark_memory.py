@@ -10,7 +10,8 @@ the demo county's events (ingested by the SQLite path, then fed to the task as
 Arrow batches of ``IN_SCHEMA`` as Spark would feed them), and reports the
 child's peak resident memory above its baseline and the scoring time, per
 event. The capacity plan (docs/spark-capacity.md) divides executor memory by
-this figure. Needs pyarrow (the ``spark`` extra), not Java.
+this figure. Run it at two resident counts (``--residents``) for the memory
+per subject besides the memory per event. Needs pyarrow (the ``spark`` extra), not Java.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def child(db_path: str) -> None:
             yield pa.RecordBatch.from_pydict(cols, schema=schema)
 
     n = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    n_subjects = conn.execute("SELECT COUNT(*) FROM subjects").fetchone()[0]
     base = _rss_kib()
     t0 = time.perf_counter()
     out = list(score_partition(str(ROOT), ["events"])(batches()))
@@ -87,7 +89,7 @@ def child(db_path: str) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     rows_out = sum(b.num_rows for b in out)
     print(orjson.dumps({
-        "events": n, "output_rows": rows_out, "seconds": round(seconds, 2),
+        "events": n, "subjects": n_subjects, "output_rows": rows_out, "seconds": round(seconds, 2),
         "peak_mib": round(peak / 1024, 1), "base_mib": round(base / 1024, 1),
         "bytes_per_event": round((peak - base) * 1024 / n),
         "events_per_s": round(n / seconds),
@@ -127,7 +129,7 @@ def main() -> None:
         r = orjson.loads(proc.stdout.strip().splitlines()[-1])
         results.append(r)
         print(
-            f"{r['events']:>10,} events: peak {r['peak_mib']:8.1f} MiB (base {r['base_mib']:.1f}),"
+            f"{r['events']:>10,} events, {r['subjects']:,} subjects: peak {r['peak_mib']:8.1f} MiB (base {r['base_mib']:.1f}),"
             f" {r['bytes_per_event']:,} bytes/event, {r['events_per_s']:,} events/s on one core"
         )
     if args.json:
