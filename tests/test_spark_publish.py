@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -84,6 +88,7 @@ def published(tmp_path_factory, spark):
     from scoring.loader import load_scheme
     from scoring.periods import close_month
     from scoring.pipeline import run_month
+    from scoring.publish.files import unfinished_publish
     from scoring.spark.close import close
     from scoring.spark.run import score
 
@@ -111,17 +116,25 @@ def published(tmp_path_factory, spark):
     # an earlier month with entries still open
     refusals.append((refusal(lambda: close_month(db, scheme, "2024-02")),
                      refusal(lambda: close(spark, str(ledger), scheme, "2024-02"))))  # fmt: skip
-    printed = []
+    printed, killed = [], None
     for month in MONTHS:
         run_month(db, scheme, month, paths["sqlite"][0], private_dir=paths["sqlite"][1])
-        printed.append(spark_cli(
-            "publish", month, "--scheme", str(ROOT), "--ledger", str(ledger),
-            "--site", str(paths["spark"][0]), "--private", str(paths["spark"][1]),
-        ))  # fmt: skip
+        args = ["publish", month, "--scheme", str(ROOT), "--ledger", str(ledger),
+                "--site", str(paths["spark"][0]), "--private", str(paths["spark"][1])]  # fmt: skip
+        if month == MONTHS[1]:
+            # killed once it has assessed and closed the month and marked the site: the
+            # rerun below completes it (the files are compared with SQLite's below)
+            killed = subprocess.run(
+                [sys.executable, "-m", "scoring.spark", *args, "--master", "local[1]"],
+                env={**os.environ, "GRIDCREDIT_TEST_KILL_AT": "publish-started"},
+                capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            killed = (killed.returncode, unfinished_publish(paths["spark"][0]))
+        printed.append(spark_cli(*args))
     for month in ("2024-03", "2024-05", "2024-04"):  # closed already; a gap; no events yet
         refusals.append((refusal(lambda m=month: close_month(db, scheme, m)),
                          refusal(lambda m=month: close(spark, str(ledger), scheme, m))))  # fmt: skip
-    return scheme, db, ledger, paths, refusals, printed
+    return scheme, db, ledger, paths, refusals, printed, killed
 
 
 def spark_rows(spark, ledger: Path, name: str, cols: str) -> list[tuple]:
@@ -167,7 +180,7 @@ def test_assessment_results_and_award_entries_are_equal_ids_included(published, 
 
 
 def test_every_site_and_private_file_is_byte_identical(published):
-    *_, paths, _, printed = published
+    *_, paths, _, printed, _ = published
     mine, theirs = digests(*paths["spark"]), digests(*paths["sqlite"])
     assert mine.keys() == theirs.keys()
     differ = [p for p in mine if mine[p] != theirs[p]]
@@ -176,11 +189,20 @@ def test_every_site_and_private_file_is_byte_identical(published):
         assert f"site/data/{month}/manifest.json" in mine
         assert f"private/codes-{month}.csv" in mine
     assert sum(p.startswith("site/") and "lookup" in p for p in mine) > 100
-    assert all("closed: ledger hash" in out and "wrote " in out for out in printed)
+    assert all("wrote " in out for out in printed)
+    # the month killed midway was closed by the killed run, so its rerun only publishes
+    assert ["closed: ledger hash" in out for out in printed] == [True, False, True]
+
+
+def test_a_publish_killed_midway_is_completed_by_running_it_again(published):
+    *_, killed = published
+    # SIGKILLed at the checkpoint, the site marked unfinished; the rerun completed it with
+    # the same files as SQLite's (test_every_site_and_private_file_is_byte_identical)
+    assert killed == (-signal.SIGKILL, MONTHS[1])
 
 
 def test_the_refusals_say_what_sqlite_says(published):
-    *_, refusals, _ = published
+    *_, refusals, _, _ = published
     assert len(refusals) == 4
     for sqlite_message, spark_message in refusals:
         assert spark_message == sqlite_message

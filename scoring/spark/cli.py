@@ -141,7 +141,13 @@ def _month(args: argparse.Namespace) -> None:
     elif args.command == "assess":
         from .month import assess
 
-        for r in assess(spark, args.ledger, scheme, args.period).runs:
+        runs = assess(spark, args.ledger, scheme, args.period).runs
+        if not runs:
+            print(
+                f"nothing assessed for {args.period}: no events or entries in that period, or no"
+                " assessment of that period kind in assessments.yaml"
+            )
+        for r in runs:
             state = "" if r.new else " (already assessed; nothing changed)"
             print(f"{r.title} ({r.assessment}) {r.period}{state}: {len(r.selected)} selected,"
                   f" {len(r.awards)} awards")  # fmt: skip

@@ -46,6 +46,7 @@ from ..assess import (
     AssessmentRun,
     MetricContext,
     _already,
+    assessment_results,
     _assess_one,
     _check_reached,
     check_period,
@@ -210,7 +211,7 @@ def assess(spark: Any, ledger: str, scheme: Scheme, period: str) -> Assessed:
     runs = []
     for a in todo:
         if _already(view, a, period):
-            out.runs.append(AssessmentRun(a.id, a.title, period, a.scope, new=False))
+            out.runs.extend(assessment_results(view, scheme, period, assessment=a.id))
             continue
         runs.append(_assess_one(view, scheme, a, period, metrics, calendar, context))
     out.runs.extend(runs)
@@ -251,9 +252,18 @@ def _entry_row(e: dict[str, Any]) -> tuple:
 # --------------------------------------------------------------------------
 
 
-def _view(spark: Any, version: Path, scheme: Scheme, entries: Any | None) -> sqlite_utils.Database:
+def _view(
+    spark: Any,
+    version: Path,
+    scheme: Scheme,
+    entries: Any | None,
+    months: list[str] | None = None,
+) -> sqlite_utils.Database:
     """A SQLite ledger (the SQLite path's schema) holding the per-account tables of
-    ``version`` and the ``entries`` given (a DataFrame, selected in Spark)."""
+    ``version``, the ``entries`` given (a DataFrame, selected in Spark) and the frozen
+    figures of ``months`` (none if ``None``)."""
+    from pyspark.sql import functions as F
+
     from ..ingest import sync_grids
 
     db = memory_db()
@@ -267,9 +277,12 @@ def _view(spark: Any, version: Path, scheme: Scheme, entries: Any | None) -> sql
         "objections": "target, event, status, opened_at, decided_at",
     }
     for name, c in cols.items():
-        if name == "month_balances" and entries is None:
-            continue
-        _fill(db, name, c, read_table(spark, version, name).select(*c.split(", ")))
+        df = read_table(spark, version, name)
+        if name == "month_balances":
+            if not months:
+                continue
+            df = df.filter(F.col("month").isin(months))
+        _fill(db, name, c, df.select(*c.split(", ")))
     if entries is not None:
         c = ", ".join(("id", *ENTRY_COLUMNS))
         _fill(db, "entries", c, entries.select(*c.split(", ")))
@@ -319,14 +332,32 @@ def month_view(spark: Any, version: Path, scheme: Scheme, month: str) -> sqlite_
     refs = entries.filter(F.col("ref").isNotNull()).join(
         base.select(F.col("id").alias("ref")), "ref", "left_semi"
     )
-    db = _view(
+    return _view(
         spark,
         version,
         scheme,
         base.unionByName(refs.select(*base.columns)).dropDuplicates(["id"]),
+        months=window,
     )
-    db.execute("DELETE FROM month_balances WHERE month > ?", [month])
-    return db
+
+
+def trends(spark: Any, version: Path, month: str) -> list[Any]:
+    """The site's trends (``scoring.publish.data._trends``) in Spark SQL: mean score,
+    accounts and tier counts per month and group, over the frozen figures up to
+    ``month`` (the mean is a double of the integer sum, as SQLite's AVG)."""
+    from pyspark.sql import functions as F
+
+    from ..publish.data import TrendPoint
+
+    mb = read_table(spark, version, "month_balances").filter(F.col("month") <= month)
+    tiers: dict[tuple[str, str], dict[str, int]] = {}
+    for m, g, tier, n in mb.groupBy("month", "grp", "tier").count().collect():
+        tiers.setdefault((m, g), {})[tier] = n
+    rows = mb.groupBy("month", "grp").agg(F.avg("score"), F.count("*")).orderBy("month", "grp")
+    return [
+        TrendPoint(m, g, round(mean, 2), n, dict(sorted(tiers[(m, g)].items())))
+        for m, g, mean, n in rows.collect()
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -357,6 +388,7 @@ def publish(
     files ``scoring.pipeline.run_month`` writes for the SQLite ledger of the same
     inputs, byte for byte (personal codes into ``private_dir``)."""
     from ..pipeline import check_publishable, publish_month, publish_write_error
+    from ..publish.data import month_data
     from ..publish.files import checkpoint, publish_lock
 
     check_month(month)
@@ -377,9 +409,11 @@ def publish(
             t = _tick(out, "close", t)
             view = month_view(spark, store.current(ledger), scheme, month)
             t = _tick(out, "month view", t)
+            spark_trends = trends(spark, store.current(ledger), month)
             out.paths = publish_month(
-                view, scheme, month, site_dir, private_dir=private_dir, force=force
-            )
+                view, scheme, month, site_dir, private_dir=private_dir, force=force,
+                gather=partial(month_data, trends=spark_trends),
+            )  # fmt: skip
             _tick(out, "publish", t)
     except OSError as e:
         raise publish_write_error(e, month, site_dir) from None
