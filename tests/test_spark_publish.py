@@ -159,7 +159,9 @@ def test_month_figures_hashes_and_totals_are_the_sqlite_paths(published, spark):
     assert periods == sqlite_rows(db, "periods", cols)
     assert [p[0] for p in periods] == list(MONTHS) and all(p[1] == 1 and p[2] for p in periods)
     cols = "subject, grp, fixed, wallet"
-    assert spark_rows(spark, ledger, "closed_totals", cols) == sqlite_rows(db, "closed_totals", cols)
+    assert spark_rows(spark, ledger, "closed_totals", cols) == sqlite_rows(
+        db, "closed_totals", cols
+    )
 
 
 def test_assessment_results_and_award_entries_are_equal_ids_included(published, spark):

@@ -150,7 +150,9 @@ def close(spark: Any, ledger: str, scheme: Scheme, month: str) -> dict[str, Any]
         .filter(F.col("period") <= month)
         .groupBy("subject", "grp")
         .agg(
-            F.sum(F.when(F.col("expires_at").isNull(), F.col("points")).otherwise(0)).alias("fixed"),
+            F.sum(F.when(F.col("expires_at").isNull(), F.col("points")).otherwise(0)).alias(
+                "fixed"
+            ),
             F.sum("wallet").alias("wallet"),
         )
     )
@@ -187,9 +189,7 @@ def carry_all(src: Path, dst: Path, but: tuple[str, ...]) -> None:
 
 def write_rows(spark: Any, version: Path, name: str, rows: list[Any]) -> None:
     """A small table written whole (``periods``: one row a month)."""
-    spark.createDataFrame(rows, store.SCHEMAS[name]).coalesce(1).write.parquet(
-        str(version / name)
-    )
+    spark.createDataFrame(rows, store.SCHEMAS[name]).coalesce(1).write.parquet(str(version / name))
 
 
 def add_rows(spark: Any, version: Path, name: str, rows: list[Any], by: str | None = None) -> None:

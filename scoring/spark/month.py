@@ -46,9 +46,9 @@ from ..assess import (
     AssessmentRun,
     MetricContext,
     _already,
-    assessment_results,
     _assess_one,
     _check_reached,
+    assessment_results,
     check_period,
     periods_ending_in,
 )
@@ -198,9 +198,12 @@ def assess(spark: Any, ledger: str, scheme: Scheme, period: str) -> Assessed:
     entries = store.table(spark, src, "entries")
     in_period = entries.filter((F.col("at") >= start) & (F.col("at") < end)).select("at")
     if has_table(src, "events"):
-        in_period = store.table(spark, src, "events").filter(
-            (F.col("at") >= start) & (F.col("at") < end)
-        ).select("at").union(in_period)
+        in_period = (
+            store.table(spark, src, "events")
+            .filter((F.col("at") >= start) & (F.col("at") < end))
+            .select("at")
+            .union(in_period)
+        )
     if not todo or not in_period.limit(1).count():
         return out  # nothing happened in the period: every unit would tie at its base score
     view = _view(spark, src, scheme, entries.filter(F.col("reason") == "assessment"))
