@@ -226,3 +226,13 @@ def test_publishing_again_is_refused_and_the_ledger_is_unchanged(published, spar
         publish(spark, str(ledger), scheme, "2024-03", paths["spark"][0],
                 private_dir=paths["spark"][1])  # fmt: skip
     assert store.current(str(ledger)) == before
+
+
+def test_the_close_command_refuses_with_the_message_and_exit_code(published, capsys):
+    from scoring.spark.cli import main
+
+    scheme, db, ledger, *_, refusals, _, _ = published
+    with pytest.raises(SystemExit) as e:
+        main(["close", "2024-03", "--scheme", str(ROOT), "--ledger", str(ledger)])
+    assert e.value.code == PeriodClosedError("").exit_code != 0
+    assert capsys.readouterr().err == f"error: {refusals[1][0]}\n"
