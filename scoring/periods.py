@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -283,22 +283,23 @@ def posting_months(db: sqlite_utils.Database, *, before: str) -> list[str]:
         months.append(m)
 
 
-def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[str, Any]:
-    """Freeze ``month``: write its figures, hash its entries and mark it closed.
-
-    Returns :func:`month_record` of the closed month. Raises
-    :class:`PeriodClosedError` if it is closed already or if an earlier month
-    with entries is still open, and :class:`GridcreditError` if ingested
-    events are not scored yet (they would wrongly become late).
-    """
-    check_month(month)
-    if is_closed(db, month):
+def check_closable(
+    month: str,
+    closed: set[str],
+    posting_before: list[str],
+    last_month: str | None,
+    has_entries: Callable[[], bool],
+) -> None:
+    """The refusals of closing ``month`` (:class:`PeriodClosedError`), from what a ledger
+    knows: its closed months, the months before ``month`` that entries post to, the month
+    of the latest event scored, and whether ``month`` has entries. The SQLite and the
+    Spark ledgers both ask here, so they refuse alike, in the same words."""
+    if month in closed:
         raise PeriodClosedError(
             f"{month} was closed (published) already; its figures never change."
             f" Publish the next month instead ({next_month(month)})"
         )
-    closed = closed_months(db)
-    earlier = [m for m in posting_months(db, before=month) if m not in closed]
+    earlier = [m for m in posting_before if m not in closed]
     if earlier:
         raise PeriodClosedError(
             f"cannot close {month}: the earlier month {earlier[0]} has entries and is still open."
@@ -311,14 +312,32 @@ def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[s
             f"cannot close {month}: {next_month(latest)} is still open (the latest closed month is"
             f" {latest}). Months close in turn: publish {next_month(latest)} first"
         )
-    last = last_scored(db)
-    last_month = scheme.clock.month(last[0]) if last is not None else None
-    if (last_month is None or month > last_month) and not _has_entries(db, month):
+    if (last_month is None or month > last_month) and not has_entries():
         raise PeriodClosedError(
             f"cannot close {month}: it has no entries and no event scored so far falls in or"
             f" after it (the latest is in {last_month or 'no month yet'}), so it would close"
             " before its events came. Ingest and score its events first"
         )
+
+
+def close_month(db: sqlite_utils.Database, scheme: Scheme, month: str) -> dict[str, Any]:
+    """Freeze ``month``: write its figures, hash its entries and mark it closed.
+
+    Returns :func:`month_record` of the closed month. Raises
+    :class:`PeriodClosedError` if it is closed already or if an earlier month
+    with entries is still open, and :class:`GridcreditError` if ingested
+    events are not scored yet (they would wrongly become late).
+    """
+    check_month(month)
+    closed = closed_months(db)
+    last = last_scored(db)
+    check_closable(
+        month,
+        closed,
+        [] if month in closed else posting_months(db, before=month),
+        scheme.clock.month(last[0]) if last is not None else None,
+        lambda: _has_entries(db, month),
+    )
     seq = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
     scored = int(get_state(db, "scored_seq", "0") or 0)
     if seq is not None and seq > scored:

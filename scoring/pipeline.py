@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from .publish import (
     write_month_site,
     write_private_codes,
 )
+from .publish.data import MonthData
 from .publish.files import (
     begin_publish,
     checkpoint,
@@ -101,8 +103,12 @@ def publish_month(
     *,
     private_dir: Path | None = None,
     force: bool = False,
+    gather: Callable[[sqlite_utils.Database, Scheme, str], MonthData] = month_data,
 ) -> list[Path]:
     """Write the pages and open data of a closed month; personal codes go to ``private_dir``.
+
+    ``gather`` makes the month's :class:`~scoring.publish.data.MonthData` (the Spark
+    ledger passes one that takes its trends from Spark SQL).
 
     A month's pages are written once: publishing it again into the same site is
     refused unless ``force`` (the frozen figures are the same, but list reasons
@@ -119,7 +125,7 @@ def publish_month(
     site_dir = Path(site_dir)
     try:
         with publish_lock(site_dir):
-            return _publish_month(db, scheme, month, site_dir, private_dir, force)
+            return _publish_month(db, scheme, month, site_dir, private_dir, force, gather)
     except OSError as e:
         raise publish_write_error(e, month, site_dir) from None
 
@@ -152,6 +158,7 @@ def _publish_month(
     site_dir: Path,
     private_dir: Path | None,
     force: bool,
+    gather: Callable[[sqlite_utils.Database, Scheme, str], MonthData] = month_data,
 ) -> list[Path]:
     if not is_closed(db, month):
         raise GridcreditError(
@@ -163,7 +170,7 @@ def _publish_month(
     begin_publish(site_dir, month)
     checkpoint("publish-started")
     pm = plugins_of(scheme)
-    data = month_data(db, scheme, month)
+    data = gather(db, scheme, month)
     secret = lookup_secret(db, private_dir, site_dir)
     publishers = pm.publishers
     paths = write_month_site(

@@ -269,8 +269,17 @@ def name_masker(hook: Callable[..., str]) -> Callable[[str, str], str]:
     return mask
 
 
-def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> MonthData:
-    """Everything the site shows for ``month``, gathered from the ledger and the scheme."""
+def month_data(
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    month: str,
+    *,
+    trends: list[TrendPoint] | None = None,
+) -> MonthData:
+    """Everything the site shows for ``month``, gathered from the ledger and the scheme.
+
+    ``trends``: the month-by-month means when the caller computed them (the Spark
+    ledger does, in Spark SQL, so its month view holds a year of figures, not all)."""
     view = MonthView(db, scheme, month)
     subjects = {
         sid: (name, kind, grid, code)
@@ -343,7 +352,7 @@ def month_data(db: sqlite_utils.Database, scheme: Scheme, month: str) -> MonthDa
         lists=_lists(db, scheme, month, subjects),
         rules=_rules(scheme, month),
         catalog=_catalog(scheme, {sid: v[0] for sid, v in subjects.items()}),
-        trends=_trends(db, scheme, month),
+        trends=_trends(db, scheme, month) if trends is None else trends,
         lookup=_lookup(db, scheme, month, ranking_rows),
         # the archive page reads each month's content hash from its published
         # manifest.json (what residents can check); the ledger's closing hash is

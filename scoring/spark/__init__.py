@@ -11,6 +11,9 @@ embedded default, and ``import scoring`` never loads Spark. The modules:
   catalog stock, corrections), and the per-partition scoring through the pure core;
 - :mod:`.ledger`: the versioned Parquet ledger (a pointer file switched at the end);
 - :mod:`.balances`: ``balances`` over the Parquet ledger (SPEC §7's contract);
+- :mod:`.close`: ``close MONTH``: month figures, hash and totals in Spark SQL;
+- :mod:`.month`: ``assess PERIOD`` and ``publish MONTH``: Spark metrics and
+  trends, and the SQLite path's publisher over a month view;
 - :mod:`.cli`: the command line.
 """
 

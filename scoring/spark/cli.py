@@ -1,9 +1,13 @@
-"""``python -m scoring.spark score|balances``: the Spark runner's command line.
+"""``python -m scoring.spark score|balances|close|assess|publish``: the Spark runner's command line.
 
     python -m scoring.spark score --scheme DIR --subjects PATH… --events PATH… \\
         --ledger DIR [--master local[N]] [--partitions N]
     python -m scoring.spark balances --ledger DIR [--as-of DATE] [--group G] \\
         [--format json|csv]
+    python -m scoring.spark close MONTH --scheme DIR --ledger DIR
+    python -m scoring.spark assess PERIOD --scheme DIR --ledger DIR
+    python -m scoring.spark publish MONTH --scheme DIR --ledger DIR [--site DIR] \\
+        [--private DIR] [--force]
 
 On a cluster: ``spark-submit --master yarn -m scoring.spark score …`` is not a
 spark-submit form; submit ``scoring/spark/__main__.py`` (or a one-line script that
@@ -39,6 +43,24 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--format", dest="fmt", choices=["json", "csv"], default="json")
     b.add_argument("--scheme", metavar="DIR", help="the scheme (default: the one scored with)")
     b.add_argument("--master", help="Spark master (default: local[*] or spark-submit's)")
+    for name, arg, text in (
+        ("close", "month", "Close MONTH (YYYY-MM): freeze its figures into a new ledger version."),
+        ("assess", "period", "Run the assessments of PERIOD (2024-Q1, 2024-03 or 2024)."),
+        ("publish", "month", "Assess, close and publish MONTH: the site gridcredit publishes."),
+    ):
+        c = sub.add_parser(name, help=text)
+        c.add_argument(arg)
+        c.add_argument("--scheme", required=True, metavar="DIR", help="the scheme repository")
+        c.add_argument("--ledger", required=True, metavar="DIR", help="the Spark ledger folder")
+        c.add_argument("--master", help="Spark master (default: local[*] or spark-submit's)")
+        if name == "publish":
+            c.add_argument("--site", metavar="DIR",
+                           help="the MkDocs docs_dir (default: site/ in the scheme repository)")  # fmt: skip
+            c.add_argument("--private", metavar="DIR",
+                           help="personal codes and the look-up key (default: private/ beside"
+                                " the ledger folder; never inside the site)")  # fmt: skip
+            c.add_argument("--force", action="store_true",
+                           help="rewrite a month that is published already")  # fmt: skip
     return p
 
 
@@ -47,8 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "score":
             _score(args)
-        else:
+        elif args.command == "balances":
             _balances(args)
+        else:
+            _month(args)
     except SchemeError as e:
         for p in e.problems:
             print(str(p), file=sys.stderr)
@@ -94,3 +118,51 @@ def _balances(args: argparse.Namespace) -> None:
     spark = get_session(args.master)
     rows = balances(spark, version, scheme, as_of=parse_as_of(scheme, args.as_of), group=args.group)
     sys.stdout.write(render_balances(rows, args.fmt, scheme.precision))
+
+
+def _month(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from . import ledger as store
+    from .ingest import scheme_of
+    from .session import get_session
+
+    scheme, _ = scheme_of(str(Path(args.scheme).resolve()))
+    store.current(args.ledger)  # no ledger: say so before Spark starts
+    spark = get_session(args.master)
+    if args.command == "close":
+        from .close import close
+
+        rec = close(spark, args.ledger, scheme, args.month)
+        print(
+            f"{args.month} closed: ledger hash {rec['hash'][:16]},"
+            f" {rec['late_events']} late events absorbed"
+        )
+    elif args.command == "assess":
+        from .month import assess
+
+        runs = assess(spark, args.ledger, scheme, args.period).runs
+        if not runs:
+            print(
+                f"nothing assessed for {args.period}: no events or entries in that period, or no"
+                " assessment of that period kind in assessments.yaml"
+            )
+        for r in runs:
+            state = "" if r.new else " (already assessed; nothing changed)"
+            print(f"{r.title} ({r.assessment}) {r.period}{state}: {len(r.selected)} selected,"
+                  f" {len(r.awards)} awards")  # fmt: skip
+    else:
+        from .month import publish
+
+        site = Path(args.site) if args.site else Path(args.scheme) / "site"
+        private = (
+            Path(args.private) if args.private
+            else store.current(args.ledger).parent.resolve().parent / "private"
+        )  # fmt: skip
+        out = publish(spark, args.ledger, scheme, args.month, site, private_dir=private,
+                      force=args.force)  # fmt: skip
+        if out.closed:
+            print(f"{args.month} closed: ledger hash {out.closed['hash'][:16]},"
+                  f" {out.closed['late_events']} late events absorbed")  # fmt: skip
+        print(f"wrote {len(out.paths):,} files into {site}; personal codes in {private}")
+        print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in out.seconds.items()))

@@ -357,6 +357,16 @@ def score(
             )
         )
     rejects.write.parquet(f"{v}/rejects")
+    if accepted is not None:
+        # the accepted events (SCHEMAS["events"]): assessments' survey metrics read them;
+        # a fresh run posts every event to its own local month (the session's zone is UTC)
+        tz = scheme.clock.tzname
+        accepted.select(
+            "id", "type", "subject", "at", "attrs", "amends",
+            (F.col("fi") + 1 + len(sbatches)).cast("int").alias("batch"), "line",
+            F.date_format(F.from_utc_timestamp(F.timestamp_seconds("at"), tz),
+                          "yyyy-MM").alias("period"),
+        ).write.parquet(f"{v}/events")  # fmt: skip
     subjects_df.drop("groups").write.parquet(f"{v}/subjects")
     subjects_df.select(
         F.col("id").alias("subject"),
