@@ -44,8 +44,11 @@ def plan(
     mem = sorted((m for m in memory if m["subjects"] == few), key=lambda m: m["events"])
     a, b = mem[-2], mem[-1]
     slope = (b["peak_mib"] - a["peak_mib"]) * 2**20 / (b["events"] - a["events"])
-    many = [m for m in memory
-            if abs(m["events"] - b["events"]) < 0.01 * b["events"] and m["subjects"] > few]
+    many = [
+        m
+        for m in memory
+        if abs(m["events"] - b["events"]) < 0.01 * b["events"] and m["subjects"] > few
+    ]
     c = many[0] if many else None
     per_subj = ((c["peak_mib"] - b["peak_mib"]) * 2**20 / (c["subjects"] - few)) if c else 0.0
     base = b["peak_mib"] * 2**20 - slope * b["events"] - per_subj * few
@@ -73,31 +76,61 @@ def plan(
     w(f"| events in the benchmark | {n:,} | `spark_e2e.py` |")
     w(f"| `local[1]` run | {t1:,.1f} s → **{r1:,.0f} events/s per core** | {n:,} / {t1:,.1f} |")
     w(f"| `local[2]` run | {t2:,.1f} s → {n / t2:,.0f} events/s | {n:,} / {t2:,.1f} |")
-    w(f"| `local[2]` / `local[1]` | **{speedup:.2f}×**, efficiency {eff:.2f} per core | {t1:,.1f} / {t2:,.1f}; / 2 |")
-    w(f"| task memory | {base / 2**20:,.0f} MiB + **{slope:,.0f} bytes per event** | `spark_memory.py`, {a['events']:,} → {b['events']:,} events, {few:,} subjects |")
+    w(
+        f"| `local[2]` / `local[1]` | **{speedup:.2f}×**, efficiency {eff:.2f} per core | {t1:,.1f} / {t2:,.1f}; / 2 |"
+    )
+    w(
+        f"| task memory | {base / 2**20:,.0f} MiB + **{slope:,.0f} bytes per event** | `spark_memory.py`, {a['events']:,} → {b['events']:,} events, {few:,} subjects |"
+    )
     if c:
-        w(f"| task memory per subject | **{per_subj:,.0f} bytes** | `spark_memory.py`, {few:,} → {c['subjects']:,} subjects at {b['events']:,} events |")
+        w(
+            f"| task memory per subject | **{per_subj:,.0f} bytes** | `spark_memory.py`, {few:,} → {c['subjects']:,} subjects at {b['events']:,} events |"
+        )
     w(f"| shuffle written | **{shuffle:,.0f} bytes per input event** | `spark_eventlog.py` |")
     if ledger_bytes_per_event:
-        w(f"| Parquet ledger | {ledger_bytes_per_event:,.0f} bytes per input event | size on disk / events |")
+        w(
+            f"| Parquet ledger | {ledger_bytes_per_event:,.0f} bytes per input event | size on disk / events |"
+        )
     w("")
     w("| province | value | arithmetic |")
     w("|---|---|---|")
     w(f"| subjects | {subjects:,.0f} | given |")
     w(f"| events a year | {events_year:,.0f} ({per_subject:,.0f} per subject) | given |")
     w(f"| events a month | {month:,.0f} | {events_year:,.0f} / 12 |")
-    w(f"| cluster | {cores} cores: {cores // executor_cores} executors × {executor_cores} cores × {executor_memory_gib:g} GiB | stated |")
-    w(f"| memory per scoring task | {task_budget / GiB:,.2f} GiB | {executor_memory_gib:g} GiB × {python_share:g} (Python share) / {executor_cores} |")
-    w(f"| memory per event of a monthly run | {per_event_all:,.0f} B | {slope:,.0f} B + {per_subj:,.0f} B × {subjects:,.0f} subjects / {month:,.0f} events |")
-    w(f"| events a task can hold | {max_events:,.0f} | ({task_budget / 2**20:,.0f} MiB − {base / 2**20:,.0f} MiB) / {per_event_all:,.0f} B |")
-    w(f"| `--partitions` for a monthly run | **{partitions:,}** ({per_partition:,.0f} events, {subjects / partitions:,.0f} subjects each) | ≥ month / (half a task's events), ≥ 2 × cores, a multiple of the cores |")
-    w(f"| a task's memory at that size | {task_mem / GiB:,.2f} GiB of {task_budget / GiB:,.2f} | {base / 2**20:,.0f} MiB + {slope:,.0f} B × {per_partition:,.0f} + {per_subj:,.0f} B × {subjects / partitions:,.0f} |")
-    w(f"| shuffle per monthly run | {month * shuffle / GiB:,.0f} GiB | {month:,.0f} × {shuffle:,.0f} B |")
+    w(
+        f"| cluster | {cores} cores: {cores // executor_cores} executors × {executor_cores} cores × {executor_memory_gib:g} GiB | stated |"
+    )
+    w(
+        f"| memory per scoring task | {task_budget / GiB:,.2f} GiB | {executor_memory_gib:g} GiB × {python_share:g} (Python share) / {executor_cores} |"
+    )
+    w(
+        f"| memory per event of a monthly run | {per_event_all:,.0f} B | {slope:,.0f} B + {per_subj:,.0f} B × {subjects:,.0f} subjects / {month:,.0f} events |"
+    )
+    w(
+        f"| events a task can hold | {max_events:,.0f} | ({task_budget / 2**20:,.0f} MiB − {base / 2**20:,.0f} MiB) / {per_event_all:,.0f} B |"
+    )
+    w(
+        f"| `--partitions` for a monthly run | **{partitions:,}** ({per_partition:,.0f} events, {subjects / partitions:,.0f} subjects each) | ≥ month / (half a task's events), ≥ 2 × cores, a multiple of the cores |"
+    )
+    w(
+        f"| a task's memory at that size | {task_mem / GiB:,.2f} GiB of {task_budget / GiB:,.2f} | {base / 2**20:,.0f} MiB + {slope:,.0f} B × {per_partition:,.0f} + {per_subj:,.0f} B × {subjects / partitions:,.0f} |"
+    )
+    w(
+        f"| shuffle per monthly run | {month * shuffle / GiB:,.0f} GiB | {month:,.0f} × {shuffle:,.0f} B |"
+    )
     if ledger_bytes_per_event:
-        w(f"| ledger growth a year | {events_year * ledger_bytes_per_event / 2**40:,.2f} TiB | {events_year:,.0f} × {ledger_bytes_per_event:,.0f} B |")
-    w(f"| monthly run, measured efficiency | **{hours(month, eff):,.2f} h** | {month:,.0f} / ({r1:,.0f} × {cores} × {eff:.2f}) / 3600 |")
-    w(f"| monthly run, efficiency {lo_eff:.2f} (network shuffles) | {hours(month, lo_eff):,.2f} h | {month:,.0f} / ({r1:,.0f} × {cores} × {lo_eff:.2f}) / 3600 |")
-    w(f"| a full year rescored (rule change) | {hours(events_year, lo_eff):,.1f} h | {events_year:,.0f} / ({r1:,.0f} × {cores} × {lo_eff:.2f}) / 3600 |")
+        w(
+            f"| ledger growth a year | {events_year * ledger_bytes_per_event / 2**40:,.2f} TiB | {events_year:,.0f} × {ledger_bytes_per_event:,.0f} B |"
+        )
+    w(
+        f"| monthly run, measured efficiency | **{hours(month, eff):,.2f} h** | {month:,.0f} / ({r1:,.0f} × {cores} × {eff:.2f}) / 3600 |"
+    )
+    w(
+        f"| monthly run, efficiency {lo_eff:.2f} (network shuffles) | {hours(month, lo_eff):,.2f} h | {month:,.0f} / ({r1:,.0f} × {cores} × {lo_eff:.2f}) / 3600 |"
+    )
+    w(
+        f"| a full year rescored (rule change) | {hours(events_year, lo_eff):,.1f} h | {events_year:,.0f} / ({r1:,.0f} × {cores} × {lo_eff:.2f}) / 3600 |"
+    )
     return "\n".join(out)
 
 
@@ -116,7 +149,9 @@ def main() -> None:
     ap.add_argument("--ledger-bytes", type=float)
     ap.add_argument("--ledger-events", type=float)
     args = ap.parse_args()
-    ledger = args.ledger_bytes / args.ledger_events if args.ledger_bytes and args.ledger_events else None
+    ledger = (
+        args.ledger_bytes / args.ledger_events if args.ledger_bytes and args.ledger_events else None
+    )
     print(plan(
         orjson.loads(Path(args.e2e).read_bytes()), orjson.loads(Path(args.memory).read_bytes()),
         orjson.loads(Path(args.eventlog).read_bytes()), subjects=args.subjects,

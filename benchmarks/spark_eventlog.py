@@ -56,7 +56,9 @@ def stages(path: Path) -> list[dict]:
                     s["shuffle_write_b"] += w.get("Shuffle Bytes Written", 0)
                     s["shuffle_write_rows"] += w.get("Shuffle Records Written", 0)
                     r = m.get("Shuffle Read Metrics") or {}
-                    s["shuffle_read_b"] += r.get("Remote Bytes Read", 0) + r.get("Local Bytes Read", 0)
+                    s["shuffle_read_b"] += r.get("Remote Bytes Read", 0) + r.get(
+                        "Local Bytes Read", 0
+                    )
                     s["spill_b"] += m.get("Disk Bytes Spilled", 0)
                     s["result_b"] += m.get("Result Size", 0)
                 elif ev == "SparkListenerStageCompleted":
