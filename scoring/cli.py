@@ -621,23 +621,21 @@ def plugins(ctx: Context) -> None:
 def assess(ctx: Context, period: str, fmt: str) -> None:
     """Run the assessments of a period (2024-Q1, 2024-03 or 2024)."""
     from .assess import run_assessment
+    from .precision import metric_on_points
 
-    runs = run_assessment(ctx.db(), ctx.scheme(), period)
+    scheme = ctx.scheme()
+    runs = run_assessment(ctx.db(), scheme, period)
+    scale = scheme.precision.scale  # a metric on points is in units: shown as points
+    on_points = {a.id for a in scheme.assessments if scale != 1 and metric_on_points(a.metric)}
     if fmt == "json":
-        sys.stdout.write(
-            orjson.dumps([r.as_dict() for r in runs], option=orjson.OPT_INDENT_2).decode() + "\n"
-        )
+        data = [r.as_dict(scheme.precision, on_points=r.assessment in on_points) for r in runs]
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     if not runs:
         click.echo(
             f"nothing assessed for {period}: no events or entries in that period, or no"
             " assessment of that period kind in assessments.yaml"
         )
-    scheme = ctx.scheme()
-    scale = scheme.precision.scale  # a metric on points is in units: shown as points
-    from .precision import metric_on_points
-
-    on_points = {a.id for a in scheme.assessments if scale != 1 and metric_on_points(a.metric)}
     for r in runs:
         state = "" if r.new else " (already assessed; nothing changed)"
         div = scale if r.assessment in on_points else 1
@@ -681,18 +679,7 @@ def redemptions(ctx: Context, month: str | None, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(orjson.dumps(rep.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    click.echo(
-        f"{rep.requests:,} requests: {rep.granted:,} granted ({rep.points:,} points), {rep.refused:,} rejected"
-    )
-    for code, n in sorted(rep.refused_by_reason.items()):
-        click.echo(f"  rejected {code}: {n:,}")
-    click.echo("per item:")
-    for row in rep.by_item:
-        click.echo("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
-    if rep.by_partner:
-        click.echo("per partner merchant:")
-        for row in rep.by_partner:
-            click.echo("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    click.echo(rep.text())
 
 
 @cli.command(name="lists")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from ...precision import json_points, metric_on_points
+from ...precision import fmt_points, json_points, metric_on_points
 from ...yamlsafe import PosDict
 from .load import Scenario
 from .results import Failure, _same, _show, _signed, _unknown
@@ -33,10 +33,18 @@ class _Checker:
         # a fractional scheme's ledger holds units; scenarios are written in points
         prec = self.scheme.precision
         self.pts: Any = (lambda u: u) if prec.scale == 1 else (lambda u: json_points(u, prec))
+        self.prec = prec
         self.sc = sc
         self.db = db
         self.ctx = ctx
         self.fails = fails
+
+    def show(self, units: Any) -> str:
+        """Ledger units as points, as ``gridcredit balances`` prints them (``1000.5``)."""
+        return fmt_points(units, self.prec)
+
+    def signed(self, units: Any) -> str:
+        return fmt_points(units, self.prec, sign=True)
 
     def fail(self, line: int, msg: str) -> None:
         self.fails.append(Failure(self.sc.file, line, self.sc.name, msg))
@@ -86,9 +94,9 @@ class _Checker:
         for rule, period, pts, wal, capped in rows:
             if not pts and not wal and not capped:
                 continue
-            text = f"{self.r.rule_ref(rule)} gave {_signed(pts)}"
+            text = f"{self.r.rule_ref(rule)} gave {self.signed(pts)}"
             if wal != pts:
-                text += f" (wallet {_signed(wal)})"
+                text += f" (wallet {self.signed(wal)})"
             text += f" in {period}"
             extra = []
             lim = self.r.limit_text(rule)
@@ -101,7 +109,7 @@ class _Checker:
             parts.append(text)
         g = self.scheme.groups[grp]
         if not parts:
-            return f" — no entries count for {sid} in {grp} at that date (base {g.base_score})"
+            return f" — no entries count for {sid} in {grp} at that date (base {self.show(g.base_score)})"
         return " — " + "; ".join(parts)
 
     def balance(self, item: dict, line: int) -> None:
@@ -128,9 +136,10 @@ class _Checker:
                 have = self.pts(have)
             if _same(want, have):
                 continue
-            msg = f"expected {self._who(sid, grp)} {key} {_show(want)}{when}, got {_show(have)}"
+            got_text = str(have) if key == "tier" else self.show(getattr(b, key))
+            msg = f"expected {self._who(sid, grp)} {key} {_show(want)}{when}, got {got_text}"
             if key == "tier":
-                msg += f" (score {b.score}"
+                msg += f" (score {self.show(b.score)}"
                 msg += f", held at most {b.graded} by direct grading)" if b.graded else ")"
             self.fail(item.val_pos.get(key, (line,))[0] if isinstance(item, PosDict) else line,
                       msg + self._explain(sid, grp, as_of))  # fmt: skip
@@ -192,11 +201,9 @@ class _Checker:
         msg += f", got {len(keep)}"
         if rows:
             seen = [
-                f"{_signed(p)}{'' if w == p else f' (wallet {_signed(w)})'} {reason} on {e} in {per}"
-                + ("" if rule else f" by {ru}")
-                for p, w, reason, e, per, g, ru in (
-                    (self.pts(r[0]), self.pts(r[1]), *r[2:]) for r in rows[:6]
-                )
+                f"{self.signed(p)}{'' if w == p else f' (wallet {self.signed(w)})'} {reason} on {e}"
+                f" in {per}" + ("" if rule else f" by {ru}")
+                for p, w, reason, e, per, g, ru in rows[:6]
             ]
             msg += "; entries found: " + ", ".join(seen)
             if len(rows) > 6:
@@ -244,8 +251,8 @@ class _Checker:
                     [ev, sid, grp],
                 ).fetchone()
                 msg += (
-                    f" — just before it {sid} ({grp}) had score {b[0].score}, tier {b[0].tier},"
-                    f" wallet {b[0].wallet - own}; cost {cost}"
+                    f" — just before it {sid} ({grp}) had score {self.show(b[0].score)},"
+                    f" tier {b[0].tier}, wallet {self.show(b[0].wallet - own)}; cost {self.show(cost)}"
                 )
         self.fail(line, msg)
 
@@ -274,7 +281,7 @@ class _Checker:
                 from ...ledger import balances
 
                 bs = balances(self.db, self.scheme, as_of=as_of, subject=sid)
-                state = ", ".join(f"{b.group} score {b.score} tier {b.tier}" for b in bs)
+                state = ", ".join(f"{b.group} score {self.show(b.score)} tier {b.tier}" for b in bs)
                 self.fail(
                     line,
                     f"expected {sid} on list {lid} ({ld.title}){when}, but it is not ({state})",
@@ -325,7 +332,7 @@ class _Checker:
             )
             if table:
                 ranked = " — " + ", ".join(
-                    f"{r.rank}. {r.subject} {r.score}" for r in table.rows[:8]
+                    f"{r.rank}. {r.subject} {self.show(r.score)}" for r in table.rows[:8]
                 )
         self.fail(line, f"expected {who} rank {item['rank']} in {month} (within {within}), got"
                   f" {have if have is not None else 'not ranked'}{ranked}")  # fmt: skip

@@ -6,18 +6,18 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import sqlite_utils
 
 from ...errors import GridcreditError
 from ...model import Rule, Scheme
-from ...precision import json_points
+from ...precision import fmt_points, json_points
 from ...yamlsafe import PosDict
 from .checker import _Checker
 from .coverage import _CoverageTracker
 from .load import Scenario, _display, _line
-from .results import OUTPUT_COLUMNS, CaseResult, Failure, _same, _show, _signed, _unknown
+from .results import OUTPUT_COLUMNS, CaseResult, Failure, _same, _show, _unknown
 
 # --------------------------------------------------------------------------- the runner
 
@@ -67,7 +67,9 @@ class ScenarioRunner:
         assert lim is not None
         parts = []
         if lim.max_points is not None:
-            parts.append(f"cap {lim.max_points} points/{lim.per}")
+            parts.append(
+                f"cap {fmt_points(lim.max_points, self.scheme.precision)} points/{lim.per}"
+            )
         if lim.max_count is not None:
             parts.append(f"at most {lim.max_count} times/{lim.per}")
         return ", ".join(parts)
@@ -323,6 +325,7 @@ class ScenarioRunner:
                 sql += " AND rule = ?"
                 params.append(rule_id)
             got = db.execute(sql, params).fetchall()
+            units_points = sum(g[0] for g in got)
             actual: dict[str, Any] = {
                 "points": sum(g[0] for g in got) if got else None,
                 "wallet": sum(g[1] for g in got) if got else None,
@@ -335,9 +338,12 @@ class ScenarioRunner:
                 bal = balances(db, self.scheme, as_of=as_of, group=group, subject=sid)
                 actual["score"] = bal[0].score if bal else None
                 actual["tier"] = bal[0].tier if bal else None
-            if self.scheme.precision.scale != 1:  # the ledger's units as the points written
+            prec = self.scheme.precision
+            # messages show points as balances does (1000.5); comparisons use the numbers
+            shown = {c: fmt_points(actual.get(c), prec) for c in ("points", "wallet", "score")}
+            if prec.scale != 1:  # the ledger's units as the points written
                 for c in ("points", "wallet", "score"):
-                    actual[c] = json_points(actual.get(c), self.scheme.precision)
+                    actual[c] = json_points(actual.get(c), prec)
             what = self.rule_ref(rule_id) if rule_id else "all rules"
             for c, want in exp.items():
                 have = actual.get(c)
@@ -347,9 +353,10 @@ class ScenarioRunner:
                     msg = f"expected {what} to give {_show(want)} points, but it did not match this event"
                 elif c == "points" and want is None:
                     # have is not None: _same() accepted None against None above
-                    msg = f"expected {what} not to match this event, but it gave {_signed(cast(int, have))}"
+                    gave = fmt_points(units_points, prec, sign=True)
+                    msg = f"expected {what} not to match this event, but it gave {gave}"
                 else:
-                    msg = f"expected {c} {_show(want)}, got {_show(have)} from {what}"
+                    msg = f"expected {c} {_show(want)}, got {shown.get(c, _show(have))} from {what}"
                     if c in ("points", "wallet") and actual.get("reason") == "capped":
                         msg += " (the match was capped: the period's limit was already used)"
                 r.failures.append(Failure(r.file, r.line, r.name, msg))
