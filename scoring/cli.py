@@ -700,7 +700,7 @@ def lists_(ctx: Context, as_of: str | None, fmt: str) -> None:
         t = default_as_of(ctx.db(), scheme)
     out = {ld.id: list_members(ctx.db(), scheme, ld, t) for ld in scheme.lists}
     if fmt == "json":
-        data = {k: [m.as_dict() for m in v] for k, v in out.items()}
+        data = {k: [m.as_dict(scheme.precision) for m in v] for k, v in out.items()}
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     for ld in scheme.lists:

@@ -37,7 +37,7 @@ from .errors import UsageError
 from .ledger import balances
 from .model import ListDef, ListReason, Rule, Scheme
 from .periods import month_end, month_figures
-from .precision import WHOLE, Precision, fmt_points, plain_points
+from .precision import WHOLE, Precision, fmt_points, json_points, plain_points
 
 OFFENCE_REASONS = ("match", "linked")
 
@@ -74,8 +74,10 @@ class ListMember:
     def objection(self) -> bool:
         return any(r.objection for r in self.reasons)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, prec: Precision = WHOLE) -> dict[str, Any]:
+        """JSON data; a fractional scheme's score (units) as a number of points."""
         d = asdict(self)
+        d["score"] = json_points(self.score, prec)
         d["objection"] = self.objection
         return d
 

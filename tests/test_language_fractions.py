@@ -555,6 +555,10 @@ def test_list_reasons_speak_points(tmp_path) -> None:
     texts = [(r.heading, r.text) for r in m.reasons]
     assert ("信用分不高于999.5分", "信用分为999.5分") in texts, texts
     assert ("12个月内有违规停车行为", "2024-03-03 违规停车（扣0.5分），公示至2025-03-03") in texts
+    assert m.as_dict(s.precision)["score"] == 999.5  # gridcredit lists --format json
+    from scoring.publish.data import _criterion
+
+    assert _criterion(s, s.lists[0].reasons[0]) == "信用分不高于999.5分"  # the site's list page
 
 
 def test_assess_json_shows_points(tmp_path) -> None:
