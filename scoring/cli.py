@@ -392,10 +392,14 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
                 flags.append(f"withheld: {x.note}" if x.note else "withheld")
             elif x.reason != "match":
                 flags.append(x.reason)
+            if x.escalation:  # why the points are doubled or stepped: ×2 再犯 (repeat: 2nd …)
+                flags.append(x.escalation)
             if x.trial:
                 flags.append("trial: not counted")
             if x.expired:
-                flags.append("expired")
+                flags.append(f"expired {x.expires}")
+            elif x.expires:
+                flags.append(f"expires {x.expires}")
             if x.objection:
                 flags.append("异议 under review")
             if x.note and x.reason != "withheld":
