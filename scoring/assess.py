@@ -56,6 +56,7 @@ from .errors import Problem, SchemeError, UsageError
 from .model import Assessment, Grid, Scheme, make_expires
 from .periods import PostingCalendar, closed_months, month_figures, savepoint
 from .plugins import Plugins, plugins_of
+from .precision import WHOLE, Precision, json_points
 from .rank import competition_ranks, grid_index, subject_index
 
 ASSESSMENT_PERIODS = ("month", "quarter", "year")
@@ -220,9 +221,19 @@ class AssessmentRun:
     def selected(self) -> list[AssessmentResult]:
         return [r for r in self.results if r.selected]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, prec: Precision = WHOLE, *, on_points: bool = False) -> dict[str, Any]:
+        """The run as JSON data. A fractional scheme (``prec``) shows award points, and
+        metric values when the metric is on points (``on_points``), as points, not units."""
         d = asdict(self)
-        d["selected"] = [r.as_dict() for r in self.selected]
+        if prec.scale != 1:
+            for award in d["awards"]:
+                award["points"] = json_points(award["points"], prec)
+                award["wallet"] = json_points(award["wallet"], prec)
+            if on_points:
+                for r in d["results"]:
+                    if r["value"] is not None:
+                        r["value"] = round(r["value"] / prec.scale, max(2, prec.decimals))
+        d["selected"] = [r for r in d["results"] if r["selected"]]
         return d
 
 

@@ -392,10 +392,14 @@ def explain(ctx: Context, subject: str, group: str | None, as_of: str | None, fm
                 flags.append(f"withheld: {x.note}" if x.note else "withheld")
             elif x.reason != "match":
                 flags.append(x.reason)
+            if x.escalation:  # why the points are doubled or stepped: ×2 再犯 (repeat: 2nd …)
+                flags.append(x.escalation)
             if x.trial:
                 flags.append("trial: not counted")
             if x.expired:
-                flags.append("expired")
+                flags.append(f"expired {x.expires}")
+            elif x.expires:
+                flags.append(f"expires {x.expires}")
             if x.objection:
                 flags.append("异议 under review")
             if x.note and x.reason != "withheld":
@@ -621,23 +625,21 @@ def plugins(ctx: Context) -> None:
 def assess(ctx: Context, period: str, fmt: str) -> None:
     """Run the assessments of a period (2024-Q1, 2024-03 or 2024)."""
     from .assess import run_assessment
+    from .precision import metric_on_points
 
-    runs = run_assessment(ctx.db(), ctx.scheme(), period)
+    scheme = ctx.scheme()
+    runs = run_assessment(ctx.db(), scheme, period)
+    scale = scheme.precision.scale  # a metric on points is in units: shown as points
+    on_points = {a.id for a in scheme.assessments if scale != 1 and metric_on_points(a.metric)}
     if fmt == "json":
-        sys.stdout.write(
-            orjson.dumps([r.as_dict() for r in runs], option=orjson.OPT_INDENT_2).decode() + "\n"
-        )
+        data = [r.as_dict(scheme.precision, on_points=r.assessment in on_points) for r in runs]
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     if not runs:
         click.echo(
             f"nothing assessed for {period}: no events or entries in that period, or no"
             " assessment of that period kind in assessments.yaml"
         )
-    scheme = ctx.scheme()
-    scale = scheme.precision.scale  # a metric on points is in units: shown as points
-    from .precision import metric_on_points
-
-    on_points = {a.id for a in scheme.assessments if scale != 1 and metric_on_points(a.metric)}
     for r in runs:
         state = "" if r.new else " (already assessed; nothing changed)"
         div = scale if r.assessment in on_points else 1
@@ -681,18 +683,7 @@ def redemptions(ctx: Context, month: str | None, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(orjson.dumps(rep.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    click.echo(
-        f"{rep.requests:,} requests: {rep.granted:,} granted ({rep.points:,} points), {rep.refused:,} rejected"
-    )
-    for code, n in sorted(rep.refused_by_reason.items()):
-        click.echo(f"  rejected {code}: {n:,}")
-    click.echo("per item:")
-    for row in rep.by_item:
-        click.echo("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
-    if rep.by_partner:
-        click.echo("per partner merchant:")
-        for row in rep.by_partner:
-            click.echo("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    click.echo(rep.text())
 
 
 @cli.command(name="lists")
@@ -713,7 +704,7 @@ def lists_(ctx: Context, as_of: str | None, fmt: str) -> None:
         t = default_as_of(ctx.db(), scheme)
     out = {ld.id: list_members(ctx.db(), scheme, ld, t) for ld in scheme.lists}
     if fmt == "json":
-        data = {k: [m.as_dict() for m in v] for k, v in out.items()}
+        data = {k: [m.as_dict(scheme.precision) for m in v] for k, v in out.items()}
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     for ld in scheme.lists:

@@ -37,6 +37,7 @@ import sqlite_utils
 
 from .errors import InputError, UsageError
 from .model import Scheme, clause_data
+from .precision import WHOLE, Precision, fmt_points, json_points
 
 TOP_MOVERS = 10
 INPUT_TABLES = {
@@ -64,10 +65,10 @@ class AccountChange:
     def delta(self) -> int:
         return self.new_score - self.base_score
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, prec: Precision = WHOLE) -> dict[str, Any]:
         d = asdict(self)
         d["delta"] = self.delta
-        return d
+        return _in_points(d, _ACCOUNT_POINTS, prec)
 
 
 @dataclass
@@ -128,8 +129,11 @@ class DiffReport:
     list_changes: list[ListChange] = field(default_factory=list)
     trial: list[TrialEffect] = field(default_factory=list)
     rules: list[RuleChange] = field(default_factory=list)
+    # the scheme's precision: figures are ledger units, shown as points (1002.5) at the edge
+    precision: Precision = WHOLE
 
     def as_dict(self) -> dict[str, Any]:
+        prec = self.precision
         return {
             "period": self.period,
             "as_of": self.as_of,
@@ -140,16 +144,31 @@ class DiffReport:
             "seconds": round(self.seconds, 3),
             "groups": [
                 {
-                    **{k: v for k, v in asdict(g).items() if k != "top_movers"},
-                    "top_movers": [m.as_dict() for m in g.top_movers],
+                    **_in_points(
+                        {k: v for k, v in asdict(g).items() if k != "top_movers"},
+                        ("points_up", "points_down"),
+                        prec,
+                    ),
+                    "top_movers": [m.as_dict(prec) for m in g.top_movers],
                 }
                 for g in self.groups
             ],
-            "changes": [c.as_dict() for c in self.changes],
+            "changes": [c.as_dict(prec) for c in self.changes],
             "lists": [asdict(c) for c in self.list_changes],
-            "trial": [asdict(t) for t in self.trial],
+            "trial": [_in_points(asdict(t), ("points", "base_points"), prec) for t in self.trial],
             "rules": [asdict(r) for r in self.rules],
         }
+
+
+_ACCOUNT_POINTS = ("base_score", "new_score", "base_earned", "new_earned", "delta")
+
+
+def _in_points(d: dict[str, Any], keys: tuple[str, ...], prec: Precision) -> dict[str, Any]:
+    """``d`` with the point figures ``keys`` as JSON numbers of points (whole points: as is)."""
+    if prec.scale != 1:
+        for k in keys:
+            d[k] = json_points(d[k], prec)
+    return d
 
 
 # --------------------------------------------------------------------------- base rules from git
@@ -434,6 +453,7 @@ def diff_schemes(
         period=label, as_of=as_of, events=n_events, subjects=n_subjects, seconds=0.0,
         base_label=base_label or str(getattr(base_rules_dir, "root", base_rules_dir)),
         new_label=new_label or str(getattr(new_rules_dir, "root", new_rules_dir)),
+        precision=new.precision,
     )  # fmt: skip
     groups: dict[str, GroupSummary] = {}
     for g, grp in new.groups.items():
@@ -501,8 +521,12 @@ def diff_schemes(
 # --------------------------------------------------------------------------- output
 
 
-def _signed(n: int) -> str:
-    return f"+{n}" if n > 0 else str(n)
+def _signed(n: int, prec: Precision = WHOLE) -> str:
+    return fmt_points(n, prec, sign=True)
+
+
+def _pts(n: int, prec: Precision = WHOLE) -> str:
+    return fmt_points(n, prec)
 
 
 def _rank(r: int | None) -> str:
@@ -530,6 +554,7 @@ def format_diff(report: DiffReport, fmt: str = "text") -> str:
 
 
 def _text(r: DiffReport) -> str:
+    p = r.precision
     out = [
         (
             f"diff {r.base_label} → {r.new_label}: period {r.period} (as of {r.as_of or '-'}),"
@@ -545,11 +570,14 @@ def _text(r: DiffReport) -> str:
             continue
         out.append(
             f"{g.group} ({g.title}): {g.changed} of {g.accounts} accounts changed"
-            f" ({g.score_changes} in score), points {_signed(g.points_up)} /"
-            f" {_signed(g.points_down)}, {g.tier_changes} tier changes, {g.rank_changes} rank changes"
+            f" ({g.score_changes} in score), points {_signed(g.points_up, p)} /"
+            f" {_signed(g.points_down, p)}, {g.tier_changes} tier changes, {g.rank_changes} rank changes"
         )
         for c in g.top_movers:
-            line = f"  {c.subject}: score {c.base_score} → {c.new_score} ({_signed(c.delta)})"
+            line = (
+                f"  {c.subject}: score {_pts(c.base_score, p)} → {_pts(c.new_score, p)}"
+                f" ({_signed(c.delta, p)})"
+            )
             if c.base_tier != c.new_tier:
                 line += f", tier {c.base_tier} → {c.new_tier}"
             if c.base_rank != c.new_rank:
@@ -561,12 +589,14 @@ def _text(r: DiffReport) -> str:
     for t in r.trial:
         out.append(
             f"trial {t.rule} ({t.title}): would write {t.entries} entries for {t.subjects} accounts,"
-            f" {_signed(t.points)} points (before the change: {t.base_entries} entries, {_signed(t.base_points)})"
+            f" {_signed(t.points, p)} points (before the change: {t.base_entries} entries,"
+            f" {_signed(t.base_points, p)})"
         )
     return "\n".join(out)
 
 
 def _markdown(r: DiffReport) -> str:
+    p = r.precision
     out = [
         "### 规则改动影响（gridcredit diff）",
         "",
@@ -586,7 +616,7 @@ def _markdown(r: DiffReport) -> str:
     ]
     for g in r.groups:
         out.append(f"| {g.title}（{g.group}） | {g.accounts} | {g.changed} | {g.score_changes} |"
-                   f" {_signed(g.points_up)} | {_signed(g.points_down)} | {g.tier_changes} |"
+                   f" {_signed(g.points_up, p)} | {_signed(g.points_down, p)} | {g.tier_changes} |"
                    f" {g.rank_changes} |")  # fmt: skip
     movers = [c for g in r.groups for c in g.top_movers]
     if movers:
@@ -605,7 +635,8 @@ def _markdown(r: DiffReport) -> str:
                 else f"{_rank(c.base_rank)} → {_rank(c.new_rank)}"
             )
             out.append(
-                f"| {c.subject} | {c.group} | {c.base_score} | {c.new_score} | {_signed(c.delta)} | {tier} | {rank} |"
+                f"| {c.subject} | {c.group} | {_pts(c.base_score, p)} | {_pts(c.new_score, p)} |"
+                f" {_signed(c.delta, p)} | {tier} | {rank} |"
             )
     if r.list_changes:
         out += ["", "**红灰榜变化**", "", "| 名单 | 主体 | 变化 | 原因 |", "|---|---|---|---|"]
@@ -623,7 +654,7 @@ def _markdown(r: DiffReport) -> str:
         ]
         for t in r.trial:
             out.append(
-                f"| `{t.rule}` {t.title} | {t.entries} | {t.subjects} | {_signed(t.points)} |"
+                f"| `{t.rule}` {t.title} | {t.entries} | {t.subjects} | {_signed(t.points, p)} |"
             )
     if not r.changes and not r.list_changes:
         out += ["", "没有账户的分数、等级、排名或名单发生变化。"]

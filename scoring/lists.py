@@ -37,6 +37,7 @@ from .errors import UsageError
 from .ledger import balances
 from .model import ListDef, ListReason, Rule, Scheme
 from .periods import month_end, month_figures
+from .precision import WHOLE, Precision, fmt_points, json_points, plain_points
 
 OFFENCE_REASONS = ("match", "linked")
 
@@ -73,8 +74,10 @@ class ListMember:
     def objection(self) -> bool:
         return any(r.objection for r in self.reasons)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, prec: Precision = WHOLE) -> dict[str, Any]:
+        """JSON data; a fractional scheme's score (units) as a number of points."""
         d = asdict(self)
+        d["score"] = json_points(self.score, prec)
         d["objection"] = self.objection
         return d
 
@@ -95,11 +98,11 @@ def _rule_version(scheme: Scheme, rule_id: str, at: int) -> Rule | None:
     return versions[0] if versions else None
 
 
-def _points_text(points: int) -> str:
+def _points_text(points: int, prec: Precision = WHOLE) -> str:
     if points < 0:
-        return f"扣{-points}分"
+        return f"扣{fmt_points(-points, prec)}分"
     if points > 0:
-        return f"加{points}分"
+        return f"加{fmt_points(points, prec)}分"
     return "不计分"
 
 
@@ -107,14 +110,14 @@ def _tier_heading(scheme: Scheme, rs: ListReason) -> str:
     return rs.text or "信用等级为" + "、".join(f"{t}级" for t in rs.tiers or [])
 
 
-def _score_heading(rs: ListReason) -> str:
+def _score_heading(rs: ListReason, prec: Precision = WHOLE) -> str:
     if rs.text:
         return rs.text
-    parts = []
+    parts = []  # bounds are rule values: written as in the rules (1049.9), not padded
     if rs.min_score is not None:
-        parts.append(f"信用分不低于{rs.min_score}分")
+        parts.append(f"信用分不低于{plain_points(rs.min_score, prec)}分")
     if rs.max_score is not None:
-        parts.append(f"信用分不高于{rs.max_score}分")
+        parts.append(f"信用分不高于{plain_points(rs.max_score, prec)}分")
     return "，".join(parts)
 
 
@@ -245,7 +248,13 @@ def list_members(
                             )
                         )
                 else:
-                    reasons[key].append(Reason("score", f"信用分为{score}分", _score_heading(rs)))
+                    reasons[key].append(
+                        Reason(
+                            "score",
+                            f"信用分为{fmt_points(score, scheme.precision)}分",
+                            _score_heading(rs, scheme.precision),
+                        )
+                    )
         if rs.rules or rs.severity:
             wanted = set(rs.rules or [])
             heading = _entry_heading(scheme, rs)
@@ -265,7 +274,7 @@ def list_members(
                 if until is not None and as_of >= until:
                     continue  # the publication window has passed
                 title = version.title if version else e["rule"]
-                text = f"{day(e['at'])} {title}（{_points_text(e['points'])}）"
+                text = f"{day(e['at'])} {title}（{_points_text(e['points'], scheme.precision)}）"
                 if until is not None:
                     text += f"，公示至{day(until)}"
                 objection = e["objection"] == "open"

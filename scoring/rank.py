@@ -32,6 +32,7 @@ import sqlite_utils
 
 from .model import Grid, Scheme
 from .periods import MonthFigure, last_closed_before, month_figures, stored_month_figures
+from .precision import WHOLE, Precision, fmt_points, json_points
 
 WITHIN = ("scheme", "street", "community", "grid")
 
@@ -407,9 +408,48 @@ class RedemptionReport:
     by_item: list[dict[str, Any]]
     by_subject: list[dict[str, Any]]
     by_partner: list[dict[str, Any]]
+    # the scheme's precision: ``points`` are ledger units, shown as points (10.5) at the edge
+    precision: Precision = WHOLE
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The report as JSON data, points as numbers of points (``gridcredit redemptions
+        --format json``)."""
+        d = asdict(self)
+        del d["precision"]
+        prec = self.precision
+        if prec.scale != 1:
+            d["points"] = json_points(d["points"], prec)
+            for key in ("by_item", "by_subject", "by_partner"):
+                for row in d[key]:
+                    row["points"] = json_points(row["points"], prec)
+        return d
+
+    def text(self) -> str:
+        """The report as ``gridcredit redemptions`` prints it."""
+        prec = self.precision
+
+        def row_text(row: dict[str, Any]) -> str:
+            return ", ".join(
+                f"{k}={fmt_points(v, prec) if k == 'points' else v}" for k, v in row.items()
+            )
+
+        points = f"{self.points:,}" if prec.scale == 1 else _grouped(self.points, prec)
+        out = [
+            f"{self.requests:,} requests: {self.granted:,} granted ({points} points),"
+            f" {self.refused:,} rejected"
+        ]
+        out += [f"  rejected {code}: {n:,}" for code, n in sorted(self.refused_by_reason.items())]
+        out.append("per item:")
+        out += ["  " + row_text(row) for row in self.by_item]
+        if self.by_partner:
+            out.append("per partner merchant:")
+            out += ["  " + row_text(row) for row in self.by_partner]
+        return "\n".join(out)
+
+
+def _grouped(units: int, prec: Precision) -> str:
+    """Units as points with thousands separators and the scheme's decimals: ``1,234.5``."""
+    return format(Decimal(units) / Decimal(prec.scale), f",.{prec.decimals}f")
 
 
 def redemption_report(
@@ -478,4 +518,5 @@ def redemption_report(
         by_item=[items[k] for k in sorted(items)],
         by_subject=[subjects[k] for k in sorted(subjects)],
         by_partner=[partners[k] for k in sorted(partners)],
+        precision=scheme.precision,
     )

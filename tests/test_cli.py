@@ -121,7 +121,8 @@ def test_test_fails_readably_on_a_changed_rule(scheme_copy):
     # the table row for 1.9 hours: floor(1.9 * 3) = 5 instead of 3
     assert re.search(
         rf"^{re.escape(str(scenarios / 'residents.yaml'))}:\d+: 志愿服务按小时计分.*"
-        r"\[row 3: hours=1\.9\]: expected points 3, got 5 from rule res-volunteer \(参加志愿服务\)$",
+        r"\[row 3: hours=1\.9\]: expected points 3, got 5 from rule res-volunteer \(参加志愿服务\)\."
+        r" Check the points the rule gives \(\S+/rules/packs/residents\.yaml:18\), or correct the row$",
         result.stdout,
         re.MULTILINE,
     ), result.stdout

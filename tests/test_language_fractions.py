@@ -432,3 +432,170 @@ def test_diff_refuses_two_precisions(tmp_path) -> None:
     put(db, new, [ev("d", "sorting", "P2", "2024-03-03T10:00")])
     with pytest.raises(UsageError, match=r"different precisions \(1 and 0\.1\)"):
         diff_schemes(base, new, db)
+
+
+# --------------------------------------------------------------------------
+# every other output that prints points (found in review: they showed units, ×10)
+
+
+def test_diff_shows_points_in_text_markdown_and_json(tmp_path) -> None:
+    from scoring.diff import diff_schemes, format_diff
+
+    base = load_scheme(make(tmp_path / "a", "precision: 0.1", TENTHS, tiers=".9"))
+    changed = [TENTHS[0], {**TENTHS[1], "points": -1.5}, TENTHS[2]]  # parking -0.5 → -1.5
+    new = load_scheme(make(tmp_path / "b", "precision: 0.1", changed, tiers=".9"))
+    db = memory_db()
+    put(db, new, [
+        ev("c", "parking", "P1", "2024-03-03T10:00"),
+        ev("d", "sorting", "P2", "2024-03-03T10:00"),
+    ])  # fmt: skip
+    report = diff_schemes(base, new, db, period="2024-03")
+    text = format_diff(report, "text")
+    assert "points 0.0 / -1.0" in text, text
+    assert "  P1: score 999.5 → 998.5 (-1.0)" in text
+    md = format_diff(report, "markdown")
+    assert "| P1 | residents | 999.5 | 998.5 | -1.0 | B | 3 |" in md, md
+    data = json.loads(format_diff(report, "json"))
+    (change,) = data["changes"]
+    assert (change["base_score"], change["new_score"], change["delta"]) == (999.5, 998.5, -1.0)
+    assert (change["base_earned"], change["new_earned"]) == (-0.5, -1.5)
+    assert data["groups"][0]["points_down"] == -1.0
+    assert data["groups"][0]["top_movers"][0]["new_score"] == 998.5
+
+
+def test_diff_of_whole_points_prints_as_before(tmp_path) -> None:
+    from scoring.diff import diff_schemes, format_diff
+
+    rules = [{**TENTHS[2], "points": 1}]
+    base = load_scheme(make(tmp_path / "a", "", rules))
+    new = load_scheme(make(tmp_path / "b", "", [{**rules[0], "points": 3}]))
+    db = memory_db()
+    put(db, new, [ev("d", "sorting", "P2", "2024-03-03T10:00")])
+    report = diff_schemes(base, new, db, period="2024-03")
+    assert "  P2: score 1001 → 1003 (+2)" in format_diff(report, "text")
+    assert '"new_score": 1003,' in format_diff(report, "json")
+
+
+def fractional_catalog(root: Path) -> None:
+    (root / "rules" / "catalog.yaml").write_text(
+        "items:\n  - {id: soap, title: 肥皂, cost: 0.5, partner: M1}\n", encoding="utf-8"
+    )
+
+
+def test_redemptions_report_shows_points(tmp_path) -> None:
+    root = make(tmp_path, "precision: 0.1", TENTHS, tiers=".9")
+    fractional_catalog(root)
+    s = load_scheme(root)
+    db_path = tmp_path / "ledger.db"
+    db = connect(db_path)
+    put(db, s, [
+        ev("a", "volunteer", "P1", "2024-03-01T10:00", hours=12),  # +1.2
+        ev("r1", "redeem", "P1", "2024-03-02T10:00", item="soap"),  # -0.5
+        ev("r2", "redeem", "P1", "2024-03-02T11:00", item="soap", quantity=3),  # 1.5 > 0.7
+    ])  # fmt: skip
+    score(db, s)
+    db.conn.close()
+    out = run("--scheme", root, "--db", db_path, "redemptions")
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert lines[0] == "2 requests: 1 granted (0.5 points), 1 rejected", out.stdout
+    assert "  rejected insufficient_points: 1" in lines
+    assert any("item=soap" in x and "points=0.5," in x for x in lines), out.stdout
+    data = json.loads(
+        run("--scheme", root, "--db", db_path, "redemptions", "--format", "json").stdout
+    )
+    assert data["points"] == 0.5 and "precision" not in data
+    assert [r["points"] for r in data["by_item"]] == [0.5]
+    assert [r["points"] for r in data["by_subject"]] == [0.5]
+    assert [r["points"] for r in data["by_partner"]] == [0.5]
+
+
+def test_coverage_lists_steps_and_table_values_in_points(tmp_path) -> None:
+    rules = [
+        {"id": "park", "title": "违规停车", "on": "parking",
+         "escalate": {"within": "1 year", "steps": [-0.5, -1.5]}},
+        {"id": "sort", "title": "垃圾分类", "on": "sorting",
+         "points": {"by": "kind", "table": {"a": 0.3, "b": 1}}},
+    ]  # fmt: skip
+    root = make(tmp_path, "precision: 0.1", rules, tiers=".9")
+    events = root / "rules" / "events.yaml"
+    text = events.read_text(encoding="utf-8")
+    old = "sorting: {title: 垃圾分类, attrs: {}}"
+    assert old in text
+    events.write_text(
+        text.replace(old, "sorting: {title: 垃圾分类, attrs: {kind: {type: string}}}"),
+        encoding="utf-8",
+    )
+    path = tmp_path / "none.yaml"
+    path.write_text(
+        "name: 无关\ndefaults: {groups: [residents]}\nsubjects: [P1]\nevents: []\n"
+        "expect:\n  balances:\n    - {subject: P1, score: 1000.0}\n",
+        encoding="utf-8",
+    )
+    out = run("--scheme", root, "test", path)
+    assert out.exit_code == 0, out.output
+    assert "escalation park step 1 (-0.5) (违规停车)" in out.stdout, out.stdout
+    assert "escalation park step 2 (-1.5) (违规停车)" in out.stdout
+    assert "table value sort kind = a (+0.3) (垃圾分类)" in out.stdout
+    assert "table value sort kind = b (+1.0) (垃圾分类)" in out.stdout
+
+
+def test_list_reasons_speak_points(tmp_path) -> None:
+    from scoring.lists import list_members
+
+    grey = (
+        "lists:\n  - id: grey\n    title: 灰榜\n    groups: [residents]\n    reasons:\n"
+        "      - {max_score: 999.5}\n      - {rules: [park], within: 12 months}\n"
+    )
+    s = load_scheme(make(tmp_path, "precision: 0.1\n" + grey, TENTHS, tiers=".9"))
+    db = memory_db()
+    put(db, s, [ev("c", "parking", "P1", "2024-03-03T10:00")])  # 999.5
+    score(db, s)
+    (m,) = list_members(db, s, "grey", as_of=s.clock.end_of_day("2024-03-31"))
+    texts = [(r.heading, r.text) for r in m.reasons]
+    assert ("信用分不高于999.5分", "信用分为999.5分") in texts, texts
+    assert ("12个月内有违规停车行为", "2024-03-03 违规停车（扣0.5分），公示至2025-03-03") in texts
+    assert m.as_dict(s.precision)["score"] == 999.5  # gridcredit lists --format json
+    from scoring.publish.data import _criterion
+
+    assert _criterion(s, s.lists[0].reasons[0]) == "信用分不高于999.5分"  # the site's list page
+
+
+def test_assess_json_shows_points(tmp_path) -> None:
+    root = make(tmp_path, "precision: 0.1", TENTHS, tiers=".9")
+    star = {"id": "star", "title": "志愿之星", "period": "month", "scope": "subject",
+            "group": "residents", "metric": {"sum": "points"}, "select": {"min": 0.3},
+            "award": {"points": 0.5}, "badge": "之星"}  # fmt: skip
+    (root / "rules" / "assessments.yaml").write_text(
+        yaml.safe_dump({"assessments": [star]}, allow_unicode=True), encoding="utf-8"
+    )
+    s = load_scheme(root)
+    db_path = tmp_path / "ledger.db"
+    db = connect(db_path)
+    put(db, s, [
+        ev("d", "sorting", "P2", "2024-03-03T10:00"),  # +0.3: selected
+        ev("z", "sorting", "P3", "2024-04-03T10:00"),
+    ])  # fmt: skip
+    score(db, s)
+    db.conn.close()
+    out = run("--scheme", root, "--db", db_path, "assess", "2024-03", "--format", "json")
+    assert out.exit_code == 0, out.output
+    (data,) = json.loads(out.stdout)
+    assert [(r["scope_id"], r["value"]) for r in data["selected"]] == [("P2", 0.3)]
+    assert [(a["subject"], a["points"], a["wallet"]) for a in data["awards"]] == [("P2", 0.5, 0.5)]
+
+
+def test_scenario_failures_speak_points(tmp_path) -> None:
+    root = make(tmp_path, "precision: 0.1", TENTHS, tiers=".9")
+    path = tmp_path / "fractions.yaml"
+    path.write_text(
+        SCENARIOS.replace("score: 1001.0, wallet: 1.5", "score: 1001.5, wallet: 1.5").replace(
+            "[0.3, 1000.3]", "[0.4, 1000.3]"
+        ),
+        encoding="utf-8",
+    )
+    out = run("--scheme", root, "test", path).stdout
+    assert "score 1001.5, got 1001.0" in out, out
+    assert "gave +1.5 in 2024-03 (cap 1.5 points/month" in out, out
+    assert "gave -0.5 (wallet 0.0) in 2024-03" in out
+    assert "expected points 0.4, got 0.3 from rule sort" in out

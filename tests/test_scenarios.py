@@ -82,19 +82,22 @@ def test_broken_rule_fails_with_actionable_messages(
     cap_line = line_of(sem, "score: 1040, wallet: 40, as_of: 2024-03-31", after="封顶截到剩余额度")
     assert (
         f"tests/scenarios/semantics.yaml:{cap_line}: 封顶截到剩余额度，额度用完的匹配仍可见: expected R1"
-        " (residents) score 1040 as of 2024-03-31, got 1046 — rule res-volunteer (参加志愿服务) gave"
-        " +46 in 2024-03 (cap 50 points/month)"
+        " (residents) score 1040 as of 2024-03-31, got 1046 (base 1000) — rule res-volunteer"
+        " (参加志愿服务) gave +46 in 2024-03 (cap 50 points/month). Check these rules' points, caps"
+        " and validity, or the expected score"
     ) in messages
     sign_line = line_of(sem, "score: 980, as_of: 2026-03-04")
     assert (
         f"tests/scenarios/semantics.yaml:{sign_line}: 有效期：到期后不再计入: expected R1 (residents)"
-        " score 980 as of 2026-03-04, got 1020 — rule res-fire-lane (占用堵塞消防通道) gave +20 in 2024-03"
+        " score 980 as of 2026-03-04, got 1020 (base 1000) — rule res-fire-lane (占用堵塞消防通道)"
+        " gave +20 in 2024-03. Check these rules' points, caps and validity, or the expected score"
     ) in messages
     res = repo_copy / "tests" / "scenarios" / "residents.yaml"
     row = line_of(res, "[24, 40, 40]")
     assert (
         f"tests/scenarios/residents.yaml:{row}: 志愿服务按小时计分，不足1分不计，每月最多40分 [row 6: hours=24]:"
-        " expected points 40, got 48 from rule res-volunteer (参加志愿服务)"
+        " expected points 40, got 48 from rule res-volunteer (参加志愿服务). Check the points the rule"
+        " gives (rules/packs/residents.yaml:18), or correct the row"
     ) in messages
     # nothing else is blamed: every failure names one of the two broken rules' scenarios
     assert all("res-volunteer" in m or "res-fire-lane" in m or "tier" in m for m in messages), (
@@ -248,8 +251,9 @@ def test_load_scenario_file_single_and_defaults(tmp_path: Path) -> None:
     report = run_scenarios([f], ROOT)
     assert [str(x).split(": ", 1)[1] for x in report.failures] == [
         (
-            "单个场景: expected R1 (residents) score 1005, got 1004 — rule res-volunteer (参加志愿服务)"
-            " gave +4 in 2024-03 (cap 40 points/month)"
+            "单个场景: expected R1 (residents) score 1005, got 1004 (base 1000) — rule res-volunteer"
+            " (参加志愿服务) gave +4 in 2024-03 (cap 40 points/month). Check these rules' points, caps"
+            " and validity, or the expected score"
         )
     ]
 

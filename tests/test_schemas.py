@@ -390,3 +390,38 @@ def test_rules_file_validates_as_loaded_by_the_engine(path: Path) -> None:
     from scoring.yamlsafe import load_yaml
 
     assert errors(schema_name_for(path), load_yaml(path)) == []
+
+
+# --------------------------------------------------------------- fractional points in an editor
+
+WEIHAI = ROOT / "examples" / "weihai" / "rules"
+WEIHAI_FILES = sorted(WEIHAI.rglob("*.yaml"))
+
+
+def _weihai_schema(path: Path) -> str:
+    return "pack" if path.parent.name == "packs" else path.stem
+
+
+@pytest.mark.parametrize("path", WEIHAI_FILES, ids=lambda p: str(p.relative_to(WEIHAI)))
+def test_fractional_scheme_files_validate_as_an_editor_reads_them(path: Path) -> None:
+    """An editor checks the files as written (points: 0.1, tier max 1049.9): the schema
+    accepts decimals where validate does (found in review: they were marked red)."""
+    assert (SCHEMAS / f"{_weihai_schema(path)}.schema.json").is_file()
+    assert errors(_weihai_schema(path), load(path)) == []
+
+
+def test_weihai_writes_decimals_the_editor_now_accepts() -> None:
+    text = "".join(p.read_text(encoding="utf-8") for p in WEIHAI_FILES)
+    assert "points: 0.1" in text and "max: 1049.9" in text  # the case above is a real one
+
+
+def test_the_engine_still_checks_point_values_in_whole_units() -> None:
+    """validate reads values already in units: there a point value stays a whole number,
+    so the editor's looser schema changes nothing the engine accepts."""
+    from scoring.validate.schema import schema_problems
+
+    pack = {"pack": "p", "version": "1", "group": "residents",
+            "rules": [{"id": "r", "title": "某", "on": "x", "points": 0.5}]}  # fmt: skip
+    assert errors("pack", pack) == []  # the editor: fine at some precision
+    (problem,) = schema_problems("packs/p.yaml", pack, "pack.schema.json")
+    assert "whole number" in problem.message

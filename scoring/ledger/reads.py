@@ -275,6 +275,9 @@ class ExplainLine:
     trial: bool = False
     expired: bool = False
     objection: bool = False
+    expires: str = ""  # local date the entry stops counting ("" when it never does)
+    repeat: int = 0  # an escalating rule's match: the n-th in its window (0: not escalating)
+    escalation: str = ""  # what escalation did, in words: "×2 再犯 (repeat: 2nd within 1 year)"
 
 
 WITHHELD_NOTE = "not counted: "  # how compile words a ``withhold`` entry's note
@@ -308,6 +311,7 @@ def explain(
     for table, trial in (("entries", False), ("trial_entries", True)):
         if trial and not include_trial:
             continue
+        repeats = _repeats(db, scheme, table, subject, group, trial)
         sql = (
             f"SELECT id, grp, rule, points, wallet, reason, event, period, note, at, expires_at"
             f" FROM {table} WHERE subject = ? AND at <= ?"
@@ -332,6 +336,7 @@ def explain(
                 if not expired:
                     run[0] += pts
                 run[1] += wal
+            n, esc = repeats.get(eid, (0, ""))
             out.append(
                 ExplainLine(
                     id=eid,
@@ -350,6 +355,81 @@ def explain(
                     trial=trial,
                     expired=expired,
                     objection=(event or "") in disputed,
+                    expires=clock.local(exp).strftime("%Y-%m-%d") if exp is not None else "",
+                    repeat=n,
+                    escalation=esc if reason == "match" and pts else "",
                 )  # fmt: skip
             )
     return out
+
+
+def _repeats(
+    db: sqlite_utils.Database,
+    scheme: Scheme,
+    table: str,
+    subject: str,
+    group: str | None,
+    trial: bool = False,
+) -> dict[int, tuple[int, str]]:
+    """Entry id → (n, words) for the matches of escalating rules: the n-th match in the
+    rule's (or its family's) window, counted as the scorer counts it (``Scorer._apply``,
+    ``count_prior``): in the order the entries were written, every earlier match or
+    capped match of the same window key whose time is within the window, less those
+    reversed since (a trial reversal gives no window back). The ledger does not store n:
+    explain counts it again, at read time only."""
+    esc = {r.id for r in scheme.rules if r.escalate is not None}
+    if not esc:
+        return {}
+    marks = ",".join("?" * len(esc))
+    sql = (
+        f"SELECT id, grp, rule, reason, at, note, ref FROM {table} WHERE subject = ?"
+        f" AND rule IN ({marks})"
+    )
+    params: list[Any] = [subject, *sorted(esc)]
+    if group:
+        sql += " AND grp = ?"
+        params.append(group)
+    clock = scheme.clock
+    times: dict[tuple[str, str], list[int]] = {}
+    counted: dict[int, tuple[str, str, int]] = {}  # entry id → (window key, group, time)
+    out: dict[int, tuple[int, str]] = {}
+    for eid, grp, rule_id, reason, at, note, ref in db.execute(sql + " ORDER BY id", params):
+        if reason == "reversal":
+            undone = None if trial else counted.get(ref)
+            if undone is not None:
+                window = times.get(undone[:2], [])
+                if undone[2] in window:
+                    window.remove(undone[2])
+            continue
+        if reason not in ("match", "capped") or (note or "").startswith(WITHHELD_NOTE):
+            continue  # a withheld bonus never reached the escalation step
+        versions = [r for r in scheme.rule_versions(rule_id) if r.in_force(at)]
+        rule = next((r for r in versions if r.group == grp), versions[0] if versions else None)
+        if rule is None or rule.escalate is None:
+            continue
+        e = rule.escalate
+        key = (rule.family if rule.family in scheme.families else rule.id, grp)
+        window = times.setdefault(key, [])
+        floor = clock.sub(at, e.within) if e.within else -(2**62)
+        n = 1 + sum(1 for x in window if x > floor)
+        window.append(at)
+        counted[eid] = (*key, at)
+        span = f"within {_span(e.within)}" if e.within else "so far"
+        if e.factor:
+            words = f"×{e.factor} 再犯 (repeat: {_ordinal(n)} {span})" if n > 1 else ""
+        else:
+            step = min(n, len(e.steps))
+            words = f"step {step} of {len(e.steps)}" + (
+                f" 再犯 (repeat: {_ordinal(n)} {span})" if n > 1 else f" (first {span})"
+            )
+        out[eid] = (n, words)
+    return out
+
+
+def _span(d: Any) -> str:
+    return f"{d.n} {d.unit[:-1] if d.n == 1 else d.unit}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -475,7 +475,7 @@ def _criterion(scheme: Scheme, rs: Any) -> str:
     if rs.tiers:
         return _tier_heading(scheme, rs)
     if rs.min_score is not None or rs.max_score is not None:
-        return _score_heading(rs)
+        return _score_heading(rs, scheme.precision)
     return _entry_heading(scheme, rs)
 
 

@@ -67,8 +67,26 @@ def _schemas() -> dict[str, dict[str, Any]]:
         return out
     for entry in entries:
         if entry.name.endswith(".schema.json"):
-            out[entry.name] = json.loads(entry.read_text(encoding="utf-8"))
+            out[entry.name] = _in_units(json.loads(entry.read_text(encoding="utf-8")))
     return out
+
+
+POINTS_COMMENT = "points:"  # how a schema marks a point value (a decimal where a precision allows)
+
+
+def _in_units(schema: Any) -> Any:
+    """The shipped schemas let an editor accept ``points: 0.5`` (a point value is a
+    ``number`` marked ``$comment: "points: ..."``); the engine checks the files after
+    ``precision.scale_files`` turned every point value into whole units, so here a marked
+    value is a whole number again, and ``0.5`` at whole points keeps its precise message."""
+    if isinstance(schema, dict):
+        out = {k: _in_units(v) for k, v in schema.items()}
+        if str(out.get("$comment", "")).startswith(POINTS_COMMENT) and out.get("type") == "number":
+            out["type"] = "integer"
+        return out
+    if isinstance(schema, list):
+        return [_in_units(v) for v in schema]
+    return schema
 
 
 @cache

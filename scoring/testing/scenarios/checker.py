@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import sqlite_utils
 
-from ...precision import json_points, metric_on_points
+from ...precision import fmt_points, json_points, metric_on_points, plain_points
 from ...yamlsafe import PosDict
 from .load import Scenario
 from .results import Failure, _same, _show, _signed, _unknown
@@ -33,10 +34,18 @@ class _Checker:
         # a fractional scheme's ledger holds units; scenarios are written in points
         prec = self.scheme.precision
         self.pts: Any = (lambda u: u) if prec.scale == 1 else (lambda u: json_points(u, prec))
+        self.prec = prec
         self.sc = sc
         self.db = db
         self.ctx = ctx
         self.fails = fails
+
+    def show(self, units: Any) -> str:
+        """Ledger units as points, as ``gridcredit balances`` prints them (``1000.5``)."""
+        return fmt_points(units, self.prec)
+
+    def signed(self, units: Any) -> str:
+        return fmt_points(units, self.prec, sign=True)
 
     def fail(self, line: int, msg: str) -> None:
         self.fails.append(Failure(self.sc.file, line, self.sc.name, msg))
@@ -86,9 +95,9 @@ class _Checker:
         for rule, period, pts, wal, capped in rows:
             if not pts and not wal and not capped:
                 continue
-            text = f"{self.r.rule_ref(rule)} gave {_signed(pts)}"
+            text = f"{self.r.rule_ref(rule)} gave {self.signed(pts)}"
             if wal != pts:
-                text += f" (wallet {_signed(wal)})"
+                text += f" (wallet {self.signed(wal)})"
             text += f" in {period}"
             extra = []
             lim = self.r.limit_text(rule)
@@ -101,7 +110,7 @@ class _Checker:
             parts.append(text)
         g = self.scheme.groups[grp]
         if not parts:
-            return f" — no entries count for {sid} in {grp} at that date (base {g.base_score})"
+            return f" — no entries count for {sid} in {grp} at that date, only the base {self.show(g.base_score)}"
         return " — " + "; ".join(parts)
 
     def balance(self, item: dict, line: int) -> None:
@@ -128,12 +137,32 @@ class _Checker:
                 have = self.pts(have)
             if _same(want, have):
                 continue
-            msg = f"expected {self._who(sid, grp)} {key} {_show(want)}{when}, got {_show(have)}"
+            got_text = str(have) if key == "tier" else self.show(getattr(b, key))
+            msg = f"expected {self._who(sid, grp)} {key} {_show(want)}{when}, got {got_text}"
+            g = self.scheme.groups[grp]
+            if key == "score":
+                msg += f" (base {self.show(g.base_score)})"
             if key == "tier":
-                msg += f" (score {b.score}"
-                msg += f", held at most {b.graded} by direct grading)" if b.graded else ")"
+                msg += f" (score {self.show(b.score)}"
+                msg += f", held at most {b.graded} by direct grading" if b.graded else ""
+                band = next((x for x in g.tiers if x.id == str(want)), None)
+                msg += f"; {want} is {self._band(band)})" if band is not None else ")"
+            # what to check: the entries behind the figure, then the rules or the expectation
+            check = {
+                "score": "these rules' points, caps and validity, or the expected score",
+                "wallet": "which rules move the wallet (wallet:) and any redemptions, or the"
+                " expected wallet",
+                "tier": f"the score against the tiers of {grp} in scheme.yaml, or the expected tier",
+            }[key]
             self.fail(item.val_pos.get(key, (line,))[0] if isinstance(item, PosDict) else line,
-                      msg + self._explain(sid, grp, as_of))  # fmt: skip
+                      msg + self._explain(sid, grp, as_of) + f". Check {check}")  # fmt: skip
+
+    def _band(self, tier: Any) -> str:
+        """A tier's score band in words: ``1030–1049``, ``1050 or more``."""
+        lo, hi = (None if v is None else plain_points(v, self.prec) for v in (tier.min, tier.max))
+        if lo is not None and hi is not None:
+            return f"{lo}–{hi}"
+        return f"{lo} or more" if lo is not None else f"{hi} or less"
 
     def entry(self, item: dict, line: int, table: str = "entries") -> None:
         sid = str(item["subject"])
@@ -169,7 +198,8 @@ class _Checker:
         want_n = item.get("count")
         if (want_n is None and keep) or (want_n is not None and len(keep) == want_n):
             return
-        kind = "trial entr" if table == "trial_entries" else "entr"
+        trial = table == "trial_entries"
+        noun = "trial entr" if trial else "entr"
         desc = [f"for {sid}"]
         if grp:
             desc.append(f"in {grp}")
@@ -184,26 +214,103 @@ class _Checker:
             shape.append(f"wallet {_signed(item['wallet'])}")
         if item.get("reason"):
             shape.append(f"reason {item['reason']}")
+        with_shape = f" with {', '.join(shape)}" if shape else ""
         if want_n is None:
-            head = f"expected {'a trial entry' if table == 'trial_entries' else 'an entry'}"
+            head = f"expected {'a trial entry' if trial else 'an entry'}"
+        elif want_n == 0:
+            head = f"expected no {noun}y"
         else:
-            head = f"expected {want_n} {kind}{'y' if want_n == 1 else 'ies'}"
-        msg = f"{head} {' '.join(desc)}" + (f" with {', '.join(shape)}" if shape else "")
-        msg += f", got {len(keep)}"
-        if rows:
-            seen = [
-                f"{_signed(p)}{'' if w == p else f' (wallet {_signed(w)})'} {reason} on {e} in {per}"
-                + ("" if rule else f" by {ru}")
-                for p, w, reason, e, per, g, ru in (
-                    (self.pts(r[0]), self.pts(r[1]), *r[2:]) for r in rows[:6]
+            head = f"expected {want_n} {noun}{'y' if want_n == 1 else 'ies'}"
+        msg = f"{head} {' '.join(desc)}{with_shape}"
+        found = len(keep)
+        seen = ", ".join(
+            f"{self.signed(p)}{'' if w == p else f' (wallet {self.signed(w)})'} {reason} on {e}"
+            f" in {per}" + ("" if rule else f" by {ru}")
+            for p, w, reason, e, per, g, ru in (keep if want_n is not None and keep else rows)[:6]
+        )
+        listed = len(keep) if want_n is not None and keep else len(rows)
+        if listed > 6:
+            seen += f" … ({listed} in all)"
+        if want_n is not None and found > want_n:
+            # an unexpected entry: say what came out, and that the rule's conditions decide it
+            msg += f", but {found} {'was' if found == 1 else 'were'} written: {seen}"
+            msg += ". Check " + self._match_hint(rule, ev, sid, item.get("reason"))
+            msg += f", or expect count: {found}"
+        elif not rows:
+            # nothing at all: the rule did not match (or a zero-point match wrote nothing)
+            whom = f"{self.r.rule_ref(rule)} wrote" if rule else "no rule wrote"
+            if rule:
+                msg += f", but none was written: {whom} no {noun}ies for {sid}"
+            else:
+                msg += f", but none was written: {whom} any {noun}y for {sid}"
+            if grp or ev:
+                msg += " " + " ".join(d for d in desc[1:] if not d.startswith("from "))
+            msg += ". Check " + self._match_hint(rule, ev, sid, item.get("reason"))
+            if item.get("points") == 0 or item.get("wallet") == 0:
+                msg += (
+                    "; a match worth 0 points writes no entry: to expect that the rule gives"
+                    " nothing here, write count: 0"
                 )
-            ]
-            msg += "; entries found: " + ", ".join(seen)
-            if len(rows) > 6:
-                msg += f" … ({len(rows)} in all)"
-        elif rule:
-            msg += f"; {self.r.rule_ref(rule)} wrote no {kind}ies for {sid}"
+        else:
+            # entries were written, but not the ones expected: show them side by side
+            if found:
+                msg += f", but only {found} of the {len(rows)} written {'matches' if found == 1 else 'match'}"
+            elif len(rows) == 1:
+                msg += f", but the {noun}y written differs"
+            else:
+                msg += f", but the {len(rows)} {noun}ies written differ"
+            ids = {r[6] for r in rows}  # one rule wrote them all: point at it
+            msg += f": {seen}. Check " + self._value_hint(
+                rule or (ids.pop() if len(ids) == 1 else None), item
+            )
         self.fail(line, msg)
+
+    def _match_hint(self, rule: Any, ev: Any, sid: str, item_reason: Any = None) -> str:
+        """What decides whether a rule matches: the event's type, time and attributes
+        against the rule's on, when and effective dates (at the rule's place in its file)."""
+        what = f"event {ev}" if ev is not None else f"{sid}'s events"
+        if ev is not None:
+            row = self.db.execute(
+                "SELECT type, at, attrs FROM events WHERE id = ?", [ev]
+            ).fetchone()
+            if row is not None:
+                etype, at, attrs = row
+                day = self.scheme.clock.local(at).strftime("%Y-%m-%d %H:%M")
+                shown = ", ".join(
+                    f"{k} {_show(v)}" for k, v in sorted(orjson.loads(attrs or "{}").items())
+                )
+                what += f" ({etype} at {day}{', ' + shown if shown else ''})"
+        if rule in self.scheme.catalog or item_reason == "redeem":
+            return f"{what} against the item's cost, minimum tier, stock and limits in catalog.yaml"
+        if rule is not None and any(a.id == rule for a in self.scheme.assessments):
+            return f"the assessment {rule} (its period, metric and select) in assessments.yaml"
+        if rule is None:
+            return f"{what} against the on and when of the rules you expect"
+        where = self.r.rule_where(rule)
+        return f"{what} against the rule's on, when and effective dates" + (
+            f" ({where})" if where else ""
+        )
+
+    def _value_hint(self, rule: Any, item: dict) -> str:
+        """Where the expected figures come from in the rule, to check against the scenario."""
+        parts = []
+        if "points" in item or "wallet" in item:
+            if not rule:
+                parts.append("the rules' points and caps")
+            else:
+                cap = " and its cap" if self.r.limit_text(rule) else ""
+                parts.append(f"the points rule {rule} gives{cap}")
+        if "wallet" in item:
+            parts.append(
+                "whether it moves the wallet (wallet:)" if rule else "which rules move the wallet"
+            )
+        if item.get("reason"):
+            parts.append("whether the match was capped")
+        if rule in self.scheme.catalog:
+            return "the item's cost in catalog.yaml, or correct the expected values"
+        where = self.r.rule_where(rule, "points") if rule else ""
+        text = " and ".join(parts) or "the rule's on and when"
+        return text + (f" ({where})" if where else "") + ", or correct the expected values"
 
     def trial_entry(self, item: dict, line: int) -> None:
         self.entry(item, line, table="trial_entries")
@@ -244,8 +351,8 @@ class _Checker:
                     [ev, sid, grp],
                 ).fetchone()
                 msg += (
-                    f" — just before it {sid} ({grp}) had score {b[0].score}, tier {b[0].tier},"
-                    f" wallet {b[0].wallet - own}; cost {cost}"
+                    f" — just before it {sid} ({grp}) had score {self.show(b[0].score)},"
+                    f" tier {b[0].tier}, wallet {self.show(b[0].wallet - own)}; cost {self.show(cost)}"
                 )
         self.fail(line, msg)
 
@@ -274,7 +381,7 @@ class _Checker:
                 from ...ledger import balances
 
                 bs = balances(self.db, self.scheme, as_of=as_of, subject=sid)
-                state = ", ".join(f"{b.group} score {b.score} tier {b.tier}" for b in bs)
+                state = ", ".join(f"{b.group} score {self.show(b.score)} tier {b.tier}" for b in bs)
                 self.fail(
                     line,
                     f"expected {sid} on list {lid} ({ld.title}){when}, but it is not ({state})",
@@ -325,7 +432,7 @@ class _Checker:
             )
             if table:
                 ranked = " — " + ", ".join(
-                    f"{r.rank}. {r.subject} {r.score}" for r in table.rows[:8]
+                    f"{r.rank}. {r.subject} {self.show(r.score)}" for r in table.rows[:8]
                 )
         self.fail(line, f"expected {who} rank {item['rank']} in {month} (within {within}), got"
                   f" {have if have is not None else 'not ranked'}{ranked}")  # fmt: skip

@@ -9,7 +9,8 @@ import orjson
 import sqlite_utils
 
 from ...model import Rule, Scheme, TablePoints
-from .results import Coverage, CoverageItem, _show, _signed
+from ...precision import fmt_points
+from .results import Coverage, CoverageItem, _show
 
 # --------------------------------------------------------------------------- coverage
 
@@ -25,6 +26,7 @@ class _CoverageTracker:
         self.table_items: dict[tuple[int, str], CoverageItem] = {}
         self.by_rules: set[str] = set()
         self.esc_rules: set[str] = set()
+        prec = scheme.precision  # steps and table values are units: shown as points (+0.5)
         for rule in scheme.rules:
             if rule.status == "retired":
                 continue
@@ -41,7 +43,7 @@ class _CoverageTracker:
                 self.esc_rules.add(rule.id)
                 self.steps[id(rule)] = []
                 for i, pts in enumerate(rule.escalate.steps):
-                    it = CoverageItem("step", rule.id, f"{label} step {i + 1} ({_signed(pts)})", rule.title,
+                    it = CoverageItem("step", rule.id, f"{label} step {i + 1} ({fmt_points(pts, prec, sign=True)})", rule.title,
                                       rule.key_src.get("escalate", rule.src))  # fmt: skip
                     self.steps[id(rule)].append(it)
                     self.items.append(it)
@@ -49,7 +51,7 @@ class _CoverageTracker:
                 self.by_rules.add(rule.id)
                 by = rule.points.by
                 for k, v in rule.points.table.items():
-                    it = CoverageItem("table", rule.id, f"{label} {by} = {_show(k)} ({_signed(int(v))})",
+                    it = CoverageItem("table", rule.id, f"{label} {by} = {_show(k)} ({fmt_points(int(v), prec, sign=True)})",
                                       rule.title, rule.key_src.get("points", rule.src))  # fmt: skip
                     self.table_items[(id(rule), _show(k))] = it
                     self.items.append(it)

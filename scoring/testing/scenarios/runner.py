@@ -6,18 +6,18 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import sqlite_utils
 
 from ...errors import GridcreditError
 from ...model import Rule, Scheme
-from ...precision import json_points
+from ...precision import fmt_points, json_points
 from ...yamlsafe import PosDict
 from .checker import _Checker
 from .coverage import _CoverageTracker
 from .load import Scenario, _display, _line
-from .results import OUTPUT_COLUMNS, CaseResult, Failure, _same, _show, _signed, _unknown
+from .results import OUTPUT_COLUMNS, CaseResult, Failure, _same, _show, _unknown
 
 # --------------------------------------------------------------------------- the runner
 
@@ -59,6 +59,15 @@ class ScenarioRunner:
             return rule_id
         return f"rule {rule_id} ({title})"
 
+    def rule_where(self, rule_id: str, key: str = "") -> str:
+        """``file:line`` of a rule (of its ``key``, e.g. ``points``, when given), newest version."""
+        versions = self.scheme.rule_versions(rule_id)
+        if not versions:
+            return ""
+        r = versions[-1]
+        f, line, _ = r.key_src.get(key, r.src) if key else r.src
+        return f"{f}:{line}" if f and line else ""
+
     def limit_text(self, rule_id: str) -> str:
         versions = [r for r in self.scheme.rule_versions(rule_id) if r.limit]
         if not versions:
@@ -67,7 +76,9 @@ class ScenarioRunner:
         assert lim is not None
         parts = []
         if lim.max_points is not None:
-            parts.append(f"cap {lim.max_points} points/{lim.per}")
+            parts.append(
+                f"cap {fmt_points(lim.max_points, self.scheme.precision)} points/{lim.per}"
+            )
         if lim.max_count is not None:
             parts.append(f"at most {lim.max_count} times/{lim.per}")
         return ", ".join(parts)
@@ -323,6 +334,7 @@ class ScenarioRunner:
                 sql += " AND rule = ?"
                 params.append(rule_id)
             got = db.execute(sql, params).fetchall()
+            units_points = sum(g[0] for g in got)
             actual: dict[str, Any] = {
                 "points": sum(g[0] for g in got) if got else None,
                 "wallet": sum(g[1] for g in got) if got else None,
@@ -335,23 +347,50 @@ class ScenarioRunner:
                 bal = balances(db, self.scheme, as_of=as_of, group=group, subject=sid)
                 actual["score"] = bal[0].score if bal else None
                 actual["tier"] = bal[0].tier if bal else None
-            if self.scheme.precision.scale != 1:  # the ledger's units as the points written
+            prec = self.scheme.precision
+            # messages show points as balances does (1000.5); comparisons use the numbers
+            shown = {c: fmt_points(actual.get(c), prec) for c in ("points", "wallet", "score")}
+            if prec.scale != 1:  # the ledger's units as the points written
                 for c in ("points", "wallet", "score"):
-                    actual[c] = json_points(actual.get(c), self.scheme.precision)
+                    actual[c] = json_points(actual.get(c), prec)
             what = self.rule_ref(rule_id) if rule_id else "all rules"
+            when_at = (
+                f" ({self.rule_where(rule_id)})" if rule_id and self.rule_where(rule_id) else ""
+            )
+            points_at = (
+                f" ({self.rule_where(rule_id, 'points')})"
+                if rule_id and self.rule_where(rule_id, "points")
+                else ""
+            )
             for c, want in exp.items():
                 have = actual.get(c)
                 if _same(want, have):
                     continue
                 if c == "points" and have is None:
-                    msg = f"expected {what} to give {_show(want)} points, but it did not match this event"
+                    msg = (
+                        f"expected {what} to give {_show(want)} points, but it did not match this"
+                        f" row's event: no entry was written. Check the row's values against the"
+                        f" rule's on, when and effective dates{when_at}, or write null to expect"
+                        " no match"
+                    )
                 elif c == "points" and want is None:
                     # have is not None: _same() accepted None against None above
-                    msg = f"expected {what} not to match this event, but it gave {_signed(cast(int, have))}"
+                    gave = fmt_points(units_points, prec, sign=True)
+                    msg = (
+                        f"expected {what} not to match this row's event, but it gave {gave}."
+                        f" Check the rule's when and effective dates{when_at}, or write the"
+                        " points it should give"
+                    )
                 else:
-                    msg = f"expected {c} {_show(want)}, got {_show(have)} from {what}"
+                    msg = f"expected {c} {_show(want)}, got {shown.get(c, _show(have))} from {what}"
                     if c in ("points", "wallet") and actual.get("reason") == "capped":
                         msg += " (the match was capped: the period's limit was already used)"
+                    check = {
+                        "points": f"the points the rule gives{points_at}",
+                        "wallet": f"whether the rule moves the wallet{when_at}",
+                        "reason": f"the rule's cap{when_at}",
+                    }.get(c, f"the rule's points{points_at} and the group's tiers in scheme.yaml")
+                    msg += f". Check {check}, or correct the row"
                 r.failures.append(Failure(r.file, r.line, r.name, msg))
         per = (time.perf_counter() - t0) / max(1, len(results))
         for r in results:
