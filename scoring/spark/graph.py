@@ -279,7 +279,7 @@ class StockRounds:
 
 def score_with_stock(
     spark: Any, combined: Any, stocked: list[str], stock: dict[str, int], partitions: int,
-    scorer: Any, used0: dict[str, int] | None = None,
+    scorer: Any, used0: dict[str, int] | None = None, one_task_events: int = 0,
 ) -> tuple[Any, StockRounds]:  # fmt: skip
     """The scoring stage with stock as its own stage (see the module doc).
 
@@ -287,7 +287,10 @@ def score_with_stock(
     ``scorer(mode, part_offset)``: the ``mapInArrow`` function of
     :func:`.partition.score_partition` in a mode (``plain``, ``facts``, ``final``).
     Components without a stocked request are scored once (``plain``); the others
-    in rounds of ``facts`` until the stock's answers hold, then once ``final``.
+    in rounds of ``facts`` until the stock's answers hold, then once ``final``;
+    but when those hold no more than ``one_task_events`` events, they are scored
+    as one component in one task instead (what a fair share of a task holds: no
+    core waits for it, and the rounds would score them three times).
     Returns the scoring output (``OUT_SCHEMA``) and the rounds' counts."""
     from pyspark.sql import functions as F
 
@@ -310,17 +313,26 @@ def score_with_stock(
     if n_held == 0:
         return out_plain, info
     inputs = combined.join(held, "comp", "left_semi").localCheckpoint()
+    if inputs.filter("kind = 1").count() <= one_task_events:
+        first = held.agg(F.min("comp")).first()[0]
+        one = combined.join(held.withColumn("held", F.lit(True)), "comp", "left").select(
+            F.when(F.col("held"), F.lit(first)).otherwise(F.col("comp")).alias("comp"),
+            *[c for c in combined.columns if c != "comp"],
+        )
+        return one.repartition(partitions, "comp").mapInArrow(plain_fn, OUT_SCHEMA), info
     in_cols = [c.split()[0] for c in IN_SCHEMA.split(",")]
     oos = spark.createDataFrame([], OOS_SCHEMA)
     todo = held
     facts = spark.createDataFrame([], FACT_SCHEMA)
     n_todo = n_held
-    limit = asks.count() + 1  # each round fixes one more answer at least (module doc)
+    limit = None
     while True:
         info.rounds += 1
         info.scored.append(n_todo)
-        if info.rounds > limit:
-            raise RuntimeError("the stock rounds did not settle: a bug, please report it")
+        if info.rounds > 50:  # each round fixes one more answer at least (module doc)
+            limit = asks.count() + 1 if limit is None else limit
+            if info.rounds > limit:
+                raise RuntimeError("the stock rounds did not settle: a bug, please report it")
         fresh = (
             _with_oos(inputs.join(todo, "comp", "left_semi"), oos, in_cols)
             .repartition(partitions, "comp")

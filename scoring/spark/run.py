@@ -83,8 +83,14 @@ def _tick(run: Run, stage: str, t0: float) -> float:
 def score(
     spark: Any, scheme_dir: str, subjects: list[str], events: list[str], ledger: str,
     partitions: int = DEFAULT_PARTITIONS, driver_max_edges: int = graph.DRIVER_MAX_EDGES,
+    one_task_events: int | None = None,
 ) -> Run:  # fmt: skip
-    """Score ``events`` of ``subjects`` under the scheme into a new version of ``ledger``."""
+    """Score ``events`` of ``subjects`` under the scheme into a new version of ``ledger``.
+
+    ``driver_max_edges``: up to this many component edges are joined on the driver;
+    ``one_task_events``: up to this many events of subjects asking for stocked items
+    are scored in one task rather than in stock rounds (None: the events over the
+    cluster's cores; 0: always rounds). See :mod:`.graph`."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
     from pyspark.sql.window import Window
@@ -291,9 +297,12 @@ def score(
         combined = subj_in.unionByName(ev_in)
     # stock is a stage of its own (graph.score_with_stock): components with stocked
     # requests are scored in rounds until first come, first served holds
+    if one_task_events is None:
+        one_task_events = sum(b.accepted for b in ebatches) // spark.sparkContext.defaultParallelism
     out, rounds = graph.score_with_stock(
         spark, combined, stocked, {i: scheme.catalog[i].stock for i in stocked}, partitions,
         lambda mode, offset: score_partition(scheme_dir, efiles.names, mode, offset),
+        one_task_events=one_task_events,
     )  # fmt: skip
     out = out.persist()
     run.stock_rounds = rounds.scored
