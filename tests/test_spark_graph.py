@@ -170,3 +170,27 @@ def test_the_county_with_distributed_components_gives_the_sqlite_ledger(spark, t
     assert run.stock_rounds == []  # a small county's stock askers fit one task: no rounds
     assert_same(tables, mine)
     assert entry_ids(db) == spark_entry_ids(spark, tmp_path / "ledger")
+
+
+def test_the_scenarios_through_the_stock_rounds_give_the_sqlite_ledger(spark, tmp_path):
+    """Every scenario's inputs in one ledger (stock shared across scenarios), the stock
+    stage forced into rounds: the ledger and the redemptions are the SQLite path's."""
+    from scoring.loader import load_scheme
+    from scoring.spark.canonical import sqlite_ledger
+    from tests.test_spark import (
+        ROOT,
+        _prefixed_scenarios,
+        assert_same,
+        entry_ids,
+        spark_entry_ids,
+        sqlite_run,
+    )
+
+    s_path, e_path = _prefixed_scenarios(tmp_path)
+    db = sqlite_run(load_scheme(ROOT), [s_path], [e_path])
+    tables = sqlite_ledger(db)
+    assert "out_of_stock" in {r[7] for r in tables["redemptions"]}
+    run, mine = spark_score(spark, [s_path], [e_path], tmp_path / "ledger", one_task_events=0)
+    assert run.stock_rounds
+    assert_same(tables, mine)
+    assert entry_ids(db) == spark_entry_ids(spark, tmp_path / "ledger")
