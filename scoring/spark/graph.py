@@ -147,22 +147,6 @@ def star_components(pairs: Any, max_rounds: int = 200) -> Any:
     raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
 
 
-def stock_edges(accepted: Any, stocked: list[str]) -> Any:
-    """Every subject asking for an item with stock, paired with the least of them
-    (one component: first come, first served across subjects)."""
-    from pyspark.sql import functions as F
-
-    asking = (
-        accepted.filter(
-            (F.col("type") == "redeem") & F.get_json_object("attrs", "$.item").isin(stocked)
-        )
-        .select(F.col("subject").alias("b"))
-        .distinct()
-    )
-    first = asking.agg(F.min("b").alias("a"))
-    return first.crossJoin(asking).select("a", "b")
-
-
 # --- stock ---------------------------------------------------------------------------
 
 # what a scoring task in "facts" mode gives back: per stocked request that passed the

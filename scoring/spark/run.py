@@ -5,10 +5,11 @@ The stages, each a Spark job (see docs/spark.md):
 1. ingest (:mod:`.ingest`): each file parsed and checked by one task; events
    deduplicated by id over all files (a window over id, by file and line);
    subjects folded per id;
-2. components (:mod:`.graph`): the cross-subject edges (links, corrections,
-   stocked redemptions) joined into components (distributed above a size);
+2. components (:mod:`.graph`): the cross-subject edges (links, corrections)
+   joined into components (on the driver below a size, else distributed);
 3. scoring: subjects and events repartitioned by component, one core per
-   partition over its events in (time, id) order;
+   partition over its events in (time, id) order; catalog stock as a stage of
+   its own (:func:`.graph.score_with_stock`);
 4. the ledger (:mod:`.ledger`): every table written to a new version, then the
    pointer switched.
 
@@ -296,7 +297,8 @@ def score(
         )  # fmt: skip
         combined = subj_in.unionByName(ev_in)
     # stock is a stage of its own (graph.score_with_stock): components with stocked
-    # requests are scored in rounds until first come, first served holds
+    # requests are scored in rounds until first come, first served holds, or in one
+    # task while they fit its share
     if one_task_events is None:
         one_task_events = sum(b.accepted for b in ebatches) // spark.sparkContext.defaultParallelism
     out, rounds = graph.score_with_stock(
