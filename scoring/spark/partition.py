@@ -102,8 +102,16 @@ class Components:
         return sorted((s, r) for s in list(self.parent) if (r := self.find(s)) != s)
 
 
-def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
-    """A ``mapInArrow`` function over ``IN_SCHEMA`` rows of whole components → ``OUT_SCHEMA``."""
+def score_partition(
+    scheme_dir: str, event_files: list[str], mode: str = "plain", part_offset: int = 0
+) -> Any:
+    """A ``mapInArrow`` function over ``IN_SCHEMA`` rows of whole components → ``OUT_SCHEMA``.
+
+    ``mode``: ``plain``; or, for components with stocked requests (see
+    :mod:`.graph`), ``facts`` (what the requests need from stock, as
+    ``graph.FACT_SCHEMA``) and ``final`` (the output), each request taking the stock
+    answer given by the marker rows (kind 2: the event's request is out of stock).
+    ``part_offset`` keeps the ``part`` numbers of two scoring jobs apart."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
@@ -122,13 +130,20 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
         from .ingest import scheme_of
 
         ctx = TaskContext.get()
-        part = ctx.partitionId() if ctx is not None else 0
+        part = part_offset + (ctx.partitionId() if ctx is not None else 0)
+        facts = mode == "facts"
+        oos: set[str] = set()
+        comp_of: dict[str, str] = {}
         subjects: list[tuple] = []
         memberships: list[tuple[str, str]] = []
         rows: list[tuple] = []
         where: dict[str, tuple[int, int]] = {}
         for b in batches:
             d = b.to_pydict()
+            if facts:
+                comp_of.update(
+                    (i, c) for k, i, c in zip(d["kind"], d["id"], d["comp"], strict=True) if k == 0
+                )
             for kind, eid, subj, at, key, amends, fi, line, skind, grid, tags, links, groups in zip(
                 d["kind"], d["id"], d["subject"], d["at"], d["key"], d["amends"], d["fi"],
                 d["line"], d["skind"], d["grid"], d["tags"], d["links"], d["groups"], strict=True,
@@ -136,6 +151,8 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
                 if kind == 0:
                     subjects.append((eid, skind, grid, tags, links))
                     memberships.extend((eid, g) for g in orjson.loads(groups))
+                elif kind == 2:
+                    oos.add(eid)
                 else:
                     rows.append((eid, subj, at, key, amends))
                     where[eid] = (fi, line)
@@ -172,7 +189,18 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
             elif op == REJECTS:
                 rejects.extend(out)
 
-        core = Scorer(scheme, compiled, emit=emit, prior=NoPrior(r[0] for r in rows))
+        if mode == "plain":
+            core = Scorer(scheme, compiled, emit=emit, prior=NoPrior(r[0] for r in rows))
+        else:
+            from .graph import StockCore
+
+            core = StockCore(
+                scheme,
+                compiled,
+                emit=_discard if facts else emit,
+                prior=NoPrior(r[0] for r in rows),
+            )
+            core.stock_setup(oos)
         grids = {gid: (g.community, g.street) for gid, g in scheme.grids.items()}
         core.load_subjects(grids, memberships, subjects)
         core.link_accounts()
@@ -182,6 +210,9 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
             core.score_rows(rows[i : i + step])
             core.flush()
         core.finish()
+        if facts:
+            yield stock_facts(core.stock_facts, comp_of)
+            return
 
         cols: dict[str, list] = {n: [] for n, _ in OUT_COLUMNS}
         width = len(OUT_COLUMNS)
@@ -212,6 +243,24 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
         yield pa.RecordBatch.from_pydict(cols, schema=_arrow_schema())
 
     return run
+
+
+def _discard(op: str, rows: list) -> None:
+    """The emit of a ``facts`` run: only the stock facts are kept."""
+
+
+def stock_facts(found: list[tuple], comp_of: dict[str, str]) -> Any:
+    """The stock facts of a ``facts`` run as one Arrow batch of ``graph.FACT_SCHEMA``."""
+    import pyarrow as pa
+
+    from .graph import FACT_SCHEMA
+
+    names = [c.split()[0] for c in FACT_SCHEMA.split(",")]
+    cols: dict[str, list] = {n: [] for n in names}
+    for sid, item, at, ev, seq, qty, need in found:
+        for n, v in zip(names, (comp_of[sid], item, at, ev, seq, qty, need), strict=True):
+            cols[n].append(v)
+    return pa.RecordBatch.from_pydict(cols, schema=arrow_schema(FACT_SCHEMA))
 
 
 def _arrow_schema() -> Any:

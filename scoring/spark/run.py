@@ -5,10 +5,11 @@ The stages, each a Spark job (see docs/spark.md):
 1. ingest (:mod:`.ingest`): each file parsed and checked by one task; events
    deduplicated by id over all files (a window over id, by file and line);
    subjects folded per id;
-2. components (:mod:`.partition`): the cross-subject edges (links, corrections,
-   stocked redemptions) collected to the driver and joined into components;
+2. components (:mod:`.graph`): the cross-subject edges (links, corrections)
+   joined into components (on the driver below a size, else distributed);
 3. scoring: subjects and events repartitioned by component, one core per
-   partition over its events in (time, id) order;
+   partition over its events in (time, id) order; catalog stock as a stage of
+   its own (:func:`.graph.score_with_stock`);
 4. the ledger (:mod:`.ledger`): every table written to a new version, then the
    pointer switched.
 
@@ -30,6 +31,7 @@ import orjson
 
 from ..evaluate.outputs import ScoreSummary
 from ..ingest.records import BatchSummary
+from . import graph
 from . import ledger as store
 from .ingest import (
     PARSED_EVENTS,
@@ -46,10 +48,8 @@ from .ingest import (
 from .partition import (
     ENTRY_FIELDS,
     OBJECTION_FIELDS,
-    OUT_SCHEMA,
     REDEMPTION_FIELDS,
     SUMMED,
-    Components,
     score_partition,
 )
 
@@ -72,6 +72,7 @@ class Run:
         self.summary = ScoreSummary()
         self.version: Path | None = None
         self.stages: dict[str, float] = {}
+        self.stock_rounds: list[int] = []  # components scored in each stock round
 
 
 def _tick(run: Run, stage: str, t0: float) -> float:
@@ -82,9 +83,15 @@ def _tick(run: Run, stage: str, t0: float) -> float:
 
 def score(
     spark: Any, scheme_dir: str, subjects: list[str], events: list[str], ledger: str,
-    partitions: int = DEFAULT_PARTITIONS,
+    partitions: int = DEFAULT_PARTITIONS, driver_max_edges: int = graph.DRIVER_MAX_EDGES,
+    one_task_events: int | None = None,
 ) -> Run:  # fmt: skip
-    """Score ``events`` of ``subjects`` under the scheme into a new version of ``ledger``."""
+    """Score ``events`` of ``subjects`` under the scheme into a new version of ``ledger``.
+
+    ``driver_max_edges``: up to this many component edges are joined on the driver;
+    ``one_task_events``: up to this many events of subjects asking for stocked items
+    are scored in one task rather than in stock rounds (None: the events over the
+    cluster's cores; 0: always rounds). See :mod:`.graph`."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
     from pyspark.sql.window import Window
@@ -256,43 +263,12 @@ def score(
     t0 = _tick(run, "ingest events", t0)
 
     # --- 2. components ---------------------------------------------------------------
-    comps = Components()
-    for sid, links in subjects_df.filter("links != '{}'").select("id", "links").collect():
-        for target in orjson.loads(links).values():
-            comps.union(sid, target)
-    if accepted is not None:
-        corr = accepted.filter("amends IS NOT NULL OR type IN ('withdraw', 'objection')").select(
-            "subject",
-            "amends",
-            F.when(
-                F.col("type").isin("withdraw", "objection"), F.get_json_object("attrs", "$.target")
-            ).alias("target"),  # fmt: skip
-        )
-        targets = (
-            corr.select("subject", F.col("amends").alias("t"))
-            .union(corr.select("subject", F.col("target").alias("t")))
-            .filter("t IS NOT NULL")
-        )
-        by_id = accepted.select(F.col("id").alias("t"), F.col("subject").alias("ts"))
-        for a, b in targets.join(by_id, "t").select("subject", "ts").distinct().collect():
-            comps.union(a, b)
-        stocked = sorted(i for i, it in scheme.catalog.items() if it.stock is not None)
-        if stocked:
-            comps.union_all(
-                r[0]
-                for r in accepted.filter(
-                    (F.col("type") == "redeem") & F.get_json_object("attrs", "$.item").isin(stocked)
-                )
-                .select("subject")
-                .distinct()
-                .orderBy("subject")
-                .collect()
-            )
-    mapping = comps.mapping()
+    pairs = graph.edges(accepted, subjects_df)
+    stocked = sorted(i for i, it in scheme.catalog.items() if it.stock is not None)
+    comp_df = graph.components(spark, pairs, driver_max_edges).persist()
     t0 = _tick(run, "components", t0)
 
     # --- 3. scoring ------------------------------------------------------------------
-    comp_df = spark.createDataFrame(mapping, "m_subject string, comp string")
     null = F.lit(None)
     subj_in = (
         subjects_df.join(comp_df, subjects_df.id == comp_df.m_subject, "left").select(
@@ -320,11 +296,18 @@ def score(
             *[null.cast("string").alias(c) for c in ("skind", "grid", "tags", "links", "groups")],
         )  # fmt: skip
         combined = subj_in.unionByName(ev_in)
-    out = (
-        combined.repartition(partitions, "comp")
-        .mapInArrow(score_partition(scheme_dir, efiles.names), OUT_SCHEMA)
-        .persist()
-    )
+    # stock is a stage of its own (graph.score_with_stock): components with stocked
+    # requests are scored in rounds until first come, first served holds, or in one
+    # task while they fit its share
+    if one_task_events is None:
+        one_task_events = sum(b.accepted for b in ebatches) // spark.sparkContext.defaultParallelism
+    out, rounds = graph.score_with_stock(
+        spark, combined, stocked, {i: scheme.catalog[i].stock for i in stocked}, partitions,
+        lambda mode, offset: score_partition(scheme_dir, efiles.names, mode, offset),
+        one_task_events=one_task_events,
+    )  # fmt: skip
+    out = out.persist()
+    run.stock_rounds = rounds.scored
     counts: Counter[str] = Counter()
     for (note,) in out.filter("tbl = 'summary'").select("note").collect():
         counts.update(orjson.loads(note))
@@ -383,7 +366,7 @@ def score(
     })  # fmt: skip
     store.switch(ledger, version)
     _tick(run, "write", t0)
-    for df in (out, subjects_df, *([judged, parsed_e] if accepted is not None else []),
+    for df in (out, subjects_df, comp_df, *([judged, parsed_e] if accepted is not None else []),
                *([parsed, folded] if sdf is not None else [])):  # fmt: skip
         df.unpersist()
     return run
