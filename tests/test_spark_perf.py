@@ -13,11 +13,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_spark import (  # noqa: F401  (spark: the session fixture)
+import test_spark
+from test_spark import (
     ROOT,
     assert_same,
     entry_ids,
-    spark,
     spark_balances_cli,
     spark_entry_ids,
     spark_run,
@@ -28,6 +28,7 @@ from test_spark import (  # noqa: F401  (spark: the session fixture)
 from scoring.spark.canonical import sqlite_ledger
 
 pytestmark = pytest.mark.spark
+spark = test_spark.spark  # the one session fixture
 
 ACCOUNTS = ("file", "read", "accepted", "duplicates", "conflicting", "rejected")
 

@@ -296,9 +296,7 @@ def _chunk_items(fmt_lines: Any, batch: Any, files: Files) -> Any:
         if items and not redo:
             if ends[start] and items[-1][0] == len(lines) and isinstance(items[-1][1], Exception):
                 redo = True
-            elif any(
-                isinstance(r, Exception) and str(r).startswith(NOT_UTF8) for _, r, _ in items
-            ):
+            elif any(isinstance(r, Exception) and str(r).startswith(NOT_UTF8) for _, r, _ in items):
                 redo = True
         yield fi, blocks[start], items, len(lines), redo
         start = stop
