@@ -328,7 +328,11 @@ def score(
     run.version = version
     v = str(version)
     for tbl in ("entries", "trial_entries"):
-        numbered, cached = _global_ids(out.filter(F.col("tbl") == tbl), tbl == "trial_entries")
+        rows = out.filter(F.col("tbl") == tbl)
+        if not getattr(run.summary, tbl):  # none (a scheme without trials): no numbering jobs
+            rows.select("id", *ENTRY_FIELDS).write.partitionBy("period").parquet(f"{v}/{tbl}")
+            continue
+        numbered, cached = _global_ids(rows, tbl == "trial_entries")
         numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
         cached.unpersist()
     out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
