@@ -68,7 +68,7 @@ def _dirty(events: list[Path], out: Path) -> list[Path]:
             dirty[-1] = ln.rstrip(b"\n") + b"\r\n"
     dirty.insert(len(dirty) // 2, first.rstrip(b"\n") + b"\r" + lines[11])  # a lone CR joins two
     dirty.append(first)
-    files = [out / "a.jsonl", out / "b.jsonl"]
+    files = [out / "a.jsonl", out / "b 事件%20.jsonl"]  # a name Spark escapes
     half = len(dirty) // 2
     files[0].write_bytes(b"".join(dirty[:half]))
     files[1].write_bytes(b"".join(dirty[half:]))
@@ -84,15 +84,22 @@ def test_json_lines_read_in_many_chunks_keep_lines_rejects_and_accounting(
     files = _dirty(events, tmp_path)
     monkeypatch.setattr(ingest, "MIN_SPLIT", 16 * 1024)
     monkeypatch.setattr(ingest, "MAX_SPLIT", 16 * 1024)
-    # the files really are read in many chunks
-    listed = ingest.list_files(spark, [str(f) for f in files])
-    got = ingest.parse_files(spark, str(ROOT), listed, "events")
-    chunks = got.cached.filter("kind = 'lines'").count()
-    got.cached.unpersist()
-    assert chunks >= 8, chunks
+    # a chunk's lines also come to its task in several Arrow batches
+    batch = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    old = spark.conf.get(batch)
+    spark.conf.set(batch, "40")
+    try:
+        # the files really are read in many chunks, each in several pieces
+        listed = ingest.list_files(spark, [str(f) for f in files])
+        got = ingest.parse_files(spark, str(ROOT), listed, "events")
+        pieces = got.cached.filter("kind = 'lines'").select("fi", "block").collect()
+        got.cached.unpersist()
+        assert len(set(pieces)) >= 8 and len(pieces) > 2 * len(set(pieces)), len(pieces)
+        run, tables = spark_run(spark, subjects, files, tmp_path / "ledger")
+    finally:
+        spark.conf.set(batch, old)
 
     db = sqlite_run(scheme, subjects, files)
-    run, tables = spark_run(spark, subjects, files, tmp_path / "ledger")
     expected = sqlite_ledger(db)
     assert len(expected["rejects"]) > 15
     assert_same(expected, tables)
@@ -147,7 +154,7 @@ def test_parquet_input_gives_the_json_lines_ledger(small_county, spark, tmp_path
     """Subjects and events as Parquet (a folder of files, as Spark writes them) give
     the ledger, accounting and rejects of the same records as JSON Lines."""
     scheme, _, subjects, events = small_county
-    folder = tmp_path / "events"
+    folder = tmp_path / "events 事件"  # a name Spark escapes
     folder.mkdir()
     as_jsonl = [tmp_path / "subjects.jsonl"]
     pq_subjects = [tmp_path / "subjects.parquet"]

@@ -81,6 +81,23 @@ class Files:
     names: list[str] = field(default_factory=list)
     uris: dict[str, int] = field(default_factory=dict)  # Spark's path of a file -> index
     sizes: list[int] = field(default_factory=list)  # bytes, by index
+    plain: dict[str, int] | None = None  # unescaped paths, made when first needed
+
+    def index(self, uri: str) -> int:
+        """The index of a file as a source names it (the ``text`` and ``parquet``
+        sources' ``_metadata.file_path`` may escape what the listing did not)."""
+        found = self.uris.get(uri)
+        if found is None:
+            from urllib.parse import unquote
+
+            if self.plain is None:
+                self.plain = {unquote(u): i for u, i in self.uris.items()}
+            for key in (unquote(uri), uri):  # escaped here, or escaped in the listing
+                found = self.uris.get(key, self.plain.get(key))
+                if found is not None:
+                    return found
+            raise KeyError(uri)
+        return found
 
 
 def list_files(spark: Any, paths: list[str]) -> Files:
@@ -220,19 +237,19 @@ def parse_files(spark: Any, scheme_dir: str, files: Files, kind: str) -> Parsed:
         errors = cached.filter("kind = 'error'").select("fi", "reason").collect()
         raise_file_errors(sorted((r.fi, r.reason) for r in errors), files.names)
     out = Parsed(cached, cached)
-    chunks: dict[int, list[tuple[int, int]]] = {}
+    chunks: dict[int, Counter] = {}
     for r in small:
         if r.kind == "read":
             out.read[r.fi] += r.line
         elif r.kind == "reject":
             out.rejected[r.fi] += 1
-        elif r.kind == "lines":
-            chunks.setdefault(r.fi, []).append((r.block, r.line))
-    # a chunk's lines are numbered from 1: add the lines of the file's earlier chunks
+        elif r.kind == "lines":  # a block's lines, in one or more pieces
+            chunks.setdefault(r.fi, Counter())[r.block] += r.line
+    # a block's lines are numbered from 1: add the lines of the file's earlier blocks
     offsets: list[Any] = []
     for fi, blocks in chunks.items():
         before = 0
-        for block, n in sorted(blocks):
+        for block, n in sorted(blocks.items()):
             if before:
                 offsets += [F.lit(fi * _BLOCKS + block), F.lit(before)]
             before += n
@@ -272,13 +289,15 @@ def _items(scheme: Any, name: str, data: bytes) -> Any:
         os.rmdir(scratch)
 
 
-def _chunk_items(fmt_lines: Any, batch: Any, files: Files) -> Any:
+def _chunk_items(fmt_lines: Any, batch: Any, files: Files, done: dict) -> Any:
     """The line-aligned chunks of a ``text`` batch (see :func:`read_sources`): per
     (file, block) ``(fi, block, items, lines, redo)``, the items numbered from 1
-    within the chunk (the run adds the earlier chunks' lines), ``redo`` when the
-    file must be read whole instead (a BOM or non-UTF-8 head, a line that is not
-    UTF-8: the whole-file reader refuses or words those; a bad last line, whose
-    newline the chunk cannot know)."""
+    within the block (the run adds the earlier blocks' lines; ``done`` counts the
+    lines of a block that earlier batches of this task held: one block may come
+    in several batches), ``redo`` when the file must be read whole instead (a BOM
+    or non-UTF-8 head, a line that is not UTF-8: the whole-file reader refuses or
+    words those; a bad line at the end of the file's last block, whose newline
+    the chunk cannot know)."""
     paths = batch.column("path").to_pylist()
     blocks = batch.column("block").to_pylist()
     ends = batch.column("last").to_pylist()
@@ -289,12 +308,19 @@ def _chunk_items(fmt_lines: Any, batch: Any, files: Files) -> Any:
         stop = start + 1
         while stop < n and paths[stop] == paths[start] and blocks[stop] == blocks[start]:
             stop += 1
-        fi = files.uris[paths[start]]
+        fi = files.index(paths[start])
+        key = (fi, blocks[start])
+        n0 = done.get(key, 0) + 1
         lines = [v + b"\n" for v in values[start:stop]]
-        redo = blocks[start] == 0 and bool(lines) and not lines[0][:4].isascii()
-        items = [] if redo else fmt_lines(lines, 1)
+        done[key] = n0 - 1 + len(lines)
+        redo = blocks[start] == 0 and n0 == 1 and bool(lines) and not lines[0][:4].isascii()
+        items = [] if redo else fmt_lines(lines, n0)
         if items and not redo:
-            if ends[start] and items[-1][0] == len(lines) and isinstance(items[-1][1], Exception):
+            if (
+                ends[start]
+                and items[-1][0] == n0 - 1 + len(lines)
+                and isinstance(items[-1][1], Exception)
+            ):
                 redo = True
             elif any(isinstance(r, Exception) and str(r).startswith(NOT_UTF8) for _, r, _ in items):
                 redo = True
@@ -337,6 +363,7 @@ def parse_events(scheme_dir: str, files: Files, source: str = "whole") -> Any:
         schema = arrow_schema(PARSED_EVENTS)
         cols = [c.split()[0] for c in PARSED_EVENTS.split(",")]
         plain = _EventIngest(scheme, False)
+        done: dict[tuple[int, int], int] = {}  # lines of a block seen so far in this task
 
         def new() -> dict[str, list]:
             return {c: [] for c in cols}
@@ -376,7 +403,9 @@ def parse_events(scheme_dir: str, files: Files, source: str = "whole") -> Any:
         for batch in batches:
             if source == "text":
                 out = new()
-                for fi, block, items, lines, redo in _chunk_items(parse_jsonl_lines, batch, files):
+                for fi, block, items, lines, redo in _chunk_items(
+                    parse_jsonl_lines, batch, files, done
+                ):  # fmt: skip
                     if redo:
                         add(out, "redo", fi, 0, block=block)
                         continue
@@ -388,8 +417,8 @@ def parse_events(scheme_dir: str, files: Files, source: str = "whole") -> Any:
                 out = new()
                 fields = [f for f in batch.schema.names if f not in ("path", "row")]
                 paths = batch.column("path").to_pylist()
-                for fi in sorted({files.uris[p] for p in paths}):
-                    mine = batch.filter(pa.array([files.uris[p] == fi for p in paths]))
+                for fi in sorted({files.index(p) for p in paths}):
+                    mine = batch.filter(pa.array([files.index(p) == fi for p in paths]))
                     read = check(out, fi, plain, iter(_parquet_items(mine, fields)))
                     add(out, "read", fi, read)
                 yield pa.RecordBatch.from_pydict(out, schema=schema)
@@ -428,6 +457,7 @@ def parse_subjects(scheme_dir: str, files: Files, source: str = "whole") -> Any:
         check = _SubjectIngest.__new__(_SubjectIngest)
         check.scheme, check.grids, check.seen = scheme, set(scheme.grids), {}
         cols = [c.split()[0] for c in PARSED_SUBJECTS.split(",")]
+        done: dict[tuple[int, int], int] = {}  # lines of a block seen so far in this task
 
         def new() -> dict[str, list]:
             return {c: [] for c in cols}
@@ -470,7 +500,9 @@ def parse_subjects(scheme_dir: str, files: Files, source: str = "whole") -> Any:
         for batch in batches:
             out = new()
             if source == "text":
-                for fi, block, items, lines, redo in _chunk_items(parse_jsonl_lines, batch, files):
+                for fi, block, items, lines, redo in _chunk_items(
+                    parse_jsonl_lines, batch, files, done
+                ):  # fmt: skip
                     if redo:
                         add(out, "redo", fi, 0, {}, block)
                         continue
@@ -479,8 +511,8 @@ def parse_subjects(scheme_dir: str, files: Files, source: str = "whole") -> Any:
             elif source == "parquet":
                 fields = [f for f in batch.schema.names if f not in ("path", "row")]
                 paths = batch.column("path").to_pylist()
-                for fi in sorted({files.uris[p] for p in paths}):
-                    mine = batch.filter(pa.array([files.uris[p] == fi for p in paths]))
+                for fi in sorted({files.index(p) for p in paths}):
+                    mine = batch.filter(pa.array([files.index(p) == fi for p in paths]))
                     add(out, "read", fi, take(out, fi, _parquet_items(mine, fields)), {})
             else:
                 for uri, content in zip(
