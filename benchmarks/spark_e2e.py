@@ -62,6 +62,7 @@ def main() -> None:
     from scoring.demo import generate_county
 
     work = Path(args.work or tempfile.mkdtemp(prefix="spark-e2e-"))
+    work.mkdir(parents=True, exist_ok=True)
     data = Path(args.data) if args.data else work / f"county-{args.events}-{args.residents}"
     if not (data / "subjects.jsonl").exists():
         print(f"generating {args.events:,} events into {data} ...", flush=True)
