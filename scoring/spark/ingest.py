@@ -1,11 +1,13 @@
 """Subjects and events files read by Spark, with the SQLite path's checks and accounting.
 
-Each file is read whole by one task (Spark's ``binaryFile`` source: local, HDFS,
-S3 paths alike) and parsed by the scheme's own input format (the same JSON Lines
-and CSV readers as ``gridcredit ingest``). Its records are checked by the ingest
-package's record checks themselves (``_EventIngest.prepare``,
-``_SubjectIngest._record``), imported, not copied, so the reasons of the rejects
-are the same words. Then, across files, in the order they were given:
+Spark lists and reads the files (local, HDFS, S3 paths alike; :func:`read_sources`):
+a JSON Lines file in line-aligned chunks, many tasks per file (each chunk numbers
+its lines from 1; the run adds the earlier chunks' lines, so line numbers are the
+file's); a CSV or plugin format file whole by one task (``binaryFile``, the
+scheme's own reader: a record may span lines); a Parquet file's rows as records.
+Records are checked by the ingest package's record checks themselves
+(``_EventIngest.prepare``, ``_SubjectIngest._record``), imported, not copied, so the
+reasons of the rejects are the same words. Then, across files, in the order they were given:
 
 - events: the first record of an id (by file, then line) is accepted; a later one
   with the same content is a duplicate, with other content conflicting (the
@@ -16,9 +18,10 @@ are the same words. Then, across files, in the order they were given:
   updates the subject.
 
 So ``read = accepted + duplicates + rejected`` holds per file, as in ``batches``.
-Limits: a file is parsed by one task (many files parallelise, one huge file does
-not; split it by day); jurisdictions files are not read (grids come from the
-scheme's ``jurisdictions.yaml``).
+Limits: a CSV file is parsed by one task (split it by day, or give JSON Lines or
+Parquet); jurisdictions files are not read (grids come from the scheme's
+``jurisdictions.yaml``). Over 600 lines: the readers of three sources for two
+kinds of record, and the driver's side of them, belong together.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The stages, each a Spark job (see docs/spark.md):
 
-1. ingest (:mod:`.ingest`): each file parsed and checked by one task; events
-   deduplicated by id over all files (a window over id, by file and line);
+1. ingest (:mod:`.ingest`): JSON Lines in line-aligned chunks, CSV one task per
+   file, Parquet by rows, each record checked; events deduplicated by id over all
+   files (one window over id, by file and line);
    subjects folded per id;
 2. components (:mod:`.partition`): the cross-subject edges (links, corrections,
    stocked redemptions) collected to the driver and joined into components;
