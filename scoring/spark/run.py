@@ -2,8 +2,9 @@
 
 The stages, each a Spark job (see docs/spark.md):
 
-1. ingest (:mod:`.ingest`): each file parsed and checked by one task; events
-   deduplicated by id over all files (a window over id, by file and line);
+1. ingest (:mod:`.ingest`): JSON Lines in line-aligned chunks, CSV one task per
+   file, Parquet by rows, each record checked; events deduplicated by id over all
+   files (one window over id, by file and line);
    subjects folded per id;
 2. components (:mod:`.graph`): the cross-subject edges (links, corrections)
    joined into components (on the driver below a size, else distributed);
@@ -34,14 +35,10 @@ from ..ingest.records import BatchSummary
 from . import graph
 from . import ledger as store
 from .ingest import (
-    PARSED_EVENTS,
-    PARSED_SUBJECTS,
     conflict_reason,
     fold_subject,
     list_files,
-    parse_events,
-    parse_subjects,
-    raise_file_errors,
+    parse_files,
     scheme_of,
     summaries,
 )
@@ -105,23 +102,23 @@ def score(
         spark.sparkContext.addFile(scheme_dir, recursive=True)
 
     # --- 1. ingest: subjects ---------------------------------------------------------
-    sdf, sfiles = list_files(spark, subjects)
-    edf, efiles = list_files(spark, events)
+    sfiles = list_files(spark, subjects)
+    efiles = list_files(spark, events)
     sbatches = summaries(sfiles.names, "subjects")
     ebatches = summaries(efiles.names, "events")
     for b in ebatches:
         b.batch += len(sbatches)
     run.batches = [*sbatches, *ebatches]
     reject_frames = []
-    if sdf is not None:
-        parsed = sdf.mapInArrow(parse_subjects(scheme_dir, sfiles), PARSED_SUBJECTS).persist()
-        small = parsed.filter("kind != 'row'").collect()
-        raise_file_errors([(r.fi, r.reason) for r in small if r.kind == "error"], sfiles.names)
-        for r in small:
-            if r.kind == "read":
-                sbatches[r.fi].read = r.line
-            elif r.kind == "reject":
-                sbatches[r.fi].rejected += 1
+    persisted: list[Any] = []  # what the run persisted, dropped at its end
+    if sfiles.names:
+        got = parse_files(spark, scheme_dir, sfiles, "subjects")
+        persisted.append(got.cached)
+        parsed = got.df
+        for fi, n in got.read.items():
+            sbatches[fi].read = n
+        for fi, n in got.rejected.items():
+            sbatches[fi].rejected += n
         reject_frames.append(
             parsed.filter("kind = 'reject'").select(
                 (F.col("fi") + 1).cast("int").alias("batch"),
@@ -140,6 +137,7 @@ def score(
             .flatMap(lambda kv, f=fold: f(list(kv[1])))
             .persist()
         )
+        persisted.append(folded)
         for (_, fi, what), n in (
             folded.filter(lambda x: x[0] == "count").map(tuple).countByValue().items()
         ):
@@ -178,19 +176,14 @@ def score(
     # --- 1. ingest: events -----------------------------------------------------------
     accepted = None
     latest = None
-    if edf is not None:
-        parsed_e = edf.mapInArrow(parse_events(scheme_dir, efiles), PARSED_EVENTS).persist()
-        # reads, file errors and rejects are few: one job brings them
-        small = parsed_e.filter("kind != 'row'").select("kind", "fi", "line").collect()
-        raise_file_errors(
-            [(r.fi, r.reason) for r in parsed_e.filter("kind = 'error'").collect()]
-            if any(r.kind == "error" for r in small) else [], efiles.names,
-        )  # fmt: skip
-        for r in small:
-            if r.kind == "read":
-                ebatches[r.fi].read = r.line
-            elif r.kind == "reject":
-                ebatches[r.fi].rejected += 1
+    if efiles.names:
+        got = parse_files(spark, scheme_dir, efiles, "events")
+        persisted.append(got.cached)
+        parsed_e = got.df
+        for fi, n in got.read.items():
+            ebatches[fi].read = n
+        for fi, n in got.rejected.items():
+            ebatches[fi].rejected += n
         offset = len(sbatches)
         reject_frames.append(
             parsed_e.filter("kind = 'reject'").select(
@@ -203,25 +196,24 @@ def score(
                 F.lit(None).cast("string").alias("waits"),
             )  # fmt: skip
         )
-        rows = parsed_e.filter("kind = 'row'").drop("kind", "reason")
-        ranked = rows.withColumn(
-            "rn", F.row_number().over(Window.partitionBy("id").orderBy("fi", "line"))
-        )
-        winners = ranked.filter("rn = 1").select(
-            "id", *[F.col(c).alias("w_" + c) for c in (*CONTENT, "fi", "line")]
+        rows = parsed_e.filter("kind = 'row'").drop("kind", "reason", "block")
+        # one shuffle: every record beside its id's first (by file, line), from the
+        # same window (the frame up to the current row: ``first`` is the first's)
+        by_id = Window.partitionBy("id").orderBy("fi", "line")
+        ranked = rows.select(
+            "*",
+            F.row_number().over(by_id).alias("rn"),
+            *[F.first(c).over(by_id).alias("w_" + c) for c in (*CONTENT, "fi", "line")],
         )
         same = F.lit(True)
         for c in CONTENT:
             same = same & F.col(c).eqNullSafe(F.col("w_" + c))
-        # every record with its id's first: accepted (the first), duplicate or conflicting
-        judged = (
-            ranked.join(winners, "id")
-            .withColumn(
-                "status",
-                F.when(F.col("rn") == 1, "accepted").when(same, "duplicates").otherwise("conflict"),
-            )
-            .persist()
-        )
+        # accepted (the first), duplicate or conflicting
+        judged = ranked.withColumn(
+            "status",
+            F.when(F.col("rn") == 1, "accepted").when(same, "duplicates").otherwise("conflict"),
+        ).persist()
+        persisted.append(judged)
         n_conflicts = 0
         for fi, status, n, top in (
             judged.groupBy("fi", "status").agg(F.count("*"), F.max("at")).collect()
@@ -320,7 +312,11 @@ def score(
     run.version = version
     v = str(version)
     for tbl in ("entries", "trial_entries"):
-        numbered, cached = _global_ids(out.filter(F.col("tbl") == tbl), tbl == "trial_entries")
+        rows = out.filter(F.col("tbl") == tbl)
+        if not getattr(run.summary, tbl):  # none (a scheme without trials): no numbering jobs
+            rows.select("id", *ENTRY_FIELDS).write.partitionBy("period").parquet(f"{v}/{tbl}")
+            continue
+        numbered, cached = _global_ids(rows, tbl == "trial_entries")
         numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
         cached.unpersist()
     out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
@@ -366,8 +362,7 @@ def score(
     })  # fmt: skip
     store.switch(ledger, version)
     _tick(run, "write", t0)
-    for df in (out, subjects_df, comp_df, *([judged, parsed_e] if accepted is not None else []),
-               *([parsed, folded] if sdf is not None else [])):  # fmt: skip
+    for df in (out, subjects_df, comp_df, *persisted):
         df.unpersist()
     return run
 
