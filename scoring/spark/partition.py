@@ -102,8 +102,13 @@ class Components:
         return sorted((s, r) for s in list(self.parent) if (r := self.find(s)) != s)
 
 
-def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
-    """A ``mapInArrow`` function over ``IN_SCHEMA`` rows of whole components → ``OUT_SCHEMA``."""
+def score_partition(
+    scheme_dir: str, event_files: list[str], incr: dict[str, Any] | None = None
+) -> Any:
+    """A ``mapInArrow`` function over ``IN_SCHEMA`` rows of whole components → ``OUT_SCHEMA``.
+
+    ``incr``: an incremental run's facts (see :mod:`.prior`); the partition's rows
+    then also carry its subjects' stored state (kinds ``prior.P_*``)."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
@@ -127,6 +132,7 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
         memberships: list[tuple[str, str]] = []
         rows: list[tuple] = []
         where: dict[str, tuple[int, int]] = {}
+        prior_rows: list[tuple[int, str]] = []
         for b in batches:
             d = b.to_pydict()
             for kind, eid, subj, at, key, amends, fi, line, skind, grid, tags, links, groups in zip(
@@ -136,9 +142,11 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
                 if kind == 0:
                     subjects.append((eid, skind, grid, tags, links))
                     memberships.extend((eid, g) for g in orjson.loads(groups))
-                else:
+                elif kind == 1:
                     rows.append((eid, subj, at, key, amends))
                     where[eid] = (fi, line)
+                else:  # an incremental run's stored state (prior.P_*)
+                    prior_rows.append((kind, key))
         if not rows and not subjects:
             return
         rows.sort(key=lambda r: (r[2], r[0]))
@@ -148,6 +156,7 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
         redemptions: dict[str, list] = {}
         objections: dict[str, list] = {}
         rejects: list[tuple] = []
+        withdrawn: list[str] = []  # stored redemptions given back
         core: Any = None
 
         def emit(op: str, out: list) -> None:
@@ -162,6 +171,8 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
                 for (ev,) in out:
                     if ev in redemptions:
                         redemptions[ev][6] = redemptions[ev][7] = "withdrawn"
+                    else:
+                        withdrawn.append(ev)
             elif op == OBJECTIONS:
                 for target, ev, status, opened, decided in out:
                     old = objections.get(target)
@@ -175,8 +186,14 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
         core = Scorer(scheme, compiled, emit=emit, prior=NoPrior(r[0] for r in rows))
         grids = {gid: (g.community, g.street) for gid, g in scheme.grids.items()}
         core.load_subjects(grids, memberships, subjects)
-        core.link_accounts()
-        core.plan(*plan_for(rows))
+        if incr is None:
+            core.link_accounts()
+            core.plan(*plan_for(rows))
+        else:
+            from . import prior
+
+            prior.start(core, incr, {r[0] for r in rows}, prior_rows)
+            core.plan(*prior.plan_args(rows, incr))
         step = 20_000
         for i in range(0, len(rows), step):
             core.score_rows(rows[i : i + step])
@@ -205,6 +222,10 @@ def score_partition(scheme_dir: str, event_files: list[str]) -> Any:
                 "event": ev, "reason": reason, "waits": waits, "line": line,
                 "file": "score" if fi is None else event_files[fi],
             })  # fmt: skip
+        for ev in withdrawn:
+            put("withdrawn", {"event": ev})
+        for month, n in core.late_by_month.items():
+            put("late", {"period": month, "points": n})
         assert len(cols) == width
         summary = core.summary
         counts = {k: getattr(summary, k) for k in SUMMED}

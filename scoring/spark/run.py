@@ -31,6 +31,7 @@ import orjson
 from ..evaluate.outputs import ScoreSummary
 from ..ingest.records import BatchSummary
 from . import ledger as store
+from . import prior
 from .ingest import (
     PARSED_EVENTS,
     PARSED_SUBJECTS,
@@ -92,18 +93,24 @@ def score(
     t0 = t_start = time.perf_counter()
     run = Run()
     scheme_dir = str(Path(scheme_dir).resolve())
-    scheme, _ = scheme_of(scheme_dir)  # a scheme error stops here, before any job
+    scheme, compiled = scheme_of(scheme_dir)  # a scheme error stops here, before any job
     if not spark.sparkContext.master.startswith("local"):
         # executors elsewhere read the rules from a copy of the scheme folder
         spark.sparkContext.addFile(scheme_dir, recursive=True)
+    # an existing ledger is continued from its current version (see prior.py): the
+    # new files take the next batch numbers
+    prev = prior.load(spark, ledger)
+    b0 = len(prev.files) if prev is not None else 0
 
     # --- 1. ingest: subjects ---------------------------------------------------------
     sdf, sfiles = list_files(spark, subjects)
     edf, efiles = list_files(spark, events)
     sbatches = summaries(sfiles.names, "subjects")
     ebatches = summaries(efiles.names, "events")
+    for b in sbatches:
+        b.batch += b0
     for b in ebatches:
-        b.batch += len(sbatches)
+        b.batch += len(sbatches) + b0
     run.batches = [*sbatches, *ebatches]
     reject_frames = []
     if sdf is not None:
@@ -117,7 +124,7 @@ def score(
                 sbatches[r.fi].rejected += 1
         reject_frames.append(
             parsed.filter("kind = 'reject'").select(
-                (F.col("fi") + 1).cast("int").alias("batch"),
+                (F.col("fi") + 1 + b0).cast("int").alias("batch"),
                 F.col("fi"),
                 "line",
                 F.col("id").alias("record_id"),
@@ -127,10 +134,12 @@ def score(
             )  # fmt: skip
         )
         fold = fold_subject(sfiles.names)
+        records = parsed.filter("kind = 'row'")
+        if prev is not None:  # the stored subjects come first (file -1), as in the database
+            records = records.unionByName(prior.stored_subjects(spark, prev, PARSED_SUBJECTS))
         folded = (
-            parsed.filter("kind = 'row'")
-            .rdd.groupBy(lambda r: r.id)
-            .flatMap(lambda kv, f=fold: f(list(kv[1])))
+            records.rdd.groupBy(lambda r: r.id)
+            .flatMap(lambda kv, f=fold: [o for o in f(list(kv[1])) if o[0] == "final" or o[1] >= 0])
             .persist()
         )
         for (_, fi, what), n in (
@@ -157,12 +166,14 @@ def score(
         reject_frames.append(
             spark.createDataFrame(
                 folded.filter(lambda x: x[0] == "reject").map(
-                    lambda x: (x[1] + 1, x[1], x[2], x[3], x[4], x[5], None)
+                    lambda x, b0=b0: (x[1] + 1 + b0, x[1], x[2], x[3], x[4], x[5], None)
                 ),
                 "batch int, fi int, line long, record_id string, reason string, raw string,"
                 " waits string",
             )
         )
+    elif prev is not None:
+        subjects_df = prior.stored_subjects(spark, prev, SUBJECT_COLUMNS)
     else:
         subjects_df = spark.createDataFrame([], SUBJECT_COLUMNS)
     subjects_df = subjects_df.persist()
@@ -187,7 +198,7 @@ def score(
         offset = len(sbatches)
         reject_frames.append(
             parsed_e.filter("kind = 'reject'").select(
-                (F.col("fi") + 1 + offset).cast("int").alias("batch"),
+                (F.col("fi") + 1 + offset + b0).cast("int").alias("batch"),
                 (F.col("fi") + offset).alias("fi"),
                 "line",
                 F.col("id").alias("record_id"),
@@ -203,6 +214,13 @@ def score(
         winners = ranked.filter("rn = 1").select(
             "id", *[F.col(c).alias("w_" + c) for c in (*CONTENT, "fi", "line")]
         )
+        first = F.col("rn") == 1
+        judge_names = efiles.names
+        if prev is not None:
+            # an id stored by an earlier run: that event is the one accepted (its file
+            # is named after the new ones' in the conflict's wording)
+            winners, first = prior.stored_winners(spark, prev, winners, len(efiles.names))
+            judge_names = [*efiles.names, *prev.files]
         same = F.lit(True)
         for c in CONTENT:
             same = same & F.col(c).eqNullSafe(F.col("w_" + c))
@@ -211,7 +229,7 @@ def score(
             ranked.join(winners, "id")
             .withColumn(
                 "status",
-                F.when(F.col("rn") == 1, "accepted").when(same, "duplicates").otherwise("conflict"),
+                F.when(first, "accepted").when(same, "duplicates").otherwise("conflict"),
             )
             .persist()
         )
@@ -230,7 +248,7 @@ def score(
         if n_conflicts:
             conflicts = (
                 judged.filter("status = 'conflict'")
-                .rdd.map(lambda r, names=efiles.names: conflict_reason(names, r))
+                .rdd.map(lambda r, names=judge_names: conflict_reason(names, r))
                 .collect()
             )
         for fi, *_ in conflicts:
@@ -241,7 +259,7 @@ def score(
             reject_frames.append(
                 spark.createDataFrame(
                     [
-                        (fi + 1 + offset, fi + offset, line, rid, reason, raw, None)
+                        (fi + 1 + offset + b0, fi + offset, line, rid, reason, raw, None)
                         for fi, line, rid, reason, raw in conflicts
                     ],  # fmt: skip
                     "batch int, fi int, line long, record_id string, reason string, raw string,"
@@ -255,74 +273,86 @@ def score(
         assert b.read == b.accepted + b.duplicates + b.rejected, b
     t0 = _tick(run, "ingest events", t0)
 
-    # --- 2. components ---------------------------------------------------------------
-    comps = Components()
-    for sid, links in subjects_df.filter("links != '{}'").select("id", "links").collect():
-        for target in orjson.loads(links).values():
-            comps.union(sid, target)
-    if accepted is not None:
-        corr = accepted.filter("amends IS NOT NULL OR type IN ('withdraw', 'objection')").select(
-            "subject",
-            "amends",
-            F.when(
-                F.col("type").isin("withdraw", "objection"), F.get_json_object("attrs", "$.target")
-            ).alias("target"),  # fmt: skip
-        )
-        targets = (
-            corr.select("subject", F.col("amends").alias("t"))
-            .union(corr.select("subject", F.col("target").alias("t")))
-            .filter("t IS NOT NULL")
-        )
-        by_id = accepted.select(F.col("id").alias("t"), F.col("subject").alias("ts"))
-        for a, b in targets.join(by_id, "t").select("subject", "ts").distinct().collect():
-            comps.union(a, b)
-        stocked = sorted(i for i, it in scheme.catalog.items() if it.stock is not None)
-        if stocked:
-            comps.union_all(
-                r[0]
-                for r in accepted.filter(
-                    (F.col("type") == "redeem") & F.get_json_object("attrs", "$.item").isin(stocked)
-                )
-                .select("subject")
-                .distinct()
-                .orderBy("subject")
-                .collect()
-            )
-    mapping = comps.mapping()
-    t0 = _tick(run, "components", t0)
-
-    # --- 3. scoring ------------------------------------------------------------------
-    comp_df = spark.createDataFrame(mapping, "m_subject string, comp string")
+    incr = None
+    score_files = efiles.names
     null = F.lit(None)
-    subj_in = (
-        subjects_df.join(comp_df, subjects_df.id == comp_df.m_subject, "left").select(
-            F.coalesce("comp", "id").alias("comp"),
-            F.lit(0).alias("kind"),
-            "id",
-            null.cast("string").alias("subject"),
-            null.cast("long").alias("at"),
-            null.cast("string").alias("key"),
-            null.cast("string").alias("amends"),
-            null.cast("int").alias("fi"),
-            null.cast("long").alias("line"),
-            F.col("kind").alias("skind"),
-            "grid",
-            "tags",
-            "links",
-            "groups",
-        )  # fmt: skip
-    )
-    combined = subj_in
-    if accepted is not None:
-        ev_in = accepted.join(comp_df, accepted.subject == comp_df.m_subject, "left").select(
-            F.coalesce("comp", "subject").alias("comp"), F.lit(1).alias("kind"), "id", "subject",
-            "at", F.concat("type", F.lit("\x1f"), "attrs").alias("key"), "amends", "fi", "line",
-            *[null.cast("string").alias(c) for c in ("skind", "grid", "tags", "links", "groups")],
-        )  # fmt: skip
-        combined = subj_in.unionByName(ev_in)
+    if prev is not None:
+        # --- 2.+3. an incremental run: the events to score, their components and
+        # their subjects' stored state (prior.py)
+        plan = prior.prepare(spark, scheme, compiled, prev, accepted, subjects_df,
+                             b0 + len(sbatches))  # fmt: skip
+        combined, incr = plan.combined, plan.info
+        score_files = [*prev.files, *sfiles.names, *efiles.names]
+        t0 = _tick(run, "components", t0)
+    else:
+        # --- 2. components ---------------------------------------------------------------
+        comps = Components()
+        for sid, links in subjects_df.filter("links != '{}'").select("id", "links").collect():
+            for target in orjson.loads(links).values():
+                comps.union(sid, target)
+        if accepted is not None:
+            corr = accepted.filter("amends IS NOT NULL OR type IN ('withdraw', 'objection')").select(
+                "subject",
+                "amends",
+                F.when(
+                    F.col("type").isin("withdraw", "objection"), F.get_json_object("attrs", "$.target")
+                ).alias("target"),  # fmt: skip
+            )
+            targets = (
+                corr.select("subject", F.col("amends").alias("t"))
+                .union(corr.select("subject", F.col("target").alias("t")))
+                .filter("t IS NOT NULL")
+            )
+            by_id = accepted.select(F.col("id").alias("t"), F.col("subject").alias("ts"))
+            for a, b in targets.join(by_id, "t").select("subject", "ts").distinct().collect():
+                comps.union(a, b)
+            stocked = sorted(i for i, it in scheme.catalog.items() if it.stock is not None)
+            if stocked:
+                comps.union_all(
+                    r[0]
+                    for r in accepted.filter(
+                        (F.col("type") == "redeem") & F.get_json_object("attrs", "$.item").isin(stocked)
+                    )
+                    .select("subject")
+                    .distinct()
+                    .orderBy("subject")
+                    .collect()
+                )
+        mapping = comps.mapping()
+        t0 = _tick(run, "components", t0)
+
+        # --- 3. scoring ------------------------------------------------------------------
+        comp_df = spark.createDataFrame(mapping, "m_subject string, comp string")
+        null = F.lit(None)
+        subj_in = (
+            subjects_df.join(comp_df, subjects_df.id == comp_df.m_subject, "left").select(
+                F.coalesce("comp", "id").alias("comp"),
+                F.lit(0).alias("kind"),
+                "id",
+                null.cast("string").alias("subject"),
+                null.cast("long").alias("at"),
+                null.cast("string").alias("key"),
+                null.cast("string").alias("amends"),
+                null.cast("int").alias("fi"),
+                null.cast("long").alias("line"),
+                F.col("kind").alias("skind"),
+                "grid",
+                "tags",
+                "links",
+                "groups",
+            )  # fmt: skip
+        )
+        combined = subj_in
+        if accepted is not None:
+            ev_in = accepted.join(comp_df, accepted.subject == comp_df.m_subject, "left").select(
+                F.coalesce("comp", "subject").alias("comp"), F.lit(1).alias("kind"), "id", "subject",
+                "at", F.concat("type", F.lit("\x1f"), "attrs").alias("key"), "amends", "fi", "line",
+                *[null.cast("string").alias(c) for c in ("skind", "grid", "tags", "links", "groups")],
+            )  # fmt: skip
+            combined = subj_in.unionByName(ev_in)
     out = (
         combined.repartition(partitions, "comp")
-        .mapInArrow(score_partition(scheme_dir, efiles.names), OUT_SCHEMA)
+        .mapInArrow(score_partition(scheme_dir, score_files, incr), OUT_SCHEMA)
         .persist()
     )
     counts: Counter[str] = Counter()
@@ -336,14 +366,24 @@ def score(
     version = store.new_version(ledger)
     run.version = version
     v = str(version)
+    numbered_tables, caches = {}, []
     for tbl in ("entries", "trial_entries"):
-        numbered, cached = _global_ids(out.filter(F.col("tbl") == tbl), tbl == "trial_entries")
-        numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
-        cached.unpersist()
-    out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
-        "period"
-    ).parquet(f"{v}/redemptions")
-    out.filter("tbl = 'objections'").select(*OBJECTION_FIELDS).write.parquet(f"{v}/objections")
+        # an incremental run's entries take ids after the stored ones it keeps
+        base = prior.kept_max(spark, prev, plan, tbl) if prev is not None else 0
+        numbered, cached = _global_ids(
+            out.filter(F.col("tbl") == tbl), tbl == "trial_entries", base
+        )
+        caches.append(cached)
+        if prev is None:
+            numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
+        numbered_tables[tbl] = numbered
+    if prev is None:
+        out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
+            "period"
+        ).parquet(f"{v}/redemptions")
+        out.filter("tbl = 'objections'").select(*OBJECTION_FIELDS).write.parquet(
+            f"{v}/objections"
+        )
     rejects = out.filter("tbl = 'rejects'").select(
         F.lit(0).alias("batch"), "file", "line", F.col("event").alias("record_id"), "reason",
         null.cast("string").alias("raw"), "waits",
@@ -356,19 +396,42 @@ def score(
                 *[c.split()[0] for c in REJECT_COLUMNS.split(",")]
             )
         )
-    rejects.write.parquet(f"{v}/rejects")
-    subjects_df.drop("groups").write.parquet(f"{v}/subjects")
-    subjects_df.select(
-        F.col("id").alias("subject"),
-        F.explode(F.from_json("groups", T.ArrayType(T.StringType()))).alias("grp"),
-    ).write.parquet(f"{v}/memberships")
+    # the accepted events, by month: what the next run deduplicates and corrects against
+    if accepted is not None:
+        events_new = accepted.select(
+            "id", "type", "subject", "at", "attrs", "amends",
+            (F.col("fi") + 1 + len(sbatches) + b0).cast("int").alias("batch"), "line",
+            prior.month_col(F.col("at"), scheme.clock.tzname).alias("period"),
+        )  # fmt: skip
+    else:
+        events_new = spark.createDataFrame([], store.SCHEMAS["events"])
+    batches = [{k: v for k, v in b.as_dict().items() if k != "problems"} for b in run.batches]
+    if prev is None:
+        rejects.write.parquet(f"{v}/rejects")
+        subjects_df.drop("groups").write.parquet(f"{v}/subjects")
+        subjects_df.select(
+            F.col("id").alias("subject"),
+            F.explode(F.from_json("groups", T.ArrayType(T.StringType()))).alias("grp"),
+        ).write.parquet(f"{v}/memberships")
+        events_new.write.partitionBy("period").parquet(f"{v}/events")
+    else:
+        prior.write_version(
+            spark, prev, plan, version, entries=numbered_tables["entries"],
+            trial=numbered_tables["trial_entries"], out=out, rejects=rejects, events=events_new,
+            subjects=subjects_df if sdf is not None else None,
+        )  # fmt: skip
+        batches = [*prev.meta.get("batches", []), *batches]
+        old = prev.meta.get("latest_time")
+        latest = old if latest is None else (latest if old is None else max(old, latest))
+    for cached in caches:
+        cached.unpersist()
     run.summary.seconds = time.perf_counter() - t_start
     store.write_meta(version, {
         "scheme": scheme_dir,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "partitions": partitions,
         "latest_time": latest,
-        "batches": [{k: v for k, v in b.as_dict().items() if k != "problems"} for b in run.batches],
+        "batches": batches,
         "summary": {k: getattr(run.summary, k) for k in SUMMED},
     })  # fmt: skip
     store.switch(ledger, version)
@@ -379,7 +442,7 @@ def score(
     return run
 
 
-def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
+def _global_ids(df: Any, trial: bool, base: int = 0) -> tuple[Any, Any]:
     """Entries numbered as the SQLite path numbers them: in the order the core
     emits them over the whole ledger, which is by (event time, event id), then
     the order within the event (a partition's own ids); ``ref`` and the entry
@@ -387,7 +450,10 @@ def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
 
     Distributed: a window per hour of event time, each hour's offset from the
     hours' counts (no single-partition window). Returns the numbered entries and
-    the cached table to drop once they are written."""
+    the cached table to drop once they are written.
+
+    ``base``: the largest id kept from earlier runs (ids continue after it); a
+    ``ref`` below ``prior.OFFSET`` names such a stored entry and is kept as it is."""
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
@@ -396,7 +462,7 @@ def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
     hours = df.select(F.col("part"), F.col("id").alias("lid"), *ENTRY_FIELDS).withColumn(
         "hour", F.floor(F.col("at") / 3600)
     )
-    offsets, total = [], 0
+    offsets, total = [], base
     for hour, n in sorted(hours.groupBy("hour").count().collect()):
         offsets.append((hour, total))
         total += n
@@ -450,7 +516,7 @@ def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
     renumbered = fixed.select(
         F.col("gid").alias("id"),
         *[
-            F.col("r_gid").alias("ref")
+            F.coalesce("r_gid", "ref").alias("ref")
             if c == "ref"
             else (note.alias("note") if c == "note" else F.col(c))
             for c in ENTRY_FIELDS
