@@ -12,11 +12,11 @@ The stages, each a Spark job (see docs/spark.md):
 4. the ledger (:mod:`.ledger`): every table written to a new version, then the
    pointer switched.
 
-A run scores every event it is given from an empty ledger: the ledger it writes
-is the one ``gridcredit ingest`` of the same files in the same order and one
-``gridcredit score`` give (entries equal entry by entry, ids aside: see
-tests/test_spark.py). Incremental monthly runs from a stored state are a next
-step (docs/spark.md).
+A run on an empty ledger folder scores every event it is given: the ledger it
+writes is the one ``gridcredit ingest`` of the same files in the same order and one
+``gridcredit score`` give (tests/test_spark.py). On a ledger with a current version
+it continues from the stored state as ``gridcredit ingest`` + ``score`` continue a
+SQLite ledger (:mod:`.prior`, tests/test_spark_incremental.py).
 """
 
 from __future__ import annotations
