@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import random
 import shutil
-import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -266,7 +265,8 @@ def test_closed_months_late_events_and_corrections_of_earlier_runs(county, spark
     ).fetchone()
     (amended,) = db.execute(
         "SELECT e.event FROM entries e WHERE e.reason = 'match' AND e.period = '2024-01'"
-        " AND e.points > 0 AND e.event != ? ORDER BY e.id LIMIT 1", [penalty]
+        " AND e.points > 0 AND e.event != ? ORDER BY e.id LIMIT 1",
+        [penalty],
     ).fetchone()
     late = dict(jan[amended], id="X-late", at="2024-01-30T10:00:00+08:00")
     extra = [
@@ -289,8 +289,10 @@ def test_closed_months_late_events_and_corrections_of_earlier_runs(county, spark
     assert f"of event {amended}" in notes
 
     grid = orjson.loads(subjects[0].read_bytes().splitlines()[0])["grid"]
-    newcomer = _write(tmp_path / "newcomer.jsonl",
-                      [{"id": "Z000001", "groups": ["residents"], "name": "赵新", "grid": grid}])
+    newcomer = _write(
+        tmp_path / "newcomer.jsonl",
+        [{"id": "Z000001", "groups": ["residents"], "name": "赵新", "grid": grid}],
+    )
     done = sqlite_step(db, scheme, [newcomer], [])
     run = spark_step(spark, ledger, [newcomer], [])
     # the waiting event is scored now: March is open, so both rewind from it
@@ -298,15 +300,16 @@ def test_closed_months_late_events_and_corrections_of_earlier_runs(county, spark
     assert run.summary.events == done.events
     assert_same(db, spark, ledger)
     assert spark_batches(ledger) == batches(db)
-    periods = db.execute(
-        "SELECT month, closed, late_events FROM periods ORDER BY month"
-    ).fetchall()
+    periods = db.execute("SELECT month, closed, late_events FROM periods ORDER BY month").fetchall()
     assert [tuple(r) for r in periods if r[2]]  # late events counted
     from scoring.spark import ledger as store
 
-    mine = store.table(spark, store.current(str(ledger)), "periods").select(
-        "month", "closed", "late_events"
-    ).orderBy("month").collect()
+    mine = (
+        store.table(spark, store.current(str(ledger)), "periods")
+        .select("month", "closed", "late_events")
+        .orderBy("month")
+        .collect()
+    )
     assert [tuple(r) for r in mine] == [tuple(r) for r in periods]
     for as_of in AS_OF:
         assert spark_balances(ledger, as_of) == sqlite_balances(db, scheme, as_of)

@@ -368,7 +368,9 @@ def prepare(
     if waiting:
         ids = sorted({w.waits for w in waiting if not w.waits.startswith("event:")}
                      | {w.subject for w in waiting})  # fmt: skip
-        known_subjects = {r[0] for r in subjects_df.filter(F.col("id").isin(ids)).select("id").collect()}
+        known_subjects = {
+            r[0] for r in subjects_df.filter(F.col("id").isin(ids)).select("id").collect()
+        }
         evs = sorted({w.waits[6:] for w in waiting if w.waits.startswith("event:")})
         known_events = (
             {r[0] for r in every_ev.filter(F.col("id").isin(evs)).select("id").collect()}
@@ -516,7 +518,8 @@ def prepare(
         .unionByName(rows(sums, P_SUM, ["subject", "grp", "fixed", "wallet"]))
         .unionByName(
             rows(
-                redeemed.filter("outcome = 'granted'").join(who, "subject"), P_REDEEMED,
+                redeemed.filter("outcome = 'granted'").join(who, "subject"),
+                P_REDEEMED,
                 ["event", "item", "subject", "quantity", "at", "outcome"],
             )  # fmt: skip
         )

@@ -282,6 +282,9 @@ def score(
         plan = prior.prepare(spark, scheme, compiled, prev, accepted, subjects_df,
                              b0 + len(sbatches))  # fmt: skip
         combined, incr = plan.combined, plan.info
+        run.summary.waited = len(plan.requeued)
+        if plan.rewind and plan.first is not None:
+            run.summary.rewound_from = plan.first[1]
         score_files = [*prev.files, *sfiles.names, *efiles.names]
         t0 = _tick(run, "components", t0)
     else:
@@ -291,11 +294,14 @@ def score(
             for target in orjson.loads(links).values():
                 comps.union(sid, target)
         if accepted is not None:
-            corr = accepted.filter("amends IS NOT NULL OR type IN ('withdraw', 'objection')").select(
+            corr = accepted.filter(
+                "amends IS NOT NULL OR type IN ('withdraw', 'objection')"
+            ).select(
                 "subject",
                 "amends",
                 F.when(
-                    F.col("type").isin("withdraw", "objection"), F.get_json_object("attrs", "$.target")
+                    F.col("type").isin("withdraw", "objection"),
+                    F.get_json_object("attrs", "$.target"),
                 ).alias("target"),  # fmt: skip
             )
             targets = (
@@ -311,7 +317,8 @@ def score(
                 comps.union_all(
                     r[0]
                     for r in accepted.filter(
-                        (F.col("type") == "redeem") & F.get_json_object("attrs", "$.item").isin(stocked)
+                        (F.col("type") == "redeem")
+                        & F.get_json_object("attrs", "$.item").isin(stocked)
                     )
                     .select("subject")
                     .distinct()
@@ -381,9 +388,7 @@ def score(
         out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
             "period"
         ).parquet(f"{v}/redemptions")
-        out.filter("tbl = 'objections'").select(*OBJECTION_FIELDS).write.parquet(
-            f"{v}/objections"
-        )
+        out.filter("tbl = 'objections'").select(*OBJECTION_FIELDS).write.parquet(f"{v}/objections")
     rejects = out.filter("tbl = 'rejects'").select(
         F.lit(0).alias("batch"), "file", "line", F.col("event").alias("record_id"), "reason",
         null.cast("string").alias("raw"), "waits",
