@@ -215,7 +215,9 @@ def start(core: Any, info: dict[str, Any], run_events: set[str], prior_rows: lis
                 o = by_id.get(r[11])
                 oat = r[8] if o is None else o[8]
                 if oat >= h:
-                    rows.append((r[5], r[0], r[1], oat, r[3], r[10], None if o is None else o[10], r[8], i))
+                    rows.append(
+                        (r[5], r[0], r[1], oat, r[3], r[10], None if o is None else o[10], r[8], i)
+                    )
         rows.sort(key=lambda x: (x[7], x[8]))
         core.count_prior(rows, False)
         trows = [
