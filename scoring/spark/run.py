@@ -383,6 +383,9 @@ def score(
         caches.append(cached)
         if prev is None:
             numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
+        else:  # read twice (its months, then the rows): numbered once
+            numbered = numbered.persist()
+            caches.append(numbered)
         numbered_tables[tbl] = numbered
     if prev is None:
         out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
