@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..evaluate.core import Scorer
-from .partition import Components
+from .partition import OUT_OF_STOCK, Components
 
 # up to this many edges the union-find on the driver is used (see the module doc);
 # measured in docs/spark.md ("Components")
@@ -346,11 +346,11 @@ def score_with_stock(
 
 
 def _with_oos(rows: Any, oos: Any, cols: list[str]) -> Any:
-    """The input rows plus one marker row (kind 2) per request the stock refuses."""
+    """The input rows plus one marker row (kind ``OUT_OF_STOCK``) per request the stock refuses."""
     from pyspark.sql import functions as F
 
     marks = oos.select(
-        "comp", F.lit(2).alias("kind"), F.col("event").alias("id"),
+        "comp", F.lit(OUT_OF_STOCK).alias("kind"), F.col("event").alias("id"),
         *[F.lit(None).cast(t).alias(c) for c, t in (
             ("subject", "string"), ("at", "long"), ("key", "string"), ("amends", "string"),
             ("fi", "int"), ("line", "long"), ("skind", "string"), ("grid", "string"),

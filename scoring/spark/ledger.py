@@ -6,6 +6,9 @@
         entries/period=2024-03/part-*.parquet       (partitioned by posting month)
         trial_entries/period=…/  redemptions/period=…/
         objections/  rejects/  subjects/  memberships/
+        events/period=…/      the accepted events (their own local month), which the
+                              next run deduplicates and corrects against (prior.py)
+        periods/              closed months and late events (``close``, later runs)
         meta.json             scheme, files and their accounting, counts, latest time
 
 A run writes a new version folder and, only when every table and ``meta.json``

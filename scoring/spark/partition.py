@@ -58,6 +58,8 @@ SUMMED = (
     "redemptions_rejected", "late", "unknown_subject", "orphan_corrections",
 )  # fmt: skip
 OBJECTION_FIELDS = ("target", "event", "status", "opened_at", "decided_at")
+# the marker row of a request the stock refuses (graph.py); prior.P_* are 2-5
+OUT_OF_STOCK = 9
 # the combined input of a scoring task: subjects (kind 0) and events (kind 1)
 IN_SCHEMA = (
     "comp string, kind int, id string, subject string, at long, key string, amends string,"
@@ -103,15 +105,18 @@ class Components:
 
 
 def score_partition(
-    scheme_dir: str, event_files: list[str], mode: str = "plain", part_offset: int = 0
-) -> Any:
+    scheme_dir: str, event_files: list[str], mode: str = "plain", part_offset: int = 0,
+    incr: dict[str, Any] | None = None,
+) -> Any:  # fmt: skip
     """A ``mapInArrow`` function over ``IN_SCHEMA`` rows of whole components → ``OUT_SCHEMA``.
 
     ``mode``: ``plain``; or, for components with stocked requests (see
     :mod:`.graph`), ``facts`` (what the requests need from stock, as
     ``graph.FACT_SCHEMA``) and ``final`` (the output), each request taking the stock
-    answer given by the marker rows (kind 2: the event's request is out of stock).
-    ``part_offset`` keeps the ``part`` numbers of two scoring jobs apart."""
+    answer given by the marker rows (kind ``OUT_OF_STOCK``: the event's request is
+    out of stock). ``part_offset`` keeps the ``part`` numbers of two scoring jobs
+    apart. ``incr``: an incremental run's facts (see :mod:`.prior`); the partition's
+    rows then also carry its subjects' stored state (kinds ``prior.P_*``)."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
@@ -138,6 +143,7 @@ def score_partition(
         memberships: list[tuple[str, str]] = []
         rows: list[tuple] = []
         where: dict[str, tuple[int, int]] = {}
+        prior_rows: list[tuple[int, str]] = []
         for b in batches:
             d = b.to_pydict()
             if facts:
@@ -151,11 +157,13 @@ def score_partition(
                 if kind == 0:
                     subjects.append((eid, skind, grid, tags, links))
                     memberships.extend((eid, g) for g in orjson.loads(groups))
-                elif kind == 2:
-                    oos.add(eid)
-                else:
+                elif kind == 1:
                     rows.append((eid, subj, at, key, amends))
                     where[eid] = (fi, line)
+                elif kind == OUT_OF_STOCK:
+                    oos.add(eid)
+                else:  # an incremental run's stored state (prior.P_*)
+                    prior_rows.append((kind, key))
         if not rows and not subjects:
             return
         rows.sort(key=lambda r: (r[2], r[0]))
@@ -165,6 +173,7 @@ def score_partition(
         redemptions: dict[str, list] = {}
         objections: dict[str, list] = {}
         rejects: list[tuple] = []
+        withdrawn: list[str] = []  # stored redemptions given back
         core: Any = None
 
         def emit(op: str, out: list) -> None:
@@ -179,6 +188,8 @@ def score_partition(
                 for (ev,) in out:
                     if ev in redemptions:
                         redemptions[ev][6] = redemptions[ev][7] = "withdrawn"
+                    else:
+                        withdrawn.append(ev)
             elif op == OBJECTIONS:
                 for target, ev, status, opened, decided in out:
                     old = objections.get(target)
@@ -203,8 +214,14 @@ def score_partition(
             core.stock_setup(oos)
         grids = {gid: (g.community, g.street) for gid, g in scheme.grids.items()}
         core.load_subjects(grids, memberships, subjects)
-        core.link_accounts()
-        core.plan(*plan_for(rows))
+        if incr is None:
+            core.link_accounts()
+            core.plan(*plan_for(rows))
+        else:
+            from . import prior
+
+            prior.start(core, incr, {r[0] for r in rows}, prior_rows)
+            core.plan(*prior.plan_args(rows, incr))
         step = 20_000
         for i in range(0, len(rows), step):
             core.score_rows(rows[i : i + step])
@@ -236,6 +253,10 @@ def score_partition(
                 "event": ev, "reason": reason, "waits": waits, "line": line,
                 "file": "score" if fi is None else event_files[fi],
             })  # fmt: skip
+        for ev in withdrawn:
+            put("withdrawn", {"event": ev})
+        for month, n in core.late_by_month.items():
+            put("late", {"period": month, "points": n})
         assert len(cols) == width
         summary = core.summary
         counts = {k: getattr(summary, k) for k in SUMMED}

@@ -14,11 +14,11 @@ The stages, each a Spark job (see docs/spark.md):
 4. the ledger (:mod:`.ledger`): every table written to a new version, then the
    pointer switched.
 
-A run scores every event it is given from an empty ledger: the ledger it writes
-is the one ``gridcredit ingest`` of the same files in the same order and one
-``gridcredit score`` give (entries equal entry by entry, ids aside: see
-tests/test_spark.py). Incremental monthly runs from a stored state are a next
-step (docs/spark.md).
+A run on an empty ledger folder scores every event it is given: the ledger it
+writes is the one ``gridcredit ingest`` of the same files in the same order and one
+``gridcredit score`` give (tests/test_spark.py). On a ledger with a current version
+it continues from the stored state as ``gridcredit ingest`` + ``score`` continue a
+SQLite ledger (:mod:`.prior`, tests/test_spark_incremental.py).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ import orjson
 
 from ..evaluate.outputs import ScoreSummary
 from ..ingest.records import BatchSummary
-from . import graph
+from . import graph, prior
 from . import ledger as store
 from .ingest import (
+    PARSED_SUBJECTS,
     conflict_reason,
     fold_subject,
     list_files,
@@ -45,6 +46,7 @@ from .ingest import (
 from .partition import (
     ENTRY_FIELDS,
     OBJECTION_FIELDS,
+    OUT_SCHEMA,
     REDEMPTION_FIELDS,
     SUMMED,
     score_partition,
@@ -96,18 +98,24 @@ def score(
     t0 = t_start = time.perf_counter()
     run = Run()
     scheme_dir = str(Path(scheme_dir).resolve())
-    scheme, _ = scheme_of(scheme_dir)  # a scheme error stops here, before any job
+    scheme, compiled = scheme_of(scheme_dir)  # a scheme error stops here, before any job
     if not spark.sparkContext.master.startswith("local"):
         # executors elsewhere read the rules from a copy of the scheme folder
         spark.sparkContext.addFile(scheme_dir, recursive=True)
+    # an existing ledger is continued from its current version (see prior.py): the
+    # new files take the next batch numbers
+    prev = prior.load(spark, ledger)
+    b0 = len(prev.files) if prev is not None else 0
 
     # --- 1. ingest: subjects ---------------------------------------------------------
     sfiles = list_files(spark, subjects)
     efiles = list_files(spark, events)
     sbatches = summaries(sfiles.names, "subjects")
     ebatches = summaries(efiles.names, "events")
+    for b in sbatches:
+        b.batch += b0
     for b in ebatches:
-        b.batch += len(sbatches)
+        b.batch += len(sbatches) + b0
     run.batches = [*sbatches, *ebatches]
     reject_frames = []
     persisted: list[Any] = []  # what the run persisted, dropped at its end
@@ -121,7 +129,7 @@ def score(
             sbatches[fi].rejected += n
         reject_frames.append(
             parsed.filter("kind = 'reject'").select(
-                (F.col("fi") + 1).cast("int").alias("batch"),
+                (F.col("fi") + 1 + b0).cast("int").alias("batch"),
                 F.col("fi"),
                 "line",
                 F.col("id").alias("record_id"),
@@ -131,10 +139,12 @@ def score(
             )  # fmt: skip
         )
         fold = fold_subject(sfiles.names)
+        records = parsed.filter("kind = 'row'")
+        if prev is not None:  # the stored subjects come first (file -1), as in the database
+            records = records.unionByName(prior.stored_subjects(spark, prev, PARSED_SUBJECTS))
         folded = (
-            parsed.filter("kind = 'row'")
-            .rdd.groupBy(lambda r: r.id)
-            .flatMap(lambda kv, f=fold: f(list(kv[1])))
+            records.rdd.groupBy(lambda r: r.id)
+            .flatMap(lambda kv, f=fold: [o for o in f(list(kv[1])) if o[0] == "final" or o[1] >= 0])
             .persist()
         )
         persisted.append(folded)
@@ -162,12 +172,14 @@ def score(
         reject_frames.append(
             spark.createDataFrame(
                 folded.filter(lambda x: x[0] == "reject").map(
-                    lambda x: (x[1] + 1, x[1], x[2], x[3], x[4], x[5], None)
+                    lambda x, b0=b0: (x[1] + 1 + b0, x[1], x[2], x[3], x[4], x[5], None)
                 ),
                 "batch int, fi int, line long, record_id string, reason string, raw string,"
                 " waits string",
             )
         )
+    elif prev is not None:
+        subjects_df = prior.stored_subjects(spark, prev, SUBJECT_COLUMNS)
     else:
         subjects_df = spark.createDataFrame([], SUBJECT_COLUMNS)
     subjects_df = subjects_df.persist()
@@ -187,7 +199,7 @@ def score(
         offset = len(sbatches)
         reject_frames.append(
             parsed_e.filter("kind = 'reject'").select(
-                (F.col("fi") + 1 + offset).cast("int").alias("batch"),
+                (F.col("fi") + 1 + offset + b0).cast("int").alias("batch"),
                 (F.col("fi") + offset).alias("fi"),
                 "line",
                 F.col("id").alias("record_id"),
@@ -197,21 +209,33 @@ def score(
             )  # fmt: skip
         )
         rows = parsed_e.filter("kind = 'row'").drop("kind", "reason", "block")
-        # one shuffle: every record beside its id's first (by file, line), from the
-        # same window (the frame up to the current row: ``first`` is the first's)
         by_id = Window.partitionBy("id").orderBy("fi", "line")
-        ranked = rows.select(
-            "*",
-            F.row_number().over(by_id).alias("rn"),
-            *[F.first(c).over(by_id).alias("w_" + c) for c in (*CONTENT, "fi", "line")],
-        )
+        judge_names = efiles.names
+        if prev is None:
+            # one shuffle: every record beside its id's first (by file, line), from the
+            # same window (the frame up to the current row: ``first`` is the first's)
+            ranked = rows.select(
+                "*",
+                F.row_number().over(by_id).alias("rn"),
+                *[F.first(c).over(by_id).alias("w_" + c) for c in (*CONTENT, "fi", "line")],
+            )
+            first = F.col("rn") == 1
+        else:
+            # an id stored by an earlier run: that event is the one accepted (its file
+            # is named after the new ones' in the conflict's wording)
+            ranked = rows.withColumn("rn", F.row_number().over(by_id))
+            winners = ranked.filter("rn = 1").select(
+                "id", *[F.col(c).alias("w_" + c) for c in (*CONTENT, "fi", "line")]
+            )
+            winners, first = prior.stored_winners(spark, prev, winners, len(efiles.names))
+            ranked = ranked.join(winners, "id")
+            judge_names = [*efiles.names, *prev.files]
         same = F.lit(True)
         for c in CONTENT:
             same = same & F.col(c).eqNullSafe(F.col("w_" + c))
         # accepted (the first), duplicate or conflicting
         judged = ranked.withColumn(
-            "status",
-            F.when(F.col("rn") == 1, "accepted").when(same, "duplicates").otherwise("conflict"),
+            "status", F.when(first, "accepted").when(same, "duplicates").otherwise("conflict")
         ).persist()
         persisted.append(judged)
         n_conflicts = 0
@@ -229,7 +253,7 @@ def score(
         if n_conflicts:
             conflicts = (
                 judged.filter("status = 'conflict'")
-                .rdd.map(lambda r, names=efiles.names: conflict_reason(names, r))
+                .rdd.map(lambda r, names=judge_names: conflict_reason(names, r))
                 .collect()
             )
         for fi, *_ in conflicts:
@@ -240,7 +264,7 @@ def score(
             reject_frames.append(
                 spark.createDataFrame(
                     [
-                        (fi + 1 + offset, fi + offset, line, rid, reason, raw, None)
+                        (fi + 1 + offset + b0, fi + offset, line, rid, reason, raw, None)
                         for fi, line, rid, reason, raw in conflicts
                     ],  # fmt: skip
                     "batch int, fi int, line long, record_id string, reason string, raw string,"
@@ -254,52 +278,75 @@ def score(
         assert b.read == b.accepted + b.duplicates + b.rejected, b
     t0 = _tick(run, "ingest events", t0)
 
-    # --- 2. components ---------------------------------------------------------------
-    pairs = graph.edges(accepted, subjects_df)
-    stocked = sorted(i for i, it in scheme.catalog.items() if it.stock is not None)
-    comp_df = graph.components(spark, pairs, driver_max_edges).persist()
-    t0 = _tick(run, "components", t0)
-
-    # --- 3. scoring ------------------------------------------------------------------
+    incr = None
+    comp_df = None
+    score_files = efiles.names
     null = F.lit(None)
-    subj_in = (
-        subjects_df.join(comp_df, subjects_df.id == comp_df.m_subject, "left").select(
-            F.coalesce("comp", "id").alias("comp"),
-            F.lit(0).alias("kind"),
-            "id",
-            null.cast("string").alias("subject"),
-            null.cast("long").alias("at"),
-            null.cast("string").alias("key"),
-            null.cast("string").alias("amends"),
-            null.cast("int").alias("fi"),
-            null.cast("long").alias("line"),
-            F.col("kind").alias("skind"),
-            "grid",
-            "tags",
-            "links",
-            "groups",
+    if prev is not None:
+        # --- 2.+3. an incremental run: the events to score, their components and
+        # their subjects' stored state (prior.py)
+        plan = prior.prepare(spark, scheme, compiled, prev, accepted, subjects_df,
+                             b0 + len(sbatches))  # fmt: skip
+        combined, incr = plan.combined, plan.info
+        run.summary.waited = len(plan.requeued)
+        if plan.rewind and plan.first is not None:
+            run.summary.rewound_from = plan.first[1]
+        score_files = [*prev.files, *sfiles.names, *efiles.names]
+        t0 = _tick(run, "components", t0)
+        out = (
+            combined.repartition(partitions, "comp")
+            .mapInArrow(score_partition(scheme_dir, score_files, incr=incr), OUT_SCHEMA)
+            .persist()
+        )
+    else:
+        # --- 2. components ---------------------------------------------------------------
+        pairs = graph.edges(accepted, subjects_df)
+        stocked = sorted(i for i, it in scheme.catalog.items() if it.stock is not None)
+        comp_df = graph.components(spark, pairs, driver_max_edges).persist()
+        t0 = _tick(run, "components", t0)
+
+        # --- 3. scoring ------------------------------------------------------------------
+        null = F.lit(None)
+        subj_in = (
+            subjects_df.join(comp_df, subjects_df.id == comp_df.m_subject, "left").select(
+                F.coalesce("comp", "id").alias("comp"),
+                F.lit(0).alias("kind"),
+                "id",
+                null.cast("string").alias("subject"),
+                null.cast("long").alias("at"),
+                null.cast("string").alias("key"),
+                null.cast("string").alias("amends"),
+                null.cast("int").alias("fi"),
+                null.cast("long").alias("line"),
+                F.col("kind").alias("skind"),
+                "grid",
+                "tags",
+                "links",
+                "groups",
+            )  # fmt: skip
+        )
+        combined = subj_in
+        if accepted is not None:
+            ev_in = accepted.join(comp_df, accepted.subject == comp_df.m_subject, "left").select(
+                F.coalesce("comp", "subject").alias("comp"), F.lit(1).alias("kind"), "id", "subject",
+                "at", F.concat("type", F.lit("\x1f"), "attrs").alias("key"), "amends", "fi", "line",
+                *[null.cast("string").alias(c) for c in ("skind", "grid", "tags", "links", "groups")],
+            )  # fmt: skip
+            combined = subj_in.unionByName(ev_in)
+        # stock is a stage of its own (graph.score_with_stock): components with stocked
+        # requests are scored in rounds until first come, first served holds, or in one
+        # task while they fit its share
+        if one_task_events is None:
+            one_task_events = (
+                sum(b.accepted for b in ebatches) // spark.sparkContext.defaultParallelism
+            )
+        out, rounds = graph.score_with_stock(
+            spark, combined, stocked, {i: scheme.catalog[i].stock for i in stocked}, partitions,
+            lambda mode, offset: score_partition(scheme_dir, efiles.names, mode, offset),
+            one_task_events=one_task_events,
         )  # fmt: skip
-    )
-    combined = subj_in
-    if accepted is not None:
-        ev_in = accepted.join(comp_df, accepted.subject == comp_df.m_subject, "left").select(
-            F.coalesce("comp", "subject").alias("comp"), F.lit(1).alias("kind"), "id", "subject",
-            "at", F.concat("type", F.lit("\x1f"), "attrs").alias("key"), "amends", "fi", "line",
-            *[null.cast("string").alias(c) for c in ("skind", "grid", "tags", "links", "groups")],
-        )  # fmt: skip
-        combined = subj_in.unionByName(ev_in)
-    # stock is a stage of its own (graph.score_with_stock): components with stocked
-    # requests are scored in rounds until first come, first served holds, or in one
-    # task while they fit its share
-    if one_task_events is None:
-        one_task_events = sum(b.accepted for b in ebatches) // spark.sparkContext.defaultParallelism
-    out, rounds = graph.score_with_stock(
-        spark, combined, stocked, {i: scheme.catalog[i].stock for i in stocked}, partitions,
-        lambda mode, offset: score_partition(scheme_dir, efiles.names, mode, offset),
-        one_task_events=one_task_events,
-    )  # fmt: skip
-    out = out.persist()
-    run.stock_rounds = rounds.scored
+        out = out.persist()
+        run.stock_rounds = rounds.scored
     counts: Counter[str] = Counter()
     for (note,) in out.filter("tbl = 'summary'").select("note").collect():
         counts.update(orjson.loads(note))
@@ -311,18 +358,28 @@ def score(
     version = store.new_version(ledger)
     run.version = version
     v = str(version)
+    numbered_tables, caches = {}, []
     for tbl in ("entries", "trial_entries"):
-        rows = out.filter(F.col("tbl") == tbl)
-        if not getattr(run.summary, tbl):  # none (a scheme without trials): no numbering jobs
-            rows.select("id", *ENTRY_FIELDS).write.partitionBy("period").parquet(f"{v}/{tbl}")
+        rows_t = out.filter(F.col("tbl") == tbl)
+        if prev is None and not getattr(run.summary, tbl):
+            # none (a scheme without trials): no numbering jobs
+            rows_t.select("id", *ENTRY_FIELDS).write.partitionBy("period").parquet(f"{v}/{tbl}")
             continue
-        numbered, cached = _global_ids(rows, tbl == "trial_entries")
-        numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
-        cached.unpersist()
-    out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
-        "period"
-    ).parquet(f"{v}/redemptions")
-    out.filter("tbl = 'objections'").select(*OBJECTION_FIELDS).write.parquet(f"{v}/objections")
+        # an incremental run's entries take ids after the stored ones it keeps
+        base = prior.kept_max(spark, prev, plan, tbl) if prev is not None else 0
+        numbered, cached = _global_ids(rows_t, tbl == "trial_entries", base)
+        caches.append(cached)
+        if prev is None:
+            numbered.write.partitionBy("period").parquet(f"{v}/{tbl}")
+        else:  # read twice (its months, then the rows): numbered once
+            numbered = numbered.persist()
+            caches.append(numbered)
+        numbered_tables[tbl] = numbered
+    if prev is None:
+        out.filter("tbl = 'redemptions'").select(*REDEMPTION_FIELDS).write.partitionBy(
+            "period"
+        ).parquet(f"{v}/redemptions")
+        out.filter("tbl = 'objections'").select(*OBJECTION_FIELDS).write.parquet(f"{v}/objections")
     rejects = out.filter("tbl = 'rejects'").select(
         F.lit(0).alias("batch"), "file", "line", F.col("event").alias("record_id"), "reason",
         null.cast("string").alias("raw"), "waits",
@@ -335,39 +392,52 @@ def score(
                 *[c.split()[0] for c in REJECT_COLUMNS.split(",")]
             )
         )
-    rejects.write.parquet(f"{v}/rejects")
+    # the accepted events, by month: what the next run deduplicates and corrects against
     if accepted is not None:
-        # the accepted events (SCHEMAS["events"]): assessments' survey metrics read them;
-        # a fresh run posts every event to its own local month (the session's zone is UTC)
-        tz = scheme.clock.tzname
-        accepted.select(
+        events_new = accepted.select(
             "id", "type", "subject", "at", "attrs", "amends",
-            (F.col("fi") + 1 + len(sbatches)).cast("int").alias("batch"), "line",
-            F.date_format(F.from_utc_timestamp(F.timestamp_seconds("at"), tz),
-                          "yyyy-MM").alias("period"),
-        ).write.parquet(f"{v}/events")  # fmt: skip
-    subjects_df.drop("groups").write.parquet(f"{v}/subjects")
-    subjects_df.select(
-        F.col("id").alias("subject"),
-        F.explode(F.from_json("groups", T.ArrayType(T.StringType()))).alias("grp"),
-    ).write.parquet(f"{v}/memberships")
+            (F.col("fi") + 1 + len(sbatches) + b0).cast("int").alias("batch"), "line",
+            prior.month_col(F.col("at"), scheme.clock.tzname).alias("period"),
+        )  # fmt: skip
+    else:
+        events_new = spark.createDataFrame([], store.SCHEMAS["events"])
+    batches = [{k: v for k, v in b.as_dict().items() if k != "problems"} for b in run.batches]
+    if prev is None:
+        rejects.write.parquet(f"{v}/rejects")
+        subjects_df.drop("groups").write.parquet(f"{v}/subjects")
+        subjects_df.select(
+            F.col("id").alias("subject"),
+            F.explode(F.from_json("groups", T.ArrayType(T.StringType()))).alias("grp"),
+        ).write.parquet(f"{v}/memberships")
+        events_new.write.partitionBy("period").parquet(f"{v}/events")
+    else:
+        prior.write_version(
+            spark, prev, plan, version, entries=numbered_tables["entries"],
+            trial=numbered_tables["trial_entries"], out=out, rejects=rejects, events=events_new,
+            subjects=subjects_df if sfiles.names else None,
+        )  # fmt: skip
+        batches = [*prev.meta.get("batches", []), *batches]
+        old = prev.meta.get("latest_time")
+        latest = old if latest is None else (latest if old is None else max(old, latest))
+    for cached in caches:
+        cached.unpersist()
     run.summary.seconds = time.perf_counter() - t_start
     store.write_meta(version, {
         "scheme": scheme_dir,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "partitions": partitions,
         "latest_time": latest,
-        "batches": [{k: v for k, v in b.as_dict().items() if k != "problems"} for b in run.batches],
+        "batches": batches,
         "summary": {k: getattr(run.summary, k) for k in SUMMED},
     })  # fmt: skip
     store.switch(ledger, version)
     _tick(run, "write", t0)
-    for df in (out, subjects_df, comp_df, *persisted):
+    for df in (out, subjects_df, *([comp_df] if comp_df is not None else []), *persisted):
         df.unpersist()
     return run
 
 
-def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
+def _global_ids(df: Any, trial: bool, base: int = 0) -> tuple[Any, Any]:
     """Entries numbered as the SQLite path numbers them: in the order the core
     emits them over the whole ledger, which is by (event time, event id), then
     the order within the event (a partition's own ids); ``ref`` and the entry
@@ -375,7 +445,10 @@ def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
 
     Distributed: a window per hour of event time, each hour's offset from the
     hours' counts (no single-partition window). Returns the numbered entries and
-    the cached table to drop once they are written."""
+    the cached table to drop once they are written.
+
+    ``base``: the largest id kept from earlier runs (ids continue after it); a
+    ``ref`` below ``prior.OFFSET`` names such a stored entry and is kept as it is."""
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
@@ -384,7 +457,7 @@ def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
     hours = df.select(F.col("part"), F.col("id").alias("lid"), *ENTRY_FIELDS).withColumn(
         "hour", F.floor(F.col("at") / 3600)
     )
-    offsets, total = [], 0
+    offsets, total = [], base
     for hour, n in sorted(hours.groupBy("hour").count().collect()):
         offsets.append((hour, total))
         total += n
@@ -438,7 +511,7 @@ def _global_ids(df: Any, trial: bool) -> tuple[Any, Any]:
     renumbered = fixed.select(
         F.col("gid").alias("id"),
         *[
-            F.col("r_gid").alias("ref")
+            F.coalesce("r_gid", "ref").alias("ref")
             if c == "ref"
             else (note.alias("note") if c == "note" else F.col(c))
             for c in ENTRY_FIELDS
