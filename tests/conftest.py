@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,11 @@ from scoring.loader import load_scheme
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
+
+
+# the Spark tests share one SparkSession (local mode: the executors live in the
+# driver's JVM); the suite's largest county needs more than the runner's default
+os.environ.setdefault("GRIDCREDIT_SPARK_DRIVER_MEMORY", "4g")
 
 
 @pytest.fixture
@@ -75,3 +81,22 @@ def put(db, scheme, events: list[dict[str, Any]] | None = None, subjects: list[d
 
 def ev(eid: str, etype: str, subject: str, at: str, **attrs: Any) -> dict[str, Any]:
     return {"id": eid, "type": etype, "subject": subject, "at": at, "attrs": attrs}
+
+
+@pytest.fixture(autouse=True)
+def _spark_cache_dropped(request):
+    """Every Spark test leaves the one SparkSession with no cached tables: a run
+    stopped midway on purpose (the kill tests) never unpersists its own, and the
+    session's memory is shared by the whole suite."""
+    yield
+    if request.node.get_closest_marker("spark") is None:
+        return
+    import sys
+
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.catalog.clearCache()
