@@ -28,11 +28,18 @@ def _parser() -> argparse.ArgumentParser:
         description="gridcredit on Apache Spark: the same rules and ledger as the SQLite path.",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("score", help="Ingest subjects and events and score them into a ledger.")
+    s = sub.add_parser(
+        "score",
+        help="Ingest subjects and events and score them into a ledger (a ledger that"
+        " exists is continued from its stored state, as gridcredit ingest + score do).",
+    )
     s.add_argument("--scheme", required=True, metavar="DIR", help="the scheme repository")
-    s.add_argument("--subjects", nargs="+", default=[], metavar="PATH", help="subjects files")
-    s.add_argument("--events", nargs="+", default=[], metavar="PATH", help="events files")
-    s.add_argument("--ledger", required=True, metavar="DIR", help="the Spark ledger folder")
+    s.add_argument("--subjects", nargs="+", default=[], metavar="PATH",
+                   help="subjects files: JSON Lines, CSV or Parquet (files or folders)")  # fmt: skip
+    s.add_argument("--events", nargs="+", default=[], metavar="PATH",
+                   help="events files: JSON Lines, CSV or Parquet (files or folders)")  # fmt: skip
+    s.add_argument("--ledger", required=True, metavar="DIR",
+                   help="the Spark ledger folder (new: a full run; existing: continued)")  # fmt: skip
     s.add_argument("--master", help="Spark master, e.g. local[2] (default: spark-submit's)")
     s.add_argument("--partitions", type=int, default=None, metavar="N",
                    help="scoring partitions (default 16; the ledger is the same for any N)")  # fmt: skip
