@@ -100,3 +100,26 @@ def _spark_cache_dropped(request):
     active = SparkSession.getActiveSession()
     if active is not None:
         active.catalog.clearCache()
+
+
+def _spark_missing() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed: pip install -e '.[spark]' (python3 dev.py test does)"
+    if shutil.which("java") is None:
+        return "Java is not installed: apt-get install openjdk-17-jre-headless (dev.py test does)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one SparkSession of the test session, on local[2] (the Spark tests' files share it)."""
+    why = _spark_missing()
+    if why:
+        pytest.skip(why)
+    from scoring.spark.session import get_session
+
+    session = get_session("local[2]")
+    yield session
+    session.stop()

@@ -12,19 +12,6 @@ from scoring.spark.partition import Components
 pytestmark = pytest.mark.spark
 
 
-@pytest.fixture(scope="session")
-def spark():
-    from tests.test_spark import _spark_missing
-
-    why = _spark_missing()
-    if why:
-        pytest.skip(why)
-    from scoring.spark.session import get_session
-
-    # the session of tests/test_spark.py when both run (get_session reuses it)
-    return get_session("local[2]")
-
-
 def union_find(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     comps = Components()
     for a, b in pairs:

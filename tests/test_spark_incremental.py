@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import random
-import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -28,28 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 AS_OF = ("2024-01-20", "2024-02-29", "2024-03-31", None)
 
 pytestmark = pytest.mark.spark
-
-
-def _spark_missing() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed: pip install -e '.[spark]' (python3 dev.py test does)"
-    if shutil.which("java") is None:
-        return "Java is not installed: apt-get install openjdk-17-jre-headless (dev.py test does)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def spark():
-    why = _spark_missing()
-    if why:
-        pytest.skip(why)
-    from scoring.spark.session import get_session
-
-    session = get_session("local[2]")
-    yield session
-    session.stop()
 
 
 # --- both paths, run by run -----------------------------------------------------------

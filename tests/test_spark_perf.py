@@ -13,7 +13,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import test_spark
 from test_spark import (
     ROOT,
     assert_same,
@@ -28,7 +27,6 @@ from test_spark import (
 from scoring.spark.canonical import sqlite_ledger
 
 pytestmark = pytest.mark.spark
-spark = test_spark.spark  # the one session fixture
 
 ACCOUNTS = ("file", "read", "accepted", "duplicates", "conflicting", "rejected")
 

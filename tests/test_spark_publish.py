@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,28 +28,6 @@ MONTHS = ("2024-01", "2024-02", "2024-03")
 KEY = "5" * 64  # the same look-up key for both paths: the same codes, the same files
 
 pytestmark = pytest.mark.spark
-
-
-def _spark_missing() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed: pip install -e '.[spark]' (python3 dev.py test does)"
-    if shutil.which("java") is None:
-        return "Java is not installed: apt-get install openjdk-17-jre-headless (dev.py test does)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def spark():
-    why = _spark_missing()
-    if why:
-        pytest.skip(why)
-    from scoring.spark.session import get_session
-
-    session = get_session("local[2]")
-    yield session
-    session.stop()
 
 
 def digests(*roots: Path) -> dict[str, str]:
